@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both create .venv with the CPU build of torch pinned (the dev/test setup only:
+# the package itself accepts any torch>=2.1).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TORCH  ?= torch==2.13.0
+# This machine keeps the CPU torch wheel in /opt/wheels; elsewhere pip uses its index.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
+
+.PHONY: demo test bench setup setup-dev clean
+
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) "$(TORCH)" -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.core
+	$(PIP) "$(TORCH)" -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.core
+setup-dev: $(VENV)/.dev
+
+demo: setup
+	$(VENV)/bin/tali demo
+
+test: setup-dev
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+bench: setup-dev
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV)

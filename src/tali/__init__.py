@@ -1,0 +1,53 @@
+"""tali: temporally aligned, training-ready batches from the TALI dataset.
+
+>>> import tali
+>>> ds = tali.TaliDataset(tali.sample_data.build(), split="train")
+>>> loader = tali.make_loader(ds, batch_size=8, num_workers=2)
+"""
+
+from tali import sample_data
+from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
+from tali.data.collate import collate
+from tali.data.dataset import TaliDataset, make_loader
+from tali.errors import (
+    TaliConfigError,
+    TaliDataError,
+    TaliDecodeError,
+    TaliError,
+    TaliImageError,
+    TaliMissingStreamError,
+    TaliSchemaError,
+    TaliSourceError,
+    TaliSubtitleError,
+)
+from tali.schema import TALI_SCHEMA, Column, Modality, SubModality
+from tali.transform import TaliTransform
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "sample_data",
+    "TaliConfig",
+    "WindowConfig",
+    "VideoConfig",
+    "AudioConfig",
+    "ImageConfig",
+    "TextConfig",
+    "TaliDataset",
+    "TaliTransform",
+    "make_loader",
+    "collate",
+    "TALI_SCHEMA",
+    "Column",
+    "Modality",
+    "SubModality",
+    "TaliError",
+    "TaliConfigError",
+    "TaliDataError",
+    "TaliDecodeError",
+    "TaliImageError",
+    "TaliMissingStreamError",
+    "TaliSchemaError",
+    "TaliSourceError",
+    "TaliSubtitleError",
+]

@@ -1,0 +1,1 @@
+"""The ``tali`` command line: a thin shell over the library, one module per command."""

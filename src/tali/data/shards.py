@@ -1,0 +1,153 @@
+"""Row-group addressing over parquet shards, from footers only.
+
+The index is built from parquet metadata (no data pages are read), maps a
+global row number to ``(shard, row group, offset)``, and is the unit that
+streaming, sharding and resume split work by. Reading projects columns and
+keeps the last row groups decoded, so neighbouring rows cost one read.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tali.errors import TaliSourceError
+
+__all__ = ["ShardInfo", "RowGroupRef", "ShardIndex", "RowGroupReader"]
+
+Opener = Callable[[str], Any]  # path -> binary file object (local open or fsspec)
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    path: str
+    num_rows: int
+    row_group_rows: tuple[int, ...]
+    column_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RowGroupRef:
+    """One row group: the unit of reading, sharding and resuming."""
+
+    shard: int
+    row_group: int
+    first_row: int  # global row number of its first row
+    num_rows: int
+    shard_row: int  # row number of its first row inside the shard
+
+
+def _open_parquet(path: str, opener: Opener | None) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(opener(path) if opener else path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise TaliSourceError(f"cannot read parquet footer of {path}: {exc}") from exc
+
+
+class ShardIndex:
+    """Global row numbers over an ordered list of shards."""
+
+    def __init__(self, shards: Sequence[ShardInfo]) -> None:
+        self.shards = tuple(shards)
+        self.row_groups: list[RowGroupRef] = []
+        first = 0
+        for s, shard in enumerate(self.shards):
+            in_shard = 0
+            for g, rows in enumerate(shard.row_group_rows):
+                self.row_groups.append(RowGroupRef(s, g, first, rows, in_shard))
+                first += rows
+                in_shard += rows
+        self.num_rows = first
+        self._starts = [rg.first_row for rg in self.row_groups]
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str], opener: Opener | None = None) -> ShardIndex:
+        infos = []
+        for path in paths:
+            meta = _open_parquet(path, opener).metadata
+            infos.append(
+                ShardInfo(
+                    path=path,
+                    num_rows=meta.num_rows,
+                    row_group_rows=tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
+                    column_names=tuple(meta.schema.to_arrow_schema().names),
+                )
+            )
+        return cls(infos)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Columns present in every shard."""
+        if not self.shards:
+            return ()
+        common = set(self.shards[0].column_names)
+        for shard in self.shards[1:]:
+            common &= set(shard.column_names)
+        return tuple(n for n in self.shards[0].column_names if n in common)
+
+    def locate(self, index: int) -> tuple[RowGroupRef, int]:
+        """The row group holding global row ``index`` and the offset inside it."""
+        if not 0 <= index < self.num_rows:
+            raise IndexError(f"row {index} out of range for {self.num_rows} rows")
+        k = bisect.bisect_right(self._starts, index) - 1
+        rg = self.row_groups[k]
+        return rg, index - rg.first_row
+
+
+class RowGroupReader:
+    """Reads row groups with column projection; keeps the last few decoded.
+
+    Holds open file handles, so create one per process (it is rebuilt lazily
+    after pickling into a DataLoader worker).
+    """
+
+    def __init__(self, index: ShardIndex, columns: Sequence[str], *, cache_row_groups: int = 2,
+                 opener: Opener | None = None) -> None:
+        self.index = index
+        self.columns = list(columns)
+        self.cache_row_groups = cache_row_groups
+        self.opener = opener
+        self._files: dict[int, pq.ParquetFile] = {}
+        self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_files"], state["_cache"] = {}, OrderedDict()
+        return state
+
+    def read_row_group(self, ref: RowGroupRef) -> pa.Table:
+        key = (ref.shard, ref.row_group)
+        table = self._cache.get(key)
+        if table is not None:
+            self._cache.move_to_end(key)
+            return table
+        handle = self._files.get(ref.shard)
+        if handle is None:
+            handle = self._files[ref.shard] = _open_parquet(self.index.shards[ref.shard].path, self.opener)
+        try:
+            table = handle.read_row_group(ref.row_group, columns=self.columns)
+        except (OSError, pa.ArrowException) as exc:
+            raise TaliSourceError(
+                f"cannot read row group {ref.row_group} of {self.index.shards[ref.shard].path}: {exc}"
+            ) from exc
+        self._cache[key] = table
+        while len(self._cache) > self.cache_row_groups:
+            self._cache.popitem(last=False)
+        return table
+
+    def read_row(self, index: int) -> dict[str, Any]:
+        ref, offset = self.index.locate(index)
+        return self.read_row_group(ref).slice(offset, 1).to_pylist()[0]
+
+    def close(self) -> None:
+        self._files.clear()
+        self._cache.clear()

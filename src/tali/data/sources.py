@@ -1,0 +1,53 @@
+"""Find the parquet shards of a split in a local source.
+
+A source is a directory in the Hub's layout (``data/{split}-*.parquet``), a
+directory of shards, one parquet file, or a list of files. Remote sources
+(Hub ids, fsspec URLs) resolve to the same list of shard paths in
+:mod:`tali.hub` and :mod:`tali.data.remote`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tali.errors import TaliSourceError
+
+__all__ = ["SourceLike", "resolve_local_files", "SPLITS"]
+
+SourceLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+SPLITS = ("train", "val", "test")
+
+
+def _split_files(root: Path, split: str) -> list[Path]:
+    for pattern in (f"data/{split}-*.parquet", f"{split}-*.parquet", f"data/{split}/*.parquet", f"{split}/*.parquet"):
+        found = sorted(root.glob(pattern))
+        if found:
+            return found
+    return []
+
+
+def resolve_local_files(source: SourceLike, split: str | None = None) -> list[str]:
+    """Shard paths, sorted, for ``split`` (``None``: every parquet file in the source)."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if path.is_file():
+            return [str(path)]
+        if not path.is_dir():
+            raise TaliSourceError(f"no such file or directory: {path}")
+        if split is None:
+            files = sorted(path.rglob("*.parquet"))
+        else:
+            files = _split_files(path, split)
+        if not files:
+            where = f"split {split!r} in " if split else ""
+            raise TaliSourceError(f"no parquet shards for {where}{path} (looked for data/{split or '*'}-*.parquet)")
+        return [str(f) for f in files]
+    files = [str(Path(f)) for f in source]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise TaliSourceError(f"parquet files not found: {', '.join(missing[:5])}")
+    if not files:
+        raise TaliSourceError("an empty list of files is not a source")
+    return files

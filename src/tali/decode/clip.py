@@ -1,0 +1,137 @@
+"""Open a clip's mp4 bytes once and describe its streams.
+
+Every PyAV call that can fail on bad bytes runs inside :func:`decode_errors`,
+so a truncated or garbage mp4 surfaces as a :class:`~tali.errors.TaliDecodeError`
+naming the row and field, never as a bare FFmpeg error with no context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import av.container
+
+from tali.errors import TaliDataError, TaliDecodeError, TaliMissingStreamError
+from tali.schema import Column
+
+__all__ = ["Clip", "ClipInfo", "open_clip", "decode_errors"]
+
+_FIELD = str(Column.YOUTUBE_VIDEO_CONTENT)
+
+
+@contextlib.contextmanager
+def decode_errors(item_idx: int | None, field: str = _FIELD, what: str = "decode") -> Iterator[None]:
+    """Turn any failure inside PyAV into a located ``TaliDecodeError``."""
+    try:
+        yield
+    except TaliDataError:
+        raise
+    except (av.FFmpegError, ValueError, OSError, EOFError, IndexError, RuntimeError, TypeError) as exc:
+        raise TaliDecodeError(
+            f"cannot {what} {field}: {type(exc).__name__}: {exc}", item_idx=item_idx, field=field
+        ) from exc
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What the container says about a clip. Times are seconds on the clip's timeline,
+    where 0 is the first video timestamp."""
+
+    duration_seconds: float
+    fps: float
+    width: int
+    height: int
+    video_start_seconds: float
+    has_audio: bool
+    audio_sample_rate: int | None
+    audio_channels: int | None
+    #: Audio stream start minus video stream start (positive: audio starts late).
+    audio_offset_seconds: float | None
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+class Clip:
+    """An opened mp4: one container shared by every output of a sample."""
+
+    def __init__(self, container: av.container.InputContainer, item_idx: int | None) -> None:
+        self.container = container
+        self.item_idx = item_idx
+        with decode_errors(item_idx, what="probe"):
+            if not container.streams.video:
+                raise TaliMissingStreamError(
+                    "clip has no video stream", item_idx=item_idx, field=_FIELD
+                )
+            self.video = container.streams.video[0]
+            self.audio = container.streams.audio[0] if container.streams.audio else None
+            self.info = self._probe()
+
+    def _probe(self) -> ClipInfo:
+        video = self.video
+        ctx = video.codec_context
+        if not ctx.width or not ctx.height or ctx.width * ctx.height > 8192 * 8192:
+            raise TaliDecodeError(
+                f"implausible video dimensions {ctx.width}x{ctx.height}",
+                item_idx=self.item_idx,
+                field=_FIELD,
+            )
+        rate = video.average_rate or video.base_rate or video.guessed_rate
+        fps = float(rate) if rate else 0.0
+        if not 0 < fps <= 1000:
+            raise TaliDecodeError(f"implausible frame rate {fps}", item_idx=self.item_idx, field=_FIELD)
+        start = _seconds(video.start_time, video.time_base) or 0.0
+        duration = _seconds(video.duration, video.time_base)
+        if not duration or duration <= 0:
+            # Some muxers leave the stream duration unset; fall back to the container's.
+            duration = (self.container.duration or 0) / av.time_base
+        if duration <= 0 and video.frames:
+            duration = video.frames / fps
+        if not 0 < duration < 24 * 3600:
+            raise TaliDecodeError(f"implausible duration {duration}s", item_idx=self.item_idx, field=_FIELD)
+        audio = self.audio
+        audio_offset = None
+        if audio is not None:
+            audio_start = _seconds(audio.start_time, audio.time_base)
+            audio_offset = (audio_start - start) if audio_start is not None else 0.0
+        return ClipInfo(
+            duration_seconds=duration,
+            fps=fps,
+            width=ctx.width,
+            height=ctx.height,
+            video_start_seconds=start,
+            has_audio=audio is not None,
+            audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+            audio_channels=audio.codec_context.channels if audio is not None else None,
+            audio_offset_seconds=audio_offset,
+        )
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> Clip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_clip(data: bytes | memoryview | None, *, item_idx: int | None = None) -> Clip:
+    """Open mp4 bytes (never a path: a row must not make us read the local disk)."""
+    if data is None or len(data) == 0:
+        raise TaliDecodeError("clip bytes are empty or null", item_idx=item_idx, field=_FIELD)
+    with decode_errors(item_idx, what="open"):
+        container = av.open(io.BytesIO(data), mode="r", format="mp4")
+    try:
+        return Clip(container, item_idx)
+    except BaseException:
+        container.close()
+        raise

@@ -1,0 +1,284 @@
+"""One TALI row in, one aligned sample out.
+
+Every clip-based output (frames, the single frame, audio, subtitles) is cut
+from ONE window ``[t0, t0 + d]``; the sample records ``t0``, ``d``, the frame
+timestamps and the chosen language so each output can be traced back. The
+mp4 is opened once per sample and shared by the video and audio decoders.
+
+A sample is a dict keyed by sub-modality name; each value is a dict::
+
+    youtube_content_video    frames [N, 3, S, S] uint8, pts_seconds [N] float64, mask [N] bool
+    youtube_random_video_frame / youtube_thumbnail_image / wikipedia_caption_image
+                             pixels [3, S, S] uint8 (+ pts_seconds for frames from the clip)
+    youtube_content_audio    waveform [round(d * sr)] float32, sample_rate, valid_samples, missing
+    *_text                   text: str (list[str] when every language is asked for), language
+    window                   start_seconds, duration_seconds, clip_seconds (clip timeline)
+
+plus ``item_idx``, ``key`` (the row's position in its source) and ``epoch``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tali.config import FrameOutput, TaliConfig
+from tali.decode.audio import decode_audio_window, silent_window
+from tali.decode.clip import Clip, open_clip
+from tali.decode.image import decode_image
+from tali.decode.subtitles import lines_between, parse_subtitles
+from tali.decode.video import DecodedFrames, decode_frames_played_at, decode_keyframes_in
+from tali.errors import TaliDataError, TaliSchemaError
+from tali.schema import Column, ImageField, SubModality
+from tali.text import caption, choose_language, main_body, read_wit, title
+from tali.window import Window, choose_window, plan_frames, plan_single_frame, select_slots
+
+__all__ = ["TaliTransform", "sample_rng_for"]
+
+S = SubModality
+
+
+def sample_rng_for(seed: int, epoch: int, key: int, purpose: str) -> np.random.Generator:
+    """An independent generator per decision, so adding a sub-modality to a config
+    never changes the choices made for the others."""
+    tag = zlib.crc32(purpose.encode())
+    return np.random.default_rng(
+        np.random.SeedSequence([int(seed) & (2**63 - 1), int(epoch), int(key), tag])
+    )
+
+
+def _pixels_out(array: np.ndarray, output: FrameOutput) -> Any:
+    """``[..., H, W, 3]`` uint8 to the configured output: CHW tensor or PIL."""
+    if output == "pil":
+        if array.ndim == 4:
+            return [Image.fromarray(a) for a in array]
+        return Image.fromarray(array)
+    tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, -3)))
+    if output == "float":
+        return tensor.to(torch.float32).div_(255.0)
+    return tensor
+
+
+class TaliTransform:
+    """Row dict -> sample dict, for one :class:`~tali.config.TaliConfig`. Picklable."""
+
+    def __init__(self, config: TaliConfig | None = None) -> None:
+        self.config = config or TaliConfig()
+
+    def __repr__(self) -> str:
+        return f"TaliTransform(modalities={[s.value for s in self.config.modalities]})"
+
+    def __call__(self, row: Mapping[str, Any], *, key: int, epoch: int = 0) -> dict[str, Any]:
+        cfg = self.config
+        item_idx = row.get(str(Column.ITEM_IDX))
+        if item_idx is not None and not isinstance(item_idx, int):
+            raise TaliSchemaError("item_idx must be an integer", item_idx=None, field=str(Column.ITEM_IDX))
+
+        def rng(purpose: str) -> np.random.Generator:
+            return sample_rng_for(cfg.seed, epoch, key, purpose)
+
+        sample: dict[str, Any] = {"item_idx": item_idx, "key": key, "epoch": epoch}
+        window: Window | None = None
+        if cfg.needs_clip:
+            with open_clip(_field(row, Column.YOUTUBE_VIDEO_CONTENT, item_idx), item_idx=item_idx) as clip:
+                window = choose_window(cfg.window, clip.info.duration_seconds, rng("window"))
+                sample.update(self._from_clip(clip, window, row, rng))
+        elif cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
+            window = choose_window(cfg.window, cfg.window.nominal_clip_seconds, rng("window"))
+        if window is not None:
+            sample["window"] = {
+                "start_seconds": window.start_seconds,
+                "duration_seconds": window.duration_seconds,
+                "clip_seconds": window.clip_seconds,
+            }
+        if cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
+            assert window is not None
+            sample[S.YOUTUBE_SUBTITLE_TEXT.value] = self._subtitles(row, window, item_idx)
+        if cfg.wants(S.WIKIPEDIA_CAPTION_IMAGE):
+            image = _field(row, Column.IMAGE, item_idx)
+            data = image.get(str(ImageField.BYTES)) if isinstance(image, Mapping) else image
+            pil = decode_image(
+                data, size=cfg.image.size, max_pixels=cfg.image.max_pixels, item_idx=item_idx,
+                field=str(Column.IMAGE),
+            )
+            sample[S.WIKIPEDIA_CAPTION_IMAGE.value] = {"pixels": _pixels_out(np.asarray(pil), cfg.image.output)}
+        if cfg.wants(S.WIKIPEDIA_CAPTION_TEXT, S.WIKIPEDIA_TITLE_TEXT, S.WIKIPEDIA_MAIN_BODY_TEXT):
+            sample.update(self._wikipedia_texts(row, item_idx, rng("language")))
+        for sub, column in (
+            (S.YOUTUBE_TITLE_TEXT, Column.YOUTUBE_TITLE_TEXT),
+            (S.YOUTUBE_DESCRIPTION_TEXT, Column.YOUTUBE_DESCRIPTION_TEXT),
+        ):
+            if cfg.wants(sub):
+                value = row.get(str(column))
+                if value is not None and not isinstance(value, str):
+                    raise TaliSchemaError(f"{column} must be text", item_idx=item_idx, field=str(column))
+                sample[sub.value] = {"text": value or ""}
+        return sample
+
+    # -- clip ---------------------------------------------------------------------------------
+
+    def _from_clip(self, clip: Clip, window: Window, row: Mapping[str, Any], rng) -> dict[str, Any]:
+        cfg = self.config
+        out: dict[str, Any] = {}
+        fps = clip.info.fps
+        vcfg = cfg.video
+        want_video = cfg.wants(S.YOUTUBE_CONTENT_VIDEO)
+        want_frame = cfg.wants(S.YOUTUBE_RANDOM_VIDEO_FRAME)
+        # One decode pass serves the clip's frames and the single random frame.
+        times: list[float] = []
+        plan = None
+        if want_video and not vcfg.keyframes_only:
+            plan = plan_frames(window, fps, vcfg.num_frames, vcfg.selection, rng("frames"))
+            times.extend(plan.times.tolist())
+        if want_frame:
+            times.append(plan_single_frame(window, fps, rng("frame")))
+        decoded = None
+        if times:
+            decoded = decode_frames_played_at(
+                clip, times, size=vcfg.size, interpolation=vcfg.interpolation, threads=vcfg.decoder_threads
+            )
+        if want_video:
+            if plan is not None:
+                assert decoded is not None
+                n = vcfg.num_frames
+                frames, pts = decoded.pixels[:n], decoded.pts_seconds[:n]
+                mask = plan.mask & decoded.found[:n]
+                pts = _pad_pts(pts, mask)
+            else:
+                keys = decode_keyframes_in(
+                    clip, window.start_seconds, window.end_seconds, size=vcfg.size,
+                    interpolation=vcfg.interpolation,
+                )
+                slots, mask = select_slots(len(keys.pts_seconds), vcfg.num_frames, vcfg.selection, rng("frames"))
+                frames, pts = keys.pixels[slots], keys.pts_seconds[slots]
+            out[S.YOUTUBE_CONTENT_VIDEO.value] = {
+                "frames": _pixels_out(frames, vcfg.output),
+                "pts_seconds": torch.from_numpy(np.asarray(pts, dtype=np.float64)),
+                "mask": torch.from_numpy(np.asarray(mask, dtype=bool)),
+            }
+        if want_frame:
+            assert decoded is not None
+            out[S.YOUTUBE_RANDOM_VIDEO_FRAME.value] = _single(decoded, -1, cfg.image.output)
+        if cfg.wants(S.YOUTUBE_THUMBNAIL_IMAGE):
+            out[S.YOUTUBE_THUMBNAIL_IMAGE.value] = self._thumbnail(clip, row)
+        if cfg.wants(S.YOUTUBE_CONTENT_AUDIO):
+            if clip.audio is None and cfg.audio.on_missing == "zeros":
+                audio = silent_window(window.start_seconds, window.duration_seconds, cfg.audio.sample_rate)
+            else:
+                audio = decode_audio_window(
+                    clip, window.start_seconds, window.duration_seconds, cfg.audio.sample_rate
+                )
+            out[S.YOUTUBE_CONTENT_AUDIO.value] = {
+                "waveform": torch.from_numpy(audio.samples),
+                "sample_rate": audio.sample_rate,
+                "valid_samples": audio.valid_samples,
+                "missing": audio.missing,
+            }
+        return out
+
+    def _thumbnail(self, clip: Clip, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``youtube_thumbnail`` column when the row has one; else the frame shown at
+        the middle of the clip (deterministic: the same for every epoch and window)."""
+        cfg = self.config
+        stored = row.get(str(Column.YOUTUBE_THUMBNAIL))
+        data = stored.get(str(ImageField.BYTES)) if isinstance(stored, Mapping) else stored
+        if data:
+            pil = decode_image(
+                data, size=cfg.image.size, max_pixels=cfg.image.max_pixels, item_idx=clip.item_idx,
+                field=str(Column.YOUTUBE_THUMBNAIL),
+            )
+            return {"pixels": _pixels_out(np.asarray(pil), cfg.image.output), "pts_seconds": float("nan")}
+        middle = clip.info.duration_seconds / 2
+        decoded = decode_frames_played_at(
+            clip, [middle], size=cfg.image.size, interpolation=cfg.video.interpolation,
+            threads=cfg.video.decoder_threads,
+        )
+        return _single(decoded, 0, cfg.image.output)
+
+    # -- text ---------------------------------------------------------------------------------
+
+    def _subtitles(self, row: Mapping[str, Any], window: Window, item_idx: int | None) -> dict[str, Any]:
+        cfg = self.config
+        start = _start_seconds(row, item_idx)
+        lines = parse_subtitles(
+            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)), item_idx=item_idx, max_bytes=cfg.text.max_subtitle_bytes
+        )
+        if cfg.text.subtitles == "clip":
+            lo, hi = start, start + window.clip_seconds
+        else:
+            lo, hi = start + window.start_seconds, start + window.end_seconds
+        chosen = lines_between(lines, lo, hi)
+        return {
+            "text": " ".join(line.text for line in chosen if line.text),
+            "num_lines": len(chosen),
+        }
+
+    def _wikipedia_texts(self, row: Mapping[str, Any], item_idx: int | None, rng) -> dict[str, Any]:
+        cfg = self.config
+        wit = read_wit(row.get(str(Column.WIT_FEATURES)), item_idx=item_idx)
+        k = choose_language(wit, cfg.text, rng)
+        languages = wit["language"]
+        indices = range(len(languages)) if k is None else [k]
+        out: dict[str, Any] = {}
+        for sub, build in (
+            (S.WIKIPEDIA_CAPTION_TEXT, caption),
+            (S.WIKIPEDIA_TITLE_TEXT, title),
+            (S.WIKIPEDIA_MAIN_BODY_TEXT, main_body),
+        ):
+            if not cfg.wants(sub):
+                continue
+            texts = [build(wit, i) for i in indices]
+            chosen = [languages[i] for i in indices]
+            out[sub.value] = (
+                {"text": texts[0], "language": chosen[0]} if k is not None else {"text": texts, "language": chosen}
+            )
+        return out
+
+
+def _field(row: Mapping[str, Any], column: Column, item_idx: int | None) -> Any:
+    if str(column) not in row:
+        raise TaliSchemaError(f"row has no {column} column", item_idx=item_idx, field=str(column))
+    return row[str(column)]
+
+
+def _start_seconds(row: Mapping[str, Any], item_idx: int | None) -> float:
+    raw = row.get(str(Column.YOUTUBE_VIDEO_STARTING_TIME))
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TaliDataError(
+            f"start time {str(raw)[:40]!r} is not a number of seconds",
+            item_idx=item_idx,
+            field=str(Column.YOUTUBE_VIDEO_STARTING_TIME),
+        ) from None
+    if not np.isfinite(value) or value < 0:
+        raise TaliDataError(
+            f"start time {value} is not a finite, non-negative number of seconds",
+            item_idx=item_idx,
+            field=str(Column.YOUTUBE_VIDEO_STARTING_TIME),
+        )
+    return value
+
+
+def _pad_pts(pts: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Padded slots repeat the last real frame; give them its timestamp too."""
+    pts = pts.copy()
+    last = np.nan
+    for i in range(pts.size):
+        if mask[i] and np.isfinite(pts[i]):
+            last = pts[i]
+        else:
+            pts[i] = last
+    return pts
+
+
+def _single(decoded: DecodedFrames, index: int, output: FrameOutput) -> dict[str, Any]:
+    return {
+        "pixels": _pixels_out(decoded.pixels[index], output),
+        "pts_seconds": float(decoded.pts_seconds[index]),
+    }
