@@ -8,13 +8,13 @@ sub-modalities need (a text-only config never reads video bytes).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch.utils.data
 
 from tali.config import TaliConfig
 from tali.data.collate import collate
+from tali.data.policy import OnError, apply_policy, check_on_error, mark
 from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliDataError
@@ -30,6 +30,11 @@ class TaliDataset(torch.utils.data.Dataset):
     Per-sample randomness depends only on ``(config.seed, epoch, index)``: call
     :meth:`set_epoch` before each epoch (before the DataLoader iterator is
     created, as with ``DistributedSampler``) to draw new windows and frames.
+
+    ``on_error`` (see :mod:`tali.data.policy`): ``"raise"``; ``"skip"`` serves
+    the next good row in place of a bad one (at most ``max_skips_per_sample``
+    in a row); ``"substitute"`` serves a zero placeholder with ``valid=False``.
+    With either, samples gain ``valid`` and ``errors`` for :class:`ErrorReport`.
     """
 
     def __init__(
@@ -40,8 +45,12 @@ class TaliDataset(torch.utils.data.Dataset):
         config: TaliConfig | None = None,
         files: Sequence[str] | None = None,
         opener: Opener | None = None,
+        on_error: OnError = "raise",
+        max_skips_per_sample: int = 64,
     ) -> None:
         self.config = config or TaliConfig()
+        self.on_error = check_on_error(on_error)
+        self.max_skips_per_sample = max_skips_per_sample
         if files is None:
             if source is None:
                 raise ValueError("give a source (directory or files) or files=")
@@ -67,14 +76,38 @@ class TaliDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
             index += len(self)
+        if self.on_error == "raise":
+            sample, _ = self._attempt(index)
+            assert sample is not None
+            return sample
+        records = []
+        for step in range(self.max_skips_per_sample + 1):
+            sample, record = self._attempt((index + step) % len(self))
+            if record is not None:
+                records.append(record)
+            if sample is not None:
+                return mark(sample, valid=record is None, records=records)
+        raise TaliDataError(
+            f"rows {index}..{index + self.max_skips_per_sample} (mod {len(self)}) are all bad; "
+            f"first: {records[0].message}",
+            item_idx=records[0].item_idx,
+            field=records[0].field,
+        )
+
+    def _attempt(self, index: int):
         ref, offset = self.index.locate(index)
         row = self.reader.read_row_group(ref).slice(offset, 1).to_pylist()[0]
-        try:
-            return self.transform(row, key=index, epoch=self.epoch)
-        except TaliDataError as exc:
-            raise exc.with_location(
-                shard=Path(self.index.shards[ref.shard].path).name, row=ref.shard_row + offset
-            )
+        item_idx = row.get("item_idx")
+        return apply_policy(
+            self.on_error,
+            lambda: self.transform(row, key=index, epoch=self.epoch),
+            config=self.config,
+            key=index,
+            epoch=self.epoch,
+            item_idx=item_idx if isinstance(item_idx, int) else None,
+            shard=self.index.shards[ref.shard].path,
+            row=ref.shard_row + offset,
+        )
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,186 @@
+"""One bad-sample policy for every loader: ``raise``, ``skip`` or ``substitute``.
+
+- ``raise``: the typed error propagates, naming item, field, shard and row.
+- ``skip``: the bad row is replaced by the next good one (batch sizes hold);
+  the replacement sample carries a record of every row it stands in for.
+- ``substitute``: a placeholder of the same shapes, all zeros, with
+  ``valid=False``, stands in; it carries the record too.
+
+Records travel *inside samples*, so they cross DataLoader workers and ranks
+with the data itself; :class:`ErrorReport` totals them from batches in the
+training loop, where ``yielded + skipped == read`` holds by construction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import torch
+
+from tali.config import TaliConfig
+from tali.errors import TaliConfigError, TaliDataError
+from tali.schema import SubModality
+
+__all__ = ["OnError", "SkipRecord", "ErrorReport", "check_on_error", "placeholder_sample", "record_of"]
+
+OnError = Literal["raise", "skip", "substitute"]
+ERRORS_KEY = "errors"
+VALID_KEY = "valid"
+
+
+def check_on_error(value: str) -> OnError:
+    if value not in get_args(OnError):
+        raise TaliConfigError(f"on_error={value!r} is not allowed; choose one of {get_args(OnError)}")
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class SkipRecord:
+    """A row that did not become a sample, and why."""
+
+    item_idx: int | None
+    shard: str | None
+    row: int | None
+    field: str | None
+    error: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def record_of(exc: TaliDataError, *, shard: str | None = None, row: int | None = None) -> SkipRecord:
+    return SkipRecord(
+        item_idx=exc.item_idx,
+        shard=exc.shard or (Path(shard).name if shard else None),
+        row=exc.row if exc.row is not None else row,
+        field=exc.field,
+        error=type(exc).__name__,
+        message=exc.message,
+    )
+
+
+@dataclass
+class ErrorReport:
+    """Totals over batches: rows read, samples yielded, rows skipped and why."""
+
+    read: int = 0
+    yielded: int = 0
+    substituted: int = 0
+    skipped: list[SkipRecord] = field(default_factory=list)
+
+    def update(self, batch: Mapping[str, Any]) -> None:
+        """Account for one collated batch from a loader with ``on_error != "raise"``."""
+        records = batch.get(ERRORS_KEY)
+        valid = batch.get(VALID_KEY)
+        if records is None:
+            raise ValueError("batch has no 'errors' entry: was the loader built with on_error='skip' or 'substitute'?")
+        size = len(records)
+        self.yielded += size
+        for per_sample in records:
+            for rec in per_sample:
+                self.skipped.append(SkipRecord(**rec))
+        if valid is not None:
+            self.substituted += int((~torch.as_tensor(valid)).sum())
+        # A substituted sample stands for its own bad row: read once, yielded once.
+        self.read = self.yielded + len(self.skipped) - self.substituted
+
+    @property
+    def by_error(self) -> Counter[str]:
+        return Counter(r.error for r in self.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "yielded": self.yielded,
+            "substituted": self.substituted,
+            "skipped": len(self.skipped),
+            "by_error": dict(self.by_error),
+            "rows": [r.to_dict() for r in self.skipped],
+        }
+
+
+def placeholder_sample(config: TaliConfig, *, key: int, epoch: int, item_idx: int | None) -> dict[str, Any]:
+    """A sample with the shapes and dtypes a good one would have, all zeros/empty."""
+    s = SubModality
+    out: dict[str, Any] = {"item_idx": item_idx if isinstance(item_idx, int) else -1, "key": key, "epoch": epoch}
+    seconds = config.window.seconds or config.window.nominal_clip_seconds
+    size_v = config.video.size or 224
+    size_i = config.image.size or 224
+
+    def pixels(shape: tuple[int, ...], output: str) -> Any:
+        if output == "pil":
+            from PIL import Image
+
+            frames = [Image.new("RGB", (shape[-1], shape[-2])) for _ in range(shape[0] if len(shape) == 4 else 1)]
+            return frames if len(shape) == 4 else frames[0]
+        return torch.zeros(shape, dtype=torch.float32 if output == "float" else torch.uint8)
+
+    if config.needs_clip or config.wants(s.YOUTUBE_SUBTITLE_TEXT):
+        out["window"] = {"start_seconds": 0.0, "duration_seconds": float(seconds), "clip_seconds": float(seconds)}
+    if config.wants(s.YOUTUBE_CONTENT_VIDEO):
+        n = config.video.num_frames
+        out[s.YOUTUBE_CONTENT_VIDEO.value] = {
+            "frames": pixels((n, 3, size_v, size_v), config.video.output),
+            "pts_seconds": torch.zeros(n, dtype=torch.float64),
+            "mask": torch.zeros(n, dtype=torch.bool),
+        }
+    for sub in (s.YOUTUBE_RANDOM_VIDEO_FRAME, s.YOUTUBE_THUMBNAIL_IMAGE):
+        if config.wants(sub):
+            out[sub.value] = {"pixels": pixels((3, size_i, size_i), config.image.output), "pts_seconds": 0.0}
+    if config.wants(s.YOUTUBE_CONTENT_AUDIO):
+        sr = config.audio.sample_rate
+        out[s.YOUTUBE_CONTENT_AUDIO.value] = {
+            "waveform": torch.zeros(int(round(seconds * sr)), dtype=torch.float32),
+            "sample_rate": sr,
+            "valid_samples": 0,
+            "missing": True,
+        }
+    if config.wants(s.YOUTUBE_SUBTITLE_TEXT):
+        out[s.YOUTUBE_SUBTITLE_TEXT.value] = {"text": "", "num_lines": 0}
+    if config.wants(s.WIKIPEDIA_CAPTION_IMAGE):
+        out[s.WIKIPEDIA_CAPTION_IMAGE.value] = {"pixels": pixels((3, size_i, size_i), config.image.output)}
+    for sub in (s.WIKIPEDIA_CAPTION_TEXT, s.WIKIPEDIA_TITLE_TEXT, s.WIKIPEDIA_MAIN_BODY_TEXT):
+        if config.wants(sub):
+            all_languages = config.text.language is None
+            out[sub.value] = {"text": [] if all_languages else "", "language": [] if all_languages else ""}
+    for sub in (s.YOUTUBE_TITLE_TEXT, s.YOUTUBE_DESCRIPTION_TEXT):
+        if config.wants(sub):
+            out[sub.value] = {"text": ""}
+    return out
+
+
+def mark(sample: dict[str, Any], *, valid: bool, records: list[SkipRecord]) -> dict[str, Any]:
+    """Attach the policy's bookkeeping keys to a sample (only when the policy is not raise)."""
+    sample[VALID_KEY] = valid
+    sample[ERRORS_KEY] = [r.to_dict() for r in records]
+    return sample
+
+
+def apply_policy(
+    on_error: OnError,
+    attempt: Callable[[], dict[str, Any]],
+    *,
+    config: TaliConfig,
+    key: int,
+    epoch: int,
+    item_idx: int | None,
+    shard: str | None,
+    row: int | None,
+) -> tuple[dict[str, Any] | None, SkipRecord | None]:
+    """Run ``attempt``; under ``skip`` return ``(None, record)`` for a bad row,
+    under ``substitute`` a placeholder and the record. ``raise`` re-raises located."""
+    try:
+        return attempt(), None
+    except TaliDataError as exc:
+        exc.with_location(shard=Path(shard).name if shard else None, row=row)
+        if on_error == "raise":
+            raise
+        record = record_of(exc)
+        if on_error == "skip":
+            return None, record
+        return placeholder_sample(config, key=key, epoch=epoch, item_idx=item_idx), record
