@@ -7,7 +7,7 @@ sub-modalities need (a text-only config never reads video bytes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch.utils.data
@@ -47,6 +47,7 @@ class TaliDataset(torch.utils.data.Dataset):
         opener: Opener | None = None,
         on_error: OnError = "raise",
         max_skips_per_sample: int = 64,
+        processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config or TaliConfig()
         self.on_error = check_on_error(on_error)
@@ -61,6 +62,9 @@ class TaliDataset(torch.utils.data.Dataset):
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.reader = RowGroupReader(self.index, self.columns, opener=opener)
         self.transform = TaliTransform(self.config)
+        #: Runs in the worker after decoding (e.g. model processors); its
+        #: TaliDataErrors follow ``on_error`` like decode errors do.
+        self.processors = processors
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -94,13 +98,17 @@ class TaliDataset(torch.utils.data.Dataset):
             field=records[0].field,
         )
 
+    def _produce(self, row: dict[str, Any], index: int) -> dict[str, Any]:
+        sample = self.transform(row, key=index, epoch=self.epoch)
+        return self.processors(sample) if self.processors is not None else sample
+
     def _attempt(self, index: int):
         ref, offset = self.index.locate(index)
         row = self.reader.read_row_group(ref).slice(offset, 1).to_pylist()[0]
         item_idx = row.get("item_idx")
         return apply_policy(
             self.on_error,
-            lambda: self.transform(row, key=index, epoch=self.epoch),
+            lambda: self._produce(row, index),
             config=self.config,
             key=index,
             epoch=self.epoch,
@@ -122,6 +130,7 @@ def make_loader(
     batch_size: int = 8,
     num_workers: int = 2,
     shuffle: bool = False,
+    collate_fn: Callable[[list[Any]], Any] = collate,
     **kwargs: Any,
 ) -> torch.utils.data.DataLoader:
     """A DataLoader with ``tali``'s collate and sensible defaults for decoding work."""
@@ -129,5 +138,5 @@ def make_loader(
         kwargs.setdefault("prefetch_factor", 2)
         kwargs.setdefault("persistent_workers", False)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, shuffle=shuffle, collate_fn=collate, **kwargs
+        dataset, batch_size=batch_size, num_workers=num_workers, shuffle=shuffle, collate_fn=collate_fn, **kwargs
     )
