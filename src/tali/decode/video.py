@@ -8,11 +8,13 @@ resolution). Peak memory is a couple of decoded frames plus the outputs.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from tali.decode.clip import Clip, decode_errors
 from tali.errors import TaliDecodeError
@@ -47,10 +49,24 @@ def scaled_size(width: int, height: int, size: int | None) -> tuple[int, int]:
     return max(size, int(round(width * size / height))), size
 
 
+_local = threading.local()
+
+
+def _reformatter() -> VideoReformatter:
+    # A VideoReformatter keeps its SwsContext between calls with the same sizes;
+    # frame.reformat() builds a new one (bicubic filter tables included) every
+    # time. Measured on 640x360 -> 398x224 bicubic: 2.1-5.2 ms vs 0.54 ms a frame.
+    formatter = getattr(_local, "formatter", None)
+    if formatter is None:
+        formatter = _local.formatter = VideoReformatter()
+    return formatter
+
+
 def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.ndarray:
     """Scale the short side to ``size`` in swscale, convert to RGB, crop the centre square."""
     width, height = scaled_size(frame.width, frame.height, size)
-    rgb = frame.reformat(
+    rgb = _reformatter().reformat(
+        frame,
         width=width, height=height, format="rgb24", interpolation=_INTERPOLATION[interpolation]
     ).to_ndarray()
     if size is None:
