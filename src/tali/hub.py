@@ -1,0 +1,299 @@
+"""Download TALI shards from the Hugging Face Hub: only what is asked for, verified, once.
+
+Built on ``huggingface_hub``: its cache layout, its resumable ``.incomplete``
+downloads (an interrupted transfer continues with an HTTP ``Range`` request)
+and its file locks (two processes never write one blob). On top we add:
+
+- split and shard selection (``"train[:5%]"``, ``"val[2:4]"``, explicit shards);
+- a pinned commit: the branch is resolved once, then every file is asked for
+  at that commit, which is what lets a second call make no file request at all;
+- retries with exponential backoff and jitter on 429, 5xx and dropped
+  connections around each file (the client's own retries cover only some calls);
+- verification against the Hub's LFS metadata: size always, sha256 once per
+  blob (remembered in a small marker keyed by sha256, size and mtime, since
+  re-hashing 2 TB per run is not an option); a mismatching shard is deleted
+  and fetched again, never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tali.errors import TaliConfigError, TaliSourceError
+
+__all__ = ["HubFile", "SplitSpec", "parse_split", "list_split_files", "select_shards", "download", "DownloadReport"]
+
+REPO_ID = "Antreas/TALI"
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+Verify = Literal["size", "sha256"]
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """A shard as the Hub lists it: repo path, size in bytes, LFS sha256 (hex) if known."""
+
+    path: str
+    size: int
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """``train``, ``train[:5%]``, ``train[2:4]``: a split and a slice of its shards."""
+
+    split: str
+    start: str | None = None
+    stop: str | None = None
+
+    def apply(self, n: int) -> slice:
+        def bound(text: str | None, default: int) -> int:
+            if text is None or text == "":
+                return default
+            if text.endswith("%"):
+                value = float(text[:-1])
+                return int(math.ceil(n * value / 100.0)) if value >= 0 else int(math.floor(n * value / 100.0))
+            return int(text)
+
+        start, stop = bound(self.start, 0), bound(self.stop, n)
+        # "train[:1%]" of 20 shards is one shard, never zero.
+        if self.stop and self.stop.endswith("%") and stop == start and n:
+            stop = start + 1
+        return slice(start, stop)
+
+
+_SPLIT_RE = re.compile(r"^(?P<split>[A-Za-z0-9_\-]+)(?:\[(?P<start>-?[\d.]*%?):(?P<stop>-?[\d.]*%?)\])?$")
+
+
+def parse_split(spec: str) -> SplitSpec:
+    match = _SPLIT_RE.match(spec.strip())
+    if match is None:
+        raise TaliConfigError(
+            f"split {spec!r} is not understood; write e.g. 'train', 'train[:5%]', 'train[10%:20%]' or 'val[0:2]'"
+        )
+    return SplitSpec(match["split"], match["start"], match["stop"])
+
+
+def _api(endpoint: str | None, token: str | bool | None):
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
+
+
+def _retrying(what: str, call, *, max_retries: int, base_delay: float):
+    """``call()`` with exponential backoff and full jitter on transient failures."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for attempt in range(max_retries + 1):
+        try:
+            return call()
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status not in RETRY_STATUS or attempt == max_retries:
+                raise TaliSourceError(f"{what}: HTTP {status}: {exc}") from exc
+            retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            delay = float(retry_after) if retry_after and retry_after.isdigit() else base_delay * 2**attempt
+        except (httpx2.TransportError, ConnectionError, TimeoutError) as exc:
+            if attempt == max_retries:
+                raise TaliSourceError(f"{what}: {type(exc).__name__}: {exc}") from exc
+            delay = base_delay * 2**attempt
+        time.sleep(random.uniform(0.5, 1.0) * delay)
+    raise AssertionError("unreachable")
+
+
+def list_split_files(
+    repo_id: str = REPO_ID, split: str = "train", *, revision: str | None = None, endpoint: str | None = None,
+    token: str | bool | None = None, max_retries: int = 5, base_delay: float = 1.0,
+) -> tuple[str, list[HubFile]]:
+    """The commit ``revision`` points at, and the split's shards there (sorted)."""
+    api = _api(endpoint, token)
+    info = _retrying(
+        f"repo info of {repo_id}@{revision or 'main'}",
+        lambda: api.repo_info(repo_id, repo_type="dataset", revision=revision),
+        max_retries=max_retries, base_delay=base_delay,
+    )
+    commit = info.sha
+    entries = _retrying(
+        f"file list of {repo_id}@{commit}",
+        lambda: list(api.list_repo_tree(repo_id, path_in_repo="data", recursive=True, repo_type="dataset",
+                                        revision=commit)),
+        max_retries=max_retries, base_delay=base_delay,
+    )
+    pattern = re.compile(rf"^data/{re.escape(split)}-\d+-of-\d+\.parquet$")
+    files = sorted(
+        (HubFile(e.path, int(e.size), e.lfs.sha256 if getattr(e, "lfs", None) else None)
+         for e in entries if pattern.match(getattr(e, "path", ""))),
+        key=lambda f: f.path,
+    )
+    if not files:
+        raise TaliSourceError(f"{repo_id}@{commit} has no shards for split {split!r} (looked for data/{split}-*)")
+    return commit, files
+
+
+def select_shards(files: Sequence[HubFile], spec: SplitSpec, shards: Sequence[int | str] | None = None) -> list[HubFile]:
+    """Apply the split's slice, then an explicit list of shard indices or file names."""
+    chosen = list(files)[spec.apply(len(files))]
+    if shards is None:
+        return chosen
+    by_name = {f.path: f for f in files} | {Path(f.path).name: f for f in files}
+    out = []
+    for shard in shards:
+        if isinstance(shard, int):
+            if not -len(files) <= shard < len(files):
+                raise TaliConfigError(f"shard index {shard} out of range: split {spec.split!r} has {len(files)} shards")
+            out.append(files[shard])
+        elif shard in by_name:
+            out.append(by_name[shard])
+        else:
+            raise TaliConfigError(f"no shard named {shard!r} in split {spec.split!r}")
+    return out
+
+
+def _marker_dir() -> Path:
+    root = os.environ.get("TALI_CACHE_DIR") or str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tali")
+    return Path(root) / "verified"
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(local: str, expected: HubFile, *, verify: Verify = "sha256") -> str | None:
+    """``None`` when ``local`` matches the Hub's size (and sha256); else what is wrong."""
+    real = os.path.realpath(local)
+    try:
+        stat = os.stat(real)
+    except FileNotFoundError:
+        return "missing"
+    if stat.st_size != expected.size:
+        return f"size {stat.st_size} != {expected.size}"
+    if verify != "sha256" or not expected.sha256:
+        return None
+    marker = _marker_dir() / expected.sha256
+    stamp = f"{stat.st_size} {stat.st_mtime_ns} {real}"
+    try:
+        if marker.read_text() == stamp:
+            return None
+    except OSError:
+        pass
+    actual = _sha256(real)
+    if actual != expected.sha256:
+        return f"sha256 {actual[:12]}... != {expected.sha256[:12]}..."
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_name(f".{marker.name}.{os.getpid()}")
+    tmp.write_text(stamp)
+    os.replace(tmp, marker)
+    return None
+
+
+@dataclass
+class DownloadReport:
+    commit: str
+    files: list[str]
+    refetched: list[str]
+
+
+def download(
+    repo_id: str = REPO_ID,
+    *,
+    split: str = "train",
+    shards: Sequence[int | str] | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
+    max_workers: int = 8,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    verify: Verify = "sha256",
+    progress: bool = True,
+    max_retries: int = 5,
+    base_delay: float = 1.0,
+) -> DownloadReport:
+    """Download the selected shards of one split in parallel; return their local paths.
+
+    Shards already present and verified cost no file request. ``split`` takes a
+    slice of shards (``"train[:5%]"``); ``shards`` picks indices or names.
+    """
+    from huggingface_hub import hf_hub_download
+
+    if verify not in ("size", "sha256"):
+        raise TaliConfigError(f"verify={verify!r} is not allowed; choose one of 'size', 'sha256'")
+    spec = parse_split(split)
+    commit, files = list_split_files(
+        repo_id, spec.split, revision=revision, endpoint=endpoint, token=token,
+        max_retries=max_retries, base_delay=base_delay,
+    )
+    wanted = select_shards(files, spec, shards)
+    refetched: list[str] = []
+
+    def fetch(f: HubFile, force: bool) -> str:
+        return _retrying(
+            f"download of {repo_id}/{f.path}",
+            lambda: hf_hub_download(
+                repo_id, f.path, repo_type="dataset", revision=commit, cache_dir=cache_dir, local_dir=local_dir,
+                endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token, force_download=force,
+            ),
+            max_retries=max_retries, base_delay=base_delay,
+        )
+
+    def one(f: HubFile) -> str:
+        local = fetch(f, False)
+        problem = verify_file(local, f, verify=verify)
+        if problem is None:
+            return local
+        refetched.append(f.path)  # corrupt or partial: remove it so it cannot be read, fetch again
+        for path in {os.path.realpath(local), local}:
+            if os.path.lexists(path):
+                os.remove(path)
+        local = fetch(f, True)
+        problem = verify_file(local, f, verify=verify)
+        if problem is not None:
+            raise TaliSourceError(f"{repo_id}/{f.path} is still corrupt after a fresh download: {problem}")
+        return local
+
+    results: dict[str, str] = {}
+    with _progress(progress, sum(f.size for f in wanted), len(wanted)) as advance:
+        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+            futures = {pool.submit(one, f): f for f in wanted}
+            for future in as_completed(futures):
+                f = futures[future]
+                results[f.path] = future.result()
+                advance(f.size)
+    return DownloadReport(commit=commit, files=[results[f.path] for f in wanted], refetched=refetched)
+
+
+class _progress:
+    """A rich progress bar over bytes, advanced per finished shard (quiet when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, count: int) -> None:
+        self.enabled, self.total, self.count = enabled, total, count
+        self._progress = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        self._progress = Progress(TextColumn(f"{self.count} shards"), BarColumn(), DownloadColumn(),
+                                  TransferSpeedColumn(), transient=False)
+        self._progress.__enter__()
+        task = self._progress.add_task("download", total=self.total)
+        return lambda n: self._progress.update(task, advance=n)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
