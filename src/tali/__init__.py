@@ -8,7 +8,10 @@
 from tali import sample_data
 from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
 from tali.data.collate import collate
+from tali.data.cache import SampleCache
 from tali.data.dataset import TaliDataset, make_loader
+from tali.data.sampler import TaliDistributedSampler
+from tali.data.streaming import StreamingLoader, TaliStream
 from tali.errors import (
     TaliConfigError,
     TaliDataError,
@@ -22,6 +25,7 @@ from tali.errors import (
 )
 from tali.schema import TALI_SCHEMA, Column, Modality, SubModality
 from tali.transform import TaliTransform
+from tali.loading import load
 
 __version__ = "0.1.0"
 
@@ -36,6 +40,11 @@ __all__ = [
     "TaliDataset",
     "TaliTransform",
     "make_loader",
+    "load",
+    "TaliStream",
+    "StreamingLoader",
+    "TaliDistributedSampler",
+    "SampleCache",
     "collate",
     "TALI_SCHEMA",
     "Column",

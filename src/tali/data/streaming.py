@@ -40,7 +40,7 @@ from tali.errors import TaliConfigError, TaliSourceError
 from tali.schema import Column, columns_for
 from tali.transform import TaliTransform
 
-__all__ = ["TaliStream", "StreamingLoader", "resolve_rank"]
+__all__ = ["TaliStream", "StreamingLoader", "resolve_rank", "merge_states"]
 
 STATE_VERSION = 1
 
@@ -67,6 +67,23 @@ def _unpack(blob: bytes | None, n: int) -> np.ndarray | None:
     if blob is None:
         return None
     return np.unpackbits(np.frombuffer(zlib.decompress(blob), dtype=np.uint8), count=n).astype(bool)
+
+
+def merge_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One state from the per-rank states of one job (what ``state_dict(gather=True)``
+    does under ``torch.distributed``; use this when ranks saved separately)."""
+    if not states:
+        raise TaliConfigError("merge_states needs at least one state")
+    first = states[0]
+    for other in states[1:]:
+        for name in ("version", "epoch", "plan", "world_size", "num_workers", "base"):
+            if other[name] != first[name]:
+                raise TaliConfigError(f"states disagree on {name}: {first[name]!r} vs {other[name]!r}")
+    counts: dict[int, int] = {}
+    for state in states:
+        for s, c in state["counts"].items():
+            counts[int(s)] = max(counts.get(int(s), 0), int(c))
+    return {**first, "counts": counts}
 
 
 class TaliStream(torch.utils.data.IterableDataset):
@@ -126,6 +143,10 @@ class TaliStream(torch.utils.data.IterableDataset):
         self._base: np.ndarray | None = None  # rows consumed before this segment of the epoch
         self._segment: Topology | None = None  # topology the current counts refer to
         self._counts: dict[int, int] = {}
+        # DataLoader hands out batches round-robin from worker 0; after a resume the
+        # stream due next must sit on worker 0, so workers play streams rotated by this.
+        self._rotation = 0
+        self._last_stream: int | None = None
         self._loader_workers = 1  # set by StreamingLoader; 1 when iterated directly
 
     # -- planning -----------------------------------------------------------------------------
@@ -157,6 +178,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         if int(epoch) != self.epoch:
             self.epoch = int(epoch)
             self._base, self._segment, self._counts = None, None, {}
+            self._rotation, self._last_stream = 0, None
 
     # -- state --------------------------------------------------------------------------------
 
@@ -168,6 +190,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         for s, p in zip(torch.as_tensor(streams).tolist(), torch.as_tensor(positions).tolist()):
             if self._counts.get(s, 0) < p + 1:
                 self._counts[s] = p + 1
+            self._last_stream = s
 
     def state_dict(self, *, gather: bool = True) -> dict[str, Any]:
         """Where this epoch stands. Under ``torch.distributed`` (``gather=True``) every
@@ -180,6 +203,7 @@ class TaliStream(torch.utils.data.IterableDataset):
                 for s, c in part.items():
                     counts[s] = max(counts.get(s, 0), c)
         segment = self._segment or Topology(self.world_size, self._loader_workers)
+        last = self._last_stream
         return {
             "version": STATE_VERSION,
             "epoch": self.epoch,
@@ -188,6 +212,7 @@ class TaliStream(torch.utils.data.IterableDataset):
             "num_workers": segment.num_workers,
             "base": _pack(self._base),
             "counts": counts,
+            "next_worker": self._rotation if last is None else (last % segment.num_workers + 1) % segment.num_workers,
         }
 
     def _plan_key(self) -> dict[str, Any]:
@@ -209,6 +234,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         self._base = _unpack(state["base"], int(self.unit_rows.sum()))
         self._segment = Topology(int(state["world_size"]), int(state["num_workers"]))
         self._counts = {int(s): int(c) for s, c in state["counts"].items()}
+        self._rotation, self._last_stream = int(state.get("next_worker", 0)), None
 
     def _resolve(self, topology: Topology) -> tuple[EpochPlan, dict[int, int]]:
         """This epoch's plan for ``topology``: the saved segment's plan when the topology
@@ -227,7 +253,7 @@ class TaliStream(torch.utils.data.IterableDataset):
             old = self.plan(self._segment, excluded=self._base)
             consumed = old.consumed(self._counts)
             self._base = consumed | self._base if self._base is not None else consumed
-            self._counts = {}
+            self._counts, self._rotation = {}, 0
         self._segment = topology
 
     # -- reading ------------------------------------------------------------------------------
@@ -236,9 +262,12 @@ class TaliStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
         topology = Topology(self.world_size, workers)
+        same = self._segment is None or self._segment == topology
         plan, counts = self._resolve(topology)
         if info is None:
             self._begin_segment(topology)
+        if same:
+            worker = (worker + self._rotation) % workers
         sid = topology.stream_id(self.rank, worker)
         yield from self._stream(plan, sid, counts.get(sid, 0), track=info is None)
 
