@@ -1,10 +1,13 @@
 """Download TALI shards from the Hugging Face Hub: only what is asked for, verified, once.
 
-Built on ``huggingface_hub``: its cache layout, its resumable ``.incomplete``
-downloads (an interrupted transfer continues with an HTTP ``Range`` request)
-and its file locks (two processes never write one blob). On top we add:
+Built on ``huggingface_hub``: its Hub API client (repo info, file listing with
+LFS sizes and sha256), its HTTP transfer (``http_get``, which resumes dropped
+connections with ``Range`` requests) and its cache layout (blobs + snapshot
+links, so ``datasets`` and ``hf`` see the files). On top we add:
 
 - split and shard selection (``"train[:5%]"``, ``"val[2:4]"``, explicit shards);
+- resume across processes: a run killed mid-shard continues the partial file
+  (``huggingface_hub`` >= 1.x restarts a killed download from zero);
 - a pinned commit: the branch is resolved once, then every file is asked for
   at that commit, which is what lets a second call make no file request at all;
 - retries with exponential backoff and jitter on 429, 5xx and dropped
@@ -205,6 +208,73 @@ class DownloadReport:
     commit: str
     files: list[str]
     refetched: list[str]
+    #: bytes actually transferred by this call (0 when everything was already here)
+    downloaded_bytes: int = 0
+
+
+def _destination(repo_id: str, f: HubFile, commit: str, cache_dir, local_dir) -> tuple[Path, Path | None]:
+    """``(file to write, pointer to link to it)``: the blob and snapshot link of the HF
+    cache layout (so ``huggingface_hub`` and ``datasets`` find the files too), or the
+    path inside ``local_dir``."""
+    if local_dir is not None:
+        return Path(local_dir) / f.path, None
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    storage = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="dataset")
+    blob = storage / "blobs" / (f.sha256 or f"{commit}-{f.path.replace('/', '--')}")
+    return blob, storage / "snapshots" / commit / f.path
+
+
+def _link(blob: Path, pointer: Path) -> None:
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(blob, pointer.parent))
+    os.replace(tmp, pointer)
+
+
+def _transfer(url_of, dest: Path, f: HubFile, *, token, advance) -> int:
+    """Bytes of ``f`` into ``dest``, continuing a partial file left by an earlier
+    (possibly killed) process with an HTTP Range request. Returns bytes transferred.
+
+    ``huggingface_hub`` >= 1.x resumes only inside one process (its temporary
+    files are unique per process), so a multi-hour download killed at 90% would
+    start over; the transfer itself is still its ``http_get``.
+    """
+    from filelock import FileLock
+    from huggingface_hub.file_download import get_hf_file_metadata, http_get
+    from tqdm.auto import tqdm
+
+    class _Forward(tqdm):  # the client's per-chunk progress, into our one bar
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            advance(n or 0)
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".tali-incomplete")
+    with FileLock(str(dest) + ".tali-lock"):
+        if dest.exists():  # another process finished it while we waited
+            return 0
+        url = url_of(f.path)
+        meta = get_hf_file_metadata(url, token=token, retry_on_errors=True)
+        if meta.size is not None and meta.size != f.size:
+            raise TaliSourceError(f"{f.path}: the Hub lists {f.size} bytes but serves {meta.size}")
+        done = partial.stat().st_size if partial.exists() else 0
+        if done > f.size:
+            partial.unlink()
+            done = 0
+        with open(partial, "r+b" if done else "wb") as fh:
+            fh.seek(done)
+            advance(done)
+            http_get(meta.location, fh, resume_size=done, expected_size=f.size, tqdm_class=_Forward,
+                     displayed_filename=Path(f.path).name)
+            fh.truncate()
+        os.replace(partial, dest)
+        return f.size - done
 
 
 def download(
@@ -225,10 +295,13 @@ def download(
 ) -> DownloadReport:
     """Download the selected shards of one split in parallel; return their local paths.
 
-    Shards already present and verified cost no file request. ``split`` takes a
-    slice of shards (``"train[:5%]"``); ``shards`` picks indices or names.
+    Files land in the Hugging Face cache (``cache_dir``, default ``HF_HUB_CACHE``)
+    in its own blob/snapshot layout, or under ``local_dir``. Shards already
+    present and verified cost no file request; a partial file left by a killed
+    run is continued, not restarted. ``split`` may slice shards (``"train[:5%]"``);
+    ``shards`` picks indices or names.
     """
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_url
 
     if verify not in ("size", "sha256"):
         raise TaliConfigError(f"verify={verify!r} is not allowed; choose one of 'size', 'sha256'")
@@ -238,42 +311,56 @@ def download(
         max_retries=max_retries, base_delay=base_delay,
     )
     wanted = select_shards(files, spec, shards)
+    base = endpoint or os.environ.get("HF_ENDPOINT") or None
     refetched: list[str] = []
+    transferred = [0]
 
-    def fetch(f: HubFile, force: bool) -> str:
-        return _retrying(
-            f"download of {repo_id}/{f.path}",
-            lambda: hf_hub_download(
-                repo_id, f.path, repo_type="dataset", revision=commit, cache_dir=cache_dir, local_dir=local_dir,
-                endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token, force_download=force,
-            ),
-            max_retries=max_retries, base_delay=base_delay,
-        )
+    def url_of(path: str) -> str:
+        return hf_hub_url(repo_id, path, repo_type="dataset", revision=commit, endpoint=base)
 
-    def one(f: HubFile) -> str:
-        local = fetch(f, False)
-        problem = verify_file(local, f, verify=verify)
-        if problem is None:
-            return local
-        refetched.append(f.path)  # corrupt or partial: remove it so it cannot be read, fetch again
-        for path in {os.path.realpath(local), local}:
-            if os.path.lexists(path):
-                os.remove(path)
-        local = fetch(f, True)
-        problem = verify_file(local, f, verify=verify)
-        if problem is not None:
+    def one(f: HubFile, advance) -> str:
+        dest, pointer = _destination(repo_id, f, commit, cache_dir, local_dir)
+        final = pointer or dest
+        for attempt in range(2):
+            if not dest.exists():
+                transferred[0] += _retrying(
+                    f"download of {repo_id}/{f.path}",
+                    lambda: _transfer(url_of, dest, f, token=token, advance=advance),
+                    max_retries=max_retries, base_delay=base_delay,
+                )
+            if pointer is not None and not pointer.exists():
+                _link(dest, pointer)
+            problem = verify_file(str(final), f, verify=verify)
+            if problem is None:
+                return str(final)
+            if attempt == 0:  # corrupt or partial: remove it so it cannot be read, fetch again
+                refetched.append(f.path)
+                dest.unlink(missing_ok=True)
+                continue
             raise TaliSourceError(f"{repo_id}/{f.path} is still corrupt after a fresh download: {problem}")
-        return local
+        raise AssertionError("unreachable")
 
     results: dict[str, str] = {}
     with _progress(progress, sum(f.size for f in wanted), len(wanted)) as advance:
         with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-            futures = {pool.submit(one, f): f for f in wanted}
+            futures = {pool.submit(one, f, advance): f for f in wanted}
             for future in as_completed(futures):
                 f = futures[future]
                 results[f.path] = future.result()
-                advance(f.size)
-    return DownloadReport(commit=commit, files=[results[f.path] for f in wanted], refetched=refetched)
+    if revision and revision != commit and local_dir is None:
+        _write_ref(repo_id, cache_dir, revision, commit)
+    return DownloadReport(commit=commit, files=[results[f.path] for f in wanted], refetched=refetched,
+                          downloaded_bytes=transferred[0])
+
+
+def _write_ref(repo_id: str, cache_dir, revision: str, commit: str) -> None:
+    """``refs/<branch>`` -> commit, as ``huggingface_hub`` records it, for offline lookups."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    ref = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="dataset") / "refs" / revision
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text(commit)
 
 
 class _progress:
@@ -292,7 +379,7 @@ class _progress:
                                   TransferSpeedColumn(), transient=False)
         self._progress.__enter__()
         task = self._progress.add_task("download", total=self.total)
-        return lambda n: self._progress.update(task, advance=n)
+        return lambda n: self._progress.update(task, advance=n)  # rich's update is thread-safe
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
