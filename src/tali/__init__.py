@@ -5,7 +5,7 @@
 >>> loader = tali.make_loader(ds, batch_size=8, num_workers=2)
 """
 
-from tali import sample_data
+from tali import hf, hub, sample_data
 from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
 from tali.data.collate import collate
 from tali.data.cache import SampleCache
@@ -31,6 +31,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "sample_data",
+    "hf",
+    "hub",
     "TaliConfig",
     "WindowConfig",
     "VideoConfig",
