@@ -4,6 +4,7 @@ subset downloads, no second download, retries, corrupt shards, killed downloads.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -165,3 +166,20 @@ def test_hub_errors_are_typed(hub, env):
 def test_split_slices(spec, n, expected):
     s = hub.parse_split(spec).apply(n)
     assert range(n)[s] == range(*expected)
+
+
+def test_download_command(hub, env, capsys):
+    from tali.cli.main import main
+
+    args = ["download", "--split", "val", "--cache-dir", str(env / "hf"), "--endpoint", hub.endpoint, "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [Path(f).name for f in report["files"]] == ["val-00000-of-00001.parquet"]
+    assert report["downloaded_bytes"] > 0
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["downloaded_bytes"] == 0
+    assert main(["download", "--split", "train", "--shard", "1", "--local-dir", str(env / "TALI"),
+                 "--endpoint", hub.endpoint, "--quiet"]) == 0
+    assert "train-00001-of-00002.parquet" in capsys.readouterr().out
+    assert main(["download", "--split", "nope", "--endpoint", hub.endpoint, "--quiet"]) == 1
+    assert "has no shards for split 'nope'" in capsys.readouterr().err
