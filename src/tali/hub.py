@@ -94,8 +94,9 @@ def _api(endpoint: str | None, token: str | bool | None):
 
 def _retrying(what: str, call, *, max_retries: int, base_delay: float):
     """``call()`` with exponential backoff and full jitter on transient failures."""
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError
+
+    transient = _transport_errors()
 
     for attempt in range(max_retries + 1):
         try:
@@ -106,12 +107,23 @@ def _retrying(what: str, call, *, max_retries: int, base_delay: float):
                 raise TaliSourceError(f"{what}: HTTP {status}: {exc}") from exc
             retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
             delay = float(retry_after) if retry_after and retry_after.isdigit() else base_delay * 2**attempt
-        except (httpx2.TransportError, ConnectionError, TimeoutError) as exc:
+        except transient as exc:
             if attempt == max_retries:
                 raise TaliSourceError(f"{what}: {type(exc).__name__}: {exc}") from exc
             delay = base_delay * 2**attempt
         time.sleep(random.uniform(0.5, 1.0) * delay)
     raise AssertionError("unreachable")
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Dropped connections and timeouts of whichever HTTP client this huggingface_hub uses."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(__import__(module).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
 
 
 def list_split_files(

@@ -3,9 +3,9 @@
 Serves a local directory in the Hub's dataset layout as ``<repo_id>``:
 
 - ``GET  /api/datasets/<repo>/revision/<rev>``      repo info with the commit sha
-- ``GET  /api/datasets/<repo>/tree/<rev>/<path>``   file listing with size and LFS sha256
+- ``GET  /api/datasets/<repo>/tree/<rev>/<path>``   listing (files with size and LFS sha256, directories)
 - ``HEAD /datasets/<repo>/resolve/<rev>/<path>``    ETag / X-Linked-Etag / X-Linked-Size / X-Repo-Commit
-- ``GET  /datasets/<repo>/resolve/<rev>/<path>``    the bytes, honouring ``Range: bytes=N-``
+- ``GET  /datasets/<repo>/resolve/<rev>/<path>``    the bytes, honouring ``Range: bytes=N-`` and ``N-M``
 
 Every request is logged, and faults can be queued per file (``429``, ``503``,
 ``corrupt``: same size, flipped bytes, ``stall``: send half then hang until
@@ -66,6 +66,22 @@ class HubServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def tree(self, prefix: str, recursive: bool) -> list[dict]:
+        """Entries under ``prefix`` as the Hub's tree API lists them (directories too)."""
+        entries: dict[str, dict] = {}
+        for name, p in self.files.items():
+            if prefix and not name.startswith(prefix + "/"):
+                continue
+            rest = name[len(prefix) + 1:] if prefix else name
+            if not recursive and "/" in rest:
+                directory = (prefix + "/" if prefix else "") + rest.split("/")[0]
+                entries[directory] = {"type": "directory", "path": directory, "oid": "0" * 40, "size": 0}
+                continue
+            size = p.stat().st_size
+            entries[name] = {"type": "file", "path": name, "size": size, "oid": self.sha[name][:40],
+                             "lfs": {"oid": self.sha[name], "size": size, "pointerSize": 134}}
+        return list(entries.values())
+
     def downloads(self, name: str | None = None) -> list[Request]:
         """GET requests for file bytes that were answered with data."""
         return [
@@ -125,13 +141,9 @@ class HubServer:
                     return self._json({"id": server.repo_id, "sha": COMMIT, "private": False,
                                        "siblings": [{"rfilename": n} for n in server.files]})
                 if m := tree_re.match(path):
-                    prefix = (m["path"] or "").rstrip("/")
-                    entries = [
-                        {"type": "file", "path": n, "size": p.stat().st_size, "oid": server.sha[n][:40],
-                         "lfs": {"oid": server.sha[n], "size": p.stat().st_size, "pointerSize": 134}}
-                        for n, p in server.files.items() if n.startswith(prefix)
-                    ]
-                    return self._json(entries)
+                    prefix = (m["path"] or "").strip("/")
+                    recursive = "recursive=true" in self.path.lower()
+                    return self._json(server.tree(prefix, recursive))
                 if m := resolve_re.match(path):
                     return self._file(m["path"])
                 self._error(404, f"no route for {path}")
@@ -147,11 +159,12 @@ class HubServer:
                 data = server.files[name].read_bytes()
                 if fault == "corrupt":
                     data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
-                start, status = 0, 200
+                start, end, status = 0, len(data) - 1, 200
                 rng = self.headers.get("Range")
-                if rng and (m := re.match(r"bytes=(\d+)-", rng)):
+                if rng and (m := re.match(r"bytes=(\d+)-(\d*)", rng)):
                     start, status = int(m.group(1)), 206
-                body = data[start:]
+                    end = min(int(m.group(2)), len(data) - 1) if m.group(2) else len(data) - 1
+                body = data[start:end + 1]
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
@@ -160,7 +173,7 @@ class HubServer:
                 self.send_header("X-Linked-Size", str(len(data)))
                 self.send_header("X-Repo-Commit", COMMIT)
                 if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.end_headers()
                 sent = 0
                 if self.command == "GET":

@@ -183,3 +183,14 @@ def test_download_command(hub, env, capsys):
     assert "train-00001-of-00002.parquet" in capsys.readouterr().out
     assert main(["download", "--split", "nope", "--endpoint", hub.endpoint, "--quiet"]) == 1
     assert "has no shards for split 'nope'" in capsys.readouterr().err
+
+
+def test_stream_from_the_hub_without_downloading(hub, env):
+    from .conftest import TEXT
+
+    stream = tali.load(REPO, split="val", download=False, endpoint=hub.endpoint, config=TEXT)
+    assert stream.files == ["datasets/Antreas/TALI/data/val-00000-of-00001.parquet"]
+    assert sorted(s["item_idx"] for s in stream) == [16, 17, 18, 19]
+    reads = hub.downloads()
+    assert reads and all(r.status == 206 and r.range for r in reads)  # byte ranges, never the whole file
+    assert not list(env.rglob("*.parquet"))

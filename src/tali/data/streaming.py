@@ -149,6 +149,11 @@ class TaliStream(torch.utils.data.IterableDataset):
         self._last_stream: int | None = None
         self._loader_workers = 1  # set by StreamingLoader; 1 when iterated directly
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_open_shard", None)  # file handles do not cross into workers
+        return state
+
     # -- planning -----------------------------------------------------------------------------
 
     def _allowed_rows(self, item_ids: Sequence[int] | set[int]) -> np.ndarray:
@@ -327,11 +332,17 @@ class TaliStream(torch.utils.data.IterableDataset):
         return sample
 
     def _read_unit(self, unit: int):
+        """One row group, projected. The current shard's file stays open (one handle
+        per worker, so memory does not grow with shards): over fsspec/HTTP, reopening
+        would re-read the footer for every row group."""
         ref = self.index.row_groups[unit]
         path = self.index.shards[ref.shard].path
         try:
-            handle = pq.ParquetFile(self.opener(path) if self.opener else path)
-            return handle.read_row_group(ref.row_group, columns=self.columns)
+            current = getattr(self, "_open_shard", None)
+            if current is None or current[0] != ref.shard:
+                current = (ref.shard, pq.ParquetFile(self.opener(path) if self.opener else path))
+                self._open_shard = current
+            return current[1].read_row_group(ref.row_group, columns=self.columns)
         except OSError as exc:
             raise TaliSourceError(f"cannot read row group {ref.row_group} of {path}: {exc}") from exc
         except Exception as exc:  # pyarrow.ArrowInvalid and friends: a corrupt shard
