@@ -113,10 +113,9 @@ def test_resume_at_the_start_and_at_the_end(train_files):
     again.load_state_dict(state)
     assert [s["key"] for s in again] == full
     done = stream(train_files)
-    done.load_state_dict(ds.state_dict())
-    assert list(done) == []
-    done.set_epoch(1)
-    assert len(list(done)) == 16
+    done.load_state_dict(ds.state_dict())  # taken after the last sample: resumes into epoch 1
+    nxt = list(done)
+    assert sorted(s["key"] for s in nxt) == list(range(16)) and {s["epoch"] for s in nxt} == {1}
 
 
 def test_resume_from_direct_iteration_into_workers(train_files):
@@ -261,3 +260,19 @@ def test_video_choices_survive_resume_with_workers(sample_root):
     tail = frames(resumed)
     assert sorted(head) + sorted(tail) != [] and {**head, **tail} == full
     assert set(head).isdisjoint(tail)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_new_pass_after_a_finished_epoch_is_the_next_epoch(train_files, workers):
+    loader = stream(train_files).loader(batch_size=3, num_workers=workers)
+    first = [b for b in loader]
+    second = [b for b in loader]
+    assert sorted(k for b in second for k in b["key"].tolist()) == list(range(16))
+    assert {e for b in second for e in b["epoch"].tolist()} == {1}
+    assert [k for b in first for k in b["key"].tolist()] != [k for b in second for k in b["key"].tolist()]
+    assert len(loader) == len(first) == len(second)
+    # A pass that stops early continues, rather than restarting, on the next iter().
+    partial = stream(train_files).loader(batch_size=3, num_workers=workers)
+    head = [k for _, b in zip(range(2), partial) for k in b["key"].tolist()]
+    tail = [k for b in partial for k in b["key"].tolist()]
+    assert sorted(head + tail) == list(range(16))

@@ -91,7 +91,9 @@ class TaliStream(torch.utils.data.IterableDataset):
 
     ``shuffle``: shuffle row-group order and pass rows through a shuffle buffer
     of ``buffer_size`` rows, both from ``(config.seed, epoch)``; call
-    :meth:`set_epoch` before each epoch. ``equal_per_rank`` (``"off"``,
+    :meth:`set_epoch` before each epoch (a new pass over a finished epoch moves to
+    the next one by itself). The buffer holds raw rows (projected columns): with
+    video, ``buffer_size`` x clip size per worker. ``equal_per_rank`` (``"off"``,
     ``"drop"``, ``"pad"``): see :data:`tali.data.plan.EqualPerRank`.
     ``item_ids``: only rows whose ``item_idx`` is in this set (e.g. from
     ``tali filter``). ``on_error`` and ``processors`` behave as in
@@ -109,7 +111,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         split: str | None = None,
         opener: Opener | None = None,
         shuffle: bool = True,
-        buffer_size: int = 256,
+        buffer_size: int = 64,
         rank: int | None = None,
         world_size: int | None = None,
         equal_per_rank: EqualPerRank = "off",
@@ -261,10 +263,27 @@ class TaliStream(torch.utils.data.IterableDataset):
             self._counts, self._rotation = {}, 0
         self._segment = topology
 
+    def _advance_if_done(self) -> None:
+        """A new pass after this rank delivered its whole epoch starts the next epoch
+        (as ``set_epoch(epoch + 1)`` would); a pass that stopped early continues."""
+        if self._segment is None or not self._counts:
+            return
+        seg = self._segment
+        plan = self.plan(seg, excluded=self._base)
+        # Same world size: this rank's streams; a checkpoint from another world size: all of them.
+        ranks = [self.rank] if seg.world_size == self.world_size else range(seg.world_size)
+        for rank in ranks:
+            for w in range(seg.num_workers):
+                if self._counts.get(seg.stream_id(rank, w), 0) < len(plan.stream_inputs(rank, w)):
+                    return
+        self.set_epoch(self.epoch + 1)
+
     # -- reading ------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
+        if info is None:
+            self._advance_if_done()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
         topology = Topology(self.world_size, workers)
         same = self._segment is None or self._segment == topology
@@ -399,6 +418,7 @@ class StreamingLoader:
         )
 
     def __iter__(self) -> Iterator[Any]:
+        self.dataset._advance_if_done()
         self.dataset._loader_workers = max(self.num_workers, 1)
         if self.num_workers > 0:
             self.dataset._begin_segment(Topology(self.dataset.world_size, self.num_workers))
@@ -407,7 +427,14 @@ class StreamingLoader:
             yield batch
 
     def __len__(self) -> int:
-        return len(self._loader)
+        """Batches this rank yields in a whole epoch: each worker ends on its own partial
+        batch, so this can exceed ``ceil(len(dataset) / batch_size)``."""
+        ds, size = self.dataset, self._loader.batch_size or 1
+        plan = ds.plan(Topology(ds.world_size, max(self.num_workers, 1)))
+        counts = [len(plan.stream_inputs(ds.rank, w)) for w in range(max(self.num_workers, 1))]
+        if self._loader.drop_last:
+            return sum(n // size for n in counts)
+        return sum(-(-n // size) for n in counts)
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)
