@@ -49,6 +49,8 @@ def test_load_fsspec_memory_and_file_urls(sample_root, truth):
         # Workers open the same filesystem through a picklable opener.
         batches = list(tali.load("memory://tali-test", split="val", config=TEXT).loader(batch_size=2, num_workers=2))
         assert sorted(i for b in batches for i in b["item_idx"].tolist()) == [16, 17, 18, 19]
+        mapped = tali.load("memory://tali-test", split="val", config=TEXT, streaming=False)
+        assert [mapped[i]["item_idx"] for i in range(len(mapped))] == [16, 17, 18, 19]
     finally:
         fs.rm("/tali-test", recursive=True)
     url = f"file://{sample_root}"
