@@ -26,7 +26,7 @@ from tali.errors import TaliSchemaError
 from tali.schema import Column
 from tali.transform import TaliTransform
 
-__all__ = ["as_transform", "prepare", "HfTransform"]
+__all__ = ["HfTransform", "as_transform", "prepare"]
 
 
 class HfTransform:

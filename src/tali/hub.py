@@ -34,7 +34,7 @@ from typing import Literal
 
 from tali.errors import TaliConfigError, TaliSourceError
 
-__all__ = ["HubFile", "SplitSpec", "parse_split", "list_split_files", "select_shards", "download", "DownloadReport"]
+__all__ = ["DownloadReport", "HubFile", "SplitSpec", "download", "list_split_files", "parse_split", "select_shards"]
 
 REPO_ID = "Antreas/TALI"
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
@@ -64,7 +64,7 @@ class SplitSpec:
                 return default
             if text.endswith("%"):
                 value = float(text[:-1])
-                return int(math.ceil(n * value / 100.0)) if value >= 0 else int(math.floor(n * value / 100.0))
+                return math.ceil(n * value / 100.0) if value >= 0 else math.floor(n * value / 100.0)
             return int(text)
 
         start, stop = bound(self.start, 0), bound(self.stop, n)
@@ -353,12 +353,11 @@ def download(
         raise AssertionError("unreachable")
 
     results: dict[str, str] = {}
-    with _progress(progress, sum(f.size for f in wanted), len(wanted)) as advance:
-        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-            futures = {pool.submit(one, f, advance): f for f in wanted}
-            for future in as_completed(futures):
-                f = futures[future]
-                results[f.path] = future.result()
+    with (_progress(progress, sum(f.size for f in wanted), len(wanted)) as advance,
+          ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool):
+        futures = {pool.submit(one, f, advance): f for f in wanted}
+        for future in as_completed(futures):
+            results[futures[future].path] = future.result()
     if revision and revision != commit and local_dir is None:
         _write_ref(repo_id, cache_dir, revision, commit)
     return DownloadReport(commit=commit, files=[results[f.path] for f in wanted], refetched=refetched,

@@ -35,7 +35,7 @@ from tali.errors import TaliConfigError, TaliSourceError
 from tali.hub import REPO_ID, SplitSpec, parse_split
 from tali.schema import Modality, SubModality
 
-__all__ = ["load", "resolve_files", "FsOpener"]
+__all__ = ["FsOpener", "load", "resolve_files"]
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _PATTERNS = ("data/{split}-*.parquet", "{split}-*.parquet", "data/{split}/*.parquet", "{split}/*.parquet")

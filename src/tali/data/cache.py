@@ -41,9 +41,7 @@ def is_deterministic(config: TaliConfig) -> bool:
     if config.wants(S.YOUTUBE_CONTENT_VIDEO) and config.video.selection == "random":
         return False
     wiki = config.wants(S.WIKIPEDIA_CAPTION_TEXT, S.WIKIPEDIA_TITLE_TEXT, S.WIKIPEDIA_MAIN_BODY_TEXT)
-    if wiki and config.text.language is not None and config.text.fallback == "random":
-        return False
-    return True
+    return not (wiki and config.text.language is not None and config.text.fallback == "random")
 
 
 class SampleCache:
@@ -77,7 +75,7 @@ class SampleCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except Exception:  # a torn or foreign file: drop it and decode again
+        except Exception:  # noqa: BLE001  a torn or foreign file (zip/pickle errors vary): decode again
             path.unlink(missing_ok=True)
             self.misses += 1
             return None

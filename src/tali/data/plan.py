@@ -31,7 +31,7 @@ import numpy as np
 
 from tali.errors import TaliConfigError
 
-__all__ = ["EqualPerRank", "Topology", "EpochPlan", "check_equal_per_rank", "buffer_order"]
+__all__ = ["EpochPlan", "EqualPerRank", "Topology", "buffer_order", "check_equal_per_rank"]
 
 #: ``"off"``: ranks get N//W or N//W + 1 rows (each row exactly once);
 #: ``"drop"``: every rank gets N//W (the N % W left over are not read this epoch);

@@ -40,7 +40,7 @@ from tali.errors import TaliConfigError, TaliSourceError
 from tali.schema import Column, columns_for
 from tali.transform import TaliTransform
 
-__all__ = ["TaliStream", "StreamingLoader", "resolve_rank", "merge_states"]
+__all__ = ["StreamingLoader", "TaliStream", "merge_states", "resolve_rank"]
 
 STATE_VERSION = 1
 
