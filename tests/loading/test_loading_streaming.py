@@ -276,3 +276,11 @@ def test_a_new_pass_after_a_finished_epoch_is_the_next_epoch(train_files, worker
     head = [k for _, b in zip(range(2), partial) for k in b["key"].tolist()]
     tail = [k for b in partial for k in b["key"].tolist()]
     assert sorted(head + tail) == list(range(16))
+
+
+def test_drop_last_passes_end_the_epoch(train_files):
+    loader = stream(train_files).loader(batch_size=3, num_workers=2, drop_last=True)
+    first = [k for b in loader for k in b["key"].tolist()]
+    assert len(first) == 12 and len(loader) == 4  # 8 rows per worker: two full batches each
+    second = list(loader)
+    assert {e for b in second for e in b["epoch"].tolist()} == {1} and len(second) == 4

@@ -294,6 +294,19 @@ class TaliStream(torch.utils.data.IterableDataset):
             worker = (worker + self._rotation) % workers
         sid = topology.stream_id(self.rank, worker)
         yield from self._stream(plan, sid, counts.get(sid, 0), track=info is None)
+        if info is None:
+            self._finish_pass()
+
+    def _finish_pass(self) -> None:
+        """A pass that ran to its end exhausted this rank's streams, even rows nobody
+        received (``drop_last``'s partial batch): the epoch is over for this rank."""
+        seg = self._segment
+        if seg is None:
+            return
+        plan = self.plan(seg, excluded=self._base)
+        for w in range(seg.num_workers):
+            sid = seg.stream_id(self.rank, w)
+            self._counts[sid] = max(self._counts.get(sid, 0), len(plan.stream_inputs(self.rank, w)))
 
     def _stream(self, plan: EpochPlan, sid: int, start: int, *, track: bool) -> Iterator[dict[str, Any]]:
         t = plan.topology
@@ -425,6 +438,7 @@ class StreamingLoader:
         for batch in self._loader:
             self.dataset.observe(batch)
             yield batch
+        self.dataset._finish_pass()
 
     def __len__(self) -> int:
         """Batches this rank yields in a whole epoch: each worker ends on its own partial
