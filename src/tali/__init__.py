@@ -11,7 +11,8 @@ from tali.data.collate import collate
 from tali.data.cache import SampleCache
 from tali.data.dataset import TaliDataset, make_loader
 from tali.data.sampler import TaliDistributedSampler
-from tali.data.streaming import StreamingLoader, TaliStream
+from tali.data.stateful import StreamingLoader
+from tali.data.streaming import TaliStream
 from tali.errors import (
     TaliConfigError,
     TaliDataError,
