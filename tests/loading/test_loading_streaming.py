@@ -284,3 +284,14 @@ def test_drop_last_passes_end_the_epoch(train_files):
     assert len(first) == 12 and len(loader) == 4  # 8 rows per worker: two full batches each
     second = list(loader)
     assert {e for b in second for e in b["epoch"].tolist()} == {1} and len(second) == 4
+
+
+def test_a_shard_damaged_after_planning_fails_loudly(sample_root, tmp_path):
+    src = resolve_local_files(sample_root, "val")[0]
+    copy = tmp_path / "val-00000-of-00001.parquet"
+    copy.write_bytes(open(src, "rb").read())
+    ds = stream([str(copy)], shuffle=False)
+    data = copy.read_bytes()
+    copy.write_bytes(data[: len(data) // 2])  # a partial copy: no footer any more
+    with pytest.raises(TaliSourceError, match=r"row group 0 of .*val-00000-of-00001.parquet"):
+        list(ds)
