@@ -7,7 +7,8 @@ links, so ``datasets`` and ``hf`` see the files). On top we add:
 
 - split and shard selection (``"train[:5%]"``, ``"val[2:4]"``, explicit shards);
 - resume across processes: a run killed mid-shard continues the partial file
-  (``huggingface_hub`` >= 1.x restarts a killed download from zero);
+  (``huggingface_hub`` 2.x writes per-process temporary files, huggingface/huggingface_hub#4228,
+  so it restarts a killed download from zero);
 - a pinned commit: the branch is resolved once, then every file is asked for
   at that commit, which is what lets a second call make no file request at all;
 - retries with exponential backoff and jitter on 429, 5xx and dropped
@@ -246,11 +247,20 @@ def _link(blob: Path, pointer: Path) -> None:
     os.replace(tmp, pointer)
 
 
+def _supported(function, **options) -> dict:
+    """The keyword arguments this huggingface_hub version's ``function`` accepts
+    (tested with 2.4; ``retry_on_errors`` and ``tqdm_class`` are recent additions)."""
+    import inspect
+
+    names = inspect.signature(function).parameters
+    return {k: v for k, v in options.items() if k in names}
+
+
 def _transfer(url_of, dest: Path, f: HubFile, *, token, advance) -> int:
     """Bytes of ``f`` into ``dest``, continuing a partial file left by an earlier
     (possibly killed) process with an HTTP Range request. Returns bytes transferred.
 
-    ``huggingface_hub`` >= 1.x resumes only inside one process (its temporary
+    ``huggingface_hub`` 2.x resumes only inside one process (its temporary
     files are unique per process), so a multi-hour download killed at 90% would
     start over; the transfer itself is still its ``http_get``.
     """
@@ -272,7 +282,7 @@ def _transfer(url_of, dest: Path, f: HubFile, *, token, advance) -> int:
         if dest.exists():  # another process finished it while we waited
             return 0
         url = url_of(f.path)
-        meta = get_hf_file_metadata(url, token=token, retry_on_errors=True)
+        meta = get_hf_file_metadata(url, token=token, **_supported(get_hf_file_metadata, retry_on_errors=True))
         if meta.size is not None and meta.size != f.size:
             raise TaliSourceError(f"{f.path}: the Hub lists {f.size} bytes but serves {meta.size}")
         done = partial.stat().st_size if partial.exists() else 0
@@ -282,8 +292,8 @@ def _transfer(url_of, dest: Path, f: HubFile, *, token, advance) -> int:
         with open(partial, "r+b" if done else "wb") as fh:
             fh.seek(done)
             advance(done)
-            http_get(meta.location, fh, resume_size=done, expected_size=f.size, tqdm_class=_Forward,
-                     displayed_filename=Path(f.path).name)
+            http_get(meta.location, fh, resume_size=done, expected_size=f.size,
+                     displayed_filename=Path(f.path).name, **_supported(http_get, tqdm_class=_Forward))
             fh.truncate()
         os.replace(partial, dest)
         return f.size - done
