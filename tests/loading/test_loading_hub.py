@@ -65,11 +65,12 @@ def test_load_from_the_hub_streams_the_split(hub, env):
     assert len(hub.downloads()) == 1
 
 
-def test_explicit_shards_into_a_local_dir(hub, env):
+def test_explicit_shards_into_a_local_dir(hub, env, capsys):
     report = hub_download = tali.hub.download(
         REPO, split="train", shards=["train-00001-of-00002.parquet"], local_dir=env / "TALI",
-        endpoint=hub.endpoint, progress=False,
+        endpoint=hub.endpoint, progress=True,
     )
+    assert "1 shards" in capsys.readouterr().out  # the byte progress bar
     assert hub_download.files == [str(env / "TALI" / "data" / "train-00001-of-00002.parquet")]
     assert sha(report.files[0]) == hub.sha["data/train-00001-of-00002.parquet"]
     # The local dir is a Hub-layout source in its own right.
