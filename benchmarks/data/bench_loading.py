@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-import tali  # noqa: E402
-from tali import AudioConfig, SampleCache  # noqa: E402, TaliConfig, TaliDataset, TextConfig, VideoConfig, WindowConfig
-from tali.data.sources import resolve_local_files  # noqa: E402
+import tali
+from tali import AudioConfig, SampleCache, TaliConfig, TaliDataset, TextConfig, VideoConfig, WindowConfig
+from tali.data.sources import resolve_local_files
 
 FULL = TaliConfig(audio=AudioConfig(on_missing="zeros"), video=VideoConfig(num_frames=8, size=224))
 # Deterministic (same sample every epoch), so a cache can serve epoch 2.
