@@ -5,10 +5,14 @@
 >>> loader = tali.make_loader(ds, batch_size=8, num_workers=2)
 """
 
-from tali import sample_data
+from tali import hf, hub, sample_data
 from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
 from tali.data.collate import collate
+from tali.data.cache import SampleCache
 from tali.data.dataset import TaliDataset, make_loader
+from tali.data.sampler import TaliDistributedSampler
+from tali.data.stateful import StreamingLoader
+from tali.data.streaming import TaliStream
 from tali.errors import (
     TaliConfigError,
     TaliDataError,
@@ -22,11 +26,14 @@ from tali.errors import (
 )
 from tali.schema import TALI_SCHEMA, Column, Modality, SubModality
 from tali.transform import TaliTransform
+from tali.loading import load
 
 __version__ = "0.1.0"
 
 __all__ = [
     "sample_data",
+    "hf",
+    "hub",
     "TaliConfig",
     "WindowConfig",
     "VideoConfig",
@@ -36,6 +43,11 @@ __all__ = [
     "TaliDataset",
     "TaliTransform",
     "make_loader",
+    "load",
+    "TaliStream",
+    "StreamingLoader",
+    "TaliDistributedSampler",
+    "SampleCache",
     "collate",
     "TALI_SCHEMA",
     "Column",

@@ -1,0 +1,136 @@
+"""A bounded on-disk cache of decoded samples, for repeated epochs.
+
+Entries are keyed by ``config.fingerprint()`` and the row's global index, plus
+the epoch when the config makes random choices (a random window differs every
+epoch, so only a deterministic config gets an epoch-2 speed-up; a random one
+still gains on resume). A config change gives a new fingerprint, so stale
+entries are never served; they are the first to go when space is needed.
+
+Many DataLoader workers (and ranks on one machine) may write at once: each
+entry is written to a private temporary file and ``os.replace``-d into place,
+which is atomic on POSIX, so a reader sees a whole entry or none. Eviction is
+least-recently-used by mtime (a hit touches the file); a file deleted by
+another process mid-read is a miss, not an error.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tali.config import TaliConfig
+from tali.errors import TaliConfigError
+from tali.schema import SubModality
+
+__all__ = ["SampleCache", "is_deterministic"]
+
+S = SubModality
+
+
+def is_deterministic(config: TaliConfig) -> bool:
+    """Whether a row's sample is the same in every epoch under ``config``."""
+    if config.wants(S.YOUTUBE_RANDOM_VIDEO_FRAME):
+        return False
+    clip_based = config.needs_clip or config.wants(S.YOUTUBE_SUBTITLE_TEXT)
+    if clip_based and config.window.start == "random" and config.window.seconds is not None:
+        return False
+    if config.wants(S.YOUTUBE_CONTENT_VIDEO) and config.video.selection == "random":
+        return False
+    wiki = config.wants(S.WIKIPEDIA_CAPTION_TEXT, S.WIKIPEDIA_TITLE_TEXT, S.WIKIPEDIA_MAIN_BODY_TEXT)
+    return not (wiki and config.text.language is not None and config.text.fallback == "random")
+
+
+class SampleCache:
+    """Decoded samples under ``root/<fingerprint>/``, at most ``max_bytes`` in total."""
+
+    def __init__(self, root: str | os.PathLike[str], config: TaliConfig, *, max_bytes: int = 50 * 2**30,
+                 scan_every: int = 64) -> None:
+        if not isinstance(max_bytes, int) or max_bytes <= 0:
+            raise TaliConfigError(f"SampleCache.max_bytes must be a positive int, got {max_bytes!r}")
+        self.root = Path(root)
+        self.fingerprint = config.fingerprint()
+        self.deterministic = is_deterministic(config)
+        self.max_bytes = max_bytes
+        self.scan_every = scan_every
+        self._weights_only = "pil" not in (config.video.output, config.image.output)
+        self.hits = self.misses = self.writes = self.evicted = 0
+        self._since_scan = 0
+
+    def path(self, key: int, epoch: int) -> Path:
+        scope = "all-epochs" if self.deterministic else f"epoch-{int(epoch)}"
+        return self.root / self.fingerprint / scope / f"{int(key) // 4096:05d}" / f"{int(key)}.pt"
+
+    def contains(self, key: int, epoch: int) -> bool:
+        return self.path(key, epoch).is_file()
+
+    def get(self, key: int, epoch: int) -> dict[str, Any] | None:
+        path = self.path(key, epoch)
+        try:
+            sample = torch.load(path, weights_only=self._weights_only)
+            os.utime(path)  # LRU by mtime
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except Exception:  # noqa: BLE001  a torn or foreign file (zip/pickle errors vary): decode again
+            path.unlink(missing_ok=True)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return sample
+
+    def put(self, key: int, epoch: int, sample: dict[str, Any]) -> None:
+        path = self.path(key, epoch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            torch.save(sample, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.writes += 1
+        self._since_scan += 1
+        if self._since_scan >= self.scan_every:
+            self.evict()
+
+    def size_bytes(self) -> int:
+        return sum(size for _, _, size in self._entries())
+
+    def _entries(self) -> list[tuple[float, Path, int]]:
+        out = []
+        for path in self.root.rglob("*.pt"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            # Entries of other configs are stale: order them before every current one.
+            stale = path.relative_to(self.root).parts[0] != self.fingerprint
+            out.append((float("-inf") if stale else st.st_mtime, path, st.st_size))
+        return out
+
+    def evict(self, *, target: float = 0.9) -> int:
+        """Delete least recently used entries until the cache is under ``target * max_bytes``."""
+        self._since_scan = 0
+        entries = sorted(self._entries(), key=lambda e: e[0])
+        total = sum(e[2] for e in entries)
+        removed = 0
+        if total <= self.max_bytes:
+            return 0
+        for _, path, size in entries:
+            if total <= target * self.max_bytes:
+                break
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:  # another worker got there first
+                pass
+            total -= size
+        self.evicted += removed
+        return removed
+
+    def __repr__(self) -> str:
+        return (f"SampleCache({self.root}, fingerprint={self.fingerprint}, deterministic={self.deterministic}, "
+                f"max_bytes={self.max_bytes})")

@@ -1,0 +1,394 @@
+"""Streaming access: an ``IterableDataset`` over the original parquet shards.
+
+Reads row group by row group with column projection; memory per worker is one
+row group plus at most ``buffer_size`` raw rows, whatever the number of shards
+(see ``benchmarks/data/bench_loading.py``). Work is split by :mod:`tali.data.plan`
+across ``torch.distributed`` ranks and DataLoader workers; every sample of a
+stream carries ``stream`` and ``position`` (its place in that stream's order),
+which is all a checkpoint needs.
+
+Why not ``torchdata.stateful_dataloader.StatefulDataLoader``: it snapshots each
+worker's ``state_dict`` every few batches and replays from the snapshot, so its
+state is tied to the worker count and it cannot resume W ranks as W'. Here a
+stream's order is a pure function of the plan, so "how many outputs each stream
+delivered" (read off the batches the training loop actually received, never
+off prefetched ones) is an exact, topology-free state, and resuming costs no
+decoding: skipped outputs are never read.
+
+Batch legend (B = batch size): everything :mod:`tali.transform` documents, plus
+``stream [B] int64`` and ``position [B] int64``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+import torch.distributed as dist
+import torch.utils.data
+
+from tali.config import TaliConfig
+from tali.data.plan import EpochPlan, EqualPerRank, Topology, check_equal_per_rank
+from tali.data.policy import OnError, SkipRecord, apply_policy, check_on_error, mark, placeholder_sample
+from tali.data.shards import Opener, ShardIndex
+from tali.data.stateful import StreamingLoader, merge_states
+from tali.errors import TaliConfigError, TaliSourceError
+from tali.schema import Column, columns_for
+from tali.transform import TaliTransform
+
+__all__ = ["StreamingLoader", "TaliStream", "merge_states", "resolve_rank"]
+
+STATE_VERSION = 1
+
+
+def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit values win; else the initialised process group; else a single process."""
+    if (rank is None) != (world_size is None):
+        raise TaliConfigError(f"give both rank and world_size or neither, got rank={rank}, world_size={world_size}")
+    if rank is None:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+    assert world_size is not None
+    if not 0 <= rank < world_size:
+        raise TaliConfigError(f"rank={rank} must be in [0, world_size={world_size})")
+    return int(rank), int(world_size)
+
+
+def _pack(mask: np.ndarray | None) -> bytes | None:
+    return None if mask is None else zlib.compress(np.packbits(mask).tobytes())
+
+
+def _unpack(blob: bytes | None, n: int) -> np.ndarray | None:
+    if blob is None:
+        return None
+    return np.unpackbits(np.frombuffer(zlib.decompress(blob), dtype=np.uint8), count=n).astype(bool)
+
+
+class TaliStream(torch.utils.data.IterableDataset):
+    """TALI rows of one split, streamed in a deterministic, resumable order.
+
+    ``shuffle``: shuffle row-group order and pass rows through a shuffle buffer
+    of ``buffer_size`` rows, both from ``(config.seed, epoch)``; call
+    :meth:`set_epoch` before each epoch (a new pass over a finished epoch moves to
+    the next one by itself). The buffer holds raw rows (projected columns): with
+    video, ``buffer_size`` x clip size per worker. ``equal_per_rank`` (``"off"``,
+    ``"drop"``, ``"pad"``): see :data:`tali.data.plan.EqualPerRank`.
+    ``item_ids``: only rows whose ``item_idx`` is in this set (e.g. from
+    ``tali filter``). ``on_error`` and ``processors`` behave as in
+    :class:`~tali.data.dataset.TaliDataset`; under ``skip`` a bad row's record
+    rides on the next sample of the same stream (or on a ``valid=False``
+    placeholder when the stream ends). ``cache``: a
+    :class:`~tali.data.cache.SampleCache` of decoded samples.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str],
+        *,
+        config: TaliConfig | None = None,
+        split: str | None = None,
+        opener: Opener | None = None,
+        shuffle: bool = True,
+        buffer_size: int = 64,
+        rank: int | None = None,
+        world_size: int | None = None,
+        equal_per_rank: EqualPerRank = "off",
+        item_ids: Sequence[int] | set[int] | None = None,
+        on_error: OnError = "raise",
+        processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        cache: Any | None = None,
+        index: ShardIndex | None = None,
+    ) -> None:
+        self.config = config or TaliConfig()
+        self.split = split
+        self.files = list(files)
+        if not self.files:
+            raise TaliSourceError("a stream needs at least one parquet shard")
+        self.opener = opener
+        self.index = index or ShardIndex.from_files(self.files, opener)
+        self.columns = columns_for(self.config.modalities, available=self.index.column_names)
+        self.shuffle = bool(shuffle)
+        if not isinstance(buffer_size, int) or buffer_size < 0:
+            raise TaliConfigError(f"buffer_size must be an int >= 0, got {buffer_size!r}")
+        self.buffer_size = buffer_size
+        self.rank, self.world_size = resolve_rank(rank, world_size)
+        self.equal_per_rank = check_equal_per_rank(equal_per_rank)
+        self.on_error = check_on_error(on_error)
+        self.processors = processors
+        self.cache = cache
+        self.transform = TaliTransform(self.config)
+        self.unit_rows = np.asarray([rg.num_rows for rg in self.index.row_groups], dtype=np.int64)
+        self.allowed = self._allowed_rows(item_ids) if item_ids is not None else None
+        self.epoch = 0
+        self._base: np.ndarray | None = None  # rows consumed before this segment of the epoch
+        self._segment: Topology | None = None  # topology the current counts refer to
+        self._counts: dict[int, int] = {}
+        # DataLoader hands out batches round-robin from worker 0; after a resume the
+        # stream due next must sit on worker 0, so workers play streams rotated by this.
+        self._rotation = 0
+        self._last_stream: int | None = None
+        self._loader_workers = 1  # set by StreamingLoader; 1 when iterated directly
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_open_shard", None)  # file handles do not cross into workers
+        return state
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def _allowed_rows(self, item_ids: Sequence[int] | set[int]) -> np.ndarray:
+        """Read only the ``item_idx`` column of every shard (a few bytes per row)."""
+        wanted = np.fromiter((int(i) for i in item_ids), dtype=np.int64)
+        parts = []
+        for shard in self.index.shards:
+            handle = pq.ParquetFile(self.opener(shard.path) if self.opener else shard.path)
+            parts.append(handle.read(columns=[str(Column.ITEM_IDX)]).column(0).to_numpy(zero_copy_only=False))
+        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return np.isin(ids, wanted)
+
+    def plan(self, topology: Topology | None = None, *, excluded: np.ndarray | None = None) -> EpochPlan:
+        return EpochPlan(
+            self.unit_rows, seed=self.config.seed, epoch=self.epoch,
+            topology=topology or Topology(self.world_size, self._loader_workers),
+            shuffle=self.shuffle, buffer_size=self.buffer_size, equal_per_rank=self.equal_per_rank,
+            allowed=self.allowed, excluded=excluded,
+        )
+
+    def __len__(self) -> int:
+        """Samples this rank yields in a whole epoch (what DDP step counts need)."""
+        return self.plan(Topology(self.world_size, 1)).rank_size(self.rank)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start ``epoch`` afresh; a no-op for the epoch a checkpoint was loaded into."""
+        if int(epoch) != self.epoch:
+            self.epoch = int(epoch)
+            self._base, self._segment, self._counts = None, None, {}
+            self._rotation, self._last_stream = 0, None
+
+    # -- state --------------------------------------------------------------------------------
+
+    def observe(self, batch: dict[str, Any]) -> None:
+        """Record what the training loop received (a sample or a collated batch)."""
+        streams, positions = batch["stream"], batch["position"]
+        if isinstance(streams, int):
+            streams, positions = [streams], [positions]
+        for s, p in zip(torch.as_tensor(streams).tolist(), torch.as_tensor(positions).tolist()):
+            if self._counts.get(s, 0) < p + 1:
+                self._counts[s] = p + 1
+            self._last_stream = s
+
+    def state_dict(self, *, gather: bool = True) -> dict[str, Any]:
+        """Where this epoch stands. Under ``torch.distributed`` (``gather=True``) every
+        rank's progress is merged, so any rank's state resumes the whole job."""
+        counts = dict(self._counts)
+        if gather and self.world_size > 1 and dist.is_available() and dist.is_initialized():
+            every: list[dict[int, int]] = [{} for _ in range(self.world_size)]
+            dist.all_gather_object(every, counts)
+            for part in every:
+                for s, c in part.items():
+                    counts[s] = max(counts.get(s, 0), c)
+        segment = self._segment or Topology(self.world_size, self._loader_workers)
+        last = self._last_stream
+        return {
+            "version": STATE_VERSION,
+            "epoch": self.epoch,
+            "plan": self._plan_key(),
+            "world_size": segment.world_size,
+            "num_workers": segment.num_workers,
+            "base": _pack(self._base),
+            "counts": counts,
+            "next_worker": self._rotation if last is None else (last % segment.num_workers + 1) % segment.num_workers,
+        }
+
+    def _plan_key(self) -> dict[str, Any]:
+        allowed = 0 if self.allowed is None else zlib.crc32(np.packbits(self.allowed).tobytes())
+        return {
+            "seed": self.config.seed, "num_rows": int(self.unit_rows.sum()), "shuffle": self.shuffle,
+            "buffer_size": self.buffer_size, "equal_per_rank": self.equal_per_rank,
+            "unit_rows_crc": zlib.crc32(self.unit_rows.tobytes()), "allowed_crc": allowed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume mid-epoch: the next iteration yields exactly the rows not yet delivered."""
+        if state.get("version") != STATE_VERSION:
+            raise TaliConfigError(f"stream state version {state.get('version')!r} is not {STATE_VERSION}")
+        if state["plan"] != self._plan_key():
+            diff = {k: (v, self._plan_key().get(k)) for k, v in state["plan"].items() if self._plan_key().get(k) != v}
+            raise TaliConfigError(f"checkpoint was taken with a different data plan (saved, now): {diff}")
+        self.epoch = int(state["epoch"])
+        self._base = _unpack(state["base"], int(self.unit_rows.sum()))
+        self._segment = Topology(int(state["world_size"]), int(state["num_workers"]))
+        self._counts = {int(s): int(c) for s, c in state["counts"].items()}
+        self._rotation, self._last_stream = int(state.get("next_worker", 0)), None
+
+    def _resolve(self, topology: Topology) -> tuple[EpochPlan, dict[int, int]]:
+        """This epoch's plan for ``topology``: the saved segment's plan when the topology
+        is unchanged (exact replay), else a new plan over the rows not yet consumed."""
+        if self._segment is None or self._segment == topology:
+            return self.plan(topology, excluded=self._base), self._counts
+        old = self.plan(self._segment, excluded=self._base)
+        consumed = old.consumed(self._counts)
+        if self._base is not None:
+            consumed |= self._base
+        return self.plan(topology, excluded=consumed), {}
+
+    def _begin_segment(self, topology: Topology) -> None:
+        """Main-process bookkeeping when an iteration starts under ``topology``."""
+        if self._segment is not None and self._segment != topology:
+            old = self.plan(self._segment, excluded=self._base)
+            consumed = old.consumed(self._counts)
+            self._base = consumed | self._base if self._base is not None else consumed
+            self._counts, self._rotation = {}, 0
+        self._segment = topology
+
+    def _advance_if_done(self) -> None:
+        """A new pass after this rank delivered its whole epoch starts the next epoch
+        (as ``set_epoch(epoch + 1)`` would); a pass that stopped early continues."""
+        if self._segment is None or not self._counts:
+            return
+        seg = self._segment
+        plan = self.plan(seg, excluded=self._base)
+        # Same world size: this rank's streams; a checkpoint from another world size: all of them.
+        ranks = [self.rank] if seg.world_size == self.world_size else range(seg.world_size)
+        for rank in ranks:
+            for w in range(seg.num_workers):
+                if self._counts.get(seg.stream_id(rank, w), 0) < len(plan.stream_inputs(rank, w)):
+                    return
+        self.set_epoch(self.epoch + 1)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = torch.utils.data.get_worker_info()
+        if info is None:
+            self._advance_if_done()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        topology = Topology(self.world_size, workers)
+        same = self._segment is None or self._segment == topology
+        plan, counts = self._resolve(topology)
+        if info is None:
+            self._begin_segment(topology)
+        if same:
+            worker = (worker + self._rotation) % workers
+        sid = topology.stream_id(self.rank, worker)
+        yield from self._stream(plan, sid, counts.get(sid, 0), track=info is None)
+        if info is None:
+            self._finish_pass()
+
+    def _finish_pass(self) -> None:
+        """A pass that ran to its end exhausted this rank's streams, even rows nobody
+        received (``drop_last``'s partial batch): the epoch is over for this rank."""
+        seg = self._segment
+        if seg is None:
+            return
+        plan = self.plan(seg, excluded=self._base)
+        for w in range(seg.num_workers):
+            sid = seg.stream_id(self.rank, w)
+            self._counts[sid] = max(self._counts.get(sid, 0), len(plan.stream_inputs(self.rank, w)))
+
+    def _stream(self, plan: EpochPlan, sid: int, start: int, *, track: bool) -> Iterator[dict[str, Any]]:
+        t = plan.topology
+        rank, worker = divmod(sid, t.num_workers)
+        inputs = plan.stream_inputs(rank, worker)
+        order = plan.stream_order(rank, worker)
+        needed = np.zeros(len(inputs), dtype=bool)
+        needed[order[start:]] = True
+        units = plan.unit_of(inputs)
+        rows: dict[int, dict[str, Any] | None] = {}  # input position -> raw row (None: served by cache)
+        ingested = 0
+        table_unit, table = -1, None
+        pending: list[SkipRecord] = []
+        horizon = max(plan.buffer_size, 1)
+        for i in range(start, len(order)):
+            # Output i is among inputs [0, i + buffer): read that far, keeping only needed rows.
+            stop = min(i + horizon, len(inputs))
+            while ingested < stop:
+                p = ingested
+                ingested += 1
+                if not needed[p]:
+                    continue
+                key = int(inputs[p])
+                if self.cache is not None and self.cache.contains(key, self.epoch):
+                    rows[p] = None
+                    continue
+                if units[p] != table_unit:
+                    table_unit, table = int(units[p]), self._read_unit(int(units[p]))
+                assert table is not None
+                rows[p] = table.slice(key - int(plan.unit_starts[table_unit]), 1).to_pylist()[0]
+            p = int(order[i])
+            sample, record = self._produce(int(inputs[p]), rows.pop(p), int(units[p]))
+            if record is not None:
+                pending.append(record)
+            if sample is None:
+                continue
+            sample = self._finish(sample, sid, i, record is None, pending)
+            pending = []
+            if track:
+                self._counts[sid] = i + 1
+            yield sample
+        if pending:  # bad rows at the very end of a stream still reach ErrorReport
+            key = int(inputs[order[-1]])
+            sample = placeholder_sample(self.config, key=key, epoch=self.epoch, item_idx=None)
+            if track:
+                self._counts[sid] = len(order)
+            yield self._finish(sample, sid, len(order) - 1, False, pending)
+
+    def _finish(self, sample: dict[str, Any], sid: int, position: int, valid: bool,
+                records: list[SkipRecord]) -> dict[str, Any]:
+        if self.on_error != "raise":
+            mark(sample, valid=valid, records=records)
+        sample["stream"] = sid
+        sample["position"] = position
+        return sample
+
+    def _read_unit(self, unit: int):
+        """One row group, projected. The current shard's file stays open (one handle
+        per worker, so memory does not grow with shards): over fsspec/HTTP, reopening
+        would re-read the footer for every row group."""
+        ref = self.index.row_groups[unit]
+        path = self.index.shards[ref.shard].path
+        try:
+            current = getattr(self, "_open_shard", None)
+            if current is None or current[0] != ref.shard:
+                current = (ref.shard, pq.ParquetFile(self.opener(path) if self.opener else path))
+                self._open_shard = current
+            return current[1].read_row_group(ref.row_group, columns=self.columns)
+        except OSError as exc:
+            raise TaliSourceError(f"cannot read row group {ref.row_group} of {path}: {exc}") from exc
+        except Exception as exc:  # pyarrow.ArrowInvalid and friends: a corrupt shard
+            raise TaliSourceError(f"corrupt row group {ref.row_group} of {path}: {exc}") from exc
+
+    def _produce(self, key: int, row: dict[str, Any] | None, unit: int):
+        ref = self.index.row_groups[unit]
+
+        def attempt() -> dict[str, Any]:
+            sample = self.cache.get(key, self.epoch) if row is None else None
+            if sample is None:  # not cached, or evicted by another worker since contains()
+                raw = row if row is not None else self._read_unit(unit).slice(key - ref.first_row, 1).to_pylist()[0]
+                sample = self.transform(raw, key=key, epoch=self.epoch)
+                if self.cache is not None:
+                    self.cache.put(key, self.epoch, sample)
+            return self.processors(sample) if self.processors is not None else sample
+
+        item_idx = row.get(str(Column.ITEM_IDX)) if row is not None else None
+        return apply_policy(
+            self.on_error, attempt, config=self.config, key=key, epoch=self.epoch,
+            item_idx=item_idx if isinstance(item_idx, int) else None,
+            shard=self.index.shards[ref.shard].path, row=ref.shard_row + key - ref.first_row,
+        )
+
+    def loader(self, *, batch_size: int = 8, num_workers: int = 2, **kwargs: Any) -> StreamingLoader:
+        """A :class:`~tali.data.stateful.StreamingLoader` over this stream (checkpointable)."""
+        return StreamingLoader(self, batch_size=batch_size, num_workers=num_workers, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"TaliStream(split={self.split!r}, rows={int(self.unit_rows.sum())}, shards={len(self.files)}, "
+            f"row_groups={len(self.unit_rows)}, rank={self.rank}/{self.world_size}, shuffle={self.shuffle}, "
+            f"buffer_size={self.buffer_size})"
+        )

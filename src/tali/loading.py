@@ -1,0 +1,198 @@
+"""``tali.load``: one entry point from any source to a streaming or map-style dataset.
+
+>>> stream = tali.load("Antreas/TALI", split="train[:5%]")             # Hub: download 5% of shards
+>>> stream = tali.load("/data/TALI", split="val", streaming=True)        # local Hub-layout directory
+>>> stream = tali.load("s3://bucket/TALI", split="train")                # fsspec: read in place
+>>> dataset = tali.load("/data/TALI", split="test", streaming=False)     # map-style ``TaliDataset``
+
+Sources, in the order they are recognised:
+
+1. a list of files (local paths or fsspec URLs);
+2. a URL with a scheme (``s3://``, ``https://``, ``memory://``, ``hf://``): read through
+   fsspec without downloading, a row group at a time;
+3. an existing local file or directory (Hub layout ``data/{split}-*.parquet``);
+4. ``owner/name``: a Hub dataset repo, downloaded with :func:`tali.hub.download`.
+
+``split`` may slice shards (``"train[:5%]"``, ``"train[2:4]"``) for every source;
+``shards`` picks shard indices or file names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tali.config import TaliConfig
+from tali.data.dataset import TaliDataset
+from tali.data.shards import ShardIndex
+from tali.data.sources import resolve_local_files
+from tali.data.streaming import TaliStream
+from tali.errors import TaliConfigError, TaliSourceError
+from tali.hub import REPO_ID, SplitSpec, parse_split
+from tali.schema import Modality, SubModality
+
+__all__ = ["FsOpener", "load", "resolve_files"]
+
+_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_PATTERNS = ("data/{split}-*.parquet", "{split}-*.parquet", "data/{split}/*.parquet", "{split}/*.parquet")
+
+
+class FsOpener:
+    """``path -> binary file`` on one fsspec filesystem; picklable into DataLoader workers."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    def __call__(self, path: str) -> Any:
+        return self.fs.open(path, "rb")
+
+    def __repr__(self) -> str:
+        return f"FsOpener({type(self.fs).__name__})"
+
+
+def _slice(files: list[str], spec: SplitSpec, shards: Sequence[int | str] | None) -> list[str]:
+    chosen = files[spec.apply(len(files))]
+    if shards is None:
+        return chosen
+    out = []
+    names = {Path(f).name: f for f in files}
+    for shard in shards:
+        if isinstance(shard, int):
+            if not -len(files) <= shard < len(files):
+                raise TaliConfigError(f"shard index {shard} out of range: split {spec.split!r} has {len(files)} shards")
+            out.append(files[shard])
+        elif Path(str(shard)).name in names:
+            out.append(names[Path(str(shard)).name])
+        else:
+            raise TaliConfigError(f"no shard named {shard!r} in split {spec.split!r}")
+    return out
+
+
+def _fsspec_files(url: str, split: str, storage_options: dict[str, Any] | None) -> tuple[list[str], FsOpener]:
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except (ImportError, ValueError) as exc:
+        raise TaliSourceError(f"cannot open {url}: {exc}") from exc
+    if root.endswith(".parquet"):
+        return [root], FsOpener(fs)
+    root = root.rstrip("/")
+    for pattern in _PATTERNS:
+        found = sorted(fs.glob(f"{root}/{pattern.format(split=split)}"))
+        if found:
+            return found, FsOpener(fs)
+    raise TaliSourceError(f"no parquet shards for split {split!r} under {url} (looked for data/{split}-*.parquet)")
+
+
+def resolve_files(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = REPO_ID,
+    *,
+    split: str = "train",
+    shards: Sequence[int | str] | None = None,
+    revision: str | None = None,
+    download: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    storage_options: dict[str, Any] | None = None,
+    max_workers: int = 8,
+    progress: bool = True,
+) -> tuple[list[str], FsOpener | None]:
+    """The shard files of ``split`` in ``source`` and how to open them (``None``: local)."""
+    spec = parse_split(split)
+    if not isinstance(source, str | os.PathLike):
+        items = [str(s) for s in source]
+        if not items:
+            raise TaliSourceError("an empty list of files is not a source")
+        if any("://" in s for s in items):
+            import fsspec
+
+            fs, _ = fsspec.core.url_to_fs(items[0], **(storage_options or {}))
+            return [fs._strip_protocol(s) for s in items], FsOpener(fs)
+        return resolve_local_files(items), None
+    text = os.fspath(source)
+    if "://" in text:
+        files, opener = _fsspec_files(text, spec.split, storage_options)
+        return _slice(files, spec, shards), opener
+    if Path(text).exists():
+        return _slice(resolve_local_files(text, spec.split), spec, shards), None
+    if _REPO_RE.match(text):
+        if not download:
+            url = f"hf://datasets/{text}@{revision}" if revision else f"hf://datasets/{text}"
+            options = dict(storage_options or {})
+            if endpoint:
+                options.setdefault("endpoint", endpoint)
+            if token is not None:
+                options.setdefault("token", token)
+            files, opener = _fsspec_files(url, spec.split, options)
+            return _slice(files, spec, shards), opener
+        from tali.hub import download as hub_download
+
+        report = hub_download(
+            text, split=split, shards=shards, revision=revision, cache_dir=cache_dir, local_dir=local_dir,
+            endpoint=endpoint, token=token, max_workers=max_workers, progress=progress,
+        )
+        return report.files, None
+    raise TaliSourceError(f"{text!r} is neither an existing path, a URL, nor a Hub repo id (owner/name)")
+
+
+def _remote_index(files: list[str], opener: FsOpener, max_workers: int) -> ShardIndex:
+    """Footers of remote shards in parallel: one round trip each, ~1,000 for TALI,
+    which read one after another would dominate start-up."""
+    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        parts = list(pool.map(lambda f: ShardIndex.from_files([f], opener).shards[0], files))
+    return ShardIndex(parts)
+
+
+def load(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = REPO_ID,
+    *,
+    split: str = "train",
+    streaming: bool = True,
+    modalities: Iterable[str | Modality | SubModality] | None = None,
+    config: TaliConfig | None = None,
+    shards: Sequence[int | str] | None = None,
+    revision: str | None = None,
+    download: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    storage_options: dict[str, Any] | None = None,
+    max_workers: int = 8,
+    progress: bool = True,
+    **dataset_kwargs: Any,
+) -> TaliStream | TaliDataset:
+    """A :class:`~tali.data.streaming.TaliStream` (``streaming=True``) or a map-style
+    :class:`~tali.data.dataset.TaliDataset` over ``split`` of ``source``.
+
+    ``modalities`` overrides ``config.modalities``. ``download=False`` with a Hub id
+    streams through ``hf://`` instead of downloading. Other keyword arguments go to
+    the dataset (``shuffle``, ``buffer_size``, ``rank``, ``world_size``,
+    ``equal_per_rank``, ``item_ids``, ``on_error``, ``processors``, ``cache``...).
+    """
+    config = config or TaliConfig()
+    if modalities is not None:
+        config = config.replace(modalities=tuple(modalities))
+    files, opener = resolve_files(
+        source, split=split, shards=shards, revision=revision, download=download, cache_dir=cache_dir,
+        local_dir=local_dir, endpoint=endpoint, token=token, storage_options=storage_options,
+        max_workers=max_workers, progress=progress,
+    )
+    split_name = parse_split(split).split
+    if streaming:
+        index = _remote_index(files, opener, max_workers) if opener is not None else None
+        return TaliStream(files, config=config, split=split_name, opener=opener, index=index, **dataset_kwargs)
+    for name in ("item_ids", "shuffle", "buffer_size", "rank", "world_size", "equal_per_rank", "cache"):
+        if name in dataset_kwargs:
+            raise TaliConfigError(
+                f"{name}= applies to streaming=True; for map-style data use a sampler "
+                f"(tali.data.sampler.TaliDistributedSampler) or the dataset's own options"
+            )
+    return TaliDataset(split=split_name, config=config, files=files, opener=opener, **dataset_kwargs)
