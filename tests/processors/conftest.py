@@ -10,8 +10,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import importlib.metadata
 import importlib.util
+import json
+import threading
+import urllib.parse
 import warnings
 from pathlib import Path
 
@@ -97,3 +102,73 @@ def asset_dirs(tmp_path_factory, clip_tokenizer):
     WhisperFeatureExtractor().save_pretrained(whisper_dir)
     WhisperFeatureExtractor(feature_size=128).save_pretrained(large_dir)
     return {"clip": clip_dir, "whisper": whisper_dir, "whisper128": large_dir}
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class _HubHandler(http.server.BaseHTTPRequestHandler):
+    """Just enough of the Hub's HTTP API for ``from_pretrained``: resolve, revision info, tree."""
+
+    repos: dict[str, Path] = {}
+    requests: list[str] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _repo_and_rest(self) -> tuple[Path | None, list[str]]:
+        parts = urllib.parse.urlparse(self.path).path.strip("/").split("/")
+        if parts[:2] == ["api", "models"]:
+            parts = parts[2:]
+        return self.repos.get("/".join(parts[:2])), parts[2:]
+
+    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, head=False) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _handle(self, head: bool) -> None:
+        type(self).requests.append(f"{self.command} {self.path}")
+        repo, rest = self._repo_and_rest()
+        if repo is None:
+            return self._reply(404, headers={"X-Error-Code": "RepoNotFound"}, head=head)
+        if rest[:1] == ["resolve"]:
+            path = repo / "/".join(rest[2:])
+            if not path.is_file():
+                return self._reply(404, headers={"X-Error-Code": "EntryNotFound"}, head=head)
+            body = path.read_bytes()
+            etag = '"' + hashlib.sha1(body).hexdigest() + '"'
+            return self._reply(200, body, {"X-Repo-Commit": COMMIT, "ETag": etag}, head=head)
+        files = sorted(p.name for p in repo.iterdir() if p.is_file())
+        if rest[:1] == ["tree"]:
+            listing = [] if "additional_chat_templates" in self.path else [
+                {"type": "file", "path": f, "size": (repo / f).stat().st_size, "oid": COMMIT} for f in files
+            ]
+            return self._reply(200, json.dumps(listing).encode(), {"Content-Type": "application/json"}, head=head)
+        info = {"id": self.path, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}
+        return self._reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"}, head=head)
+
+    def do_HEAD(self) -> None:
+        self._handle(head=True)
+
+    def do_GET(self) -> None:
+        self._handle(head=False)
+
+
+@pytest.fixture(scope="session")
+def loopback_hub(asset_dirs):
+    """A Hub on 127.0.0.1 serving the default model names from the local asset directories."""
+    handler = type("Handler", (_HubHandler,), {"repos": {
+        "openai/clip-vit-base-patch16": asset_dirs["clip"],
+        "openai/whisper-base": asset_dirs["whisper"],
+    }, "requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"endpoint": f"http://127.0.0.1:{server.server_address[1]}", "requests": handler.requests}
+    server.shutdown()
+    server.server_close()
