@@ -127,46 +127,42 @@ class WhisperLogMel:
         present in ``waveforms`` so they are skipped the same way as padding.
         """
         single = waveforms.ndim == 1
-        x = waveforms[None] if single else waveforms
-        x = x.to(torch.float32)
+        x = (waveforms[None] if single else waveforms).to(torch.float32)
         total = self.n_samples if self.padding == "30s" else x.shape[-1]
-        if x.shape[-1] >= total:
-            x, signal = x[:, :total], total
-        else:
-            signal = x.shape[-1]
-        if lengths is not None:
-            signal = min(signal, max(int(n) for n in lengths))
+        x = x[:, :total]
+        signal = x.shape[-1] if lengths is None else min(x.shape[-1], max(int(n) for n in lengths))
         out_frames = total // self.hop_length
-        half = self.n_fft // 2
-        # Frames whose window starts at or past the signal's end (+ the right
-        # reflect pad, which mirrors zeros) see only zeros: skip them.
-        tail_is_zeros = total - signal > half
-        if tail_is_zeros:
-            needed = min(out_frames, -(-(signal + half) // self.hop_length) + 1)
-            left = x[:, 1 : half + 1].flip(-1)
-            body = x[:, :signal]
-            span = (needed - 1) * self.hop_length + self.n_fft
-            right = span - half - signal
-            padded = torch.cat([left, body, x.new_zeros(x.shape[0], max(right, 0))], dim=-1)[:, :span]
-            spec = torch.stft(padded, self.n_fft, self.hop_length, window=self._window, center=False,
-                              return_complex=True)
+        half, hop = self.n_fft // 2, self.hop_length
+        if signal <= half:  # too short to reflect-pad: pad to the full length first, as the reference does
+            x = torch.nn.functional.pad(x, (0, total - x.shape[-1]))
+            signal = total
+        # STFT frame t covers padded[t*hop, t*hop + n_fft) where padded = reflect(half) + signal
+        # + zeros (+ reflect of zeros). Frames starting past signal + half see only zeros: their
+        # mel energy is 0, so they are not transformed (a 3 s window in 30 s: 90 % of frames).
+        needed = out_frames if total - signal <= half else min(out_frames, -(-(signal + half) // hop) + 1)
+        span = (needed - 1) * hop + self.n_fft
+        left = x[:, 1 : half + 1].flip(-1)
+        body = x[:, :signal]
+        if total - signal <= half:  # no zero tail: the end is a true reflection, as in torch.stft(center=True)
+            body = torch.nn.functional.pad(x, (0, total - x.shape[-1]))
+            right = body[:, -half - 1 : -1].flip(-1)
         else:
-            if x.shape[-1] < total:
-                x = torch.nn.functional.pad(x, (0, total - x.shape[-1]))
-            spec = torch.stft(x, self.n_fft, self.hop_length, window=self._window, return_complex=True)
-            spec = spec[..., :out_frames]
-            needed = out_frames
-        power = spec.real.square() + spec.imag.square()  # [B, F, needed]
-        mel = torch.matmul(self._filters, power)  # [B, M, needed]
-        computed = mel.clamp_(min=1e-10).log10_()
+            right = x.new_zeros(x.shape[0], max(span - half - signal, 0))
+        padded = torch.cat([left, body, right], dim=-1)[:, :span]
+        frames = padded.unfold(-1, self.n_fft, hop)  # [B, needed, n_fft], a view
+        spec = torch.fft.rfft(frames * self._window, dim=-1)  # [B, needed, F]
+        power = spec.real.square_().add_(spec.imag.square())
+        mel = torch.matmul(self._filters, power.transpose(-1, -2))  # [B, M, needed]
+        head = mel.clamp_(min=1e-10).log10_()
+        # Zero frames sit at the floor, which is <= every computed value: the peak is the head's.
+        floor_at = head.amax(dim=(1, 2), keepdim=True) - 8.0
+        head = torch.maximum(head, floor_at).add_(4.0).div_(4.0)
         if needed < out_frames:
-            log_spec = computed.new_full((x.shape[0], self.n_mels, out_frames), self._floor)
-            log_spec[..., :needed] = computed
-        else:
-            log_spec = computed
-        peak = log_spec.amax(dim=(1, 2), keepdim=True)
-        log_spec = torch.maximum(log_spec, peak - 8.0).add_(4.0).div_(4.0)
-        return log_spec[0] if single else log_spec
+            out = head.new_empty((x.shape[0], self.n_mels, out_frames))
+            out[..., :needed] = head
+            out[..., needed:] = floor_at.clamp(min=self._floor).add_(4.0).div_(4.0)
+            head = out
+        return head[0] if single else head
 
     def process(self, value: dict[str, Any], *, item_idx: int | None, field: str) -> dict[str, Any]:
         wave = _audio_of(value, item_idx=item_idx, field=field, sample_rate=self.sample_rate)

@@ -1,0 +1,220 @@
+"""Processor cost per sample (reference transformers vs fast path) and model-ready throughput.
+
+Runs on the ground-truth sample dataset with the default TaliConfig (8 frames,
+3 s windows, every sub-modality). Prints one JSON object; with ``--out`` also
+writes it. Every ratio compares numbers measured in the same run.
+
+    PYTHONPATH=src python benchmarks/processors/bench_processors.py [--quick] [--out FILE]
+
+Sections:
+
+- ``per_sample_ms``: median milliseconds per sample of each processor, the
+  ``transformers`` reference against the fast path, on the same decoded
+  inputs (reference images get the full-resolution frames they would see).
+- ``decode_plus_process_ms``: the whole per-sample path, decode included,
+  for video frames (reference: full-resolution decode + CLIPImageProcessor;
+  fast: decode straight to 224 + batched normalise).
+- ``loader``: samples/s of a 2-worker DataLoader without processors, with the
+  fast processors, and with the reference processors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import tali
+from tali.processors import (
+    ClipPixels,
+    HFAudioProcessor,
+    HFImageProcessor,
+    ProcessorSet,
+    Tokenize,
+    WhisperLogMel,
+    default_processors,
+)
+from tali.schema import Modality, SubModality
+
+warnings.filterwarnings("ignore", message=".*requires torchvision.*")
+
+
+def _median_ms(fn, *, repeats: int, warmup: int = 2) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"median": statistics.median(times), "p25": q[0], "p75": q[2], "n": len(times)}
+
+
+def _assets(tmp: Path) -> tuple[str, str, Any]:
+    """Local CLIP/Whisper directories from default configs and the vendored CLIP BPE (no network)."""
+    import importlib.metadata
+
+    from transformers import CLIPImageProcessor, WhisperFeatureExtractor
+
+    from tali.processors import clip_tokenizer_from_bpe
+
+    bpe = importlib.metadata.distribution("open_clip_torch").locate_file("open_clip/bpe_simple_vocab_16e6.txt.gz")
+    tokenizer = clip_tokenizer_from_bpe(bpe)
+    clip_dir, whisper_dir = tmp / "clip", tmp / "whisper"
+    CLIPImageProcessor().save_pretrained(clip_dir)
+    tokenizer.save_pretrained(clip_dir)
+    WhisperFeatureExtractor().save_pretrained(whisper_dir)
+    return str(clip_dir), str(whisper_dir), tokenizer
+
+
+def per_sample(root: Path, clip_dir: str, whisper_dir: str, repeats: int) -> dict[str, Any]:
+    from transformers import CLIPImageProcessor, CLIPTokenizer, WhisperFeatureExtractor
+
+    image_ref = HFImageProcessor(CLIPImageProcessor.from_pretrained(clip_dir))
+    image_fast = ClipPixels.from_hf(CLIPImageProcessor.from_pretrained(clip_dir))
+    full_cfg = tali.TaliConfig(modalities=("youtube_content_video",), video=tali.VideoConfig(size=None))
+    small_cfg = tali.TaliConfig(modalities=("youtube_content_video",))
+    full = tali.TaliDataset(root, split="val", config=full_cfg)
+    small = tali.TaliDataset(root, split="val", config=small_cfg)
+    full_frames = full[0]["youtube_content_video"]
+    small_frames = small[0]["youtube_content_video"]
+    out: dict[str, Any] = {}
+    n = small_cfg.video.num_frames
+    out["video_frames"] = {
+        "frames_per_sample": n,
+        "source_resolution": list(full_frames["frames"].shape[-2:]),
+        "reference": _median_ms(lambda: image_ref.process(full_frames, item_idx=0, field="v"), repeats=repeats),
+        "fast": _median_ms(lambda: image_fast.process(small_frames, item_idx=0, field="v"), repeats=repeats),
+        "fast_device_mode": _median_ms(
+            lambda: ClipPixels(normalize="device").process(small_frames, item_idx=0, field="v"), repeats=repeats
+        ),
+    }
+    extractor = WhisperFeatureExtractor.from_pretrained(whisper_dir)
+    audio_cfg = tali.TaliConfig(modalities=("youtube_content_audio",))
+    window = tali.TaliDataset(root, split="val", config=audio_cfg)[0]["youtube_content_audio"]
+    for n_mels in (80, 128):
+        ex = extractor if n_mels == 80 else WhisperFeatureExtractor(feature_size=128)
+        for padding in ("30s", "window"):
+            ref, fast = HFAudioProcessor(ex, padding=padding), WhisperLogMel.from_hf(ex, padding=padding)
+            out[f"audio_{n_mels}_{padding}"] = {
+                "reference": _median_ms(lambda: ref.process(window, item_idx=0, field="a"), repeats=repeats),
+                "fast": _median_ms(lambda: fast.process(window, item_idx=0, field="a"), repeats=repeats),
+            }
+    waves = torch.stack([window["waveform"]] * 16)
+    fast = WhisperLogMel.from_hf(extractor)
+    batched = _median_ms(lambda: fast(waves), repeats=repeats)
+    out["audio_80_30s_batched16_per_sample"] = {k: v / 16 if k != "n" else v for k, v in batched.items()}
+    tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
+    text = tali.TaliDataset(root, split="val", config=tali.TaliConfig(modalities=("youtube_subtitle_text",)))[0]
+    tok = Tokenize(tokenizer)
+    out["text_subtitles"] = {
+        "reference": _median_ms(
+            lambda: tokenizer(text["youtube_subtitle_text"]["text"], truncation=True, max_length=77, return_tensors="pt"),
+            repeats=repeats,
+        ),
+        "fast": _median_ms(lambda: tok.process(text["youtube_subtitle_text"], item_idx=0, field="t"), repeats=repeats),
+    }
+    # Whole per-sample path for video: decode + process.
+    out["decode_plus_process_video"] = {
+        "reference": _median_ms(
+            lambda: image_ref.process(full[1]["youtube_content_video"], item_idx=1, field="v"), repeats=repeats
+        ),
+        "fast": _median_ms(
+            lambda: image_fast.process(small[1]["youtube_content_video"], item_idx=1, field="v"), repeats=repeats
+        ),
+    }
+    for entry in out.values():
+        if "reference" in entry and "fast" in entry:
+            entry["speedup"] = entry["reference"]["median"] / entry["fast"]["median"]
+    return out
+
+
+def _reference_set(clip_dir: str, whisper_dir: str) -> ProcessorSet:
+    from transformers import CLIPImageProcessor, CLIPTokenizer, WhisperFeatureExtractor
+
+    image = HFImageProcessor(CLIPImageProcessor.from_pretrained(clip_dir))
+    text = Tokenize(CLIPTokenizer.from_pretrained(clip_dir))
+    audio = HFAudioProcessor(WhisperFeatureExtractor.from_pretrained(whisper_dir))
+    procs: dict[str, Any] = {}
+    for sub in SubModality:
+        m = sub.modality
+        procs[sub.value] = image if m in (Modality.IMAGE, Modality.VIDEO) else text if m is Modality.TEXT else audio
+    return ProcessorSet(procs)
+
+
+def loader_throughput(root: Path, clip_dir: str, whisper_dir: str, epochs: int, workers: int) -> dict[str, Any]:
+    config = tali.TaliConfig(audio=tali.AudioConfig(on_missing="zeros"))
+    full_config = config.replace(video=tali.VideoConfig(size=None), image=tali.ImageConfig(size=None))
+    fast = default_processors(clip=clip_dir, whisper=whisper_dir)
+    fast_device = default_processors(clip=clip_dir, whisper=whisper_dir, normalize="device")
+    runs = {
+        "no_processors": (config, None),
+        "fast": (config, fast),
+        "fast_normalize_on_device": (config, fast_device),
+        "reference": (full_config, _reference_set(clip_dir, whisper_dir)),
+    }
+    out: dict[str, Any] = {}
+    for name, (cfg, procs) in runs.items():
+        ds = tali.TaliDataset(root, split="train", config=cfg, processors=procs)
+        loader = tali.make_loader(
+            ds, batch_size=4, num_workers=workers, persistent_workers=workers > 0,
+            collate_fn=procs.collate if procs is not None else tali.collate,
+        )
+        for _ in loader:  # warm-up epoch: worker start, imports, first decodes
+            pass
+        rates = []
+        for epoch in range(epochs):
+            ds.set_epoch(epoch + 1)
+            t = time.perf_counter()
+            count = 0
+            for batch in loader:
+                if procs is not None:
+                    batch = procs.to_device(batch, "cpu")
+                count += len(batch["item_idx"])
+            rates.append(count / (time.perf_counter() - t))
+        out[name] = {"samples_per_s": statistics.median(rates), "epochs": epochs, "samples_per_epoch": len(ds)}
+        del loader
+    base = out["no_processors"]["samples_per_s"]
+    for name in ("fast", "fast_normalize_on_device", "reference"):
+        out[name]["slowdown_vs_no_processors"] = base / out[name]["samples_per_s"]
+    out["fast_vs_reference"] = out["fast"]["samples_per_s"] / out["reference"]["samples_per_s"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    root = Path(tali.sample_data.build())
+    with tempfile.TemporaryDirectory() as tmp:
+        clip_dir, whisper_dir, _ = _assets(Path(tmp))
+        result = {
+            "benchmark": "processors",
+            "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
+                        "torch_threads": torch.get_num_threads()},
+            "per_sample_ms": per_sample(root, clip_dir, whisper_dir, repeats=5 if args.quick else 30),
+            "loader": loader_throughput(root, clip_dir, whisper_dir, epochs=1 if args.quick else 4,
+                                        workers=args.workers),
+        }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
