@@ -5,7 +5,7 @@
 >>> loader = tali.make_loader(ds, batch_size=8, num_workers=2)
 """
 
-from tali import sample_data
+from tali import processors, sample_data
 from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
 from tali.data.collate import collate
 from tali.data.dataset import TaliDataset, make_loader
@@ -16,6 +16,8 @@ from tali.errors import (
     TaliError,
     TaliImageError,
     TaliMissingStreamError,
+    TaliModelAssetError,
+    TaliProcessorError,
     TaliSchemaError,
     TaliSourceError,
     TaliSubtitleError,
@@ -27,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "sample_data",
+    "processors",
     "TaliConfig",
     "WindowConfig",
     "VideoConfig",
@@ -50,4 +53,6 @@ __all__ = [
     "TaliSchemaError",
     "TaliSourceError",
     "TaliSubtitleError",
+    "TaliProcessorError",
+    "TaliModelAssetError",
 ]
