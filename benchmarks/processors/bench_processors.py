@@ -92,7 +92,9 @@ def _assets(tmp: Path) -> tuple[str, str, Any]:
 
     from tali.processors import clip_tokenizer_from_bpe
 
-    bpe = importlib.metadata.distribution("open_clip_torch").locate_file("open_clip/bpe_simple_vocab_16e6.txt.gz")
+    bpe = importlib.metadata.distribution("open_clip_torch").locate_file(
+        "open_clip/bpe_simple_vocab_16e6.txt.gz"
+    )
     tokenizer = clip_tokenizer_from_bpe(bpe)
     clip_dir, whisper_dir = tmp / "clip", tmp / "whisper"
     CLIPImageProcessor().save_pretrained(clip_dir)
@@ -123,7 +125,8 @@ def per_sample(root: Path, clip_dir: str, whisper_dir: str, repeats: int) -> dic
             repeats=repeats,
         ),
         "fast_device_mode": _median_ms(
-            lambda: ClipPixels(normalize="device").process(small_frames, item_idx=0, field="v"), repeats=repeats
+            lambda: ClipPixels(normalize="device").process(small_frames, item_idx=0, field="v"),
+            repeats=repeats,
         ),
     }
     extractor = WhisperFeatureExtractor.from_pretrained(whisper_dir)
@@ -134,8 +137,8 @@ def per_sample(root: Path, clip_dir: str, whisper_dir: str, repeats: int) -> dic
         for padding in ("30s", "window"):
             ref, fast = HFAudioProcessor(ex, padding=padding), WhisperLogMel.from_hf(ex, padding=padding)
             out[f"audio_{n_mels}_{padding}"] = _paired_ms(
-                lambda: ref.process(window, item_idx=0, field="a"),
-                lambda: fast.process(window, item_idx=0, field="a"),
+                lambda ref=ref: ref.process(window, item_idx=0, field="a"),
+                lambda fast=fast: fast.process(window, item_idx=0, field="a"),
                 repeats=repeats,
             )
     waves = torch.stack([window["waveform"]] * 16)
@@ -143,11 +146,15 @@ def per_sample(root: Path, clip_dir: str, whisper_dir: str, repeats: int) -> dic
     batched = _median_ms(lambda: fast(waves), repeats=repeats)
     out["audio_80_30s_batched16_per_sample"] = {k: v / 16 if k != "n" else v for k, v in batched.items()}
     tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
-    text = tali.TaliDataset(root, split="val", config=tali.TaliConfig(modalities=("youtube_subtitle_text",)))[0]
+    text = tali.TaliDataset(root, split="val", config=tali.TaliConfig(modalities=("youtube_subtitle_text",)))[
+        0
+    ]
     tok = Tokenize(tokenizer)
     # Tokenising has no separate fast path: this is Tokenize's overhead over the bare tokenizer.
     out["text_subtitles"] = _paired_ms(
-        lambda: tokenizer(text["youtube_subtitle_text"]["text"], truncation=True, max_length=77, return_tensors="pt"),
+        lambda: tokenizer(
+            text["youtube_subtitle_text"]["text"], truncation=True, max_length=77, return_tensors="pt"
+        ),
         lambda: tok.process(text["youtube_subtitle_text"], item_idx=0, field="t"),
         repeats=repeats,
     )
@@ -169,11 +176,15 @@ def _reference_set(clip_dir: str, whisper_dir: str) -> ProcessorSet:
     procs: dict[str, Any] = {}
     for sub in SubModality:
         m = sub.modality
-        procs[sub.value] = image if m in (Modality.IMAGE, Modality.VIDEO) else text if m is Modality.TEXT else audio
+        procs[sub.value] = (
+            image if m in (Modality.IMAGE, Modality.VIDEO) else text if m is Modality.TEXT else audio
+        )
     return ProcessorSet(procs)
 
 
-def loader_throughput(root: Path, clip_dir: str, whisper_dir: str, epochs: int, workers: int) -> dict[str, Any]:
+def loader_throughput(
+    root: Path, clip_dir: str, whisper_dir: str, epochs: int, workers: int
+) -> dict[str, Any]:
     config = tali.TaliConfig(audio=tali.AudioConfig(on_missing="zeros"))
     full_config = config.replace(video=tali.VideoConfig(size=None), image=tali.ImageConfig(size=None))
     fast = default_processors(clip=clip_dir, whisper=whisper_dir)
@@ -187,10 +198,17 @@ def loader_throughput(root: Path, clip_dir: str, whisper_dir: str, epochs: int, 
     loaders = {}
     for name, (cfg, procs) in runs.items():
         ds = tali.TaliDataset(root, split="train", config=cfg, processors=procs)
-        loaders[name] = (ds, procs, tali.make_loader(
-            ds, batch_size=4, num_workers=workers, persistent_workers=workers > 0,
-            collate_fn=procs.collate if procs is not None else tali.collate,
-        ))
+        loaders[name] = (
+            ds,
+            procs,
+            tali.make_loader(
+                ds,
+                batch_size=4,
+                num_workers=workers,
+                persistent_workers=workers > 0,
+                collate_fn=procs.collate if procs is not None else tali.collate,
+            ),
+        )
         for _ in loaders[name][2]:  # warm-up epoch: worker start, imports, first decodes
             pass
     rates: dict[str, list[float]] = {name: [] for name in runs}
@@ -206,7 +224,11 @@ def loader_throughput(root: Path, clip_dir: str, whisper_dir: str, epochs: int, 
                 count += len(batch["item_idx"])
             rates[name].append(count / (time.perf_counter() - t))
     out: dict[str, Any] = {
-        name: {"samples_per_s": statistics.median(r), "epochs": epochs, "samples_per_epoch": len(loaders[name][0])}
+        name: {
+            "samples_per_s": statistics.median(r),
+            "epochs": epochs,
+            "samples_per_epoch": len(loaders[name][0]),
+        }
         for name, r in rates.items()
     }
     del loaders
@@ -231,11 +253,16 @@ def main() -> None:
         clip_dir, whisper_dir, _ = _assets(Path(tmp))
         result = {
             "benchmark": "processors",
-            "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
-                        "torch_threads": torch.get_num_threads()},
+            "machine": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "cpus": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+            },
             "per_sample_ms": per_sample(root, clip_dir, whisper_dir, repeats=5 if args.quick else 30),
-            "loader": loader_throughput(root, clip_dir, whisper_dir, epochs=1 if args.quick else 4,
-                                        workers=args.workers),
+            "loader": loader_throughput(
+                root, clip_dir, whisper_dir, epochs=1 if args.quick else 4, workers=args.workers
+            ),
         }
     text = json.dumps(result, indent=2)
     print(text)

@@ -19,6 +19,7 @@ import threading
 import urllib.parse
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -36,7 +37,11 @@ def sample_root() -> Path:
 
 @pytest.fixture(scope="session")
 def clip_bpe() -> Path:
-    path = Path(importlib.metadata.distribution("open_clip_torch").locate_file("open_clip/bpe_simple_vocab_16e6.txt.gz"))
+    path = Path(
+        importlib.metadata.distribution("open_clip_torch").locate_file(
+            "open_clip/bpe_simple_vocab_16e6.txt.gz"
+        )
+    )
     assert path.is_file(), f"{path} missing: pip install --no-deps open_clip_torch"
     return path
 
@@ -110,8 +115,8 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 class _HubHandler(http.server.BaseHTTPRequestHandler):
     """Just enough of the Hub's HTTP API for ``from_pretrained``: resolve, revision info, tree."""
 
-    repos: dict[str, Path] = {}
-    requests: list[str] = []
+    repos: ClassVar[dict[str, Path]] = {}
+    requests: ClassVar[list[str]] = []
 
     def log_message(self, *args) -> None:
         pass
@@ -122,7 +127,9 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
             parts = parts[2:]
         return self.repos.get("/".join(parts[:2])), parts[2:]
 
-    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, head=False) -> None:
+    def _reply(
+        self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, head=False
+    ) -> None:
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -145,10 +152,17 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
             return self._reply(200, body, {"X-Repo-Commit": COMMIT, "ETag": etag}, head=head)
         files = sorted(p.name for p in repo.iterdir() if p.is_file())
         if rest[:1] == ["tree"]:
-            listing = [] if "additional_chat_templates" in self.path else [
-                {"type": "file", "path": f, "size": (repo / f).stat().st_size, "oid": COMMIT} for f in files
-            ]
-            return self._reply(200, json.dumps(listing).encode(), {"Content-Type": "application/json"}, head=head)
+            listing = (
+                []
+                if "additional_chat_templates" in self.path
+                else [
+                    {"type": "file", "path": f, "size": (repo / f).stat().st_size, "oid": COMMIT}
+                    for f in files
+                ]
+            )
+            return self._reply(
+                200, json.dumps(listing).encode(), {"Content-Type": "application/json"}, head=head
+            )
         info = {"id": self.path, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}
         return self._reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"}, head=head)
 
@@ -162,10 +176,17 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="session")
 def loopback_hub(asset_dirs):
     """A Hub on 127.0.0.1 serving the default model names from the local asset directories."""
-    handler = type("Handler", (_HubHandler,), {"repos": {
-        "openai/clip-vit-base-patch16": asset_dirs["clip"],
-        "openai/whisper-base": asset_dirs["whisper"],
-    }, "requests": []})
+    handler = type(
+        "Handler",
+        (_HubHandler,),
+        {
+            "repos": {
+                "openai/clip-vit-base-patch16": asset_dirs["clip"],
+                "openai/whisper-base": asset_dirs["whisper"],
+            },
+            "requests": [],
+        },
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

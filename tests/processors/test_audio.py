@@ -23,7 +23,9 @@ def extractors():
 @pytest.fixture(scope="module")
 def audio_windows(sample_root):
     """Real 3 s windows decoded from the sample clips (tones, silence, late starts)."""
-    config = tali.TaliConfig(modalities=("youtube_content_audio",), audio=tali.AudioConfig(on_missing="zeros"))
+    config = tali.TaliConfig(
+        modalities=("youtube_content_audio",), audio=tali.AudioConfig(on_missing="zeros")
+    )
     ds = tali.TaliDataset(sample_root, split="train", config=config)
     return [ds[i]["youtube_content_audio"] for i in range(0, len(ds), 2)]
 
@@ -68,7 +70,7 @@ def test_tone_lands_in_the_right_mel_band(audio_windows, sample_root):
     spectrum = torch.fft.rfft(window["waveform"][50 * 160 : 50 * 160 + 400] * torch.hann_window(400))
     hz = float(spectrum.abs().argmax()) * 16_000 / 400
     filters = torch.from_numpy(tali.processors.slaney_mel_filters(80))  # [201, 80]
-    assert filters[int(round(hz / 40)), peak_bin] > 0  # the bin's filter covers the tone
+    assert filters[round(hz / 40), peak_bin] > 0  # the bin's filter covers the tone
 
 
 @settings(max_examples=12, deadline=None)
@@ -86,8 +88,12 @@ def test_zero_tail_shortcut_is_exact(length, n_mels):
 
 def test_longer_than_30s_is_truncated(extractors):
     wave = torch.from_numpy(np.random.default_rng(2).standard_normal(31 * 16_000).astype(np.float32))
-    out = WhisperLogMel.from_hf(extractors[80]).process({"waveform": wave, "sample_rate": 16_000}, item_idx=1, field="a")
-    ref = HFAudioProcessor(extractors[80]).process({"waveform": wave, "sample_rate": 16_000}, item_idx=1, field="a")
+    out = WhisperLogMel.from_hf(extractors[80]).process(
+        {"waveform": wave, "sample_rate": 16_000}, item_idx=1, field="a"
+    )
+    ref = HFAudioProcessor(extractors[80]).process(
+        {"waveform": wave, "sample_rate": 16_000}, item_idx=1, field="a"
+    )
     assert out["input_features"].shape == (80, 3000)
     assert (out["input_features"] - ref["input_features"]).abs().max().item() <= 1e-3
     assert int(out["attention_mask"].sum()) == 3000
@@ -95,10 +101,21 @@ def test_longer_than_30s_is_truncated(extractors):
 
 def test_errors_name_item_and_field():
     proc = WhisperLogMel()
-    with pytest.raises(TaliProcessorError, match=r"44100 Hz but the processor expects 16000.*item_idx=4, field=youtube_content_audio"):
-        proc.process({"waveform": torch.zeros(44_100), "sample_rate": 44_100}, item_idx=4, field="youtube_content_audio")
+    with pytest.raises(
+        TaliProcessorError,
+        match=r"44100 Hz but the processor expects 16000.*item_idx=4, field=youtube_content_audio",
+    ):
+        proc.process(
+            {"waveform": torch.zeros(44_100), "sample_rate": 44_100},
+            item_idx=4,
+            field="youtube_content_audio",
+        )
     with pytest.raises(TaliProcessorError, match=r"mono float waveform.*\[2, 100\].*item_idx=5"):
-        proc.process({"waveform": torch.zeros(2, 100), "sample_rate": 16_000}, item_idx=5, field="youtube_content_audio")
+        proc.process(
+            {"waveform": torch.zeros(2, 100), "sample_rate": 16_000},
+            item_idx=5,
+            field="youtube_content_audio",
+        )
     with pytest.raises(TaliConfigError, match=r"padding='pad' is not allowed"):
         WhisperLogMel(padding="pad")
     with pytest.raises(TaliConfigError, match="n_mels must be an int"):

@@ -24,7 +24,9 @@ def rows(sample_root):
 
 def test_video_geometry_parity_on_coded_frames(rows, clip_image_processor):
     # Rows 0, 5, 10, 15 cover 640x360 and 1280x720 clips at several frame rates.
-    stats = video_pixel_parity([r["youtube_video_content"] for r in rows[::5]], clip_image_processor, every=20, limit=4)
+    stats = video_pixel_parity(
+        [r["youtube_video_content"] for r in rows[::5]], clip_image_processor, every=20, limit=4
+    )
     assert stats["frames"] == 16
     assert stats["mean_255"] <= 2.0, stats
     assert stats["p99_255"] <= 8.0, stats
@@ -47,7 +49,9 @@ def test_image_geometry_parity_every_image_mode(rows, clip_image_processor):
 
 def test_normalised_values_match_reference_processor(sample_root, clip_image_processor):
     """Same decoded uint8 pixels through both normalisations: identical to float rounding."""
-    ds = tali.TaliDataset(sample_root, split="val", config=tali.TaliConfig(modalities=("youtube_content_video",)))
+    ds = tali.TaliDataset(
+        sample_root, split="val", config=tali.TaliConfig(modalities=("youtube_content_video",))
+    )
     frames = ds[0]["youtube_content_video"]["frames"]  # uint8 [8, 3, 224, 224]
     fast = ClipPixels.from_hf(clip_image_processor).process({"frames": frames}, item_idx=0, field="v")
     ref = HFImageProcessor(clip_image_processor).process({"frames": frames}, item_idx=0, field="v")
@@ -67,7 +71,10 @@ def test_device_mode_keeps_uint8_and_normalises_after_transfer(sample_root):
     config = tali.TaliConfig(modalities=("youtube_content_video", "wikipedia_caption_image"))
     host = ProcessorSet({"youtube_content_video": ClipPixels(), "wikipedia_caption_image": ClipPixels()})
     dev = ProcessorSet(
-        {"youtube_content_video": ClipPixels(normalize="device"), "wikipedia_caption_image": ClipPixels(normalize="device")}
+        {
+            "youtube_content_video": ClipPixels(normalize="device"),
+            "wikipedia_caption_image": ClipPixels(normalize="device"),
+        }
     )
     ds_host = tali.TaliDataset(sample_root, split="val", config=config, processors=host)
     ds_dev = tali.TaliDataset(sample_root, split="val", config=config, processors=dev)
@@ -98,16 +105,24 @@ def test_pickles_into_workers():
 
 
 def test_wrong_size_names_item_and_field():
-    with pytest.raises(TaliProcessorError, match=r"expects uint8 \[\.\.\., 3, 224, 224\].*\[item_idx=7, field=youtube_content_video\]"):
-        ClipPixels().process({"frames": torch.zeros(8, 3, 256, 256, dtype=torch.uint8)}, item_idx=7,
-                             field="youtube_content_video")
+    with pytest.raises(
+        TaliProcessorError,
+        match=r"expects uint8 \[\.\.\., 3, 224, 224\].*\[item_idx=7, field=youtube_content_video\]",
+    ):
+        ClipPixels().process(
+            {"frames": torch.zeros(8, 3, 256, 256, dtype=torch.uint8)},
+            item_idx=7,
+            field="youtube_content_video",
+        )
 
 
 def test_pil_output_is_rejected():
     from PIL import Image
 
     with pytest.raises(TaliProcessorError, match=r"not 'pil'.*item_idx=3"):
-        ClipPixels().process({"pixels": Image.new("RGB", (224, 224))}, item_idx=3, field="wikipedia_caption_image")
+        ClipPixels().process(
+            {"pixels": Image.new("RGB", (224, 224))}, item_idx=3, field="wikipedia_caption_image"
+        )
     with pytest.raises(TaliProcessorError, match=r"HFImageProcessor expects uint8.*item_idx=3"):
         HFImageProcessor(lambda **kw: kw).process({"pixels": torch.zeros(1, 2, 2)}, item_idx=3, field="x")
 
@@ -132,13 +147,17 @@ def test_config_errors(clip_image_processor):
 
 def test_reference_path_on_full_resolution(sample_root, clip_image_processor):
     config = tali.TaliConfig(
-        modalities=("youtube_random_video_frame",), video=tali.VideoConfig(size=None), image=tali.ImageConfig(size=None)
+        modalities=("youtube_random_video_frame",),
+        video=tali.VideoConfig(size=None),
+        image=tali.ImageConfig(size=None),
     )
     ds = tali.TaliDataset(sample_root, split="val", config=config)
     sample = ds[1]
     pixels = sample["youtube_random_video_frame"]["pixels"]
     assert pixels.shape[-2:] != (224, 224)  # full resolution from the decoder
-    out = HFImageProcessor(clip_image_processor).process(sample["youtube_random_video_frame"], item_idx=1, field="f")
+    out = HFImageProcessor(clip_image_processor).process(
+        sample["youtube_random_video_frame"], item_idx=1, field="f"
+    )
     assert out["pixel_values"].shape == (3, 224, 224)
     std = torch.tensor(clip_image_processor.image_std).view(3, 1, 1)
     mean = torch.tensor(clip_image_processor.image_mean).view(3, 1, 1)

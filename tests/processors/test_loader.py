@@ -37,8 +37,11 @@ def _unnormalise(pixels: torch.Tensor) -> np.ndarray:
 
 def test_two_workers_model_ready_batches(sample_root, clip_tokenizer):
     procs = ProcessorSet(
-        {"youtube_content_video": ClipPixels(), "youtube_content_audio": WhisperLogMel(),
-         "youtube_title_text": Tokenize(clip_tokenizer)}
+        {
+            "youtube_content_video": ClipPixels(),
+            "youtube_content_audio": WhisperLogMel(),
+            "youtube_title_text": Tokenize(clip_tokenizer),
+        }
     )
     ds = tali.TaliDataset(sample_root, split="train", config=CONFIG, processors=procs)
     loader = tali.make_loader(ds, batch_size=4, num_workers=2, collate_fn=procs.collate)
@@ -72,7 +75,9 @@ def _reject_odd(text: str) -> list[int]:
 @pytest.mark.parametrize("on_error", ["skip", "substitute"])
 def test_processor_errors_follow_the_policy(sample_root, on_error):
     config = tali.TaliConfig(modalities=("youtube_title_text", "wikipedia_caption_image"))
-    procs = ProcessorSet({"youtube_title_text": Tokenize(_reject_odd, pad_id=0), "wikipedia_caption_image": ClipPixels()})
+    procs = ProcessorSet(
+        {"youtube_title_text": Tokenize(_reject_odd, pad_id=0), "wikipedia_caption_image": ClipPixels()}
+    )
     ds = tali.TaliDataset(sample_root, split="train", config=config, processors=procs, on_error=on_error)
     bad = [i for i in range(len(ds)) if len(ds.read_row(i)["youtube_title_text"] or "") % 2]
     assert 0 < len(bad) < len(ds)
@@ -82,24 +87,33 @@ def test_processor_errors_follow_the_policy(sample_root, on_error):
         report.update(batch)
     assert report.yielded == len(ds)
     assert set(report.by_error) == {"TaliProcessorError"}
-    assert {r.row for r in report.skipped} >= {ds.index.locate(i)[0].shard_row + ds.index.locate(i)[1] for i in bad}
+    assert {r.row for r in report.skipped} >= {
+        ds.index.locate(i)[0].shard_row + ds.index.locate(i)[1] for i in bad
+    }
     if on_error == "substitute":
         assert report.substituted == len(report.skipped) == len(bad)
     assert all(r.field == "youtube_title_text" and "odd length" in r.message for r in report.skipped)
 
 
 def test_processor_error_raises_located(sample_root):
-    config = tali.TaliConfig(modalities=("youtube_content_audio",), audio=tali.AudioConfig(sample_rate=22_050))
+    config = tali.TaliConfig(
+        modalities=("youtube_content_audio",), audio=tali.AudioConfig(sample_rate=22_050)
+    )
     procs = ProcessorSet({"youtube_content_audio": WhisperLogMel()})
     ds = tali.TaliDataset(sample_root, split="val", config=config, processors=procs)
-    with pytest.raises(TaliProcessorError, match=r"22050 Hz.*field=youtube_content_audio, shard=val-00000-of-00001.parquet, row=0"):
+    with pytest.raises(
+        TaliProcessorError,
+        match=r"22050 Hz.*field=youtube_content_audio, shard=val-00000-of-00001.parquet, row=0",
+    ):
         ds[0]
 
 
 def test_processor_set_checks():
     with pytest.raises(TaliConfigError, match=r"'youtube_video' is not a sub-modality"):
         ProcessorSet({"youtube_video": ClipPixels()})
-    with pytest.raises(TaliConfigError, match=r"must have consumes, produces, process\(\) and collate\(\); got function"):
+    with pytest.raises(
+        TaliConfigError, match=r"must have consumes, produces, process\(\) and collate\(\); got function"
+    ):
         ProcessorSet({"youtube_title_text": lambda v: v})
     with pytest.raises(ValueError, match="empty list"):
         ProcessorSet({}).collate([])

@@ -38,7 +38,9 @@ else:
 def _probe(env_extra: dict[str, str]) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(PYTHONPATH=SRC, HF_HUB_DISABLE_TELEMETRY="1", **env_extra)
-    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], check=False, env=env, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip().splitlines()[-1]
 
@@ -49,9 +51,16 @@ def test_defaults_by_name_through_a_hub_then_offline_from_cache(loopback_hub, tm
     online = _probe({"HF_ENDPOINT": loopback_hub["endpoint"], "HF_HOME": home})
     assert online == "OK 80 224 [49406, 320, 1125, 539, 320, 2368, 49407]"
     gets = [r for r in loopback_hub["requests"] if r.startswith("GET ") and "/resolve/" in r]
-    assert any(r.startswith("GET /openai/clip-vit-base-patch16/") and r.endswith("/preprocessor_config.json") for r in gets)
-    assert any(r.startswith("GET /openai/whisper-base/") and r.endswith("/preprocessor_config.json") for r in gets)
-    assert not any("safetensors" in r or ".bin" in r for r in gets)  # configs and vocabulary only, never weights
+    assert any(
+        r.startswith("GET /openai/clip-vit-base-patch16/") and r.endswith("/preprocessor_config.json")
+        for r in gets
+    )
+    assert any(
+        r.startswith("GET /openai/whisper-base/") and r.endswith("/preprocessor_config.json") for r in gets
+    )
+    assert not any(
+        "safetensors" in r or ".bin" in r for r in gets
+    )  # configs and vocabulary only, never weights
     offline = _probe({"HF_HUB_OFFLINE": "1", "HF_HOME": home})
     assert offline == online
 
@@ -73,8 +82,11 @@ def test_offline_in_process_raises_typed_error(tmp_path):
 
 def test_from_local_directories(asset_dirs, bert_tokenizer):
     procs = default_processors(
-        clip=str(asset_dirs["clip"]), whisper=str(asset_dirs["whisper128"]), normalize="device",
-        audio_padding="window", text_overrides={"youtube_subtitle_text": Tokenize(bert_tokenizer, max_length=128)},
+        clip=str(asset_dirs["clip"]),
+        whisper=str(asset_dirs["whisper128"]),
+        normalize="device",
+        audio_padding="window",
+        text_overrides={"youtube_subtitle_text": Tokenize(bert_tokenizer, max_length=128)},
     )
     audio = procs["youtube_content_audio"]
     assert isinstance(audio, WhisperLogMel) and audio.n_mels == 128 and audio.padding == "window"
@@ -86,7 +98,9 @@ def test_from_local_directories(asset_dirs, bert_tokenizer):
 
 
 def test_directory_missing_files(tmp_path, asset_dirs):
-    (tmp_path / "preprocessor_config.json").write_bytes((asset_dirs["clip"] / "preprocessor_config.json").read_bytes())
+    (tmp_path / "preprocessor_config.json").write_bytes(
+        (asset_dirs["clip"] / "preprocessor_config.json").read_bytes()
+    )
     with pytest.raises(TaliModelAssetError, match=r"lacks tokenizer_config.json, vocab.json, merges.txt"):
         load_clip(str(tmp_path))
     empty = tmp_path / "w"

@@ -33,7 +33,9 @@ def test_truncation_sides_keep_special_tokens(clip_tokenizer):
 
 def test_padding_longest_max_length_and_left(clip_tokenizer):
     tok = Tokenize(clip_tokenizer)
-    values = [tok.process({"text": t}, item_idx=i, field="x") for i, t in enumerate(["a cat", "a photo of a dog"])]
+    values = [
+        tok.process({"text": t}, item_idx=i, field="x") for i, t in enumerate(["a cat", "a photo of a dog"])
+    ]
     batch = tok.collate(values)
     assert batch["input_ids"].shape == (2, 7) and batch["input_ids"].dtype == torch.int64
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0, 0], [1] * 7]
@@ -94,7 +96,8 @@ def test_every_language_gives_b_k_l(sample_root, clip_tokenizer):
 def test_per_submodality_tokenizers_in_a_loader(sample_root, clip_tokenizer, bert_tokenizer):
     """Subtitles through BERT, captions through CLIP, in one loader; texts decode back to the truth."""
     config = tali.TaliConfig(
-        modalities=("youtube_subtitle_text", "wikipedia_caption_text"), window=tali.WindowConfig(start="start")
+        modalities=("youtube_subtitle_text", "wikipedia_caption_text"),
+        window=tali.WindowConfig(start="start"),
     )
     procs = ProcessorSet(
         {
@@ -112,7 +115,9 @@ def test_per_submodality_tokenizers_in_a_loader(sample_root, clip_tokenizer, ber
         assert bert_tokenizer.decode(subs["input_ids"][i, 1 : n - 1]) == subs["text"][i].lower()
         m = int(caps["attention_mask"][i].sum())
         assert caps["input_ids"][i, 0] == SOT and caps["input_ids"][i, m - 1] == EOT
-        assert clip_tokenizer.decode(caps["input_ids"][i, 1 : m - 1]).strip() == caps["text"][i].lower().strip()
+        assert (
+            clip_tokenizer.decode(caps["input_ids"][i, 1 : m - 1]).strip() == caps["text"][i].lower().strip()
+        )
     assert any("second" in t for t in subs["text"])
 
 
@@ -122,7 +127,9 @@ def test_pad_sequences_empty_and_width():
 
 
 def test_errors(clip_tokenizer, tiktoken_encoding):
-    with pytest.raises(TaliConfigError, match="needs a transformers tokenizer/processor, a tiktoken.Encoding"):
+    with pytest.raises(
+        TaliConfigError, match="needs a transformers tokenizer/processor, a tiktoken.Encoding"
+    ):
         Tokenize(42)
     with pytest.raises(TaliConfigError, match="has no pad token; pass pad_id"):
         Tokenize(tiktoken_encoding)
@@ -134,7 +141,9 @@ def test_errors(clip_tokenizer, tiktoken_encoding):
         Tokenize(clip_tokenizer, max_length=0)
     with pytest.raises(TaliConfigError, match="leaves no room"):
         Tokenize(lambda s: [], max_length=2, bos_id=1, eos_id=2)
-    with pytest.raises(TaliProcessorError, match=r"expected text \(str\), got int.*item_idx=11, field=youtube_title_text"):
+    with pytest.raises(
+        TaliProcessorError, match=r"expected text \(str\), got int.*item_idx=11, field=youtube_title_text"
+    ):
         Tokenize(clip_tokenizer).process({"text": 5}, item_idx=11, field="youtube_title_text")
 
     def broken(text: str) -> list[int]:

@@ -27,7 +27,7 @@ import torch
 from tali.config import _check_choice
 from tali.errors import TaliConfigError, TaliProcessorError
 
-__all__ = ["AudioPadding", "WhisperLogMel", "HFAudioProcessor", "slaney_mel_filters"]
+__all__ = ["AudioPadding", "HFAudioProcessor", "WhisperLogMel", "slaney_mel_filters"]
 
 AudioPadding = Literal["30s", "window"]
 
@@ -42,8 +42,13 @@ def slaney_mel_filters(n_mels: int, *, n_fft: int = 400, sample_rate: int = 16_0
             "WhisperLogMel needs transformers for its mel filters: pip install 'tali-dataset[models]'"
         ) from exc
     return mel_filter_bank(
-        num_frequency_bins=1 + n_fft // 2, num_mel_filters=n_mels, min_frequency=0.0,
-        max_frequency=8000.0, sampling_rate=sample_rate, norm="slaney", mel_scale="slaney",
+        num_frequency_bins=1 + n_fft // 2,
+        num_mel_filters=n_mels,
+        min_frequency=0.0,
+        max_frequency=8000.0,
+        sampling_rate=sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
     )
 
 
@@ -92,16 +97,22 @@ class WhisperLogMel:
     ) -> None:
         _check_choice("WhisperLogMel", "padding", padding, AudioPadding)
         if not isinstance(n_mels, int) or n_mels < 1:
-            raise TaliConfigError(f"WhisperLogMel.n_mels must be an int >= 1 (80 or 128 for Whisper), got {n_mels!r}")
+            raise TaliConfigError(
+                f"WhisperLogMel.n_mels must be an int >= 1 (80 or 128 for Whisper), got {n_mels!r}"
+            )
         self.n_mels, self.padding, self.sample_rate = n_mels, padding, sample_rate
         self.n_fft, self.hop_length, self.chunk_seconds = n_fft, hop_length, chunk_seconds
         self.n_samples = chunk_seconds * sample_rate
-        filters = mel_filters if mel_filters is not None else slaney_mel_filters(
-            n_mels, n_fft=n_fft, sample_rate=sample_rate
+        filters = (
+            mel_filters
+            if mel_filters is not None
+            else slaney_mel_filters(n_mels, n_fft=n_fft, sample_rate=sample_rate)
         )
         if filters.shape != (n_fft // 2 + 1, n_mels):
-            raise TaliConfigError(f"mel_filters must be [{n_fft // 2 + 1}, {n_mels}], got {list(filters.shape)}")
-        self._filters = torch.from_numpy(np.ascontiguousarray(filters.T, dtype=np.float32))  # [M, F]
+            raise TaliConfigError(
+                f"mel_filters must be [{n_fft // 2 + 1}, {n_mels}], got {list(filters.shape)}"
+            )
+        self._filters_t = torch.from_numpy(np.ascontiguousarray(filters, dtype=np.float32))  # [F, M]
         self._window = torch.hann_window(n_fft)
         self._floor = float(torch.tensor(1e-10, dtype=torch.float32).log10())
 
@@ -109,9 +120,13 @@ class WhisperLogMel:
     def from_hf(cls, extractor: Any, *, padding: AudioPadding = "30s") -> WhisperLogMel:
         """Same parameters and filters as a ``WhisperFeatureExtractor`` (80 or 128 bins)."""
         return cls(
-            n_mels=int(extractor.feature_size), padding=padding, sample_rate=int(extractor.sampling_rate),
-            n_fft=int(extractor.n_fft), hop_length=int(extractor.hop_length),
-            chunk_seconds=int(extractor.chunk_length), mel_filters=np.asarray(extractor.mel_filters),
+            n_mels=int(extractor.feature_size),
+            padding=padding,
+            sample_rate=int(extractor.sampling_rate),
+            n_fft=int(extractor.n_fft),
+            hop_length=int(extractor.hop_length),
+            chunk_seconds=int(extractor.chunk_length),
+            mel_filters=np.asarray(extractor.mel_filters),
         )
 
     def __repr__(self) -> str:
@@ -143,7 +158,9 @@ class WhisperLogMel:
         span = (needed - 1) * hop + self.n_fft
         left = x[:, 1 : half + 1].flip(-1)
         body = x[:, :signal]
-        if total - signal <= half:  # no zero tail: the end is a true reflection, as in torch.stft(center=True)
+        if (
+            total - signal <= half
+        ):  # no zero tail: the end is a true reflection, as in torch.stft(center=True)
             body = torch.nn.functional.pad(x, (0, total - x.shape[-1]))
             right = body[:, -half - 1 : -1].flip(-1)
         else:
@@ -152,16 +169,17 @@ class WhisperLogMel:
         frames = padded.unfold(-1, self.n_fft, hop)  # [B, needed, n_fft], a view
         spec = torch.fft.rfft(frames * self._window, dim=-1)  # [B, needed, F]
         power = spec.real.square_().add_(spec.imag.square())
-        mel = torch.matmul(self._filters, power.transpose(-1, -2))  # [B, M, needed]
+        # One plain GEMM [B * needed, F] @ [F, M]: no batch broadcast of the filters, no transposed copy.
+        mel = torch.matmul(power, self._filters_t)  # [B, needed, M]
         head = mel.clamp_(min=1e-10).log10_()
         # Zero frames sit at the floor, which is <= every computed value: the peak is the head's.
         floor_at = head.amax(dim=(1, 2), keepdim=True) - 8.0
         head = torch.maximum(head, floor_at).add_(4.0).div_(4.0)
+        out = head.new_empty((x.shape[0], self.n_mels, out_frames))
+        out[..., :needed] = head.transpose(1, 2)
         if needed < out_frames:
-            out = head.new_empty((x.shape[0], self.n_mels, out_frames))
-            out[..., :needed] = head
             out[..., needed:] = floor_at.clamp(min=self._floor).add_(4.0).div_(4.0)
-            head = out
+        head = out
         return head[0] if single else head
 
     def process(self, value: dict[str, Any], *, item_idx: int | None, field: str) -> dict[str, Any]:
@@ -193,7 +211,11 @@ class HFAudioProcessor:
     def process(self, value: dict[str, Any], *, item_idx: int | None, field: str) -> dict[str, Any]:
         rate = int(self.extractor.sampling_rate)
         wave = _audio_of(value, item_idx=item_idx, field=field, sample_rate=rate)
-        kwargs = {"padding": "max_length"} if self.padding == "30s" else {"padding": "longest", "truncation": False}
+        kwargs = (
+            {"padding": "max_length"}
+            if self.padding == "30s"
+            else {"padding": "longest", "truncation": False}
+        )
         out = self.extractor(
             wave.numpy(), sampling_rate=rate, return_tensors="pt", return_attention_mask=True, **kwargs
         )

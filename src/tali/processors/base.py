@@ -27,7 +27,7 @@ from tali.data.collate import collate as default_collate
 from tali.errors import TaliConfigError
 from tali.schema import SubModality
 
-__all__ = ["SubProcessor", "ProcessorSet"]
+__all__ = ["ProcessorSet", "SubProcessor"]
 
 
 @runtime_checkable
@@ -97,7 +97,9 @@ class ProcessorSet:
             if value is None:
                 continue
             produced = proc.process(value, item_idx=item_idx, field=name)
-            kept = dict(value) if self.keep_raw else {k: v for k, v in value.items() if k not in proc.consumes}
+            kept = (
+                dict(value) if self.keep_raw else {k: v for k, v in value.items() if k not in proc.consumes}
+            )
             kept.update(produced)
             out[name] = kept
         return out

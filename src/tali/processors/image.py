@@ -73,7 +73,9 @@ class ClipPixels:
         if not isinstance(self.size, int) or self.size < 1:
             raise TaliConfigError(f"ClipPixels.size must be an int >= 1, got {self.size!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise TaliConfigError(f"ClipPixels needs 3 means and 3 positive stds, got {self.mean}, {self.std}")
+            raise TaliConfigError(
+                f"ClipPixels needs 3 means and 3 positive stds, got {self.mean}, {self.std}"
+            )
         std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
         mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
         object.__setattr__(self, "_scale", 1.0 / (255.0 * std))
@@ -100,7 +102,9 @@ class ClipPixels:
                 "the decoders use bicubic (3)"
             )
         return cls(
-            size=int(height), mean=tuple(processor.image_mean), std=tuple(processor.image_std),
+            size=int(height),
+            mean=tuple(processor.image_mean),
+            std=tuple(processor.image_std),
             normalize=normalize,
         )
 
@@ -160,7 +164,9 @@ class HFImageProcessor:
 
     def __init__(self, processor: Any) -> None:
         if not callable(processor):
-            raise TaliConfigError(f"HFImageProcessor needs a callable image processor, got {type(processor).__name__}")
+            raise TaliConfigError(
+                f"HFImageProcessor needs a callable image processor, got {type(processor).__name__}"
+            )
         self.processor = processor
 
     def __repr__(self) -> str:
@@ -176,7 +182,9 @@ class HFImageProcessor:
                 field=field,
             )
         single = pixels.ndim == 3
-        images = [np.ascontiguousarray(p.permute(1, 2, 0).numpy()) for p in (pixels[None] if single else pixels)]
+        images = [
+            np.ascontiguousarray(p.permute(1, 2, 0).numpy()) for p in (pixels[None] if single else pixels)
+        ]
         out = self.processor(images=images, return_tensors="pt")["pixel_values"]
         return {"pixel_values": out[0] if single else out}
 

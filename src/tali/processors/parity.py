@@ -25,12 +25,15 @@ from tali.decode.clip import open_clip
 from tali.decode.image import decode_image, to_rgb_image
 from tali.decode.video import to_rgb
 
-__all__ = ["diff_stats", "video_pixel_parity", "image_pixel_parity", "smooth_clip"]
+__all__ = ["diff_stats", "image_pixel_parity", "smooth_clip", "video_pixel_parity"]
 
 
 def diff_stats(fast: Iterable[np.ndarray], reference: Iterable[np.ndarray]) -> dict[str, float]:
     """Mean, 99th percentile and max of ``|fast - reference|`` over all pixels, in /255 units."""
-    diffs = [np.abs(a.astype(np.float64) - b.astype(np.float64)).ravel() for a, b in zip(fast, reference, strict=True)]
+    diffs = [
+        np.abs(a.astype(np.float64) - b.astype(np.float64)).ravel()
+        for a, b in zip(fast, reference, strict=True)
+    ]
     d = np.concatenate(diffs)
     return {
         "mean_255": float(d.mean()),
@@ -41,11 +44,15 @@ def diff_stats(fast: Iterable[np.ndarray], reference: Iterable[np.ndarray]) -> d
 
 
 def _reference(processor: Any, rgb: np.ndarray) -> np.ndarray:
-    out = processor(images=[rgb], do_rescale=False, do_normalize=False, return_tensors="np")["pixel_values"][0]
+    out = processor(images=[rgb], do_rescale=False, do_normalize=False, return_tensors="np")["pixel_values"][
+        0
+    ]
     return np.moveaxis(out, 0, -1)  # [H, W, 3] float, 0..255
 
 
-def video_pixel_parity(clips: Iterable[bytes], processor: Any, *, every: int = 15, limit: int = 8) -> dict[str, float]:
+def video_pixel_parity(
+    clips: Iterable[bytes], processor: Any, *, every: int = 15, limit: int = 8
+) -> dict[str, float]:
     """Decoder geometry (swscale bicubic from YUV, centre crop) vs the processor on full-res RGB."""
     fast, ref = [], []
     size = int(processor.crop_size["height"])
@@ -76,11 +83,15 @@ def image_pixel_parity(images: Iterable[bytes], processor: Any) -> dict[str, flo
     return {**diff_stats(fast, ref), "images": len(fast)}
 
 
-def smooth_clip(*, width: int = 640, height: int = 360, frames: int = 30, fps: int = 30, seed: int = 0) -> bytes:
+def smooth_clip(
+    *, width: int = 640, height: int = 360, frames: int = 30, fps: int = 30, seed: int = 0
+) -> bytes:
     """H.264 mp4 bytes of natural-looking content: smooth colour fields, soft texture, panning."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(0, 255, size=(9, 16, 3)).astype(np.uint8)
-    field = np.asarray(Image.fromarray(coarse).resize((width * 2, height), Image.Resampling.BICUBIC), np.float32)
+    field = np.asarray(
+        Image.fromarray(coarse).resize((width * 2, height), Image.Resampling.BICUBIC), np.float32
+    )
     texture = np.asarray(
         Image.fromarray(rng.uniform(0, 255, (height // 4, width // 2)).astype(np.uint8)).resize(
             (width * 2, height), Image.Resampling.BICUBIC
@@ -96,7 +107,9 @@ def smooth_clip(*, width: int = 640, height: int = 360, frames: int = 30, fps: i
         for i in range(frames):
             shift = int(i * width / (2 * frames))
             img = base[:, shift : shift + width].astype(np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            ):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)

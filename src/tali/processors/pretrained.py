@@ -27,14 +27,14 @@ from tali.processors.text import Tokenize
 from tali.schema import Modality, SubModality
 
 __all__ = [
+    "CLIP_FILES",
     "DEFAULT_CLIP",
     "DEFAULT_WHISPER",
-    "CLIP_FILES",
     "WHISPER_FILES",
+    "clip_tokenizer_from_bpe",
     "default_processors",
     "load_clip",
     "load_whisper",
-    "clip_tokenizer_from_bpe",
 ]
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
@@ -83,7 +83,9 @@ def load_clip(name: str = DEFAULT_CLIP, **kwargs: Any) -> tuple[Any, Any]:
             CLIPTokenizer.from_pretrained(name, **kwargs),
         )
     except ImportError as exc:
-        raise TaliModelAssetError("CLIP processors need transformers: pip install 'tali-dataset[models]'") from exc
+        raise TaliModelAssetError(
+            "CLIP processors need transformers: pip install 'tali-dataset[models]'"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise _asset_error(name, CLIP_FILES, exc) from exc
 
@@ -101,7 +103,9 @@ def load_whisper(name: str = DEFAULT_WHISPER, **kwargs: Any) -> Any:
 
         return WhisperFeatureExtractor.from_pretrained(name, **kwargs)
     except ImportError as exc:
-        raise TaliModelAssetError("Whisper processors need transformers: pip install 'tali-dataset[models]'") from exc
+        raise TaliModelAssetError(
+            "Whisper processors need transformers: pip install 'tali-dataset[models]'"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise _asset_error(name, WHISPER_FILES, exc) from exc
 
@@ -138,8 +142,9 @@ def default_processors(
             procs[sub] = WhisperLogMel.from_hf(extractor, padding=audio_padding)
     for name, override in (text_overrides or {}).items():
         procs[name.value if isinstance(name, SubModality) else name] = override
-    return ProcessorSet({(k.value if isinstance(k, SubModality) else k): v for k, v in procs.items()},
-                        keep_raw=keep_raw)
+    return ProcessorSet(
+        {(k.value if isinstance(k, SubModality) else k): v for k, v in procs.items()}, keep_raw=keep_raw
+    )
 
 
 def clip_tokenizer_from_bpe(path: str | Path, *, model_max_length: int = 77) -> Any:
@@ -166,7 +171,11 @@ def clip_tokenizer_from_bpe(path: str | Path, *, model_max_length: int = 77) -> 
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible byte -> printable character map (same order as CLIP's)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):

@@ -30,7 +30,7 @@ import torch
 from tali.config import _check_choice
 from tali.errors import TaliConfigError, TaliProcessorError
 
-__all__ = ["Tokenize", "Side", "Padding", "pad_sequences"]
+__all__ = ["Padding", "Side", "Tokenize", "pad_sequences"]
 
 Side = Literal["right", "left"]
 Padding = Literal["longest", "max_length"]
