@@ -13,7 +13,13 @@ def test_per_sample_section_runs(sample_root, asset_dirs):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = module.per_sample(sample_root, str(asset_dirs["clip"]), str(asset_dirs["whisper"]), repeats=1)
-    for name in ("video_frames", "audio_80_30s", "audio_128_window", "text_subtitles", "decode_plus_process_video"):
+    for name in (
+        "video_frames",
+        "audio_80_30s",
+        "audio_128_window",
+        "text_subtitles",
+        "decode_plus_process_video",
+    ):
         assert out[name]["reference"]["median"] > 0 and out[name]["fast"]["median"] > 0, name
         assert out[name]["speedup"] > 0, name
     assert out["video_frames"]["source_resolution"] == [360, 640]

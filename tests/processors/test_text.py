@@ -151,3 +151,12 @@ def test_errors(clip_tokenizer, tiktoken_encoding):
 
     with pytest.raises(TaliProcessorError, match=r"tokenizer failed: ValueError: unknown symbol.*item_idx=2"):
         Tokenize(broken, pad_id=0).process({"text": "x"}, item_idx=2, field="youtube_title_text")
+
+
+def test_a_transformers_processor_is_accepted(clip_tokenizer, clip_image_processor):
+    from transformers import CLIPProcessor
+
+    processor = CLIPProcessor(image_processor=clip_image_processor, tokenizer=clip_tokenizer)
+    tok = Tokenize(processor, max_length=8)
+    assert tok.kind == "hf"
+    assert tok.encode("a photo of a cat").tolist() == [SOT, 320, 1125, 539, 320, 2368, EOT]
