@@ -18,6 +18,9 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
 	$(PIP) "$(TORCH)" -e ".[dev]"
+	# Tests read CLIP's BPE vocabulary file that open_clip_torch vendors; --no-deps
+	# because its torchvision requirement would replace the pinned torch.
+	$(PIP) --no-deps "open_clip_torch==3.3.0"
 	touch $@
 
 setup: $(VENV)/.core

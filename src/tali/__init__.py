@@ -5,7 +5,7 @@
 >>> loader = tali.make_loader(ds, batch_size=8, num_workers=2)
 """
 
-from tali import hf, hub, sample_data
+from tali import hf, hub, processors, sample_data
 from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
 from tali.data.collate import collate
 from tali.data.cache import SampleCache
@@ -20,6 +20,8 @@ from tali.errors import (
     TaliError,
     TaliImageError,
     TaliMissingStreamError,
+    TaliModelAssetError,
+    TaliProcessorError,
     TaliSchemaError,
     TaliSourceError,
     TaliSubtitleError,
@@ -34,6 +36,7 @@ __all__ = [
     "sample_data",
     "hf",
     "hub",
+    "processors",
     "TaliConfig",
     "WindowConfig",
     "VideoConfig",
@@ -62,4 +65,6 @@ __all__ = [
     "TaliSchemaError",
     "TaliSourceError",
     "TaliSubtitleError",
+    "TaliProcessorError",
+    "TaliModelAssetError",
 ]

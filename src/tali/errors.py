@@ -19,6 +19,8 @@ __all__ = [
     "TaliSubtitleError",
     "TaliSchemaError",
     "TaliSourceError",
+    "TaliProcessorError",
+    "TaliModelAssetError",
 ]
 
 
@@ -106,3 +108,11 @@ class TaliImageError(TaliDecodeError):
 
 class TaliSubtitleError(TaliDataError):
     """Subtitle text is not a YAML mapping of timestamps to text."""
+
+
+class TaliProcessorError(TaliDataError):
+    """A decoded output cannot become model input (wrong dtype, size or sample rate)."""
+
+
+class TaliModelAssetError(TaliSourceError):
+    """Files a model processor needs (configs, vocabularies) cannot be found or loaded."""

@@ -106,7 +106,7 @@ class TaliDataset(torch.utils.data.Dataset):
         ref, offset = self.index.locate(index)
         row = self.reader.read_row_group(ref).slice(offset, 1).to_pylist()[0]
         item_idx = row.get("item_idx")
-        return apply_policy(
+        sample, record = apply_policy(
             self.on_error,
             lambda: self._produce(row, index),
             config=self.config,
@@ -116,6 +116,11 @@ class TaliDataset(torch.utils.data.Dataset):
             shard=self.index.shards[ref.shard].path,
             row=ref.shard_row + offset,
         )
+        if sample is not None and record is not None and self.processors is not None:
+            # A substituted placeholder goes through the processors too, so it
+            # batches with the good samples (same keys, shapes and dtypes).
+            sample = self.processors(sample)
+        return sample, record
 
     def __repr__(self) -> str:
         return (
