@@ -13,6 +13,9 @@ from tali.errors import TaliError
 COMMANDS = {
     "demo": "demo",
     "sample-data": "sample_data",
+    "validate": "validate",
+    "metrics": "metrics",
+    "filter": "filter",
 }
 
 

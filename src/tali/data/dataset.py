@@ -7,18 +7,21 @@ sub-modalities need (a text-only config never reads video bytes).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow.parquet as pq
 import torch.utils.data
 
 from tali.config import TaliConfig
 from tali.data.collate import collate
 from tali.data.policy import OnError, apply_policy, check_on_error, mark
+from tali.data.rows import row_item_idx, row_to_python
 from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
-from tali.errors import TaliDataError
-from tali.schema import columns_for
+from tali.errors import TaliConfigError, TaliDataError
+from tali.schema import Column, columns_for
 from tali.transform import TaliTransform
 
 __all__ = ["TaliDataset", "make_loader"]
@@ -35,6 +38,11 @@ class TaliDataset(torch.utils.data.Dataset):
     the next good row in place of a bad one (at most ``max_skips_per_sample``
     in a row); ``"substitute"`` serves a zero placeholder with ``valid=False``.
     With either, samples gain ``valid`` and ``errors`` for :class:`ErrorReport`.
+
+    ``item_ids``: keep only rows whose ``item_idx`` is in this collection (an
+    index from ``tali filter``); only the ``item_idx`` column is read to find
+    them. Every id must exist in the split: a missing one raises rather than
+    silently shrinking the dataset.
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class TaliDataset(torch.utils.data.Dataset):
         on_error: OnError = "raise",
         max_skips_per_sample: int = 64,
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        item_ids: Iterable[int] | None = None,
     ) -> None:
         self.config = config or TaliConfig()
         self.on_error = check_on_error(on_error)
@@ -66,16 +75,41 @@ class TaliDataset(torch.utils.data.Dataset):
         #: TaliDataErrors follow ``on_error`` like decode errors do.
         self.processors = processors
         self.epoch = 0
+        #: Global row numbers this dataset serves (``None``: every row).
+        self.rows: np.ndarray | None = None
+        if item_ids is not None:
+            self.rows = self._rows_for(item_ids, opener)
+
+    def _rows_for(self, item_ids: Iterable[int], opener: Opener | None) -> np.ndarray:
+        wanted = np.unique(np.asarray([int(i) for i in item_ids], dtype=np.int64))
+        found = []
+        for shard in self.index.shards:
+            handle = pq.ParquetFile(opener(shard.path) if opener else shard.path)
+            ids = handle.read(columns=[str(Column.ITEM_IDX)]).column(0).to_numpy(zero_copy_only=False)
+            found.append(np.asarray(ids, dtype=object))
+        all_ids = np.concatenate(found) if found else np.empty(0, dtype=object)
+        ids = np.array([-(2**62) if v is None else v for v in all_ids], dtype=np.int64)
+        rows = np.flatnonzero(np.isin(ids, wanted))
+        missing = np.setdiff1d(wanted, ids[rows])
+        if missing.size:
+            raise TaliConfigError(
+                f"{missing.size} of {wanted.size} item_ids are not in split {self.split!r} "
+                f"(first: {missing[:5].tolist()}); was the index built from another split?"
+            )
+        return rows
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.index) if self.rows is None else int(self.rows.size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def read_row(self, index: int) -> dict[str, Any]:
         """The raw row (projected columns only), as Python values."""
-        return self.reader.read_row(index)
+        return self.reader.read_row(self._global_row(index))
+
+    def _global_row(self, index: int) -> int:
+        return index if self.rows is None else int(self.rows[index])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
@@ -103,16 +137,16 @@ class TaliDataset(torch.utils.data.Dataset):
         return self.processors(sample) if self.processors is not None else sample
 
     def _attempt(self, index: int):
-        ref, offset = self.index.locate(index)
-        row = self.reader.read_row_group(ref).slice(offset, 1).to_pylist()[0]
-        item_idx = row.get("item_idx")
+        ref, offset = self.index.locate(self._global_row(index))
+        table = self.reader.read_row_group(ref)
+        # Converting to Python runs inside the policy: invalid UTF-8 is a bad row, not a crash.
         return apply_policy(
             self.on_error,
-            lambda: self._produce(row, index),
+            lambda: self._produce(row_to_python(table, offset), index),
             config=self.config,
             key=index,
             epoch=self.epoch,
-            item_idx=item_idx if isinstance(item_idx, int) else None,
+            item_idx=row_item_idx(table, offset),
             shard=self.index.shards[ref.shard].path,
             row=ref.shard_row + offset,
         )
