@@ -20,7 +20,7 @@ from tali.decode.clip import open_clip
 from tali.decode.image import decode_image
 from tali.decode.subtitles import parse_subtitles
 from tali.errors import TaliDataError, TaliSchemaError
-from tali.quality.scan import Deadline, scan_clip
+from tali.quality.scan import scan_clip
 from tali.schema import TALI_SCHEMA, Column, ImageField, WitField
 from tali.text import read_wit
 
@@ -54,9 +54,8 @@ def check_item_idx(row: Mapping[str, Any], limits: CheckLimits) -> None:
 def check_clip(row: Mapping[str, Any], limits: CheckLimits) -> None:
     item_idx = _item(row)
     data = row.get(str(Column.YOUTUBE_VIDEO_CONTENT))
-    with open_clip(data, item_idx=item_idx) as clip:
-        deadline = Deadline(limits.max_clip_seconds, item_idx=item_idx, field=str(Column.YOUTUBE_VIDEO_CONTENT))
-        scan_clip(clip, deadline=deadline, stats=False)
+    with open_clip(data, item_idx=item_idx, max_seconds=limits.max_clip_seconds) as clip:
+        scan_clip(clip, stats=False)
     size = row.get(str(Column.YOUTUBE_VIDEO_SIZE))
     if size is not None and data is not None and size != len(data):
         raise TaliDataError(

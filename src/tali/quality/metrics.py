@@ -49,7 +49,7 @@ from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.errors import TaliDataError
 from tali.quality.checks import parse_start_seconds
 from tali.quality.runner import report_rows, run_shards
-from tali.quality.scan import Deadline, ScanThresholds, scan_clip
+from tali.quality.scan import ScanThresholds, scan_clip
 from tali.schema import Column, ImageField, WitField
 from tali.text import caption, read_wit, title
 
@@ -100,9 +100,9 @@ def _error(out: dict[str, Any], exc: BaseException, fallback_field: str) -> None
 
 
 def _clip_metrics(row: Mapping[str, Any], item_idx: int | None, opts: MetricsOptions, out: dict[str, Any]) -> None:
-    with open_clip(row.get(str(Column.YOUTUBE_VIDEO_CONTENT)), item_idx=item_idx) as clip:
-        deadline = Deadline(opts.max_clip_seconds, item_idx=item_idx, field=str(Column.YOUTUBE_VIDEO_CONTENT))
-        scan = scan_clip(clip, thresholds=opts.thresholds, deadline=deadline)
+    data = row.get(str(Column.YOUTUBE_VIDEO_CONTENT))
+    with open_clip(data, item_idx=item_idx, max_seconds=opts.max_clip_seconds) as clip:
+        scan = scan_clip(clip, thresholds=opts.thresholds)
     v, a = scan.video, scan.audio
     out.update(
         video_duration_seconds=v.duration_seconds, video_fps=v.fps, video_width=v.width, video_height=v.height,

@@ -6,7 +6,7 @@ Video frames are reduced to a small grey thumbnail (the Y plane sampled on
 a grid, about ``THUMB_WIDTH`` wide) before any numpy work, so the scan costs
 little more than H.264 decoding itself (see ``benchmarks/quality``).
 
-A :class:`Deadline` bounds the wall-clock time of one row: a hostile clip
+A :class:`~tali.decode.clip.Deadline` bounds the wall-clock time of one row: a hostile clip
 (absurd frame counts, broken timestamps that defeat seeking) raises a
 located ``TaliDecodeError`` instead of stalling a worker.
 """
@@ -14,13 +14,12 @@ located ``TaliDecodeError`` instead of stalling a worker.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
-from tali.decode.clip import Clip, decode_errors
+from tali.decode.clip import Clip, Deadline, decode_errors
 from tali.errors import TaliDecodeError
 
 __all__ = ["Deadline", "VideoScan", "AudioScan", "ClipScan", "scan_clip", "ScanThresholds"]
@@ -29,24 +28,6 @@ __all__ = ["Deadline", "VideoScan", "AudioScan", "ClipScan", "scan_clip", "ScanT
 #: frames in an encoded stream differ from their predecessor by < 0.1 grey
 #: levels here, moving ones by ~10 (sample dataset, 2 px/frame scroll).
 THUMB_WIDTH = 64
-
-
-class Deadline:
-    """Wall-clock budget for one row; ``check()`` raises once it is spent."""
-
-    def __init__(self, seconds: float | None, *, item_idx: int | None, field: str) -> None:
-        self.seconds = seconds
-        self.item_idx = item_idx
-        self.field = field
-        self._end = None if seconds is None else time.monotonic() + seconds
-
-    def check(self) -> None:
-        if self._end is not None and time.monotonic() > self._end:
-            raise TaliDecodeError(
-                f"decoding took longer than the {self.seconds:g} s per-row limit",
-                item_idx=self.item_idx,
-                field=self.field,
-            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,7 +203,7 @@ def scan_clip(
     statistics are then zero. Raises ``TaliDecodeError`` naming the row.
     """
     th = thresholds or ScanThresholds()
-    deadline = deadline or Deadline(None, item_idx=clip.item_idx, field="youtube_video_content")
+    deadline = deadline or clip.deadline
     with decode_errors(clip.item_idx, what="scan"):
         video = _scan_video(clip, th, deadline, stats)
         audio = _scan_audio(clip, th, deadline) if clip.audio is not None else None
