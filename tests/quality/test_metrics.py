@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import math
-from dataclasses import asdict
 
 import av
 import numpy as np
@@ -14,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tali.quality.metrics import METRICS_SCHEMA, MetricsOptions, compute_metrics, row_metrics
+from tali.quality.metrics import METRICS_SCHEMA, MetricsOptions, compute_metrics, parts_dir_for, row_metrics
 from tali.quality.runner import part_path
 from tali.quality.similarity import TextEmbedder, cosine_rows
 
@@ -163,9 +160,9 @@ def test_metrics_resume_reuses_finished_parts(sample_root, tmp_path):
     out = tmp_path / "m.parquet"
     options = MetricsOptions()
     first = compute_metrics(sample_root, split="test", options=options)
-    key = hashlib.sha1(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:10]
     parts = out.parent / f"{out.name}.parts"
-    planted = part_path(parts / key, str(sample_root / "data" / "test-00000-of-00001.parquet"), ".parquet")
+    planted = part_path(parts_dir_for(out, options), str(sample_root / "data" / "test-00000-of-00001.parquet"),
+                        ".parquet")
     planted.parent.mkdir(parents=True)
     marked = first.set_column(first.schema.get_field_index("video_fps"), "video_fps",
                               pa.array([123.0] * first.num_rows))

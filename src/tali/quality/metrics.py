@@ -53,7 +53,7 @@ from tali.quality.scan import ScanThresholds, scan_clip
 from tali.schema import Column, ImageField, WitField
 from tali.text import caption, read_wit, title
 
-__all__ = ["MetricsOptions", "METRICS_SCHEMA", "compute_metrics", "row_metrics", "METRICS_COLUMNS"]
+__all__ = ["MetricsOptions", "METRICS_SCHEMA", "compute_metrics", "row_metrics", "parts_dir_for", "METRICS_COLUMNS"]
 
 _F, _I, _B, _S = pa.float64(), pa.int64(), pa.bool_(), pa.string()
 METRICS_SCHEMA = pa.schema(
@@ -230,6 +230,12 @@ class _MetricsShard:
         tmp.replace(part)
 
 
+def parts_dir_for(out: str | Path, options: MetricsOptions) -> Path:
+    """Where a run writing ``out`` keeps per-shard parts (keyed by the options)."""
+    key = hashlib.sha1(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:10]
+    return Path(f"{out}.parts") / key
+
+
 def compute_metrics(
     source: SourceLike,
     *,
@@ -246,9 +252,8 @@ def compute_metrics(
     """
     opts = options or MetricsOptions()
     shards = resolve_local_files(source, split)
-    key = hashlib.sha1(json.dumps(asdict(opts), sort_keys=True).encode()).hexdigest()[:10]
     scratch = tempfile.mkdtemp(prefix="tali-metrics-") if out is None else None
-    parts_dir = Path(scratch) if scratch else Path(f"{out}.parts") / key
+    parts_dir = Path(scratch) if scratch else parts_dir_for(out, opts)
     try:
         total = sum(pq.ParquetFile(s).metadata.num_rows for s in shards)
         parts = run_shards(_MetricsShard(opts), shards, parts_dir=parts_dir, suffix=".parquet",

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from tali.schema import TALI_SCHEMA, Column, WitField
 
-__all__ = ["InvalidUtf8", "Mutant", "make_mutants", "mutants_to_table", "remux_without", "png_bomb", "FAMILIES"]
+__all__ = ["InvalidUtf8", "Mutant", "KINDS", "mutate", "make_mutants", "mutants_to_table", "remux_without", "png_bomb", "FAMILIES"]
 
 Family = Literal["clip", "image", "text"]
 FAMILIES: tuple[Family, ...] = ("clip", "image", "text")
@@ -231,6 +231,20 @@ def _subtitle_flip(row: dict[str, Any], rng: np.random.Generator) -> str | None:
 
 
 _OPS["text"]["subtitles.flip"] = _subtitle_flip
+
+
+#: Every mutation operator name, e.g. ``"subtitles.billion_laughs"``.
+KINDS: tuple[str, ...] = tuple(kind for family in FAMILIES for kind in _OPS[family])
+
+
+def mutate(row: dict[str, Any], kind: str, *, seed: int = 0) -> Mutant:
+    """One named mutation of a copy of ``row``."""
+    for family in FAMILIES:
+        if kind in _OPS[family]:
+            out = copy.deepcopy(row)
+            fails = _OPS[family][kind](out, np.random.default_rng(seed))
+            return Mutant(row=out, family=family, kind=kind, must_fail=fails)
+    raise KeyError(f"unknown mutation {kind!r}; choose from {', '.join(KINDS)}")
 
 
 def make_mutants(

@@ -31,7 +31,7 @@ from tali.errors import TaliConfigError, TaliDataError
 from tali.quality.checks import CHECKS, CheckLimits, check_shard_schema, columns_for_checks
 from tali.quality.runner import atomic_write_bytes, report_rows, run_shards
 
-__all__ = ["Failure", "ValidationReport", "validate", "ALL_CHECKS"]
+__all__ = ["Failure", "ValidationReport", "validate", "parts_dir_for", "ALL_CHECKS"]
 
 ALL_CHECKS: tuple[str, ...] = tuple(CHECKS)
 
@@ -163,6 +163,13 @@ def _parse_checks(checks: Sequence[str] | None) -> tuple[str, ...]:
     return chosen
 
 
+def parts_dir_for(report: str | Path, checks: tuple[str, ...], limits: CheckLimits) -> Path:
+    """Where a run writing ``report`` keeps per-shard parts. The name depends on the
+    checks and limits, so a rerun with other settings never reuses stale parts."""
+    key = hashlib.sha1(json.dumps([list(checks), asdict(limits)]).encode()).hexdigest()[:10]
+    return Path(f"{report}.parts") / key
+
+
 def validate(
     source: SourceLike,
     *,
@@ -182,10 +189,9 @@ def validate(
     chosen = _parse_checks(checks)
     limits = limits or CheckLimits()
     shards = resolve_local_files(source, split)
-    key = hashlib.sha1(json.dumps([chosen, asdict(limits)]).encode()).hexdigest()[:10]
     scratch = None
     if report is not None:
-        parts_dir = Path(f"{report}.parts") / key
+        parts_dir = parts_dir_for(report, chosen, limits)
     else:
         scratch = tempfile.mkdtemp(prefix="tali-validate-")
         parts_dir = Path(scratch)
