@@ -30,7 +30,7 @@ from tali.errors import TaliConfigError, TaliSourceError
 from tali.quality.runner import atomic_write_bytes
 from tali.schema import TALI_SCHEMA, Column
 
-__all__ = ["FilterResult", "WriteSummary", "select", "load_index", "METADATA_EXCLUDED"]
+__all__ = ["FilterResult", "WriteSummary", "select", "explain", "load_index", "METADATA_EXCLUDED"]
 
 #: Media columns a predicate can never see.
 METADATA_EXCLUDED = (str(Column.IMAGE), str(Column.YOUTUBE_VIDEO_CONTENT))
@@ -210,6 +210,26 @@ def select(
         if item_idx is not None:
             result.item_ids.append(int(item_idx))
     return result
+
+
+def explain(
+    source: SourceLike,
+    *,
+    split: str | None = None,
+    metrics: str | os.PathLike[str] | pa.Table | None = None,
+    where: str | None = None,
+) -> str:
+    """DuckDB's physical plan for a filter: its ``Projections`` list the only
+    parquet columns the predicate reads."""
+    con = _connect(resolve_local_files(source, split), metrics)
+    clause = f"WHERE ({where})" if where and where.strip() else ""
+    query = f"SELECT item_idx, shard, row FROM rows {clause}"
+    try:
+        if clause:
+            _check_where(con, query)
+        return "\n".join(str(r[1]) for r in con.sql(f"EXPLAIN {query}").fetchall())
+    finally:
+        con.close()
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Rows are copied a source row group at a time (``take`` of the kept offsets),
 so memory is one row group plus one output row group, whatever the split's
 size. Output shards are named ``data/{split}-{i:05d}-of-{n:05d}.parquet`` with
 ``n`` known up front (the kept count is), written as ``.partial`` files and
-renamed once their footer is on disk.
+renamed once their footer is on disk; if the run fails, the shards it already
+finished are removed too, so a split is either complete or absent.
 """
 
 from __future__ import annotations
@@ -76,10 +77,14 @@ class _ShardWriter:
         return self.finished
 
     def abort(self) -> None:
+        """A failed run leaves nothing that looks like a shard: the open ``.partial``
+        and the shards this run already finished are removed (all or nothing)."""
         if self.writer is not None:
             self.writer.close()
         if self.partial is not None:
             self.partial.unlink(missing_ok=True)
+        for path in self.finished:
+            path.unlink(missing_ok=True)
 
 
 def write_kept_rows(result: FilterResult, out_dir: Path, *, split: str, rows_per_shard: int,
@@ -105,8 +110,11 @@ def write_kept_rows(result: FilterResult, out_dir: Path, *, split: str, rows_per
         for shard in result.shards:
             wanted = result.positions.get(shard, [])
             handle = pq.ParquetFile(shard)
-            per_source[Path(shard).name] = (handle.metadata.num_rows, len(wanted))
-            read += handle.metadata.num_rows
+            rows = handle.metadata.num_rows
+            per_source[Path(shard).name] = (rows, len(wanted))
+            read += rows
+            if wanted and (wanted[0] < 0 or wanted[-1] >= rows):
+                raise TaliSourceError(f"kept row {wanted[-1]} is not in {Path(shard).name} ({rows} rows)")
             first = 0
             k = 0
             for group in range(handle.num_row_groups):
@@ -120,11 +128,12 @@ def write_kept_rows(result: FilterResult, out_dir: Path, *, split: str, rows_per
                     writer.write(table.cast(schema))
                 first += count
         files = writer.finish()
+        shards = {f.name: pq.ParquetFile(f).metadata.num_rows for f in files}
+        summary = WriteSummary(read=read, kept=kept, written=sum(shards.values()), shards=shards,
+                               per_source=per_source)
+        if not summary.ok:
+            raise TaliSourceError(f"row counts do not reconcile: kept {kept}, written {summary.written} ({shards})")
     except BaseException:
         writer.abort()
         raise
-    shards = {f.name: pq.ParquetFile(f).metadata.num_rows for f in files}
-    summary = WriteSummary(read=read, kept=kept, written=sum(shards.values()), shards=shards, per_source=per_source)
-    if not summary.ok:
-        raise TaliSourceError(f"row counts do not reconcile: kept {kept}, written {summary.written} ({shards})")
     return summary
