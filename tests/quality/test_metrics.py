@@ -171,3 +171,14 @@ def test_metrics_resume_reuses_finished_parts(sample_root, tmp_path):
     assert resumed.column("video_fps").to_pylist() == [123.0] * first.num_rows  # reused, not recomputed
     assert pq.read_table(out).num_rows == first.num_rows
     assert not parts.exists()  # a finished run removes its parts
+
+
+def test_cli_metrics_writes_the_table(sample_root, tmp_path, capsys):
+    from tali.cli.main import main
+
+    out = tmp_path / "m.parquet"
+    assert main(["metrics", str(sample_root), "--split", "test", "--out", str(out), "--no-progress"]) == 0
+    table = pq.read_table(out)
+    assert table.schema.equals(METRICS_SCHEMA) and sorted(table.column("item_idx").to_pylist()) == [20, 21, 22, 23]
+    printed = capsys.readouterr().out
+    assert "4 rows" in printed and "frozen_frame_ratio" in printed

@@ -124,6 +124,15 @@ def test_bad_shards_are_reported_not_fatal(sample_root, tmp_path):
     assert report.rows == 4  # the wrong-typed rows were still read
 
 
+def test_duplicate_item_ids_are_failures(sample_root, tmp_path):
+    table = pq.read_table(sample_root / "data" / "test-00000-of-00001.parquet", columns=["item_idx"])
+    pq.write_table(table, tmp_path / "a.parquet")
+    pq.write_table(table.slice(2, 1), tmp_path / "b.parquet")
+    report = validate(tmp_path, checks=["item_idx"])
+    assert [(f.item_idx, f.shard, f.row, f.message) for f in report.failures] == [
+        (22, "b.parquet", 0, "duplicate item_idx 22, first at a.parquet row 2")]
+
+
 def test_bad_arguments_raise_typed_errors(sample_root, tmp_path):
     with pytest.raises(TaliConfigError, match="unknown checks \\['colour'\\]"):
         validate(sample_root, checks=["colour"])

@@ -108,12 +108,13 @@ class _ValidateShard:
         name = Path(shard).name
         failures: list[Failure] = []
         rows = 0
+        ids: list[int | None] = []
         try:
             handle = pq.ParquetFile(shard)
             schema = handle.schema_arrow
         except (OSError, pa.ArrowException) as exc:
             failures.append(Failure(None, name, None, "parquet", None, type(exc).__name__, str(exc)[:300]))
-            return self._write(part, name, rows, failures)
+            return self._write(part, name, rows, failures, ids)
         for column, message in check_shard_schema(schema, self.checks):
             failures.append(Failure(None, name, None, "parquet", column, "TaliSchemaError", message))
         columns = columns_for_checks(self.checks, tuple(schema.names))
@@ -126,9 +127,10 @@ class _ValidateShard:
                 continue
             for offset in range(table.num_rows):
                 failures.extend(self._row(table, offset, name, rows))
+                ids.append(row_item_idx(table, offset))
                 rows += 1
             report_rows(table.num_rows)
-        return self._write(part, name, rows, failures)
+        return self._write(part, name, rows, failures, ids)
 
     def _row(self, table: pa.Table, offset: int, shard: str, row: int) -> list[Failure]:
         item_idx = row_item_idx(table, offset)
@@ -148,8 +150,8 @@ class _ValidateShard:
         return out
 
     @staticmethod
-    def _write(part: Path, shard: str, rows: int, failures: list[Failure]) -> None:
-        blob = {"shard": shard, "rows": rows, "failures": [asdict(f) for f in failures]}
+    def _write(part: Path, shard: str, rows: int, failures: list[Failure], ids: list[int | None]) -> None:
+        blob = {"shard": shard, "rows": rows, "failures": [asdict(f) for f in failures], "item_ids": ids}
         atomic_write_bytes(part, json.dumps(blob).encode())
 
 
@@ -200,10 +202,13 @@ def validate(
         parts = run_shards(_ValidateShard(chosen, limits), shards, parts_dir=parts_dir, suffix=".json",
                            workers=workers, total_rows=total, progress=progress, description="validating")
         result = ValidationReport(checks=chosen, shards=[Path(s).name for s in shards])
+        seen: dict[int, tuple[str, int]] = {}
         for part in parts:
             blob = json.loads(part.read_text())
             result.rows += blob["rows"]
             result.failures.extend(Failure(**f) for f in blob["failures"])
+            if "item_idx" in chosen:
+                result.failures.extend(_duplicates(blob, seen))
         if report is not None:
             result.write(report)
             shutil.rmtree(Path(f"{report}.parts"), ignore_errors=True)
@@ -211,6 +216,19 @@ def validate(
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _duplicates(blob: dict[str, Any], seen: dict[int, tuple[str, int]]) -> list[Failure]:
+    """``item_idx`` keys metrics, indexes and error reports: a repeat is a failure."""
+    out = []
+    for row, item_idx in enumerate(blob["item_ids"]):
+        if item_idx is None:
+            continue
+        first = seen.setdefault(item_idx, (blob["shard"], row))
+        if first != (blob["shard"], row):
+            out.append(Failure(item_idx, blob["shard"], row, "item_idx", "item_idx", "TaliSchemaError",
+                               f"duplicate item_idx {item_idx}, first at {first[0]} row {first[1]}"))
+    return out
 
 
 def _readable(path: str) -> bool:
