@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tali.errors import TaliSourceError
 from tali.quality.metrics import METRICS_SCHEMA, MetricsOptions, compute_metrics, parts_dir_for, row_metrics
 from tali.quality.runner import part_path
 from tali.quality.similarity import TextEmbedder, cosine_rows
@@ -182,3 +183,21 @@ def test_cli_metrics_writes_the_table(sample_root, tmp_path, capsys):
     assert table.schema.equals(METRICS_SCHEMA) and sorted(table.column("item_idx").to_pylist()) == [20, 21, 22, 23]
     printed = capsys.readouterr().out
     assert "4 rows" in printed and "frozen_frame_ratio" in printed
+
+
+def test_unreadable_columns_null_only_themselves(sample_root, tmp_path):
+    from tali.quality.mutate import Mutant, mutants_to_table, mutate
+
+    base = pq.read_table(sample_root / "data" / "test-00000-of-00001.parquet").slice(0, 1).to_pylist()[0]
+    bad = mutate(base, "text.title_invalid_utf8")
+    pq.write_table(mutants_to_table([bad, Mutant(row=base, family="text", kind="", must_fail=None)]),
+                   tmp_path / "x.parquet")
+    first, second = compute_metrics(tmp_path / "x.parquet").to_pylist()
+    assert first["youtube_title_chars"] == 0 and first["video_frames"] == second["video_frames"] > 0
+    assert first["errors"] == [
+        "youtube_title_text: TaliSchemaError: column youtube_title_text cannot be read as Python values: "
+        "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"]
+    assert second["errors"] == []
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(TaliSourceError, match="cannot read parquet shard .*junk.parquet"):
+        compute_metrics(tmp_path / "junk.parquet")

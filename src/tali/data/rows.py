@@ -16,7 +16,7 @@ import pyarrow as pa
 from tali.errors import TaliSchemaError
 from tali.schema import Column
 
-__all__ = ["row_item_idx", "row_to_python"]
+__all__ = ["row_item_idx", "row_to_python", "row_to_python_lenient"]
 
 
 def row_item_idx(table: pa.Table, offset: int) -> int | None:
@@ -49,3 +49,26 @@ def row_to_python(table: pa.Table, offset: int) -> dict[str, Any]:
                 field=name,
             ) from None
     return out
+
+
+def row_to_python_lenient(table: pa.Table, offset: int) -> tuple[dict[str, Any], list[TaliSchemaError]]:
+    """Like :func:`row_to_python`, but an unreadable column becomes ``None`` and its
+    error is returned, so tools that measure a row (metrics) keep the other columns."""
+    try:
+        return row_to_python(table, offset), []
+    except TaliSchemaError:
+        pass
+    piece = table.slice(offset, 1)
+    out: dict[str, Any] = {}
+    errors: list[TaliSchemaError] = []
+    for name in piece.column_names:
+        try:
+            out[name] = piece.column(name)[0].as_py()
+        except (UnicodeDecodeError, ValueError, OverflowError) as exc:
+            out[name] = None
+            errors.append(TaliSchemaError(
+                f"column {name} cannot be read as Python values: {type(exc).__name__}: {str(exc)[:120]}",
+                item_idx=row_item_idx(table, offset),
+                field=name,
+            ))
+    return out, errors

@@ -42,11 +42,11 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from tali.config import TextConfig
-from tali.data.rows import row_item_idx, row_to_python
+from tali.data.rows import row_to_python_lenient
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.decode.clip import open_clip
 from tali.decode.subtitles import lines_between, parse_subtitles
-from tali.errors import TaliDataError
+from tali.errors import TaliDataError, TaliSourceError
 from tali.quality.checks import parse_start_seconds
 from tali.quality.runner import report_rows, run_shards
 from tali.quality.scan import ScanThresholds, scan_clip
@@ -197,24 +197,29 @@ def _add_similarity(rows: list[dict[str, Any]]) -> None:
         r["title_vs_wikipedia_title"], r["title_vs_wikipedia_caption"] = s_title, s_caption
 
 
+def _open(shard: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(shard)
+    except (OSError, pa.ArrowException) as exc:
+        raise TaliSourceError(f"cannot read parquet shard {shard} (run `tali validate` first): {exc}") from exc
+
+
 @dataclass(frozen=True)
 class _MetricsShard:
     options: MetricsOptions
 
     def __call__(self, shard: str, part: Path) -> None:
         name = Path(shard).name
-        handle = pq.ParquetFile(shard)
+        handle = _open(shard)
         columns = [str(c) for c in _READ if str(c) in handle.schema_arrow.names]
         rows: list[dict[str, Any]] = []
         index = 0
         for group in range(handle.num_row_groups):
             table = handle.read_row_group(group, columns=columns)
             for offset in range(table.num_rows):
-                try:
-                    metrics = row_metrics(row_to_python(table, offset), options=self.options)
-                except TaliDataError as exc:
-                    metrics = {n: None for n in METRICS_COLUMNS}
-                    metrics.update(item_idx=row_item_idx(table, offset), errors=[])
+                values, unreadable = row_to_python_lenient(table, offset)
+                metrics = row_metrics(values, options=self.options)
+                for exc in unreadable:
                     _error(metrics, exc, exc.field or "row")
                 metrics.update(shard=name, row=index)
                 rows.append(metrics)
@@ -255,9 +260,9 @@ def compute_metrics(
     scratch = tempfile.mkdtemp(prefix="tali-metrics-") if out is None else None
     parts_dir = Path(scratch) if scratch else parts_dir_for(out, opts)
     try:
-        total = sum(pq.ParquetFile(s).metadata.num_rows for s in shards)
+        rows = [_open(s).metadata.num_rows for s in shards]
         parts = run_shards(_MetricsShard(opts), shards, parts_dir=parts_dir, suffix=".parquet",
-                           workers=workers, total_rows=total, progress=progress, description="metrics")
+                           workers=workers, shard_rows=rows, progress=progress, description="metrics")
         table = pa.concat_tables([pq.read_table(p, schema=METRICS_SCHEMA) for p in parts])
         if out is not None:
             target = Path(out)

@@ -64,20 +64,24 @@ def run_shards(
     parts_dir: Path,
     suffix: str,
     workers: int = 1,
-    total_rows: int | None = None,
+    shard_rows: Sequence[int] | None = None,
     progress: bool = False,
     description: str = "rows",
 ) -> list[Path]:
     """Run ``job`` over ``shards`` (skipping those with a part already), return part paths in shard order.
 
     ``workers <= 1`` runs in this process (no pickling, easiest to debug).
+    ``shard_rows`` (rows per shard, from footers) sizes the progress bar.
     """
     if not isinstance(workers, int) or workers < 0:
         raise TaliConfigError(f"workers must be an int >= 0, got {workers!r}")
     parts_dir.mkdir(parents=True, exist_ok=True)
     parts = [part_path(parts_dir, s, suffix) for s in shards]
     todo = [(s, p) for s, p in zip(shards, parts) if not p.exists()]
-    bar = _Bar(progress, total_rows, description)
+    total = None
+    if shard_rows is not None:
+        total = sum(rows for rows, part in zip(shard_rows, parts) if not part.exists())
+    bar = _Bar(progress, total, description)
     with bar:
         if workers <= 1:
             global _progress_queue

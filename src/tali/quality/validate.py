@@ -198,9 +198,9 @@ def validate(
         scratch = tempfile.mkdtemp(prefix="tali-validate-")
         parts_dir = Path(scratch)
     try:
-        total = sum(pq.ParquetFile(s).metadata.num_rows for s in shards if _readable(s))
         parts = run_shards(_ValidateShard(chosen, limits), shards, parts_dir=parts_dir, suffix=".json",
-                           workers=workers, total_rows=total, progress=progress, description="validating")
+                           workers=workers, shard_rows=[_num_rows(s) for s in shards], progress=progress,
+                           description="validating")
         result = ValidationReport(checks=chosen, shards=[Path(s).name for s in shards])
         seen: dict[int, tuple[str, int]] = {}
         for part in parts:
@@ -231,9 +231,9 @@ def _duplicates(blob: dict[str, Any], seen: dict[int, tuple[str, int]]) -> list[
     return out
 
 
-def _readable(path: str) -> bool:
+def _num_rows(path: str) -> int:
+    """Rows in a shard per its footer (0 when unreadable: the job reports that)."""
     try:
-        pq.ParquetFile(path)
+        return pq.ParquetFile(path).metadata.num_rows
     except (OSError, pa.ArrowException):
-        return False
-    return True
+        return 0
