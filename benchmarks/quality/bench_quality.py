@@ -63,7 +63,11 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     root = sample_data.build()
-    clip = pq.read_table(root / "data" / "val-00000-of-00001.parquet", columns=["youtube_video_content"]).column(0)[1].as_py()
+    clip = (
+        pq.read_table(root / "data" / "val-00000-of-00001.parquet", columns=["youtube_video_content"])
+        .column(0)[1]
+        .as_py()
+    )
 
     def decode_only() -> None:
         with open_clip(clip) as c:
@@ -79,7 +83,9 @@ def main() -> None:
         "swscale_reference": _summary(_timed(lambda: _swscale_reference(clip), args.repeats)),
     }
     scan["metrics_over_decode_ratio"] = scan["metrics_pass"]["median_s"] / scan["decode_only"]["median_s"]
-    scan["swscale_over_metrics_ratio"] = scan["swscale_reference"]["median_s"] / scan["metrics_pass"]["median_s"]
+    scan["swscale_over_metrics_ratio"] = (
+        scan["swscale_reference"]["median_s"] / scan["metrics_pass"]["median_s"]
+    )
 
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in (root / "data").glob("*.parquet"))
     validate_s = _timed(lambda: validate(root), 1)
@@ -95,14 +101,22 @@ def main() -> None:
             keep = []
             for row in table.to_pylist():  # every column, video bytes included
                 m = metrics_rows[row["item_idx"]]
-                if (m["audio_silence_ratio"] or 1) < 0.5 and m["frozen_frame_ratio"] < 0.1 and "en" in m["languages"]:
+                if (
+                    (m["audio_silence_ratio"] or 1) < 0.5
+                    and m["frozen_frame_ratio"] < 0.1
+                    and "en" in m["languages"]
+                ):
                     keep.append(row["item_idx"])
             return keep
 
         naive_s = _timed(naive, args.repeats)
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "av": av.__version__,
-                    "load_avg_1m": os.getloadavg()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "av": av.__version__,
+            "load_avg_1m": os.getloadavg()[0],
+        },
         "scan_per_30s_clip_640x360": scan,
         "validate_rows_per_s_1_worker": rows / statistics.median(validate_s),
         "metrics_rows_per_s_1_worker": rows / statistics.median(metrics_s),

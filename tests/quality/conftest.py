@@ -11,8 +11,8 @@ import pytest
 
 os.environ.setdefault("TALI_CACHE_DIR", str(Path(__file__).resolve().parents[2] / ".cache"))
 
-from tali import sample_data  # noqa: E402
-from tali.quality.metrics import MetricsOptions, compute_metrics  # noqa: E402
+from tali import sample_data
+from tali.quality.metrics import MetricsOptions, compute_metrics
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,9 @@ CONFIGS = {
         audio=AudioConfig(sample_rate=8000),
     ),
     "image": TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(size=32)),
-    "text": TaliConfig(modalities=("text",), text=TextConfig(max_subtitle_bytes=50_000, max_text_chars=10_000)),
+    "text": TaliConfig(
+        modalities=("text",), text=TextConfig(max_subtitle_bytes=50_000, max_text_chars=10_000)
+    ),
 }
 
 
@@ -44,15 +46,28 @@ def corpus(sample_root, tmp_path_factory):
     """family -> (parquet path, mutants). Most clip mutants start from a tiny clip
     (cheap to decode); one base in five keeps its real sample-dataset clip."""
     base = pq.read_table(sample_root / "data" / "test-00000-of-00001.parquet").to_pylist()
-    tiny = encode_clip(ClipSpec(width=64, height=48, duration_seconds=3.0, fps=10, gop_seconds=1.0,
-                                sample_rate=16_000, audio_layout="mono"))
+    tiny = encode_clip(
+        ClipSpec(
+            width=64,
+            height=48,
+            duration_seconds=3.0,
+            fps=10,
+            gop_seconds=1.0,
+            sample_rate=16_000,
+            audio_layout="mono",
+        )
+    )
     cheap = [dict(row, youtube_video_content=tiny, youtube_video_size=len(tiny)) for row in base]
     out_dir = tmp_path_factory.mktemp("fuzz")
     corpus = {}
     for family in COUNTS:
         bases = cheap + base[:1] if family == "clip" else cheap
-        mutants = make_mutants(bases, counts={family: COUNTS[family]}, seed=7,
-                               first_item_idx=1_000_000 * (1 + list(COUNTS).index(family)))
+        mutants = make_mutants(
+            bases,
+            counts={family: COUNTS[family]},
+            seed=7,
+            first_item_idx=1_000_000 * (1 + list(COUNTS).index(family)),
+        )
         path = out_dir / f"{family}.parquet"
         pq.write_table(mutants_to_table(mutants), path, row_group_size=20)
         corpus[family] = (path, mutants)
@@ -109,7 +124,7 @@ def test_raise_names_row_and_field(corpus, raise_outcomes, family):
 
 @pytest.mark.parametrize("family", list(COUNTS))
 def test_skip_keeps_batches_full_and_books_balanced(corpus, raise_outcomes, family):
-    path, mutants = corpus[family]
+    path, _ = corpus[family]
     bad = {item for item, exc in raise_outcomes[family].items() if exc is not None}
     ds = TaliDataset(files=[str(path)], config=CONFIGS[family], on_error="skip")
     report = ErrorReport()
@@ -140,7 +155,10 @@ def test_substitute_masks_each_bad_row(corpus, raise_outcomes):
         invalid = ~batch["valid"]
         assert (batch["wikipedia_caption_image"]["pixels"][invalid] == 0).all()
     assert report.substituted == len(bad)
-    assert report.yielded == len(mutants) and report.yielded + len(report.skipped) - report.substituted == report.read
+    assert (
+        report.yielded == len(mutants)
+        and report.yielded + len(report.skipped) - report.substituted == report.read
+    )
 
 
 def _collate(samples):

@@ -66,8 +66,12 @@ def test_decompression_bomb_is_rejected_from_the_header():
 
 
 def test_pixel_limit_is_configurable(val_rows):
-    transform = TaliTransform(TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(max_pixels=1000)))
-    with pytest.raises(TaliImageError, match=r"image is 320x240, over the 1000-pixel limit \[item_idx=16, field=image\]"):
+    transform = TaliTransform(
+        TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(max_pixels=1000))
+    )
+    with pytest.raises(
+        TaliImageError, match=r"image is 320x240, over the 1000-pixel limit \[item_idx=16, field=image\]"
+    ):
         transform(val_rows[0], key=0)
 
 
@@ -89,18 +93,35 @@ def test_yaml_bombs_stay_small_and_fail_typed():
 
 
 def test_per_row_decode_time_is_bounded(val_rows):
-    config = TaliConfig(modalities=("youtube_content_video",), window=WindowConfig(seconds=2.0),
-                        video=VideoConfig(num_frames=4, size=32, max_decode_seconds=1e-6))
-    with pytest.raises(TaliDecodeError, match=r"longer than the 1e-06 s per-row limit \[item_idx=16, field=youtube_video_content\]"):
+    config = TaliConfig(
+        modalities=("youtube_content_video",),
+        window=WindowConfig(seconds=2.0),
+        video=VideoConfig(num_frames=4, size=32, max_decode_seconds=1e-6),
+    )
+    with pytest.raises(
+        TaliDecodeError,
+        match=r"longer than the 1e-06 s per-row limit \[item_idx=16, field=youtube_video_content\]",
+    ):
         TaliTransform(config)(val_rows[0], key=0)
-    relaxed = TaliConfig(modalities=("youtube_content_video",), window=WindowConfig(seconds=2.0),
-                         video=VideoConfig(num_frames=4, size=32, max_decode_seconds=None))
-    assert TaliTransform(relaxed)(val_rows[0], key=0)["youtube_content_video"]["frames"].shape == (4, 3, 32, 32)
+    relaxed = TaliConfig(
+        modalities=("youtube_content_video",),
+        window=WindowConfig(seconds=2.0),
+        video=VideoConfig(num_frames=4, size=32, max_decode_seconds=None),
+    )
+    assert TaliTransform(relaxed)(val_rows[0], key=0)["youtube_content_video"]["frames"].shape == (
+        4,
+        3,
+        32,
+        32,
+    )
 
 
 def test_text_length_is_capped(val_rows):
     config = TaliConfig(modalities=("youtube_title_text",), text=TextConfig(max_text_chars=10))
-    with pytest.raises(TaliDataError, match=r"text is 16 characters, over the 10-character limit \[item_idx=16, field=youtube_title_text\]"):
+    with pytest.raises(
+        TaliDataError,
+        match=r"text is 16 characters, over the 10-character limit \[item_idx=16, field=youtube_title_text\]",
+    ):
         TaliTransform(config)(val_rows[0], key=0)
     config = TaliConfig(modalities=("wikipedia_caption_text",), text=TextConfig(max_text_chars=10))
     with pytest.raises(TaliDataError, match=r"13 characters.*field=wit_features.wikipedia_caption_text\]"):
@@ -108,9 +129,16 @@ def test_text_length_is_capped(val_rows):
 
 
 def test_invalid_utf8_names_the_column():
-    table = pa.table({"item_idx": pa.array([5], pa.int64()),
-                      "youtube_title_text": pa.array([b"\xff\xfe"], pa.binary()).view(pa.string())})
-    with pytest.raises(TaliSchemaError, match=r"column youtube_title_text cannot be read.*\[item_idx=5, field=youtube_title_text\]"):
+    table = pa.table(
+        {
+            "item_idx": pa.array([5], pa.int64()),
+            "youtube_title_text": pa.array([b"\xff\xfe"], pa.binary()).view(pa.string()),
+        }
+    )
+    with pytest.raises(
+        TaliSchemaError,
+        match=r"column youtube_title_text cannot be read.*\[item_idx=5, field=youtube_title_text\]",
+    ):
         row_to_python(table, 0)
 
 
@@ -130,16 +158,20 @@ def test_no_path_from_a_row_is_ever_opened(val_rows, tmp_path):
     secret_png.write_bytes(val_rows[1]["image"]["bytes"])
     rows = []
     for k, row in enumerate(val_rows):
-        row = dict(row, youtube_video_file_path=str(secret),
-                   image={"bytes": row["image"]["bytes"], "path": str(secret_png)})
+        row = dict(
+            row,
+            youtube_video_file_path=str(secret),
+            image={"bytes": row["image"]["bytes"], "path": str(secret_png)},
+        )
         if k == 0:  # no bytes at all: a loader tempted to fall back to the path would open it
             row["image"] = {"bytes": None, "path": str(secret_png)}
             row["youtube_video_content"] = None
         rows.append(row)
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=TALI_SCHEMA), path)
-    config = TaliConfig(window=WindowConfig(seconds=1.0), video=VideoConfig(num_frames=2, size=32),
-                        image=ImageConfig(size=32))
+    config = TaliConfig(
+        window=WindowConfig(seconds=1.0), video=VideoConfig(num_frames=2, size=32), image=ImageConfig(size=32)
+    )
     ds = TaliDataset(files=[str(path)], config=config, on_error="skip")
     _OPENED = []
     try:
@@ -169,10 +201,16 @@ def test_books_balance_across_dataloader_workers(val_rows, tmp_path):
         row["item_idx"] = 100 + k
         rows.append(row)
     path = tmp_path / "mixed.parquet"
-    pq.write_table(mutants_to_table([Mutant(row=r, family="image", kind="", must_fail=None) for r in rows]), path,
-                   row_group_size=4)
-    ds = TaliDataset(files=[str(path)], config=TaliConfig(modalities=("wikipedia_caption_image",),
-                                                          image=ImageConfig(size=32)), on_error="skip")
+    pq.write_table(
+        mutants_to_table([Mutant(row=r, family="image", kind="", must_fail=None) for r in rows]),
+        path,
+        row_group_size=4,
+    )
+    ds = TaliDataset(
+        files=[str(path)],
+        config=TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(size=32)),
+        on_error="skip",
+    )
     report = ErrorReport()
     for batch in make_loader(ds, batch_size=4, num_workers=2):
         report.update(batch)

@@ -40,7 +40,9 @@ def test_video_metrics_match_truth(metrics_rows, truth):
             assert m["frozen_frame_ratio"] == 0.0, item
         if t["black_seconds"]:
             lo, hi = t["black_seconds"]
-            assert m["black_frame_ratio"] == pytest.approx((hi - lo) * t["fps"] / frames, abs=2 / frames), item
+            assert m["black_frame_ratio"] == pytest.approx((hi - lo) * t["fps"] / frames, abs=2 / frames), (
+                item
+            )
         else:
             assert m["black_frame_ratio"] == 0.0, item
     # The flags a user would filter on pick out exactly the doctored rows.
@@ -70,9 +72,13 @@ def test_audio_and_sync_metrics_match_truth(metrics_rows, truth):
                 assert m["audio_rms_dbfs"] == pytest.approx(20 * math.log10(0.3 / math.sqrt(2)), abs=0.3)
         # AAC frames are 1024 samples: container timestamps are exact to one frame.
         frame = 1024 / t["sample_rate"]
-        assert m["av_start_offset_seconds"] == pytest.approx(t["audio_offset_seconds"], abs=frame + 0.005), item
+        assert m["av_start_offset_seconds"] == pytest.approx(t["audio_offset_seconds"], abs=frame + 0.005), (
+            item
+        )
         # ...at each end, so the duration difference is exact to two frames.
-        assert m["av_duration_mismatch_seconds"] == pytest.approx(-t["audio_offset_seconds"], abs=2 * frame + 0.005)
+        assert m["av_duration_mismatch_seconds"] == pytest.approx(
+            -t["audio_offset_seconds"], abs=2 * frame + 0.005
+        )
     offsets = {i for i, m in metrics_rows.items() if abs(m["av_start_offset_seconds"] or 0) > 0.1}
     assert offsets == {i for i, t in truth.items() if t["audio_offset_seconds"]} != set()
 
@@ -124,8 +130,9 @@ def _clipped_clip(tmp_path) -> bytes:
         t = np.arange(32000) / 16000
         square = np.sign(np.sin(2 * np.pi * 200 * t)).astype(np.float32)[None]
         for start in range(0, square.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(square[:, start : start + 1024]),
-                                               format="fltp", layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(square[:, start : start + 1024]), format="fltp", layout="mono"
+            )
             frame.sample_rate, frame.pts = 16000, start
             for packet in audio.encode(frame):
                 container.mux(packet)
@@ -162,11 +169,13 @@ def test_metrics_resume_reuses_finished_parts(sample_root, tmp_path):
     options = MetricsOptions()
     first = compute_metrics(sample_root, split="test", options=options)
     parts = out.parent / f"{out.name}.parts"
-    planted = part_path(parts_dir_for(out, options), str(sample_root / "data" / "test-00000-of-00001.parquet"),
-                        ".parquet")
+    planted = part_path(
+        parts_dir_for(out, options), str(sample_root / "data" / "test-00000-of-00001.parquet"), ".parquet"
+    )
     planted.parent.mkdir(parents=True)
-    marked = first.set_column(first.schema.get_field_index("video_fps"), "video_fps",
-                              pa.array([123.0] * first.num_rows))
+    marked = first.set_column(
+        first.schema.get_field_index("video_fps"), "video_fps", pa.array([123.0] * first.num_rows)
+    )
     pq.write_table(marked, planted)
     resumed = compute_metrics(sample_root, split="test", out=out, options=options)
     assert resumed.column("video_fps").to_pylist() == [123.0] * first.num_rows  # reused, not recomputed
@@ -180,7 +189,12 @@ def test_cli_metrics_writes_the_table(sample_root, tmp_path, capsys):
     out = tmp_path / "m.parquet"
     assert main(["metrics", str(sample_root), "--split", "test", "--out", str(out), "--no-progress"]) == 0
     table = pq.read_table(out)
-    assert table.schema.equals(METRICS_SCHEMA) and sorted(table.column("item_idx").to_pylist()) == [20, 21, 22, 23]
+    assert table.schema.equals(METRICS_SCHEMA) and sorted(table.column("item_idx").to_pylist()) == [
+        20,
+        21,
+        22,
+        23,
+    ]
     printed = capsys.readouterr().out
     assert "4 rows" in printed and "frozen_frame_ratio" in printed
 
@@ -190,13 +204,18 @@ def test_unreadable_columns_null_only_themselves(sample_root, tmp_path):
 
     base = pq.read_table(sample_root / "data" / "test-00000-of-00001.parquet").slice(0, 1).to_pylist()[0]
     bad = mutate(base, "text.title_invalid_utf8")
-    pq.write_table(mutants_to_table([bad, Mutant(row=base, family="text", kind="", must_fail=None)]),
-                   tmp_path / "x.parquet")
+    pq.write_table(
+        mutants_to_table([bad, Mutant(row=base, family="text", kind="", must_fail=None)]),
+        tmp_path / "x.parquet",
+    )
     first, second = compute_metrics(tmp_path / "x.parquet").to_pylist()
     assert first["youtube_title_chars"] == 0 and first["video_frames"] == second["video_frames"] > 0
     assert first["errors"] == [
-        "youtube_title_text: TaliSchemaError: column youtube_title_text cannot be read as Python values: "
-        "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"]
+        (
+            "youtube_title_text: TaliSchemaError: column youtube_title_text cannot be read as Python values: "
+            "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"
+        )
+    ]
     assert second["errors"] == []
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
     with pytest.raises(TaliSourceError, match="cannot read parquet shard .*junk.parquet"):

@@ -76,8 +76,22 @@ def test_cli_exit_status_gates_a_pipeline(doctored, sample_root, tmp_path, capsy
     assert main(["validate", str(sample_root), "--split", "test", "--no-progress"]) == 0
     assert "0 of 4 rows failed" in capsys.readouterr().out
     out = tmp_path / "r.json"
-    assert main(["validate", str(doctored), "--split", "val", "--report", str(out), "--no-progress",
-                 "--checks", "subtitles,start_time"]) == 1
+    assert (
+        main(
+            [
+                "validate",
+                str(doctored),
+                "--split",
+                "val",
+                "--report",
+                str(out),
+                "--no-progress",
+                "--checks",
+                "subtitles,start_time",
+            ]
+        )
+        == 1
+    )
     printed = capsys.readouterr().out
     assert "TaliSubtitleError" in printed and "3 of 13 rows failed" in printed
     assert json.loads(out.read_text())["checks"] == ["subtitles", "start_time"]
@@ -101,12 +115,15 @@ def test_interrupted_run_resumes_from_finished_shards(doctored, tmp_path):
 
 
 def test_checks_read_only_their_columns(sample_root, tmp_path):
-    assert columns_for_checks(("subtitles",), tuple(pa.schema([]).names) + ("item_idx", "youtube_subtitle_text",
-                                                                            "youtube_video_content")) == [
-        "item_idx", "youtube_subtitle_text"]
+    assert columns_for_checks(
+        ("subtitles",),
+        tuple(pa.schema([]).names) + ("item_idx", "youtube_subtitle_text", "youtube_video_content"),
+    ) == ["item_idx", "youtube_subtitle_text"]
     # A shard of text columns only validates its text checks without complaint.
-    table = pq.read_table(sample_root / "data" / "test-00000-of-00001.parquet",
-                          columns=["item_idx", "youtube_subtitle_text", "youtube_video_starting_time"])
+    table = pq.read_table(
+        sample_root / "data" / "test-00000-of-00001.parquet",
+        columns=["item_idx", "youtube_subtitle_text", "youtube_video_starting_time"],
+    )
     pq.write_table(table, tmp_path / "text-only.parquet")
     report = validate(tmp_path / "text-only.parquet", checks=["subtitles", "start_time"])
     assert report.ok and report.rows == 4
@@ -130,7 +147,8 @@ def test_duplicate_item_ids_are_failures(sample_root, tmp_path):
     pq.write_table(table.slice(2, 1), tmp_path / "b.parquet")
     report = validate(tmp_path, checks=["item_idx"])
     assert [(f.item_idx, f.shard, f.row, f.message) for f in report.failures] == [
-        (22, "b.parquet", 0, "duplicate item_idx 22, first at a.parquet row 2")]
+        (22, "b.parquet", 0, "duplicate item_idx 22, first at a.parquet row 2")
+    ]
 
 
 def test_bad_arguments_raise_typed_errors(sample_root, tmp_path):

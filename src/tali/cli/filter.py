@@ -43,5 +43,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(f"output {name}", "", str(rows))
     table.add_row("total", str(summary.read), f"{summary.kept} / {summary.written}")
     console.print(table)
-    console.print("[green]row counts reconcile[/green]" if summary.ok else "[red]row counts do not reconcile[/red]")
+    console.print(
+        "[green]row counts reconcile[/green]" if summary.ok else "[red]row counts do not reconcile[/red]"
+    )
     return 0 if summary.ok else 1

@@ -13,8 +13,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None)
     parser.add_argument("--out", required=True, help="output parquet file")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--similarity", action="store_true",
-                        help="title vs Wikipedia title/caption similarity (needs the embeddings extra)")
+    parser.add_argument(
+        "--similarity",
+        action="store_true",
+        help="title vs Wikipedia title/caption similarity (needs the embeddings extra)",
+    )
     parser.add_argument("--language", default="en", help="caption language when the row has it")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -26,16 +29,30 @@ def run(args: argparse.Namespace) -> int:
     from tali.quality import MetricsOptions, compute_metrics
 
     options = MetricsOptions(similarity=args.similarity, language=args.language)
-    table = compute_metrics(args.source, split=args.split, out=args.out, options=options, workers=args.workers,
-                            progress=not args.no_progress)
+    table = compute_metrics(
+        args.source,
+        split=args.split,
+        out=args.out,
+        options=options,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     summary = Table(title=f"{table.num_rows} rows -> {args.out}")
     for column in ("metric", "rows measured", "mean"):
         summary.add_column(column)
     import pyarrow.compute as pc
 
-    for name in ("video_duration_seconds", "frozen_frame_ratio", "black_frame_ratio", "audio_rms_dbfs",
-                 "audio_silence_ratio", "audio_clipping_ratio", "av_start_offset_seconds", "subtitle_lines",
-                 "title_vs_wikipedia_title"):
+    for name in (
+        "video_duration_seconds",
+        "frozen_frame_ratio",
+        "black_frame_ratio",
+        "audio_rms_dbfs",
+        "audio_silence_ratio",
+        "audio_clipping_ratio",
+        "av_start_offset_seconds",
+        "subtitle_lines",
+        "title_vs_wikipedia_title",
+    ):
         column = table.column(name)
         finite = pc.filter(column, pc.is_finite(column)) if column.type in ("double",) else column
         mean = pc.mean(finite).as_py()

@@ -24,14 +24,27 @@ def run(args: argparse.Namespace) -> int:
     from tali.quality import validate
 
     checks = [c.strip() for c in args.checks.split(",")] if args.checks else None
-    report = validate(args.source, split=args.split, checks=checks, workers=args.workers, report=args.report,
-                      progress=not args.no_progress)
+    report = validate(
+        args.source,
+        split=args.split,
+        checks=checks,
+        workers=args.workers,
+        report=args.report,
+        progress=not args.no_progress,
+    )
     console = Console()
     console.print(report.table())
     for failure in report.failures[:20]:
-        console.print(f"  item_idx={failure.item_idx} {failure.shard}:{failure.row} [{failure.check}] "
-                      f"{failure.error}: {failure.message}", markup=False, highlight=False)
+        console.print(
+            f"  item_idx={failure.item_idx} {failure.shard}:{failure.row} [{failure.check}] "
+            f"{failure.error}: {failure.message}",
+            markup=False,
+            highlight=False,
+        )
     if len(report.failures) > 20:
         console.print(f"  ... {len(report.failures) - 20} more (see the report)")
-    console.print(f"{report.failed_rows} of {report.rows} rows failed" + (f"; report: {args.report}" if args.report else ""))
+    console.print(
+        f"{report.failed_rows} of {report.rows} rows failed"
+        + (f"; report: {args.report}" if args.report else "")
+    )
     return 0 if report.ok else 1

@@ -66,9 +66,11 @@ def row_to_python_lenient(table: pa.Table, offset: int) -> tuple[dict[str, Any],
             out[name] = piece.column(name)[0].as_py()
         except (UnicodeDecodeError, ValueError, OverflowError) as exc:
             out[name] = None
-            errors.append(TaliSchemaError(
-                f"column {name} cannot be read as Python values: {type(exc).__name__}: {str(exc)[:120]}",
-                item_idx=row_item_idx(table, offset),
-                field=name,
-            ))
+            errors.append(
+                TaliSchemaError(
+                    f"column {name} cannot be read as Python values: {type(exc).__name__}: {str(exc)[:120]}",
+                    item_idx=row_item_idx(table, offset),
+                    field=name,
+                )
+            )
     return out, errors

@@ -24,7 +24,14 @@ from tali.quality.scan import scan_clip
 from tali.schema import TALI_SCHEMA, Column, ImageField, WitField
 from tali.text import read_wit
 
-__all__ = ["CHECKS", "Check", "CheckLimits", "check_shard_schema", "columns_for_checks", "parse_start_seconds"]
+__all__ = [
+    "CHECKS",
+    "Check",
+    "CheckLimits",
+    "check_shard_schema",
+    "columns_for_checks",
+    "parse_start_seconds",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +76,9 @@ def check_image(row: Mapping[str, Any], limits: CheckLimits) -> None:
     value = row.get(str(Column.IMAGE))
     data = value.get(str(ImageField.BYTES)) if isinstance(value, Mapping) else value
     # size=64 lets libjpeg decode at a reduced scale: every byte is still parsed.
-    decode_image(data, size=64, max_pixels=limits.max_image_pixels, item_idx=_item(row), field=str(Column.IMAGE))
+    decode_image(
+        data, size=64, max_pixels=limits.max_image_pixels, item_idx=_item(row), field=str(Column.IMAGE)
+    )
 
 
 def check_subtitles(row: Mapping[str, Any], limits: CheckLimits) -> None:
@@ -93,7 +102,9 @@ def parse_start_seconds(raw: Any, *, item_idx: int | None) -> float:
         ) from None
     if not math.isfinite(value) or value < 0:
         raise TaliDataError(
-            f"start time {value} is not a finite, non-negative number of seconds", item_idx=item_idx, field=field
+            f"start time {value} is not a finite, non-negative number of seconds",
+            item_idx=item_idx,
+            field=field,
         )
     return value
 
@@ -116,7 +127,8 @@ def check_wit(row: Mapping[str, Any], limits: CheckLimits) -> None:
         for value in values:
             if isinstance(value, str) and len(value) > limits.max_text_chars:
                 raise TaliDataError(
-                    f"wit_features.{name} has a {len(value)}-character text, over the {limits.max_text_chars} limit",
+                    f"wit_features.{name} has a {len(value)}-character text, "
+                    f"over the {limits.max_text_chars} limit",
                     item_idx=item_idx,
                     field=f"{Column.WIT_FEATURES}.{name}",
                 )

@@ -41,7 +41,9 @@ def _duckdb() -> Any:
     try:
         import duckdb
     except ImportError:  # pragma: no cover - exercised only without the extra
-        raise TaliConfigError("SQL filtering needs the quality extra: pip install 'tali-dataset[quality]'") from None
+        raise TaliConfigError(
+            "SQL filtering needs the quality extra: pip install 'tali-dataset[quality]'"
+        ) from None
     return duckdb
 
 
@@ -121,8 +123,13 @@ class FilterResult:
     def write_index(self, path: str | os.PathLike[str]) -> Path:
         """A JSON index ``{"split", "where", "read", "kept", "item_ids"}`` for
         ``TaliDataset(item_ids=load_index(path))``."""
-        blob = {"split": self.split, "where": self.where, "read": self.read, "kept": self.kept,
-                "item_ids": self.item_ids}
+        blob = {
+            "split": self.split,
+            "where": self.where,
+            "read": self.read,
+            "kept": self.kept,
+            "item_ids": self.item_ids,
+        }
         target = Path(path)
         atomic_write_bytes(target, json.dumps(blob).encode())
         return target
@@ -150,8 +157,14 @@ class FilterResult:
             raise TaliConfigError("give split= to name the output shards")
         if rows_per_shard < 1 or row_group_size < 1:
             raise TaliConfigError("rows_per_shard and row_group_size must be >= 1")
-        return write_kept_rows(self, Path(out_dir), split=name, rows_per_shard=rows_per_shard,
-                               row_group_size=row_group_size, overwrite=overwrite)
+        return write_kept_rows(
+            self,
+            Path(out_dir),
+            split=name,
+            rows_per_shard=rows_per_shard,
+            row_group_size=row_group_size,
+            overwrite=overwrite,
+        )
 
 
 def load_index(path: str | os.PathLike[str]) -> list[int]:
@@ -193,7 +206,11 @@ def select(
             query = query.replace("SELECT *", "SELECT item_idx, shard, row", 1)
         table = con.sql(query).to_arrow_table()
     except duckdb.Error as exc:
-        kind = TaliConfigError if isinstance(exc, duckdb.BinderException | duckdb.ParserException) else TaliSourceError
+        kind = (
+            TaliConfigError
+            if isinstance(exc, duckdb.BinderException | duckdb.ParserException)
+            else TaliSourceError
+        )
         raise kind(f"filter failed: {type(exc).__name__}: {exc}") from None
     finally:
         con.close()

@@ -41,7 +41,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from tali.config import TextConfig
 from tali.data.rows import row_to_python_lenient
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.decode.clip import open_clip
@@ -53,22 +52,52 @@ from tali.quality.scan import ScanThresholds, scan_clip
 from tali.schema import Column, ImageField, WitField
 from tali.text import caption, read_wit, title
 
-__all__ = ["MetricsOptions", "METRICS_SCHEMA", "compute_metrics", "row_metrics", "parts_dir_for", "METRICS_COLUMNS"]
+__all__ = [
+    "MetricsOptions",
+    "METRICS_SCHEMA",
+    "compute_metrics",
+    "row_metrics",
+    "parts_dir_for",
+    "METRICS_COLUMNS",
+]
 
 _F, _I, _B, _S = pa.float64(), pa.int64(), pa.bool_(), pa.string()
 METRICS_SCHEMA = pa.schema(
     [
-        ("item_idx", _I), ("shard", _S), ("row", _I),
-        ("video_duration_seconds", _F), ("video_fps", _F), ("video_width", _I), ("video_height", _I),
-        ("video_frames", _I), ("frozen_frame_ratio", _F), ("black_frame_ratio", _F),
-        ("audio_present", _B), ("audio_sample_rate", _I), ("audio_channels", _I), ("audio_rms_dbfs", _F),
-        ("audio_silence_ratio", _F), ("audio_clipping_ratio", _F),
-        ("av_start_offset_seconds", _F), ("av_end_offset_seconds", _F), ("av_duration_mismatch_seconds", _F),
-        ("subtitle_lines", _I), ("subtitle_chars", _I), ("subtitle_lines_total", _I),
-        ("languages", pa.list_(_S)), ("num_languages", _I), ("caption_language", _S), ("caption_chars", _I),
-        ("wikipedia_title_chars", _I), ("youtube_title_chars", _I), ("youtube_description_chars", _I),
-        ("image_width", _I), ("image_height", _I), ("image_mode", _S),
-        ("title_vs_wikipedia_title", _F), ("title_vs_wikipedia_caption", _F),
+        ("item_idx", _I),
+        ("shard", _S),
+        ("row", _I),
+        ("video_duration_seconds", _F),
+        ("video_fps", _F),
+        ("video_width", _I),
+        ("video_height", _I),
+        ("video_frames", _I),
+        ("frozen_frame_ratio", _F),
+        ("black_frame_ratio", _F),
+        ("audio_present", _B),
+        ("audio_sample_rate", _I),
+        ("audio_channels", _I),
+        ("audio_rms_dbfs", _F),
+        ("audio_silence_ratio", _F),
+        ("audio_clipping_ratio", _F),
+        ("av_start_offset_seconds", _F),
+        ("av_end_offset_seconds", _F),
+        ("av_duration_mismatch_seconds", _F),
+        ("subtitle_lines", _I),
+        ("subtitle_chars", _I),
+        ("subtitle_lines_total", _I),
+        ("languages", pa.list_(_S)),
+        ("num_languages", _I),
+        ("caption_language", _S),
+        ("caption_chars", _I),
+        ("wikipedia_title_chars", _I),
+        ("youtube_title_chars", _I),
+        ("youtube_description_chars", _I),
+        ("image_width", _I),
+        ("image_height", _I),
+        ("image_mode", _S),
+        ("title_vs_wikipedia_title", _F),
+        ("title_vs_wikipedia_caption", _F),
         ("errors", pa.list_(_S)),
     ]
 )
@@ -76,8 +105,13 @@ METRICS_COLUMNS: tuple[str, ...] = tuple(METRICS_SCHEMA.names)
 
 #: Columns the metrics read: everything except the file path, URLs and ids.
 _READ = [
-    Column.ITEM_IDX, Column.IMAGE, Column.WIT_FEATURES, Column.YOUTUBE_TITLE_TEXT,
-    Column.YOUTUBE_DESCRIPTION_TEXT, Column.YOUTUBE_VIDEO_CONTENT, Column.YOUTUBE_VIDEO_STARTING_TIME,
+    Column.ITEM_IDX,
+    Column.IMAGE,
+    Column.WIT_FEATURES,
+    Column.YOUTUBE_TITLE_TEXT,
+    Column.YOUTUBE_DESCRIPTION_TEXT,
+    Column.YOUTUBE_VIDEO_CONTENT,
+    Column.YOUTUBE_VIDEO_STARTING_TIME,
     Column.YOUTUBE_SUBTITLE_TEXT,
 ]
 
@@ -99,35 +133,49 @@ def _error(out: dict[str, Any], exc: BaseException, fallback_field: str) -> None
     out["errors"].append(f"{where}: {type(exc).__name__}: {message[:200]}")
 
 
-def _clip_metrics(row: Mapping[str, Any], item_idx: int | None, opts: MetricsOptions, out: dict[str, Any]) -> None:
+def _clip_metrics(
+    row: Mapping[str, Any], item_idx: int | None, opts: MetricsOptions, out: dict[str, Any]
+) -> None:
     data = row.get(str(Column.YOUTUBE_VIDEO_CONTENT))
     with open_clip(data, item_idx=item_idx, max_seconds=opts.max_clip_seconds) as clip:
         scan = scan_clip(clip, thresholds=opts.thresholds)
     v, a = scan.video, scan.audio
     out.update(
-        video_duration_seconds=v.duration_seconds, video_fps=v.fps, video_width=v.width, video_height=v.height,
-        video_frames=v.frames, frozen_frame_ratio=v.frozen_frames / v.frames,
-        black_frame_ratio=v.black_frames / v.frames, audio_present=a is not None,
+        video_duration_seconds=v.duration_seconds,
+        video_fps=v.fps,
+        video_width=v.width,
+        video_height=v.height,
+        video_frames=v.frames,
+        frozen_frame_ratio=v.frozen_frames / v.frames,
+        black_frame_ratio=v.black_frames / v.frames,
+        audio_present=a is not None,
     )
     if a is not None:
         out.update(
-            audio_sample_rate=a.sample_rate, audio_channels=a.channels,
+            audio_sample_rate=a.sample_rate,
+            audio_channels=a.channels,
             audio_rms_dbfs=a.rms_dbfs if math.isfinite(a.rms_dbfs) else -math.inf,
-            audio_silence_ratio=a.silence_ratio, audio_clipping_ratio=a.clipping_ratio,
+            audio_silence_ratio=a.silence_ratio,
+            audio_clipping_ratio=a.clipping_ratio,
             av_start_offset_seconds=a.first_seconds - v.first_seconds,
             av_end_offset_seconds=a.end_seconds - v.end_seconds,
             av_duration_mismatch_seconds=a.duration_seconds - v.duration_seconds,
         )
 
 
-def _text_metrics(row: Mapping[str, Any], item_idx: int | None, opts: MetricsOptions, out: dict[str, Any]) -> None:
-    for column, key in ((Column.YOUTUBE_TITLE_TEXT, "youtube_title_chars"),
-                        (Column.YOUTUBE_DESCRIPTION_TEXT, "youtube_description_chars")):
+def _text_metrics(
+    row: Mapping[str, Any], item_idx: int | None, opts: MetricsOptions, out: dict[str, Any]
+) -> None:
+    for column, key in (
+        (Column.YOUTUBE_TITLE_TEXT, "youtube_title_chars"),
+        (Column.YOUTUBE_DESCRIPTION_TEXT, "youtube_description_chars"),
+    ):
         value = row.get(str(column))
         out[key] = len(value) if isinstance(value, str) else 0
     try:
-        lines = parse_subtitles(row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)), item_idx=item_idx,
-                                max_bytes=opts.max_subtitle_bytes)
+        lines = parse_subtitles(
+            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)), item_idx=item_idx, max_bytes=opts.max_subtitle_bytes
+        )
         out["subtitle_lines_total"] = len(lines)
         start = parse_start_seconds(row.get(str(Column.YOUTUBE_VIDEO_STARTING_TIME)), item_idx=item_idx)
         duration = out.get("video_duration_seconds")
@@ -145,8 +193,11 @@ def _text_metrics(row: Mapping[str, Any], item_idx: int | None, opts: MetricsOpt
     languages = [str(x) for x in wit[str(WitField.LANGUAGE)]]
     k = languages.index(opts.language) if opts.language in languages else 0
     out.update(
-        languages=languages, num_languages=len(languages), caption_language=languages[k],
-        caption_chars=len(caption(wit, k)), wikipedia_title_chars=len(title(wit, k)),
+        languages=languages,
+        num_languages=len(languages),
+        caption_language=languages[k],
+        caption_chars=len(caption(wit, k)),
+        wikipedia_title_chars=len(title(wit, k)),
     )
     out["_texts"] = (row.get(str(Column.YOUTUBE_TITLE_TEXT)) or "", title(wit, k), caption(wit, k))
 
@@ -201,7 +252,9 @@ def _open(shard: str) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(shard)
     except (OSError, pa.ArrowException) as exc:
-        raise TaliSourceError(f"cannot read parquet shard {shard} (run `tali validate` first): {exc}") from exc
+        raise TaliSourceError(
+            f"cannot read parquet shard {shard} (run `tali validate` first): {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -261,8 +314,16 @@ def compute_metrics(
     parts_dir = Path(scratch) if scratch else parts_dir_for(out, opts)
     try:
         rows = [_open(s).metadata.num_rows for s in shards]
-        parts = run_shards(_MetricsShard(opts), shards, parts_dir=parts_dir, suffix=".parquet",
-                           workers=workers, shard_rows=rows, progress=progress, description="metrics")
+        parts = run_shards(
+            _MetricsShard(opts),
+            shards,
+            parts_dir=parts_dir,
+            suffix=".parquet",
+            workers=workers,
+            shard_rows=rows,
+            progress=progress,
+            description="metrics",
+        )
         table = pa.concat_tables([pq.read_table(p, schema=METRICS_SCHEMA) for p in parts])
         if out is not None:
             target = Path(out)

@@ -30,13 +30,27 @@ import pyarrow as pa
 
 from tali.schema import TALI_SCHEMA, Column, WitField
 
-__all__ = ["InvalidUtf8", "Mutant", "KINDS", "mutate", "make_mutants", "mutants_to_table", "remux_without", "png_bomb", "FAMILIES"]
+__all__ = [
+    "InvalidUtf8",
+    "Mutant",
+    "KINDS",
+    "mutate",
+    "make_mutants",
+    "mutants_to_table",
+    "remux_without",
+    "png_bomb",
+    "FAMILIES",
+]
 
 Family = Literal["clip", "image", "text"]
 FAMILIES: tuple[Family, ...] = ("clip", "image", "text")
 _V, _IMG = str(Column.YOUTUBE_VIDEO_CONTENT), str(Column.IMAGE)
 _SUB, _START = str(Column.YOUTUBE_SUBTITLE_TEXT), str(Column.YOUTUBE_VIDEO_STARTING_TIME)
-_WIT, _TITLE, _DESC = str(Column.WIT_FEATURES), str(Column.YOUTUBE_TITLE_TEXT), str(Column.YOUTUBE_DESCRIPTION_TEXT)
+_WIT, _TITLE, _DESC = (
+    str(Column.WIT_FEATURES),
+    str(Column.YOUTUBE_TITLE_TEXT),
+    str(Column.YOUTUBE_DESCRIPTION_TEXT),
+)
 
 
 class InvalidUtf8(bytes):
@@ -68,6 +82,7 @@ def remux_without(data: bytes, kind: Literal["video", "audio"]) -> bytes:
 
 def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     """A PNG whose header claims ``width x height`` pixels (a few hundred bytes on disk)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -108,6 +123,7 @@ def _set(field: str, value: Any, fails: str | None) -> Op:
     def op(row: dict[str, Any], rng: np.random.Generator) -> str | None:
         row[field] = value
         return fails
+
     return op
 
 
@@ -116,6 +132,7 @@ def _clip_ops() -> dict[str, Op]:
         def op(row: dict[str, Any], rng: np.random.Generator) -> str | None:
             row[_V] = fn(row[_V], rng)
             return _V if fails else None
+
         return op
 
     return {
@@ -137,6 +154,7 @@ def _image_ops() -> dict[str, Op]:
         def op(row: dict[str, Any], rng: np.random.Generator) -> str | None:
             row[_IMG] = {"bytes": fn(row[_IMG]["bytes"], rng), "path": None}
             return _IMG if fails else None
+
         return op
 
     return {
@@ -177,8 +195,11 @@ def _wit_op(kind: str) -> Op:
             column = wit.get(name) or []
             wit[name] = column + [column[0] if column else None] * int(rng.integers(1, 3))
         elif kind == "huge":
-            wit[str(WitField.CAPTION_REFERENCE_DESCRIPTION)] = ["x" * 20_000] * len(wit[str(WitField.LANGUAGE)])
+            wit[str(WitField.CAPTION_REFERENCE_DESCRIPTION)] = ["x" * 20_000] * len(
+                wit[str(WitField.LANGUAGE)]
+            )
         return _WIT if kind != "huge" else f"{_WIT}."
+
     return op
 
 

@@ -130,17 +130,26 @@ def _scan_video(clip: Clip, th: ScanThresholds, deadline: Deadline, stats: bool)
         grey = _luma_thumbnail(frame, thumb_h)
         is_black = (grey < th.black_pixel_level).mean() >= th.black_pixel_fraction
         black += int(is_black)
-        if prev is not None and not is_black:
-            if np.abs(grey.astype(np.int16) - prev).mean() < th.frozen_mean_abs_diff:
-                frozen += 1
+        if (
+            prev is not None
+            and not is_black
+            and np.abs(grey.astype(np.int16) - prev).mean() < th.frozen_mean_abs_diff
+        ):
+            frozen += 1
         prev = grey.astype(np.int16)
     if frames == 0 or first is None or last is None:
         raise TaliDecodeError(
             "video stream has no decodable frames", item_idx=clip.item_idx, field="youtube_video_content"
         )
     return VideoScan(
-        frames=frames, first_seconds=first, end_seconds=last + 1.0 / info.fps, fps=info.fps,
-        width=info.width, height=info.height, frozen_frames=frozen, black_frames=black,
+        frames=frames,
+        first_seconds=first,
+        end_seconds=last + 1.0 / info.fps,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+        frozen_frames=frozen,
+        black_frames=black,
     )
 
 
@@ -185,8 +194,14 @@ def _scan_audio(clip: Clip, th: ScanThresholds, deadline: Deadline) -> AudioScan
             "audio stream has no decodable samples", item_idx=clip.item_idx, field="youtube_video_content"
         )
     return AudioScan(
-        first_seconds=first, end_seconds=end, sample_rate=rate, channels=channels, samples=total,
-        rms_dbfs=_dbfs(square_sum / total), silence_ratio=silent / total, clipping_ratio=clipped / values,
+        first_seconds=first,
+        end_seconds=end,
+        sample_rate=rate,
+        channels=channels,
+        samples=total,
+        rms_dbfs=_dbfs(square_sum / total),
+        silence_ratio=silent / total,
+        clipping_ratio=clipped / values,
     )
 
 

@@ -42,13 +42,19 @@ class TextEmbedder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """``[N, 384]`` float32, L2-normalised; empty texts give zero vectors."""
         texts = list(texts)
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         out = np.zeros((len(texts), dimension()), np.float32)
         keep = [i for i, t in enumerate(texts) if t and t.strip()]
         if keep:
             vectors = self._model.encode(
-                [texts[i] for i in keep], batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                [texts[i] for i in keep],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
             out[keep] = vectors
         return out

@@ -77,8 +77,12 @@ class ValidationReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"summary": self.summary(), "checks": list(self.checks), "shards": self.shards,
-                "failures": [asdict(f) for f in self.failures]}
+        return {
+            "summary": self.summary(),
+            "checks": list(self.checks),
+            "shards": self.shards,
+            "failures": [asdict(f) for f in self.failures],
+        }
 
     def write(self, path: str | Path) -> None:
         atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=1).encode())
@@ -93,7 +97,9 @@ class ValidationReport:
         for name, errors in self.summary()["by_check"].items():
             count = sum(errors.values())
             style = "red" if count else "green"
-            table.add_row(name, f"[{style}]{count}[/{style}]", ", ".join(f"{k} x{v}" for k, v in errors.items()))
+            table.add_row(
+                name, f"[{style}]{count}[/{style}]", ", ".join(f"{k} x{v}" for k, v in errors.items())
+            )
         return table
 
 
@@ -122,8 +128,17 @@ class _ValidateShard:
             try:
                 table = handle.read_row_group(group, columns=columns)
             except (OSError, pa.ArrowException) as exc:
-                failures.append(Failure(None, name, None, "parquet", None, type(exc).__name__,
-                                        f"row group {group}: {str(exc)[:300]}"))
+                failures.append(
+                    Failure(
+                        None,
+                        name,
+                        None,
+                        "parquet",
+                        None,
+                        type(exc).__name__,
+                        f"row group {group}: {str(exc)[:300]}",
+                    )
+                )
                 continue
             for offset in range(table.num_rows):
                 failures.extend(self._row(table, offset, name, rows))
@@ -198,9 +213,16 @@ def validate(
         scratch = tempfile.mkdtemp(prefix="tali-validate-")
         parts_dir = Path(scratch)
     try:
-        parts = run_shards(_ValidateShard(chosen, limits), shards, parts_dir=parts_dir, suffix=".json",
-                           workers=workers, shard_rows=[_num_rows(s) for s in shards], progress=progress,
-                           description="validating")
+        parts = run_shards(
+            _ValidateShard(chosen, limits),
+            shards,
+            parts_dir=parts_dir,
+            suffix=".json",
+            workers=workers,
+            shard_rows=[_num_rows(s) for s in shards],
+            progress=progress,
+            description="validating",
+        )
         result = ValidationReport(checks=chosen, shards=[Path(s).name for s in shards])
         seen: dict[int, tuple[str, int]] = {}
         for part in parts:
@@ -226,8 +248,17 @@ def _duplicates(blob: dict[str, Any], seen: dict[int, tuple[str, int]]) -> list[
             continue
         first = seen.setdefault(item_idx, (blob["shard"], row))
         if first != (blob["shard"], row):
-            out.append(Failure(item_idx, blob["shard"], row, "item_idx", "item_idx", "TaliSchemaError",
-                               f"duplicate item_idx {item_idx}, first at {first[0]} row {first[1]}"))
+            out.append(
+                Failure(
+                    item_idx,
+                    blob["shard"],
+                    row,
+                    "item_idx",
+                    "item_idx",
+                    "TaliSchemaError",
+                    f"duplicate item_idx {item_idx}, first at {first[0]} row {first[1]}",
+                )
+            )
     return out
 
 

@@ -29,8 +29,15 @@ __all__ = ["write_kept_rows"]
 class _ShardWriter:
     """Rolls output shards every ``rows_per_shard`` rows, each atomically renamed."""
 
-    def __init__(self, data_dir: Path, split: str, total_shards: int, schema: pa.Schema,
-                 rows_per_shard: int, row_group_size: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        split: str,
+        total_shards: int,
+        schema: pa.Schema,
+        rows_per_shard: int,
+        row_group_size: int,
+    ) -> None:
         self.data_dir, self.split, self.total = data_dir, split, total_shards
         self.schema, self.rows_per_shard, self.row_group_size = schema, rows_per_shard, row_group_size
         self.index = 0
@@ -87,15 +94,24 @@ class _ShardWriter:
             path.unlink(missing_ok=True)
 
 
-def write_kept_rows(result: FilterResult, out_dir: Path, *, split: str, rows_per_shard: int,
-                    row_group_size: int, overwrite: bool) -> WriteSummary:
+def write_kept_rows(
+    result: FilterResult,
+    out_dir: Path,
+    *,
+    split: str,
+    rows_per_shard: int,
+    row_group_size: int,
+    overwrite: bool,
+) -> WriteSummary:
     from tali.quality.filter import WriteSummary, schema_matches
 
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     existing = sorted(data_dir.glob(f"{split}-*.parquet"))
     if existing and not overwrite:
-        raise TaliSourceError(f"{data_dir} already has {split} shards ({existing[0].name}, ...); pass overwrite=True")
+        raise TaliSourceError(
+            f"{data_dir} already has {split} shards ({existing[0].name}, ...); pass overwrite=True"
+        )
     schema = pq.read_schema(result.shards[0])  # keeps the HF features metadata
     if not schema_matches(schema):
         raise TaliSourceError(f"{result.shards[0]} does not have the TALI schema; refusing to write shards")
@@ -129,10 +145,13 @@ def write_kept_rows(result: FilterResult, out_dir: Path, *, split: str, rows_per
                 first += count
         files = writer.finish()
         shards = {f.name: pq.ParquetFile(f).metadata.num_rows for f in files}
-        summary = WriteSummary(read=read, kept=kept, written=sum(shards.values()), shards=shards,
-                               per_source=per_source)
+        summary = WriteSummary(
+            read=read, kept=kept, written=sum(shards.values()), shards=shards, per_source=per_source
+        )
         if not summary.ok:
-            raise TaliSourceError(f"row counts do not reconcile: kept {kept}, written {summary.written} ({shards})")
+            raise TaliSourceError(
+                f"row counts do not reconcile: kept {kept}, written {summary.written} ({shards})"
+            )
     except BaseException:
         writer.abort()
         raise
