@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -68,6 +71,9 @@ def test_bad_clauses_raise_typed_errors(sample_root, metrics_path, tmp_path):
         select(sample_root, split="val", where="true); COPY (SELECT 1) TO 'x.csv'; SELECT (1")
     with pytest.raises(TaliConfigError, match="cannot parse the WHERE clause|Parser"):
         select(sample_root, split="val", where="item_idx >")
+    doubled = pa.concat_tables([pq.read_table(metrics_path)] * 2)
+    with pytest.raises(TaliSourceError, match="lists item_idx 16 more than once"):
+        select(sample_root, split="val", metrics=doubled)
     with pytest.raises(TaliSourceError, match="metrics table not found"):
         select(sample_root, split="val", metrics=tmp_path / "missing.parquet")
 
@@ -202,3 +208,12 @@ def test_cli_filter_prints_reconciled_counts(sample_root, metrics_path, tmp_path
         == 1
     )
     assert "no_such_column" in capsys.readouterr().err
+
+
+def test_shards_with_one_file_name_in_two_folders_stay_apart(sample_root, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(sample_root / "data" / "test-00000-of-00001.parquet", tmp_path / folder / "x.parquet")
+    result = select(tmp_path, where="row = 1")
+    assert result.kept == 2 and sorted(result.positions) == [str(tmp_path / f / "x.parquet") for f in "ab"]
+    assert result.item_ids == [21, 21]

@@ -60,7 +60,7 @@ def _connect(shards: Sequence[str], metrics: str | os.PathLike[str] | pa.Table |
     files = "[" + ", ".join(_quote(s) for s in shards) + "]"
     select_list = ", ".join(f'"{c}"' for c in columns)
     con.execute(
-        f"CREATE VIEW metadata AS SELECT {select_list}, parse_filename(filename) AS shard, "
+        f"CREATE VIEW metadata AS SELECT {select_list}, parse_filename(filename) AS shard, filename AS shard_path, "
         f"file_row_number AS row FROM read_parquet({files}, filename=true, file_row_number=true)"
     )
     if metrics is None:
@@ -197,13 +197,13 @@ def select(
     con = _connect(shards, metrics)
     duckdb = _duckdb()
     clause = f"WHERE ({where})" if where and where.strip() else ""
-    query = f"SELECT * FROM rows {clause} ORDER BY shard, row"
+    query = f"SELECT * FROM rows {clause} ORDER BY shard_path, row"
     if clause:
         _check_where(con, query)
     try:
         read = con.sql("SELECT count(*) FROM metadata").fetchall()[0][0]
         if predicate is None:
-            query = query.replace("SELECT *", "SELECT item_idx, shard, row", 1)
+            query = query.replace("SELECT *", "SELECT item_idx, shard_path, row", 1)
         table = con.sql(query).to_arrow_table()
     except duckdb.Error as exc:
         kind = (
@@ -214,16 +214,20 @@ def select(
         raise kind(f"filter failed: {type(exc).__name__}: {exc}") from None
     finally:
         con.close()
-    by_name = {Path(s).name: s for s in shards}
     result = FilterResult(split=split, shards=shards, read=read, where=where)
     records = table.to_pylist() if predicate is not None else None
     ids = table.column("item_idx").to_pylist()
-    names = table.column("shard").to_pylist()
+    paths = table.column("shard_path").to_pylist()
     rows = table.column("row").to_pylist()
-    for i, (item_idx, shard, row) in enumerate(zip(ids, names, rows)):
+    seen: set[tuple[str, int]] = set()
+    for i, (item_idx, shard, row) in enumerate(zip(ids, paths, rows)):
+        if (shard, row) in seen:
+            # Only a metrics table listing one item_idx twice can repeat a row in the join.
+            raise TaliSourceError(f"the metrics table lists item_idx {item_idx} more than once")
+        seen.add((shard, row))
         if records is not None and not predicate(_clean(records[i])):
             continue
-        result.positions.setdefault(by_name[shard], []).append(int(row))
+        result.positions.setdefault(shard, []).append(int(row))
         if item_idx is not None:
             result.item_ids.append(int(item_idx))
     return result
