@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch.utils.data
 
@@ -81,22 +83,23 @@ class TaliDataset(torch.utils.data.Dataset):
             self.rows = self._rows_for(item_ids, opener)
 
     def _rows_for(self, item_ids: Iterable[int], opener: Opener | None) -> np.ndarray:
-        wanted = np.unique(np.asarray([int(i) for i in item_ids], dtype=np.int64))
-        found = []
-        for shard in self.index.shards:
-            handle = pq.ParquetFile(opener(shard.path) if opener else shard.path)
-            ids = handle.read(columns=[str(Column.ITEM_IDX)]).column(0).to_numpy(zero_copy_only=False)
-            found.append(np.asarray(ids, dtype=object))
-        all_ids = np.concatenate(found) if found else np.empty(0, dtype=object)
-        ids = np.array([-(2**62) if v is None else v for v in all_ids], dtype=np.int64)
-        rows = np.flatnonzero(np.isin(ids, wanted))
-        missing = np.setdiff1d(wanted, ids[rows])
-        if missing.size:
+        wanted = pa.array(sorted({int(i) for i in item_ids}), pa.int64())
+        columns = [
+            pq.ParquetFile(opener(shard.path) if opener else shard.path)
+            .read(columns=[str(Column.ITEM_IDX)])
+            .column(0)
+            .cast(pa.int64())
+            for shard in self.index.shards
+        ]
+        ids = pa.chunked_array([c for column in columns for c in column.chunks], pa.int64())
+        keep = pc.fill_null(pc.is_in(ids, value_set=wanted), False)
+        missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=pc.filter(ids, keep))))
+        if len(missing):
             raise TaliConfigError(
-                f"{missing.size} of {wanted.size} item_ids are not in split {self.split!r} "
-                f"(first: {missing[:5].tolist()}); was the index built from another split?"
+                f"{len(missing)} of {len(wanted)} item_ids are not in split {self.split!r} "
+                f"(first: {missing[:5].to_pylist()}); was the index built from another split?"
             )
-        return rows
+        return np.flatnonzero(keep.to_numpy())
 
     def __len__(self) -> int:
         return len(self.index) if self.rows is None else int(self.rows.size)
