@@ -48,7 +48,7 @@ def doctored(sample_root, tmp_path_factory):
 
 
 def test_clean_sample_dataset_passes_with_two_workers(sample_root, truth):
-    report = validate(sample_root, workers=2)
+    report = validate(sample_root, workers=2, progress=True)  # the per-row progress queue path
     assert report.ok and report.rows == len(truth) and report.failures == []
     assert report.summary()["by_check"] == {name: {} for name in ALL_CHECKS}
 
@@ -158,3 +158,31 @@ def test_bad_arguments_raise_typed_errors(sample_root, tmp_path):
         validate(sample_root, split="test", workers=-1)
     with pytest.raises(TaliSourceError, match="no parquet shards for split 'nope'"):
         validate(sample_root, split="nope")
+
+
+def test_a_run_killed_midway_redoes_only_unfinished_shards(sample_root, tmp_path, monkeypatch):
+    from tali.quality.checks import CHECKS
+
+    out = tmp_path / "train.json"
+    check, columns = CHECKS["start_time"]
+    checked: list[int] = []
+
+    def dies_on_row_9(row, limits):
+        if row["item_idx"] == 9:  # second row of the second train shard
+            raise KeyboardInterrupt
+        checked.append(row["item_idx"])
+        check(row, limits)
+
+    monkeypatch.setitem(CHECKS, "start_time", (dies_on_row_9, columns))
+    with pytest.raises(KeyboardInterrupt):
+        validate(sample_root, split="train", checks=["start_time"], report=out)
+    parts_dir = parts_dir_for(out, ("start_time",), CheckLimits())
+    assert [p.name.split("-")[0:2] for p in parts_dir.iterdir()] == [["train", "00000"]]  # no partial file
+    assert not out.exists()
+
+    checked.clear()
+    monkeypatch.setitem(CHECKS, "start_time", (lambda row, limits: checked.append(row["item_idx"]), columns))
+    report = validate(sample_root, split="train", checks=["start_time"], report=out)
+    assert report.ok and report.rows == 16
+    assert checked == list(range(8, 16))  # only the unfinished shard was checked again
+    assert out.exists() and not parts_dir.exists()
