@@ -165,3 +165,19 @@ def _collate(samples):
     from tali.data.collate import collate
 
     return collate(samples)
+
+
+def test_validate_reports_every_broken_mutant_and_never_dies(corpus):
+    from tali.quality import CheckLimits, validate
+
+    files = [str(path) for path, _ in corpus.values()]
+    report = validate(files, limits=CheckLimits(max_text_chars=10_000, max_subtitle_bytes=50_000))
+    mutants = [m for _, family in corpus.values() for m in family]
+    assert report.rows == len(mutants)
+    failed = {f.item_idx for f in report.failures}
+    for m in mutants:
+        # A clip without audio is valid TALI data; only a loader that asks for audio rejects it.
+        if m.must_fail and m.kind != "clip.no_audio":
+            assert m.row["item_idx"] in failed, m.kind
+    assert all(f.error.startswith("Tali") for f in report.failures), Counter(f.error for f in report.failures)
+    assert all(f.item_idx is not None and f.row is not None and f.field for f in report.failures)

@@ -225,16 +225,16 @@ def row_metrics(row: Mapping[str, Any], *, options: MetricsOptions | None = None
     item_idx = row.get(str(Column.ITEM_IDX))
     item_idx = item_idx if isinstance(item_idx, int) else None
     out["item_idx"] = item_idx
-    for part, fallback in ((_clip_metrics, Column.YOUTUBE_VIDEO_CONTENT),):
+    parts = (
+        (lambda: _clip_metrics(row, item_idx, opts, out), Column.YOUTUBE_VIDEO_CONTENT),
+        (lambda: _text_metrics(row, item_idx, opts, out), Column.WIT_FEATURES),  # needs the clip's duration
+        (lambda: _image_metrics(row, opts, out), Column.IMAGE),
+    )
+    for measure, fallback in parts:
         try:
-            part(row, item_idx, opts, out)
-        except TaliDataError as exc:
+            measure()
+        except Exception as exc:  # noqa: BLE001 - a metrics run records a bad part, it never dies on a row
             _error(out, exc, str(fallback))
-    _text_metrics(row, item_idx, opts, out)
-    try:
-        _image_metrics(row, opts, out)
-    except (TaliDataError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        _error(out, exc, str(Column.IMAGE))
     return out
 
 
