@@ -38,26 +38,41 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     summary = Table(title=f"{table.num_rows} rows -> {args.out}")
-    for column in ("metric", "rows measured", "mean"):
+    for column in ("metric", "measured", "mean", "flagged", "flag rule (SQL)"):
         summary.add_column(column)
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    for name in (
-        "video_duration_seconds",
-        "frozen_frame_ratio",
-        "black_frame_ratio",
-        "audio_rms_dbfs",
-        "audio_silence_ratio",
-        "audio_clipping_ratio",
-        "av_start_offset_seconds",
-        "subtitle_lines",
-        "title_vs_wikipedia_title",
+    # (metric, a rule worth a look) - the same SQL works in `tali filter --where`.
+    for name, rule in (
+        ("video_duration_seconds", None),
+        ("frozen_frame_ratio", "frozen_frame_ratio > 0.1"),
+        ("black_frame_ratio", "black_frame_ratio > 0.05"),
+        ("audio_rms_dbfs", "NOT audio_present"),
+        ("audio_silence_ratio", "audio_silence_ratio > 0.5"),
+        ("audio_clipping_ratio", "audio_clipping_ratio > 0.01"),
+        ("av_start_offset_seconds", "abs(av_start_offset_seconds) > 0.1"),
+        ("subtitle_lines", "subtitle_lines = 0"),
+        ("title_vs_wikipedia_title", None),
     ):
         column = table.column(name)
-        finite = pc.filter(column, pc.is_finite(column)) if column.type in ("double",) else column
+        finite = pc.filter(column, pc.is_finite(column)) if pa.types.is_floating(column.type) else column
         mean = pc.mean(finite).as_py()
-        summary.add_row(name, str(len(column) - column.null_count), "-" if mean is None else f"{mean:.3f}")
+        flagged = "-" if rule is None else str(_count(table, rule))
+        measured = str(len(column) - column.null_count)
+        summary.add_row(name, measured, "-" if mean is None else f"{mean:.3f}", flagged, rule or "")
     errors = sum(1 for e in table.column("errors").to_pylist() if e)
     Console().print(summary)
     Console().print(f"{errors} rows had parts that could not be measured (see the 'errors' column)")
     return 0
+
+
+def _count(table, rule: str) -> int:
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("metrics", table)
+    try:
+        return con.sql(f"SELECT count(*) FROM metrics WHERE {rule}").fetchall()[0][0]
+    finally:
+        con.close()
