@@ -3,13 +3,10 @@ its metrics table, computed once per session (the slow part: every clip decoded)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
-os.environ.setdefault("TALI_CACHE_DIR", str(Path(__file__).resolve().parents[2] / ".cache"))
 
 from tali import sample_data
 from tali.quality.metrics import MetricsOptions, compute_metrics
@@ -17,6 +14,7 @@ from tali.quality.metrics import MetricsOptions, compute_metrics
 
 @pytest.fixture(scope="session")
 def sample_root() -> Path:
+    """Built once into ``$TALI_CACHE_DIR`` (else the user cache), reused afterwards."""
     return sample_data.build()
 
 
