@@ -97,6 +97,9 @@ class VideoConfig:
     interpolation: Literal["bicubic", "bilinear", "area"] = "bicubic"
     #: FFmpeg decoder threads per sample. 1 suits DataLoader workers (one core each).
     decoder_threads: int = 1
+    #: Wall-clock limit for decoding one sample's clip (None: no limit). A hostile
+    #: clip that would stall a worker raises ``TaliDecodeError`` instead.
+    max_decode_seconds: float | None = 30.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_frames, int) or self.num_frames < 1:
@@ -113,6 +116,8 @@ class VideoConfig:
                 f"VideoConfig.decoder_threads must be an int >= 0 (0 = FFmpeg's choice), "
                 f"got {self.decoder_threads!r}"
             )
+        if self.max_decode_seconds is not None:
+            _check_positive("VideoConfig", "max_decode_seconds", self.max_decode_seconds)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,11 +167,15 @@ class TextConfig:
     subtitles: SubtitleScope = "window"
     #: Subtitle YAML larger than this is rejected before parsing.
     max_subtitle_bytes: int = 4_000_000
+    #: Titles, descriptions and WIT texts longer than this raise ``TaliDataError``
+    #: (bounds the memory a sample holds; real TALI texts are under 100k characters).
+    max_text_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
         _check_choice("TextConfig", "fallback", self.fallback, LanguageFallback)
         _check_choice("TextConfig", "subtitles", self.subtitles, SubtitleScope)
         _check_positive("TextConfig", "max_subtitle_bytes", self.max_subtitle_bytes)
+        _check_positive("TextConfig", "max_text_chars", self.max_text_chars)
 
 
 def _default_modalities() -> tuple[SubModality, ...]:

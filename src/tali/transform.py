@@ -85,7 +85,8 @@ class TaliTransform:
         sample: dict[str, Any] = {"item_idx": item_idx, "key": key, "epoch": epoch}
         window: Window | None = None
         if cfg.needs_clip:
-            with open_clip(_field(row, Column.YOUTUBE_VIDEO_CONTENT, item_idx), item_idx=item_idx) as clip:
+            data = _field(row, Column.YOUTUBE_VIDEO_CONTENT, item_idx)
+            with open_clip(data, item_idx=item_idx, max_seconds=cfg.video.max_decode_seconds) as clip:
                 window = choose_window(cfg.window, clip.info.duration_seconds, rng("window"))
                 sample.update(self._from_clip(clip, window, row, rng))
         elif cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
@@ -117,6 +118,7 @@ class TaliTransform:
                 value = row.get(str(column))
                 if value is not None and not isinstance(value, str):
                     raise TaliSchemaError(f"{column} must be text", item_idx=item_idx, field=str(column))
+                _check_length(value or "", cfg.text.max_text_chars, item_idx, str(column))
                 sample[sub.value] = {"text": value or ""}
         return sample
 
@@ -233,6 +235,8 @@ class TaliTransform:
             if not cfg.wants(sub):
                 continue
             texts = [build(wit, i) for i in indices]
+            for text in texts:
+                _check_length(text, cfg.text.max_text_chars, item_idx, f"{Column.WIT_FEATURES}.{sub.value}")
             chosen = [languages[i] for i in indices]
             out[sub.value] = (
                 {"text": texts[0], "language": chosen[0]} if k is not None else {"text": texts, "language": chosen}
@@ -244,6 +248,13 @@ def _field(row: Mapping[str, Any], column: Column, item_idx: int | None) -> Any:
     if str(column) not in row:
         raise TaliSchemaError(f"row has no {column} column", item_idx=item_idx, field=str(column))
     return row[str(column)]
+
+
+def _check_length(text: str, limit: int, item_idx: int | None, field: str) -> None:
+    if len(text) > limit:
+        raise TaliDataError(
+            f"text is {len(text)} characters, over the {limit}-character limit", item_idx=item_idx, field=field
+        )
 
 
 def _start_seconds(row: Mapping[str, Any], item_idx: int | None) -> float:

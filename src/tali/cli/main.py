@@ -14,6 +14,9 @@ COMMANDS = {
     "demo": "demo",
     "sample-data": "sample_data",
     "download": "download",
+    "validate": "validate",
+    "metrics": "metrics",
+    "filter": "filter",
 }
 
 

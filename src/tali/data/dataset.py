@@ -7,18 +7,23 @@ sub-modalities need (a text-only config never reads video bytes).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch.utils.data
 
 from tali.config import TaliConfig
 from tali.data.collate import collate
 from tali.data.policy import OnError, apply_policy, check_on_error, mark
+from tali.data.rows import row_item_idx, row_to_python
 from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
-from tali.errors import TaliDataError
-from tali.schema import columns_for
+from tali.errors import TaliConfigError, TaliDataError
+from tali.schema import Column, columns_for
 from tali.transform import TaliTransform
 
 __all__ = ["TaliDataset", "make_loader"]
@@ -35,6 +40,11 @@ class TaliDataset(torch.utils.data.Dataset):
     the next good row in place of a bad one (at most ``max_skips_per_sample``
     in a row); ``"substitute"`` serves a zero placeholder with ``valid=False``.
     With either, samples gain ``valid`` and ``errors`` for :class:`ErrorReport`.
+
+    ``item_ids``: keep only rows whose ``item_idx`` is in this collection (an
+    index from ``tali filter``); only the ``item_idx`` column is read to find
+    them. Every id must exist in the split: a missing one raises rather than
+    silently shrinking the dataset.
     """
 
     def __init__(
@@ -48,6 +58,7 @@ class TaliDataset(torch.utils.data.Dataset):
         on_error: OnError = "raise",
         max_skips_per_sample: int = 64,
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        item_ids: Iterable[int] | None = None,
     ) -> None:
         self.config = config or TaliConfig()
         self.on_error = check_on_error(on_error)
@@ -66,16 +77,42 @@ class TaliDataset(torch.utils.data.Dataset):
         #: TaliDataErrors follow ``on_error`` like decode errors do.
         self.processors = processors
         self.epoch = 0
+        #: Global row numbers this dataset serves (``None``: every row).
+        self.rows: np.ndarray | None = None
+        if item_ids is not None:
+            self.rows = self._rows_for(item_ids, opener)
+
+    def _rows_for(self, item_ids: Iterable[int], opener: Opener | None) -> np.ndarray:
+        wanted = pa.array(sorted({int(i) for i in item_ids}), pa.int64())
+        columns = [
+            pq.ParquetFile(opener(shard.path) if opener else shard.path)
+            .read(columns=[str(Column.ITEM_IDX)])
+            .column(0)
+            .cast(pa.int64())
+            for shard in self.index.shards
+        ]
+        ids = pa.chunked_array([c for column in columns for c in column.chunks], pa.int64())
+        keep = pc.fill_null(pc.is_in(ids, value_set=wanted), False)
+        missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=pc.filter(ids, keep))))
+        if len(missing):
+            raise TaliConfigError(
+                f"{len(missing)} of {len(wanted)} item_ids are not in split {self.split!r} "
+                f"(first: {missing[:5].to_pylist()}); was the index built from another split?"
+            )
+        return np.flatnonzero(keep.to_numpy())
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.index) if self.rows is None else int(self.rows.size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def read_row(self, index: int) -> dict[str, Any]:
         """The raw row (projected columns only), as Python values."""
-        return self.reader.read_row(index)
+        return self.reader.read_row(self._global_row(index))
+
+    def _global_row(self, index: int) -> int:
+        return index if self.rows is None else int(self.rows[index])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
@@ -103,16 +140,19 @@ class TaliDataset(torch.utils.data.Dataset):
         return self.processors(sample) if self.processors is not None else sample
 
     def _attempt(self, index: int):
-        ref, offset = self.index.locate(index)
-        row = self.reader.read_row_group(ref).slice(offset, 1).to_pylist()[0]
-        item_idx = row.get("item_idx")
+        # Randomness is keyed by the row's place in the split, so a filter
+        # (``item_ids``) does not change the choices made for the rows it keeps.
+        row_number = self._global_row(index)
+        ref, offset = self.index.locate(row_number)
+        table = self.reader.read_row_group(ref)
+        # Converting to Python runs inside the policy: invalid UTF-8 is a bad row, not a crash.
         sample, record = apply_policy(
             self.on_error,
-            lambda: self._produce(row, index),
+            lambda: self._produce(row_to_python(table, offset), row_number),
             config=self.config,
-            key=index,
+            key=row_number,
             epoch=self.epoch,
-            item_idx=item_idx if isinstance(item_idx, int) else None,
+            item_idx=row_item_idx(table, offset),
             shard=self.index.shards[ref.shard].path,
             row=ref.shard_row + offset,
         )

@@ -85,6 +85,7 @@ def decode_audio_window(
 
         done = False
         for frame in clip.container.decode(stream):
+            clip.deadline.check()
             if place(resampler.resample(frame)):
                 done = True
                 break

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,7 +20,7 @@ import av.container
 from tali.errors import TaliDataError, TaliDecodeError, TaliMissingStreamError
 from tali.schema import Column
 
-__all__ = ["Clip", "ClipInfo", "open_clip", "decode_errors"]
+__all__ = ["Clip", "ClipInfo", "Deadline", "open_clip", "decode_errors"]
 
 _FIELD = str(Column.YOUTUBE_VIDEO_CONTENT)
 
@@ -35,6 +36,29 @@ def decode_errors(item_idx: int | None, field: str = _FIELD, what: str = "decode
         raise TaliDecodeError(
             f"cannot {what} {field}: {type(exc).__name__}: {exc}", item_idx=item_idx, field=field
         ) from exc
+
+
+class Deadline:
+    """Wall-clock budget for decoding one row; ``check()`` raises once it is spent.
+
+    Decoders call ``check()`` once per decoded frame, so a hostile clip (broken
+    timestamps that defeat seeking, absurd frame counts) costs at most the
+    budget plus one frame instead of stalling a DataLoader worker.
+    """
+
+    def __init__(self, seconds: float | None, *, item_idx: int | None, field: str = _FIELD) -> None:
+        self.seconds = seconds
+        self.item_idx = item_idx
+        self.field = field
+        self._end = None if seconds is None else time.monotonic() + seconds
+
+    def check(self) -> None:
+        if self._end is not None and time.monotonic() > self._end:
+            raise TaliDecodeError(
+                f"decoding took longer than the {self.seconds:g} s per-row limit",
+                item_idx=self.item_idx,
+                field=self.field,
+            )
 
 
 @dataclass(frozen=True)
@@ -63,9 +87,12 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
 class Clip:
     """An opened mp4: one container shared by every output of a sample."""
 
-    def __init__(self, container: av.container.InputContainer, item_idx: int | None) -> None:
+    def __init__(
+        self, container: av.container.InputContainer, item_idx: int | None, *, max_seconds: float | None = None
+    ) -> None:
         self.container = container
         self.item_idx = item_idx
+        self.deadline = Deadline(max_seconds, item_idx=item_idx)
         with decode_errors(item_idx, what="probe"):
             if not container.streams.video:
                 raise TaliMissingStreamError(
@@ -124,14 +151,19 @@ class Clip:
         self.close()
 
 
-def open_clip(data: bytes | memoryview | None, *, item_idx: int | None = None) -> Clip:
-    """Open mp4 bytes (never a path: a row must not make us read the local disk)."""
+def open_clip(
+    data: bytes | memoryview | None, *, item_idx: int | None = None, max_seconds: float | None = None
+) -> Clip:
+    """Open mp4 bytes (never a path: a row must not make us read the local disk).
+
+    ``max_seconds`` bounds the wall-clock time every decode on this clip may take.
+    """
     if data is None or len(data) == 0:
         raise TaliDecodeError("clip bytes are empty or null", item_idx=item_idx, field=_FIELD)
     with decode_errors(item_idx, what="open"):
         container = av.open(io.BytesIO(data), mode="r", format="mp4")
     try:
-        return Clip(container, item_idx)
+        return Clip(container, item_idx, max_seconds=max_seconds)
     except BaseException:
         container.close()
         raise

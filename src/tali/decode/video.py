@@ -171,6 +171,7 @@ def _decode_sorted(
     prev_t = -np.inf
     k = 0
     for frame in clip.container.decode(clip.video):
+        clip.deadline.check()
         t = _frame_seconds(frame)
         if t is None:
             continue
@@ -219,6 +220,7 @@ def decode_keyframes_in(
             before: av.VideoFrame | None = None
             before_t = 0.0
             for frame in clip.container.decode(clip.video):
+                clip.deadline.check()
                 t = _frame_seconds(frame)
                 if t is None:
                     continue

@@ -1,0 +1,49 @@
+"""Select rows with a DuckDB SQL WHERE clause over metadata and metrics (video bytes are
+never read), then write an index of item ids or new shards in the TALI layout."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "filter rows by SQL over metadata + metrics; write an index or new shards"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--where", default=None, help="SQL boolean expression over the 'rows' view")
+    parser.add_argument("--metrics", default=None, help="metrics parquet from `tali metrics`")
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--index", help="write the kept item ids as a JSON index here")
+    out.add_argument("--out", help="write new shards in Hub layout under this directory")
+    parser.add_argument("--rows-per-shard", type=int, default=10_000)
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tali.quality import select
+
+    console = Console()
+    result = select(args.source, split=args.split, metrics=args.metrics, where=args.where)
+    console.print(f"read {result.read} rows, kept {result.kept}, dropped {result.read - result.kept}")
+    if args.index:
+        result.write_index(args.index)
+        console.print(f"index of {len(result.item_ids)} item ids -> {args.index}")
+        return 0
+    summary = result.write_shards(args.out, rows_per_shard=args.rows_per_shard, overwrite=args.overwrite)
+    table = Table(title="row counts")
+    for column in ("file", "rows read", "rows kept / written"):
+        table.add_column(column)
+    for name, (read, kept) in summary.per_source.items():
+        table.add_row(f"source {name}", str(read), str(kept))
+    for name, rows in summary.shards.items():
+        table.add_row(f"output {name}", "", str(rows))
+    table.add_row("total", str(summary.read), f"{summary.kept} / {summary.written}")
+    console.print(table)
+    console.print(
+        "[green]row counts reconcile[/green]" if summary.ok else "[red]row counts do not reconcile[/red]"
+    )
+    return 0 if summary.ok else 1

@@ -1,0 +1,156 @@
+"""Run a per-shard job over many shards: in parallel, resumable, with a progress bar.
+
+Each shard's result is written as one *part* file in a parts directory,
+atomically (written aside, then renamed), so an interrupted run leaves only
+complete parts; running again skips every shard whose part exists. Workers
+report rows as they finish them through a queue, so the progress bar moves
+per row, not per multi-gigabyte shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import queue as queue_module
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from tali.errors import TaliConfigError
+
+__all__ = ["ShardJob", "part_path", "run_shards", "report_rows", "atomic_write_bytes"]
+
+#: ``job(shard_path, part_path)`` computes one shard and writes ``part_path`` atomically.
+ShardJob = Callable[[str, Path], Any]
+
+_progress_queue: Any = None  # set in worker processes by _init_worker
+
+
+def _init_worker(progress_queue: Any) -> None:
+    global _progress_queue
+    _progress_queue = progress_queue
+
+
+def report_rows(count: int) -> None:
+    """Called by jobs after finishing ``count`` rows (a no-op without a progress bar)."""
+    target = _progress_queue
+    if target is None:
+        return
+    if callable(target):
+        target(count)
+    else:
+        target.put(count)
+
+
+def part_path(parts_dir: Path, shard_path: str, suffix: str) -> Path:
+    """Part file for a shard; the name includes a hash of the full path so two
+    shards with one file name (``train/0.parquet``, ``val/0.parquet``) never collide."""
+    digest = hashlib.sha1(str(Path(shard_path).resolve()).encode()).hexdigest()[:8]
+    return parts_dir / f"{Path(shard_path).stem}-{digest}{suffix}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def run_shards(
+    job: ShardJob,
+    shards: Sequence[str],
+    *,
+    parts_dir: Path,
+    suffix: str,
+    workers: int = 1,
+    shard_rows: Sequence[int] | None = None,
+    progress: bool = False,
+    description: str = "rows",
+) -> list[Path]:
+    """Run ``job`` over ``shards`` (skipping those with a part already), return part paths in shard order.
+
+    ``workers <= 1`` runs in this process (no pickling, easiest to debug).
+    ``shard_rows`` (rows per shard, from footers) sizes the progress bar.
+    """
+    if not isinstance(workers, int) or workers < 0:
+        raise TaliConfigError(f"workers must be an int >= 0, got {workers!r}")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    parts = [part_path(parts_dir, s, suffix) for s in shards]
+    todo = [(s, p) for s, p in zip(shards, parts) if not p.exists()]
+    total = None
+    if shard_rows is not None:
+        total = sum(rows for rows, part in zip(shard_rows, parts) if not part.exists())
+    bar = _Bar(progress, total, description)
+    with bar:
+        if workers <= 1:
+            global _progress_queue
+            _progress_queue = bar.advance
+            try:
+                for shard, part in todo:
+                    job(shard, part)
+            finally:
+                _progress_queue = None
+        else:
+            context = multiprocessing.get_context("spawn")
+            progress_queue = context.Queue()
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
+            ) as pool:
+                pending: set[Future] = {pool.submit(job, shard, part) for shard, part in todo}
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    _drain(progress_queue, bar)
+                    for future in done:
+                        future.result()  # re-raise a job's failure here
+                _drain(progress_queue, bar)
+    return parts
+
+
+def _drain(progress_queue: Any, bar: _Bar) -> None:
+    while True:
+        try:
+            bar.advance(progress_queue.get_nowait())
+        except queue_module.Empty:
+            return
+
+
+class _Bar:
+    """A rich progress bar, or nothing when ``enabled`` is False (tests, pipes)."""
+
+    def __init__(self, enabled: bool, total: int | None, description: str) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.description = description
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> _Bar:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.description, total=self.total)
+        return self
+
+    def advance(self, count: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=count)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,183 @@
+"""A fuzz corpus of >= 1,000 mutated sample-dataset rows through the map-style loader.
+
+With ``on_error="raise"`` every failing row raises a ``TaliDataError`` naming its
+row (item_idx, shard, row) and field, and every row whose mutation certainly breaks
+it does fail. With ``"skip"`` nothing crashes or hangs, batch sizes hold and the
+report's books balance; ``"substitute"`` yields one masked placeholder per bad row.
+Rows are grouped by what they break (clip, image, text) so each group is decoded
+with a config that reads only its columns: the corpus runs in about a minute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from tali import AudioConfig, ImageConfig, TaliConfig, TaliDataset, TextConfig, VideoConfig, WindowConfig
+from tali.data.policy import ErrorReport
+from tali.errors import TaliDataError
+from tali.quality.mutate import make_mutants, mutants_to_table
+from tali.sample_data import ClipSpec, encode_clip
+
+COUNTS = {"clip": 300, "image": 200, "text": 560}
+#: A hang guard, not a speed claim: the loader's own limit is 5 s per row.
+ROW_SECONDS_LIMIT = 15.0
+
+CONFIGS = {
+    "clip": TaliConfig(
+        modalities=("youtube_content_video", "youtube_content_audio"),
+        window=WindowConfig(seconds=1.0, start="random"),
+        video=VideoConfig(num_frames=2, size=32, max_decode_seconds=5.0),
+        audio=AudioConfig(sample_rate=8000),
+    ),
+    "image": TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(size=32)),
+    "text": TaliConfig(
+        modalities=("text",), text=TextConfig(max_subtitle_bytes=50_000, max_text_chars=10_000)
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(sample_root, tmp_path_factory):
+    """family -> (parquet path, mutants). Most clip mutants start from a tiny clip
+    (cheap to decode); one base in five keeps its real sample-dataset clip."""
+    base = pq.read_table(sample_root / "data" / "test-00000-of-00001.parquet").to_pylist()
+    tiny = encode_clip(
+        ClipSpec(
+            width=64,
+            height=48,
+            duration_seconds=3.0,
+            fps=10,
+            gop_seconds=1.0,
+            sample_rate=16_000,
+            audio_layout="mono",
+        )
+    )
+    cheap = [dict(row, youtube_video_content=tiny, youtube_video_size=len(tiny)) for row in base]
+    out_dir = tmp_path_factory.mktemp("fuzz")
+    corpus = {}
+    for family in COUNTS:
+        bases = cheap + base[:1] if family == "clip" else cheap
+        mutants = make_mutants(
+            bases,
+            counts={family: COUNTS[family]},
+            seed=7,
+            first_item_idx=1_000_000 * (1 + list(COUNTS).index(family)),
+        )
+        path = out_dir / f"{family}.parquet"
+        pq.write_table(mutants_to_table(mutants), path, row_group_size=20)
+        corpus[family] = (path, mutants)
+    return corpus
+
+
+def test_corpus_is_big_and_covers_every_operator(corpus):
+    total = sum(len(m) for _, m in corpus.values())
+    assert total >= 1000
+    kinds = Counter(m.kind for _, mutants in corpus.values() for m in mutants)
+    assert min(kinds.values()) >= 5, kinds
+
+
+@pytest.fixture(scope="module")
+def raise_outcomes(corpus):
+    """family -> {item_idx: error or None}, one decode of every row under on_error='raise'."""
+    outcomes = {}
+    for family, (path, mutants) in corpus.items():
+        ds = TaliDataset(files=[str(path)], config=CONFIGS[family], on_error="raise")
+        assert len(ds) == len(mutants)
+        results = {}
+        for i, mutant in enumerate(mutants):
+            started = time.monotonic()
+            try:
+                ds[i]
+                results[mutant.row["item_idx"]] = None
+            except TaliDataError as exc:  # anything else is a crash and fails the test
+                results[mutant.row["item_idx"]] = exc
+            elapsed = time.monotonic() - started
+            assert elapsed < ROW_SECONDS_LIMIT, f"{mutant.kind} took {elapsed:.1f} s"
+        outcomes[family] = results
+    return outcomes
+
+
+@pytest.mark.parametrize("family", list(COUNTS))
+def test_raise_names_row_and_field(corpus, raise_outcomes, family):
+    path, mutants = corpus[family]
+    results = raise_outcomes[family]
+    failed = 0
+    for row_number, mutant in enumerate(mutants):
+        exc = results[mutant.row["item_idx"]]
+        if mutant.must_fail:
+            assert exc is not None, f"{mutant.kind} decoded without error"
+            assert exc.field and exc.field.startswith(mutant.must_fail), (mutant.kind, exc.field, str(exc))
+        if exc is None:
+            continue
+        failed += 1
+        assert exc.item_idx == mutant.row["item_idx"], (mutant.kind, str(exc))
+        assert exc.field, (mutant.kind, str(exc))
+        assert exc.shard == path.name and exc.row == row_number
+        assert f"item_idx={mutant.row['item_idx']}" in str(exc) and f"field={exc.field}" in str(exc)
+    assert failed >= sum(1 for m in mutants if m.must_fail) > 0
+
+
+@pytest.mark.parametrize("family", list(COUNTS))
+def test_skip_keeps_batches_full_and_books_balanced(corpus, raise_outcomes, family):
+    path, _ = corpus[family]
+    bad = {item for item, exc in raise_outcomes[family].items() if exc is not None}
+    ds = TaliDataset(files=[str(path)], config=CONFIGS[family], on_error="skip")
+    report = ErrorReport()
+    batch_size = 16
+    batches = 0
+    yielded_ids = []
+    for batch in torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=_collate):
+        report.update(batch)
+        batches += 1
+        yielded_ids.extend(batch["item_idx"].tolist())
+        if batches < -(-len(ds) // batch_size):
+            assert len(batch["item_idx"]) == batch_size  # a skipped row is replaced, never dropped
+    assert report.yielded == len(ds)
+    assert report.yielded + len(report.skipped) == report.read
+    assert {r.item_idx for r in report.skipped} == bad
+    assert not bad & set(yielded_ids)  # no bad row ever reaches a batch
+    for record in report.skipped:
+        assert record.field and record.error and record.shard == path.name and record.row is not None
+
+
+def test_substitute_masks_each_bad_row(corpus, raise_outcomes):
+    path, mutants = corpus["image"]
+    bad = {item for item, exc in raise_outcomes["image"].items() if exc is not None}
+    ds = TaliDataset(files=[str(path)], config=CONFIGS["image"], on_error="substitute")
+    report = ErrorReport()
+    for batch in torch.utils.data.DataLoader(ds, batch_size=25, collate_fn=_collate):
+        report.update(batch)
+        invalid = ~batch["valid"]
+        assert (batch["wikipedia_caption_image"]["pixels"][invalid] == 0).all()
+    assert report.substituted == len(bad)
+    assert (
+        report.yielded == len(mutants)
+        and report.yielded + len(report.skipped) - report.substituted == report.read
+    )
+
+
+def _collate(samples):
+    from tali.data.collate import collate
+
+    return collate(samples)
+
+
+def test_validate_reports_every_broken_mutant_and_never_dies(corpus):
+    from tali.quality import CheckLimits, validate
+
+    files = [str(path) for path, _ in corpus.values()]
+    report = validate(files, limits=CheckLimits(max_text_chars=10_000, max_subtitle_bytes=50_000))
+    mutants = [m for _, family in corpus.values() for m in family]
+    assert report.rows == len(mutants)
+    failed = {f.item_idx for f in report.failures}
+    for m in mutants:
+        # A clip without audio is valid TALI data; only a loader that asks for audio rejects it.
+        if m.must_fail and m.kind != "clip.no_audio":
+            assert m.row["item_idx"] in failed, m.kind
+    assert all(f.error.startswith("Tali") for f in report.failures), Counter(f.error for f in report.failures)
+    assert all(f.item_idx is not None and f.row is not None and f.field for f in report.failures)

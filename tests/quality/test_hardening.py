@@ -1,0 +1,222 @@
+"""Hostile input is contained: bounded time, bounded memory, no filesystem access."""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from tali import (
+    ImageConfig,
+    TaliConfig,
+    TaliDataset,
+    TaliTransform,
+    TextConfig,
+    VideoConfig,
+    WindowConfig,
+    make_loader,
+)
+from tali.data.policy import ErrorReport
+from tali.data.rows import row_to_python
+from tali.decode.clip import open_clip
+from tali.decode.image import decode_image
+from tali.decode.subtitles import parse_subtitles
+from tali.errors import (
+    TaliConfigError,
+    TaliDataError,
+    TaliDecodeError,
+    TaliImageError,
+    TaliSchemaError,
+    TaliSubtitleError,
+)
+from tali.quality.mutate import Mutant, _billion_laughs, mutants_to_table, mutate, png_bomb
+from tali.schema import TALI_SCHEMA
+
+_OPENED: list[str] | None = None
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[0], str):
+        _OPENED.append(args[0])
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed; this one only records while _OPENED is set
+
+
+@pytest.fixture(scope="module")
+def val_rows(sample_root):
+    return pq.read_table(sample_root / "data" / "val-00000-of-00001.parquet").to_pylist()
+
+
+def test_decompression_bomb_is_rejected_from_the_header():
+    tracemalloc.start()
+    with pytest.raises(TaliImageError, match="image is 10000x10000, over the 64000000-pixel limit"):
+        decode_image(png_bomb(10_000, 10_000), size=224, max_pixels=64_000_000, item_idx=3, field="image")
+    # Far larger claims trip PIL's own guard first; still a typed, located error.
+    with pytest.raises(TaliImageError, match=r"DecompressionBombError.*\[item_idx=3, field=image\]"):
+        decode_image(png_bomb(), size=224, max_pixels=64_000_000, item_idx=3, field="image")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2_000_000  # nothing near 30 GB of pixels was allocated
+
+
+def test_pixel_limit_is_configurable(val_rows):
+    transform = TaliTransform(
+        TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(max_pixels=1000))
+    )
+    with pytest.raises(
+        TaliImageError, match=r"image is 320x240, over the 1000-pixel limit \[item_idx=16, field=image\]"
+    ):
+        transform(val_rows[0], key=0)
+
+
+def test_yaml_bombs_stay_small_and_fail_typed():
+    tracemalloc.start()
+    with pytest.raises(TaliSubtitleError, match="subtitle text must be a string or a list of strings"):
+        parse_subtitles(_billion_laughs(), item_idx=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000  # aliases are never expanded (9**9 strings would be gigabytes)
+    with pytest.raises(TaliSubtitleError, match="(?s)not valid YAML.*nesting depth"):
+        parse_subtitles("[" * 100_000 + "]" * 100_000, item_idx=1)
+    with pytest.raises(TaliSubtitleError, match="over the 1000 limit"):
+        parse_subtitles("1.5: " + "x" * 2000, item_idx=1, max_bytes=1000)
+    with pytest.raises(TaliSubtitleError, match="mapping of timestamps to text, got a sequence"):
+        parse_subtitles("- a\n- b\n", item_idx=1)
+    # Tags construct nothing: a python/object tag is read as plain text.
+    assert parse_subtitles('1.5: !!python/object/apply:os.system ["echo hi"]')[0].text == "echo hi"
+
+
+def test_per_row_decode_time_is_bounded(val_rows):
+    config = TaliConfig(
+        modalities=("youtube_content_video",),
+        window=WindowConfig(seconds=2.0),
+        video=VideoConfig(num_frames=4, size=32, max_decode_seconds=1e-6),
+    )
+    with pytest.raises(
+        TaliDecodeError,
+        match=r"longer than the 1e-06 s per-row limit \[item_idx=16, field=youtube_video_content\]",
+    ):
+        TaliTransform(config)(val_rows[0], key=0)
+    relaxed = TaliConfig(
+        modalities=("youtube_content_video",),
+        window=WindowConfig(seconds=2.0),
+        video=VideoConfig(num_frames=4, size=32, max_decode_seconds=None),
+    )
+    assert TaliTransform(relaxed)(val_rows[0], key=0)["youtube_content_video"]["frames"].shape == (
+        4,
+        3,
+        32,
+        32,
+    )
+
+
+def test_text_length_is_capped(val_rows):
+    config = TaliConfig(modalities=("youtube_title_text",), text=TextConfig(max_text_chars=10))
+    with pytest.raises(
+        TaliDataError,
+        match=r"text is 16 characters, over the 10-character limit \[item_idx=16, field=youtube_title_text\]",
+    ):
+        TaliTransform(config)(val_rows[0], key=0)
+    config = TaliConfig(modalities=("wikipedia_caption_text",), text=TextConfig(max_text_chars=10))
+    with pytest.raises(TaliDataError, match=r"13 characters.*field=wit_features.wikipedia_caption_text\]"):
+        TaliTransform(config)(val_rows[0], key=0)
+
+
+def test_invalid_utf8_names_the_column():
+    table = pa.table(
+        {
+            "item_idx": pa.array([5], pa.int64()),
+            "youtube_title_text": pa.array([b"\xff\xfe"], pa.binary()).view(pa.string()),
+        }
+    )
+    with pytest.raises(
+        TaliSchemaError,
+        match=r"column youtube_title_text cannot be read.*\[item_idx=5, field=youtube_title_text\]",
+    ):
+        row_to_python(table, 0)
+
+
+def test_limits_are_checked_at_construction():
+    with pytest.raises(TaliConfigError, match="VideoConfig.max_decode_seconds must be > 0, got 0"):
+        VideoConfig(max_decode_seconds=0)
+    with pytest.raises(TaliConfigError, match="TextConfig.max_text_chars must be > 0, got -1"):
+        TextConfig(max_text_chars=-1)
+
+
+def test_no_path_from_a_row_is_ever_opened(val_rows, tmp_path):
+    """Rows whose path fields point at a real local file: decoding never opens it."""
+    global _OPENED
+    secret = tmp_path / "secret.mp4"
+    secret.write_bytes(val_rows[0]["youtube_video_content"])
+    secret_png = tmp_path / "secret.png"
+    secret_png.write_bytes(val_rows[1]["image"]["bytes"])
+    rows = []
+    for k, row in enumerate(val_rows):
+        row = dict(
+            row,
+            youtube_video_file_path=str(secret),
+            image={"bytes": row["image"]["bytes"], "path": str(secret_png)},
+        )
+        if k == 0:  # no bytes at all: a loader tempted to fall back to the path would open it
+            row["image"] = {"bytes": None, "path": str(secret_png)}
+            row["youtube_video_content"] = None
+        rows.append(row)
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=TALI_SCHEMA), path)
+    config = TaliConfig(
+        window=WindowConfig(seconds=1.0), video=VideoConfig(num_frames=2, size=32), image=ImageConfig(size=32)
+    )
+    ds = TaliDataset(files=[str(path)], config=config, on_error="skip")
+    _OPENED = []
+    try:
+        samples = [ds[i] for i in range(len(ds))]
+    finally:
+        opened, _OPENED = _OPENED, None
+    assert str(secret) not in opened and str(secret_png) not in opened
+    assert samples[0]["errors"][0]["field"] == "youtube_video_content"
+    # The hook does see Python-level opens (PIL opening a path would show up)...
+    _OPENED = []
+    try:
+        Image.open(str(secret_png)).close()
+    finally:
+        opened, _OPENED = _OPENED, None
+    assert str(secret_png) in opened
+    # ...and FFmpeg is only ever handed bytes: a path string is not a clip.
+    with pytest.raises(TaliDecodeError, match="cannot open youtube_video_content"):
+        open_clip(str(secret), item_idx=0)
+
+
+def test_books_balance_across_dataloader_workers(val_rows, tmp_path):
+    kinds = ["image.bomb", "image.garbage", "image.null_struct", None, None, "image.truncate"] * 3
+    rows = []
+    for k, kind in enumerate(kinds):
+        base = val_rows[k % len(val_rows)]
+        row = mutate(base, kind, seed=k).row if kind else dict(base)
+        row["item_idx"] = 100 + k
+        rows.append(row)
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(
+        mutants_to_table([Mutant(row=r, family="image", kind="", must_fail=None) for r in rows]),
+        path,
+        row_group_size=4,
+    )
+    ds = TaliDataset(
+        files=[str(path)],
+        config=TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(size=32)),
+        on_error="skip",
+    )
+    report = ErrorReport()
+    for batch in make_loader(ds, batch_size=4, num_workers=2):
+        report.update(batch)
+        assert len(batch["item_idx"]) == 4 or report.yielded == len(ds)
+    bad = {100 + k for k, kind in enumerate(kinds) if kind}
+    assert report.yielded == len(ds) and report.yielded + len(report.skipped) == report.read
+    assert {r.item_idx for r in report.skipped} == bad
+    assert all(r.shard == "mixed.parquet" and r.row == r.item_idx - 100 for r in report.skipped)
+    assert torch.is_tensor(batch["wikipedia_caption_image"]["pixels"])
