@@ -8,6 +8,7 @@ resolution). Peak memory is a couple of decoded frames plus the outputs.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,10 +57,13 @@ def _reformatter() -> VideoReformatter:
     # A VideoReformatter keeps its SwsContext between calls with the same sizes;
     # frame.reformat() builds a new one (bicubic filter tables included) every
     # time. Measured on 640x360 -> 398x224 bicubic: 2.1-5.2 ms vs 0.54 ms a frame.
-    formatter = getattr(_local, "formatter", None)
-    if formatter is None:
-        formatter = _local.formatter = VideoReformatter()
-    return formatter
+    # One per process and thread. Scaling runs single-threaded (``threads=1`` in
+    # to_rgb): a threaded SwsContext inherited through fork() would, when freed in
+    # a DataLoader worker, join threads that do not exist there and hang forever.
+    pid = os.getpid()
+    if getattr(_local, "pid", None) != pid:
+        _local.formatter, _local.pid = VideoReformatter(), pid
+    return _local.formatter
 
 
 def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.ndarray:
@@ -67,7 +71,7 @@ def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.nda
     width, height = scaled_size(frame.width, frame.height, size)
     rgb = _reformatter().reformat(
         frame,
-        width=width, height=height, format="rgb24", interpolation=_INTERPOLATION[interpolation]
+        width=width, height=height, format="rgb24", interpolation=_INTERPOLATION[interpolation], threads=1
     ).to_ndarray()
     if size is None:
         return rgb
