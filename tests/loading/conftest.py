@@ -10,22 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tali import TaliConfig, sample_data
+from tali import TaliConfig
 from tali.data.sources import resolve_local_files
 
 #: Cheap to produce (no media decoding) yet keyed by the per-sample seed:
 #: the subtitle window and the Wikipedia language are random choices.
 TEXT = TaliConfig(modalities=("youtube_subtitle_text", "wikipedia_caption_text", "youtube_title_text"))
-
-
-@pytest.fixture(scope="session")
-def sample_root() -> Path:
-    return sample_data.build()
-
-
-@pytest.fixture(scope="session")
-def truth(sample_root):
-    return sample_data.load_truth(sample_root)
 
 
 @pytest.fixture(scope="session")

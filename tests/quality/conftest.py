@@ -8,19 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tali import sample_data
 from tali.quality.metrics import MetricsOptions, compute_metrics
-
-
-@pytest.fixture(scope="session")
-def sample_root() -> Path:
-    """Built once into ``$TALI_CACHE_DIR`` (else the user cache), reused afterwards."""
-    return sample_data.build()
-
-
-@pytest.fixture(scope="session")
-def truth(sample_root: Path) -> dict[int, dict]:
-    return sample_data.load_truth(sample_root)
 
 
 @pytest.fixture(scope="session")
