@@ -88,8 +88,9 @@ def test_yaml_bombs_stay_small_and_fail_typed():
         parse_subtitles("1.5: " + "x" * 2000, item_idx=1, max_bytes=1000)
     with pytest.raises(TaliSubtitleError, match="mapping of timestamps to text, got a sequence"):
         parse_subtitles("- a\n- b\n", item_idx=1)
-    # Tags construct nothing: a python/object tag is read as plain text.
-    assert parse_subtitles('1.5: !!python/object/apply:os.system ["echo hi"]')[0].text == "echo hi"
+    # Tags construct nothing; a python/object tag is refused outright.
+    with pytest.raises(TaliSubtitleError, match="unsupported YAML tag"):
+        parse_subtitles('1.5: !!python/object/apply:os.system ["echo hi"]')
 
 
 def test_per_row_decode_time_is_bounded(val_rows):
