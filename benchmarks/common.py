@@ -141,23 +141,42 @@ def summary(rates: list[float]) -> dict[str, Any]:
     }
 
 
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _rss_child(target: str, args: tuple, queue) -> None:  # pragma: no cover - runs in a subprocess
     import importlib
+    import threading
 
     module_name, _, function = target.rpartition(".")
     fn = getattr(importlib.import_module(module_name), function)
-    fn(*args, prepare_only=True)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    fn(*args, prepare_only=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put((peak - base) / 1024)
+    state = fn(*args, prepare_only=True)  # imports, rows in memory, one warm-up sample
+    base = _rss_now_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_now_mb())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    fn(*args, prepare_only=False, state=state)
+    done.set()
+    sampler.join()
+    queue.put(peak[0] - base)
 
 
 def peak_rss_increase_mb(target: str, *args: Any) -> float:
-    """Peak RSS growth (MiB) of ``target(*args)`` run in a fresh process, after its setup.
+    """Peak RSS growth (MiB) while ``target(*args)`` works, in a fresh process.
 
-    ``target`` is "module.function" taking ``prepare_only``: called once with True
-    (imports, reading rows) and once with False (the work measured).
+    ``target`` is "module.function" taking ``prepare_only`` and ``state``: called
+    once with ``prepare_only=True`` (imports, reading rows; returns a state) and
+    once with ``prepare_only=False, state=...`` (the work measured). RSS is
+    sampled every millisecond from /proc, relative to the RSS after preparing.
     """
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
