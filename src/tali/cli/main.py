@@ -13,6 +13,7 @@ from tali.errors import TaliError
 COMMANDS = {
     "demo": "demo",
     "sample-data": "sample_data",
+    "profile": "profile",
 }
 
 

@@ -157,7 +157,8 @@ def make_loader(
     **kwargs: Any,
 ) -> torch.utils.data.DataLoader:
     """A DataLoader with ``tali``'s collate and sensible defaults for decoding work."""
-    if getattr(dataset, "collect_stats", False):
+    # A Subset of a TaliDataset collects stats too: look through it.
+    if getattr(getattr(dataset, "dataset", dataset), "collect_stats", False):
         collate_fn = TimedCollate(collate_fn)
     if num_workers > 0:
         kwargs.setdefault("prefetch_factor", 2)
