@@ -12,8 +12,6 @@ import pytest
 
 from tali import AudioConfig, TaliConfig, sample_data
 
-#: The val rows broken in ``broken_root``: item_idx -> (column, expected error class).
-BROKEN = {17: ("youtube_video_content", "TaliDecodeError"), 18: ("image", "TaliImageError")}
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +28,12 @@ def truth(root: str) -> dict:
 def config() -> TaliConfig:
     # The sample dataset has a clip without audio on purpose: zeros, flagged missing.
     return TaliConfig(audio=AudioConfig(on_missing="zeros"), seed=3)
+
+
+@pytest.fixture(scope="session")
+def broken_items() -> dict[int, tuple[str, str]]:
+    """The val rows broken in ``broken_root``: item_idx -> (column, expected error class)."""
+    return {17: ("youtube_video_content", "TaliDecodeError"), 18: ("image", "TaliImageError")}
 
 
 @pytest.fixture(scope="session")

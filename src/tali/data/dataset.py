@@ -158,7 +158,8 @@ def make_loader(
 ) -> torch.utils.data.DataLoader:
     """A DataLoader with ``tali``'s collate and sensible defaults for decoding work."""
     # A Subset of a TaliDataset collects stats too: look through it.
-    if getattr(getattr(dataset, "dataset", dataset), "collect_stats", False):
+    stats = getattr(getattr(dataset, "dataset", dataset), "collect_stats", False)
+    if stats and not isinstance(collate_fn, TimedCollate):
         collate_fn = TimedCollate(collate_fn)
     if num_workers > 0:
         kwargs.setdefault("prefetch_factor", 2)

@@ -13,7 +13,6 @@ import torch.multiprocessing as mp
 
 from tali import TaliConfig, TaliConfigError, TaliDataset, make_loader
 from tali.observe import Monitor, ResourceSampler, merge_snapshots
-from tests.observe.conftest import BROKEN
 
 
 def test_two_workers_totals_and_resources(root, truth, config):
@@ -50,7 +49,7 @@ def test_two_workers_totals_and_resources(root, truth, config):
     assert scalars["tali/stage_ms/video_decode"] > 0 and scalars["tali/samples_per_second"] > 0
 
 
-def test_skip_policy_reports_errors_by_class_and_row(broken_root, config):
+def test_skip_policy_reports_errors_by_class_and_row(broken_root, broken_items, config):
     ds = TaliDataset(broken_root, split="val", config=config, collect_stats=True, on_error="skip")
     monitor = Monitor(resources=False)
     for batch in monitor.watch(make_loader(ds, batch_size=2, num_workers=0)):
@@ -60,8 +59,8 @@ def test_skip_policy_reports_errors_by_class_and_row(broken_root, config):
     # moves on to 19 too: item 18 is recorded once for each sample it failed.
     assert snap.errors["by_error"] == {"TaliDecodeError": 1, "TaliImageError": 2}
     rows = {r["item_idx"]: r for r in snap.errors["rows"]}
-    assert rows.keys() == BROKEN.keys()
-    for item, (field, error) in BROKEN.items():
+    assert rows.keys() == broken_items.keys()
+    for item, (field, error) in broken_items.items():
         assert rows[item]["field"] == field and rows[item]["error"] == error
         assert rows[item]["shard"] == "val-00000-of-00001.parquet" and rows[item]["row"] == item - 16
     assert snap.samples == 4 and snap.errors["skipped"] == 3 and snap.errors["read"] == 7
@@ -104,19 +103,12 @@ def _rank_main(rank: int, world: int, port: int, root: str, results) -> None:
         ds = TaliDataset(root, split="val", config=config, collect_stats=True)
         shard = torch.utils.data.Subset(ds, list(range(rank, len(ds), world)))
         monitor = Monitor(resources=False)
-        for _ in monitor.watch(make_loader(shard, batch_size=1, num_workers=0, collate_fn=_collate())):
+        for _ in monitor.watch(make_loader(shard, batch_size=1, num_workers=0)):
             pass
         merged = monitor.all_ranks()
         results[rank] = merged.to_dict()
     finally:
         dist.destroy_process_group()
-
-
-def _collate():
-    from tali.observe.clock import TimedCollate
-    from tali.data.collate import collate
-
-    return TimedCollate(collate)
 
 
 def _free_port() -> int:
