@@ -173,6 +173,7 @@ class HFStreamingPeer(torch.utils.data.IterableDataset):
 
         ds = load_dataset("parquet", data_files={"rows": self.files}, split="rows", streaming=True)
         # decode=False keeps {"bytes", "path"}: the one column feeds both media features.
+        # Inside a DataLoader worker, datasets itself gives each worker whole shards.
         return ds.select_columns(["item_idx", VIDEO_COLUMN]).cast_column(VIDEO_COLUMN, Video(decode=False))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
