@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,39 +10,41 @@ from typing import Any
 def stream_monitored(
     console: Any,
     dataset: Any,
-    args: argparse.Namespace,
     *,
+    epochs: int,
     loader_kwargs: Callable[[int], dict[str, Any]],
+    prometheus_port: int | None = None,
+    prometheus_file: str | None = None,
+    title: str = "tali loader",
     refresh_per_second: float = 4.0,
-) -> int:
+) -> Any:
+    """Stream ``epochs`` epochs; returns the final :class:`~tali.observe.MonitorSnapshot`."""
     from rich.live import Live
 
     from tali import make_loader
     from tali.observe import Monitor
+    from tali.observe.panel import render
     from tali.observe.prometheus import serve, write_textfile
 
     monitor = Monitor(interval_seconds=0.5)
     server = None
-    if getattr(args, "prometheus_port", None) is not None:
-        server, port = serve(monitor, args.prometheus_port)
+    if prometheus_port is not None:
+        server, port = serve(monitor, prometheus_port)
         console.print(f"Prometheus metrics on http://127.0.0.1:{port}/metrics")
     try:
-        with monitor, Live(monitor.panel(), console=console, refresh_per_second=refresh_per_second) as live:
-            for epoch in range(args.epochs):
+        with monitor, Live(render(monitor.snapshot(), title=title), console=console,
+                           refresh_per_second=refresh_per_second) as live:
+            for epoch in range(epochs):
                 dataset.set_epoch(epoch)
-                for _batch in monitor.watch(make_loader(dataset, **loader_kwargs(epoch))):
-                    live.update(monitor.panel())
-            live.update(monitor.panel())
+                for i, _batch in enumerate(monitor.watch(make_loader(dataset, **loader_kwargs(epoch)))):
+                    if i == 0 and monitor.sampler is not None:
+                        monitor.sampler.sample()  # workers are up now: short runs see them too
+                    live.update(render(monitor.snapshot(), title=title))
+            live.update(render(monitor.snapshot(), title=title))
     finally:
         if server is not None:
             server.shutdown()
-    snap = monitor.snapshot()
-    if getattr(args, "prometheus_file", None):
-        path = write_textfile(monitor, args.prometheus_file)
+    if prometheus_file:
+        path = write_textfile(monitor, prometheus_file)
         console.print(f"wrote Prometheus metrics to {path}")
-    if getattr(args, "json", False):
-        console.print_json(json.dumps(snap.to_dict(), default=str))
-    if snap.samples == 0:
-        console.print("[red]no samples[/red]")
-        return 1
-    return 0
+    return monitor.snapshot()

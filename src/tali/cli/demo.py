@@ -64,9 +64,13 @@ def run(args: argparse.Namespace) -> int:
     if args.monitor:
         from tali.cli._live import stream_monitored
 
-        return stream_monitored(console, dataset, args, loader_kwargs=lambda epoch: {
-            "batch_size": args.batch_size, "num_workers": args.workers, "shuffle": True,
-            "generator": _generator(args.seed + epoch)})
+        snap = stream_monitored(
+            console, dataset, epochs=args.epochs, prometheus_port=args.prometheus_port,
+            prometheus_file=args.prometheus_file,
+            loader_kwargs=lambda epoch: {"batch_size": args.batch_size, "num_workers": args.workers,
+                                         "shuffle": True, "generator": _generator(args.seed + epoch)},
+        )
+        return 0 if snap.samples else 1
     total = len(dataset) * args.epochs
     last_batch = None
     seen = missing_audio = 0

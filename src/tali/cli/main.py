@@ -14,6 +14,7 @@ COMMANDS = {
     "demo": "demo",
     "sample-data": "sample_data",
     "profile": "profile",
+    "bench": "bench",
 }
 
 
