@@ -229,6 +229,7 @@ class Monitor:
                 "cpu_percent": proc.get("cpu_percent"),
                 "mean_cpu_percent": proc.get("mean_cpu_percent"),
                 "num_fds": proc.get("num_fds"),
+                "peak_num_fds": proc.get("peak_num_fds"),
             })
         errors = self.errors.to_dict() if self._has_errors else {"read": self.samples, "yielded": self.samples,
                                                                   "substituted": 0, "skipped": 0, "by_error": {},

@@ -116,6 +116,8 @@ class ResourceSampler:
             handle = self._handles.setdefault(pid, proc)  # cpu_percent needs the same handle
             try:
                 with handle.oneshot():
+                    if handle.status() == psutil.STATUS_ZOMBIE:  # exited: keep its last live values
+                        continue
                     rss = handle.memory_info().rss
                     cpu = handle.cpu_percent(None)
                     fds = handle.num_fds() if hasattr(handle, "num_fds") else handle.num_handles()
