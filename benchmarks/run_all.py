@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    meta["load_average_before"] = os.getloadavg()
+    meta["usable_cores"] = len(os.sched_getaffinity(0))
     run_interleaved(cases, args.rounds, log)
+    # The machine may be shared: a load average above the core count means other
+    # work competed with every case alike (rounds are interleaved), ratios stay fair.
+    meta["load_average_after"] = os.getloadavg()
     results = [c.summary() for c in cases]
     out = {"meta": meta, "cases": results, "goals": goals(results)}
     print(table(out), file=sys.stderr)

@@ -20,6 +20,7 @@ from tali.errors import (
     TaliSourceError,
     TaliSubtitleError,
 )
+from tali.observe import Monitor, MonitorSnapshot
 from tali.schema import TALI_SCHEMA, Column, Modality, SubModality
 from tali.transform import TaliTransform
 
@@ -37,6 +38,8 @@ __all__ = [
     "TaliTransform",
     "make_loader",
     "collate",
+    "Monitor",
+    "MonitorSnapshot",
     "TALI_SCHEMA",
     "Column",
     "Modality",
