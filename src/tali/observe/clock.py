@@ -2,8 +2,9 @@
 
 Decoding code marks its stages with ``with timed(Stage.VIDEO_DECODE):``. When no
 clock is active (monitoring off, the default) ``timed`` returns one shared no-op
-context manager, so the cost is a global read and a call (~60 ns measured with
-``timeit`` on this machine, against ~90 ms to decode a sample).
+context manager, so the cost is a global read and a call (~120 ns; on: ~750 ns
+per block, measured with ``timeit`` by benchmarks/observe/overhead.py, against
+50-150 ms to decode a sample).
 
 When :class:`~tali.data.dataset.TaliDataset` is built with ``collect_stats=True``
 it starts a :class:`StageClock` around each ``__getitem__`` and attaches the clock's
