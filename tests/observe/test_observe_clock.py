@@ -98,3 +98,23 @@ def test_collate_time_lands_on_the_first_sample(root):
         assert collate_calls.tolist() == [1, 0]
         assert batch["stats"]["stage_ns"][0, Stage.COLLATE] > 0
     assert sorted(i for b in batches for i in b["item_idx"].tolist()) == [16, 17, 18, 19]
+
+
+def test_clocks_are_per_thread():
+    import threading
+
+    mine, seen = StageClock(), []
+
+    def other_thread():
+        seen.append(active_clock())
+        with timed(Stage.TEXT):  # no clock here: must not touch the main thread's clock
+            pass
+
+    with activate(mine):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        with timed(Stage.READ):
+            pass
+    assert seen == [None]
+    assert mine.calls[Stage.TEXT] == 0 and mine.calls[Stage.READ] == 1

@@ -20,6 +20,7 @@ This module depends on the standard library and torch only, so the lowest layers
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import os
 import time
@@ -53,7 +54,9 @@ class Stage(enum.IntEnum):
 
 STAGES: tuple[Stage, ...] = tuple(Stage)
 
-_ACTIVE: StageClock | None = None
+#: A context variable, not a global: threads (a user's decode pool, a prefetch
+#: thread) each see their own clock, or none.
+_ACTIVE: contextvars.ContextVar[StageClock | None] = contextvars.ContextVar("tali_stage_clock", default=None)
 
 
 class StageClock:
@@ -122,7 +125,7 @@ _NULL = _Null()
 
 def timed(stage: Stage) -> _Timed | _Null:
     """Charge the enclosed block to ``stage`` on the active clock (a no-op without one)."""
-    clock = _ACTIVE
+    clock = _ACTIVE.get()
     if clock is None:
         return _NULL
     return _Timed(clock, stage)
@@ -130,35 +133,37 @@ def timed(stage: Stage) -> _Timed | _Null:
 
 def add_bytes(count: int) -> None:
     """Count bytes read from storage for the current sample."""
-    if _ACTIVE is not None:
-        _ACTIVE.bytes_read += int(count)
+    clock = _ACTIVE.get()
+    if clock is not None:
+        clock.bytes_read += int(count)
 
 
 def active_clock() -> StageClock | None:
-    return _ACTIVE
+    return _ACTIVE.get()
 
 
 class activate:
     """``with activate(clock):`` makes ``clock`` the one :func:`timed` writes to.
 
-    One clock per process at a time: DataLoader workers are processes, and a
-    map-style ``__getitem__`` runs one sample at a time in each.
+    One clock per thread at a time: a map-style ``__getitem__`` runs one sample
+    at a time in each DataLoader worker; samples decoded on other threads get
+    their own clocks.
     """
 
-    __slots__ = ("clock", "previous")
+    __slots__ = ("clock", "token")
 
     def __init__(self, clock: StageClock) -> None:
         self.clock = clock
-        self.previous: StageClock | None = None
+        self.token: contextvars.Token | None = None
 
     def __enter__(self) -> StageClock:
-        global _ACTIVE
-        self.previous, _ACTIVE = _ACTIVE, self.clock
+        self.token = _ACTIVE.set(self.clock)
         return self.clock
 
     def __exit__(self, *exc: object) -> None:
-        global _ACTIVE
-        _ACTIVE = self.previous
+        if self.token is not None:
+            _ACTIVE.reset(self.token)
+            self.token = None
 
 
 def _worker_id() -> int:
