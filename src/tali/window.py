@@ -46,7 +46,9 @@ def choose_window(config: WindowConfig, clip_seconds: Seconds, rng: np.random.Ge
     """Pick the window. Draws from ``rng`` exactly once whatever the mode, so the
     choices after it (frames, language) do not shift when the mode changes."""
     draw = float(rng.random())
-    duration = clip_seconds if config.seconds is None else min(float(config.seconds), clip_seconds)
+    # The duration stays as configured even for a shorter clip, so every sample of
+    # a batch has the same shapes; outputs past the clip end are padding.
+    duration = clip_seconds if config.seconds is None else float(config.seconds)
     slack = max(clip_seconds - duration, 0.0)
     if config.start == "random":
         start = draw * slack

@@ -18,6 +18,9 @@ __all__ = ["SubtitleLine", "parse_subtitles", "lines_between"]
 
 _FIELD = "youtube_subtitle_text"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_ALLOWED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "null", "bool", "seq", "map", "timestamp")
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,17 @@ class SubtitleLine:
     text: str
 
 
+def _check_tag(node: yaml.Node, item_idx: int | None) -> None:
+    # Only YAML's own types: a python/object tag is never constructed, but it is not subtitles either.
+    if node.tag not in _ALLOWED_TAGS:
+        raise TaliSubtitleError(f"unsupported YAML tag {node.tag[:60]!r}", item_idx=item_idx, field=_FIELD)
+
+
 def _scalar_text(node: yaml.Node, item_idx: int | None) -> str:
+    _check_tag(node, item_idx)
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            _check_tag(child, item_idx)
     if isinstance(node, yaml.ScalarNode):
         return "" if node.tag.endswith(":null") else str(node.value)
     if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.ScalarNode) for n in node.value):
@@ -63,6 +76,7 @@ def parse_subtitles(
         raise TaliSubtitleError(f"subtitles are not valid YAML: {exc}", item_idx=item_idx, field=_FIELD) from exc
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null")):
         return []
+    _check_tag(root, item_idx)
     if not isinstance(root, yaml.MappingNode):
         raise TaliSubtitleError(
             f"subtitles must be a mapping of timestamps to text, got a {root.id}",

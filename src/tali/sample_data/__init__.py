@@ -12,6 +12,12 @@ clip second, subtitle lines say ``"second <absolute second>"`` at
 
 from tali.sample_data.build import build, default_path, load_truth
 from tali.sample_data.generate import GENERATOR_VERSION, VARIANTS, ClipSpec, encode_clip, write_dataset
+from tali.sample_data.truth import (
+    expected_frame_code,
+    expected_subtitle_lines,
+    expected_tone_second,
+    frame_index_at,
+)
 from tali.sample_data.patterns import (
     CodeUnreadable,
     dominant_hz,
@@ -40,4 +46,8 @@ __all__ = [
     "dominant_hz",
     "tone_seconds",
     "subtitle_text",
+    "expected_frame_code",
+    "expected_tone_second",
+    "expected_subtitle_lines",
+    "frame_index_at",
 ]

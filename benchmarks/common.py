@@ -1,0 +1,186 @@
+"""Shared pieces of the benchmarks: the reference decoders and measuring helpers.
+
+Two references bracket ``tali``'s decode path, on the same rows and windows:
+
+- ``naive_decode``: what a first loader does: decode the entire clip (every
+  frame to RGB at full resolution, all the audio), then pick the window's
+  frames, resize them, and cut the audio.
+- ``floor_decode``: the least work possible with PyAV: seek to the window,
+  decode exactly the packets up to the last wanted frame and the window's
+  audio, convert nothing. No loader can beat it without skipping decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from tali import TaliConfig, TaliTransform, sample_data  # noqa: E402
+
+
+def sample_rows(split: str = "train", *, with_audio_only: bool = True) -> list[dict[str, Any]]:
+    """Rows of the sample dataset held in memory (so every method reads the same bytes)."""
+    root = sample_data.build()
+    truth = sample_data.load_truth(root)
+    rows = []
+    for path in sorted((root / "data").glob(f"{split}-*.parquet")):
+        rows.extend(pq.read_table(path).to_pylist())
+    if with_audio_only:
+        rows = [r for r in rows if truth[r["item_idx"]]["has_audio"]]
+    return rows
+
+
+def plans(rows: list[dict[str, Any]], config: TaliConfig, epoch: int = 0) -> list[dict[str, Any]]:
+    """The window and frame times tali chooses for each row, for the references to reuse."""
+    out = []
+    transform = TaliTransform(config.replace(modalities=("youtube_content_video",)))
+    for key, row in enumerate(rows):
+        sample = transform(row, key=key, epoch=epoch)
+        out.append(
+            {
+                "start": sample["window"]["start_seconds"],
+                "duration": sample["window"]["duration_seconds"],
+                # A hair after each chosen frame's start: the frame shown then is that frame.
+                "times": (sample["youtube_content_video"]["pts_seconds"] + 1e-4).tolist(),
+            }
+        )
+    return out
+
+
+def naive_decode(row: dict[str, Any], plan: dict[str, Any], size: int, sample_rate: int) -> dict[str, Any]:
+    """Decode the whole clip, then pick and resize frames and cut the audio."""
+    with av.open(io.BytesIO(row["youtube_video_content"])) as container:
+        container.streams.video[0].codec_context.thread_count = 1
+        frames, times = [], []
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            times.append(frame.time)
+        container.seek(0)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = []
+        for frame in container.decode(audio=0):
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+    audio = np.concatenate(chunks)
+    times_arr = np.asarray(times)
+    picked = []
+    for t in plan["times"]:
+        k = max(int(np.searchsorted(times_arr, t, side="right")) - 1, 0)
+        video = torch.from_numpy(frames[k]).permute(2, 0, 1)[None].float()
+        h, w = video.shape[-2:]
+        scale = size / min(h, w)
+        video = torch.nn.functional.interpolate(video, size=(round(h * scale), round(w * scale)), mode="bicubic")
+        top, left = (video.shape[-2] - size) // 2, (video.shape[-1] - size) // 2
+        picked.append(video[0, :, top : top + size, left : left + size].clamp(0, 255).to(torch.uint8))
+    lo = int(round(plan["start"] * sample_rate))
+    wave = audio[lo : lo + int(round(plan["duration"] * sample_rate))]
+    return {"frames": torch.stack(picked), "waveform": torch.from_numpy(wave.copy())}
+
+
+def floor_decode(row: dict[str, Any], plan: dict[str, Any], threads: int = 1) -> int:
+    """Seek and decode exactly what the window needs; convert nothing. Returns frames decoded.
+
+    ``threads`` matches tali's ``VideoConfig.decoder_threads`` (1: one core per
+    DataLoader worker), so the two compare the same decoder setup.
+    """
+    decoded = 0
+    with av.open(io.BytesIO(row["youtube_video_content"])) as container:
+        video = container.streams.video[0]
+        video.codec_context.thread_count = threads
+        last = max(plan["times"])
+        container.seek(int(min(plan["times"]) / video.time_base), stream=video, backward=True)
+        for frame in container.decode(video):
+            decoded += 1
+            if frame.time >= last:
+                break
+        if container.streams.audio:
+            audio = container.streams.audio[0]
+            end = plan["start"] + plan["duration"]
+            container.seek(int(max(plan["start"] - 0.1, 0) / audio.time_base), stream=audio, backward=True)
+            for frame in container.decode(audio):
+                if frame.time >= end:
+                    break
+    return decoded
+
+
+def time_per_pass(fn: Callable[[], int], repeats: int, warmup: int = 1) -> list[float]:
+    """Samples/s of each timed pass of ``fn`` (which returns how many samples it made)."""
+    for _ in range(warmup):
+        fn()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = fn()
+        rates.append(n / (time.perf_counter() - start))
+    return rates
+
+
+def summary(rates: list[float]) -> dict[str, Any]:
+    return {
+        "samples_per_s_median": round(statistics.median(rates), 2),
+        "samples_per_s_min": round(min(rates), 2),
+        "samples_per_s_max": round(max(rates), 2),
+        "passes": len(rates),
+    }
+
+
+def _rss_child(target: str, args: tuple, queue) -> None:  # pragma: no cover - runs in a subprocess
+    import importlib
+
+    module_name, _, function = target.rpartition(".")
+    fn = getattr(importlib.import_module(module_name), function)
+    fn(*args, prepare_only=True)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn(*args, prepare_only=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put((peak - base) / 1024)
+
+
+def peak_rss_increase_mb(target: str, *args: Any) -> float:
+    """Peak RSS growth (MiB) of ``target(*args)`` run in a fresh process, after its setup.
+
+    ``target`` is "module.function" taking ``prepare_only``: called once with True
+    (imports, reading rows) and once with False (the work measured).
+    """
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_rss_child, args=(target, args, queue))
+    process.start()
+    value = queue.get(timeout=600)
+    process.join()
+    return round(value, 1)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "pyav": av.__version__,
+        "ffmpeg": str(getattr(av, "ffmpeg_version_info", "unknown")),
+    }
+
+
+def emit(result: dict[str, Any], out: str | None) -> None:
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")

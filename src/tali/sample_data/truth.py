@@ -1,0 +1,60 @@
+"""What a correct pipeline must output for a sample-dataset row, from its truth record.
+
+These functions turn the generator's record (``load_truth(root)[item_idx]``)
+into expectations: which code a frame shows, which tone plays at a time,
+which subtitle lines a window holds. Tests and users compare against them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tali.sample_data.patterns import subtitle_text
+
+__all__ = ["expected_frame_code", "expected_tone_second", "expected_subtitle_lines", "frame_index_at"]
+
+Truth = dict[str, Any]
+
+
+def frame_index_at(truth: Truth, clip_seconds: float) -> int:
+    """Index of the frame displayed at ``clip_seconds``."""
+    last = int(round(truth["duration_seconds"] * truth["fps"])) - 1
+    return min(int(math.floor(clip_seconds * truth["fps"] + 1e-9)), last)
+
+
+def expected_frame_code(truth: Truth, frame_index: int) -> int | None:
+    """The code frame ``frame_index`` shows; ``None`` for a black frame (no code)."""
+    t = frame_index / truth["fps"]
+    black = truth.get("black_seconds")
+    if black and black[0] <= t < black[1]:
+        return None
+    frozen = truth.get("frozen_seconds")
+    if frozen and frozen[0] <= t < frozen[1]:
+        return int(round(frozen[0] * truth["fps"]))
+    return frame_index
+
+
+def expected_tone_second(truth: Truth, clip_seconds: float, *, margin: float = 0.03) -> int | None | bool:
+    """The clip second whose tone plays at ``clip_seconds``; ``None`` where there is silence
+    (no audio, a silent row, before the audio starts, after the clip ends). ``False`` within
+    ``margin`` of a stream edge, where either answer is acceptable."""
+    if not truth["has_audio"] or truth["silent"]:
+        return None
+    start, end = truth["audio_offset_seconds"], truth["duration_seconds"]
+    if abs(clip_seconds - start) < margin or abs(clip_seconds - end) < margin:
+        return False
+    if clip_seconds < start or clip_seconds >= end:
+        return None
+    return int(math.floor(clip_seconds))
+
+
+def expected_subtitle_lines(truth: Truth, absolute_start: float, absolute_end: float) -> list[str]:
+    """Texts of the lines whose absolute timestamp lies in ``[start, end]``."""
+    if truth["subtitle_kind"] in ("null", "empty"):
+        return []
+    return [
+        subtitle_text(s)
+        for s in range(truth["video_seconds"])
+        if absolute_start <= s + 0.5 <= absolute_end
+    ]
