@@ -30,11 +30,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from suite.harness import Case, loader, run_interleaved  # noqa: E402
-from suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali  # noqa: E402
-from suite.report import goals, plot_scaling, table  # noqa: E402
+from benchmarks.suite.baselines import FloorDataset, NaiveDataset  # noqa: E402
+from benchmarks.suite.harness import Case, loader, run_interleaved  # noqa: E402
+from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali  # noqa: E402
+from benchmarks.suite.report import goals, plot_scaling, table  # noqa: E402
 
 from tali import AudioConfig, TaliConfig, TaliDataset, VideoConfig, WindowConfig, sample_data  # noqa: E402
 
@@ -89,8 +90,12 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any]]:
 
 
 def baselines(files, plans, av, base, bs, ep) -> dict[str, Any]:
-    """The naive decode-everything loader and the PyAV decode-only floor (benchmarks/common.py)."""
-    return {}
+    """The naive decode-everything loader and the PyAV decode-only floor (benchmarks/common.py).
+    The naive loader makes one pass only: it is 10-50x slower, and its rate is stable."""
+    return {
+        "floor_av": lambda w, d=FloorDataset(files, plans, av): loader(d, w, bs, ep),
+        "naive": lambda w, d=NaiveDataset(files, plans, av): loader(d, w, bs, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

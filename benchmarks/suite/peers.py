@@ -84,7 +84,7 @@ def _pad_frames(frames: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([frames, pad])
 
 
-class _RowGroups:
+class RowGroups:
     """Reads the projected columns of parquet shards one row group at a time (like tali)."""
 
     def __init__(self, files: Sequence[str], columns: Sequence[str]) -> None:
@@ -115,7 +115,7 @@ class TorchCodecPeer(torch.utils.data.Dataset):
     """torchcodec decoding the planned frames and audio of each row (map-style)."""
 
     def __init__(self, files: Sequence[str], plans: dict[int, Plan], config: TaliConfig) -> None:
-        self.rows = _RowGroups(files, ["item_idx", VIDEO_COLUMN])
+        self.rows = RowGroups(files, ["item_idx", VIDEO_COLUMN])
         self.plans, self.config = plans, config
 
     def __len__(self) -> int:

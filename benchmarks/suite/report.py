@@ -24,6 +24,7 @@ def goals(results: list[dict[str, Any]]) -> dict[str, Any]:
     best_peer = max(((n, r) for n, r in peers.items() if r), key=lambda kv: kv[1], default=(None, None))
     checks = {
         "default_vs_naive": (_ratio(_rate(results, "tali_default"), _rate(results, "naive")), ">=", 10.0),
+        "av_vs_naive": (_ratio(_rate(results, "tali_av"), _rate(results, "naive")), ">=", 10.0),
         "av_vs_best_peer": (_ratio(_rate(results, "tali_av"), best_peer[1]), ">=", 1.5),
         "floor_vs_av": (_ratio(_rate(results, "floor_av"), _rate(results, "tali_av")), "<=", 1.3),
         "default_2_vs_1_workers": (_ratio(_rate(results, "tali_default", 2), _rate(results, "tali_default", 1)),
@@ -39,6 +40,7 @@ def goals(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def table(out: dict[str, Any]) -> str:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     buffer = io.StringIO()
@@ -48,7 +50,7 @@ def table(out: dict[str, Any]) -> str:
     for col in ("case", "workers", "samples/s", "spread", "peak RSS MiB"):
         cases.add_column(col, justify="left" if col == "case" else "right")
     for r in out["cases"]:
-        cases.add_row(r["name"], str(r["workers"]), f"{r['samples_per_second']:.2f}", f"{100 * r['spread']:.0f}%",
+        cases.add_row(escape(r["name"]), str(r["workers"]), f"{r['samples_per_second']:.2f}", f"{100 * r['spread']:.0f}%",
                       f"{r['peak_rss_mib']:.0f}")
     console.print(cases)
     ratios = Table(title="goals (ratios measured in this run)")

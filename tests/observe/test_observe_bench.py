@@ -12,10 +12,10 @@ import pytest
 from tali import AudioConfig, TaliConfig, TaliDataset, sample_data
 from tali.cli.main import main
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: benchmarks/
 
-from suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali  # noqa: E402
+from benchmarks.suite.baselines import FloorDataset, NaiveDataset  # noqa: E402
+from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali  # noqa: E402
 
 AV = TaliConfig(modalities=("youtube_content_video", "youtube_content_audio"), seed=5,
                 audio=AudioConfig(on_missing="zeros"))
@@ -29,6 +29,7 @@ def test_peers_decode_the_frames_tali_decodes(root, truth):
     tali_ds = TaliDataset(root, split="val", config=AV)
     plans = plans_from_tali(tali_ds)
     torchcodec = TorchCodecPeer(tali_ds.files, plans, AV)
+    naive, floor = NaiveDataset(tali_ds.files, plans, AV), FloorDataset(tali_ds.files, plans, AV)
     hf = {s["item_idx"]: s for s in HFStreamingPeer(tali_ds.files, plans, AV)}
     assert sorted(hf) == [16, 17, 18, 19] and len(torchcodec) == 4
     for i in range(len(tali_ds)):
@@ -41,17 +42,22 @@ def test_peers_decode_the_frames_tali_decodes(root, truth):
         assert expected == [round(t * truth[item]["fps"]) for t in pts]
         assert _indices(theirs["frames"]) == expected
         assert _indices(hf[item]["frames"]) == expected
+        if i < 2:  # the naive loader decodes whole clips: slow, two rows suffice
+            assert _indices(naive[i]["frames"]) == expected
+        # The floor decodes from the keyframe before the first frame up to the last one.
+        first, last = min(expected), max(expected)
+        assert floor[i]["frames_decoded"] >= last - first + 1
         for peer in (theirs, hf[item]):
             assert peer["frames"].shape == ours["youtube_content_video"]["frames"].shape
             assert peer["waveform"].shape == ours["youtube_content_audio"]["waveform"].shape
 
 
 def test_run_all_smoke(tmp_path, capsys):
-    import run_all
+    from benchmarks import run_all
 
     plot = tmp_path / "scaling.png"
     code = run_all.main(["--split", "val", "--rounds", "1", "--epochs", "2", "--workers", "1",
-                         "--only", "tali_default", "tali_av", "torchcodec_av",
+                         "--only", "tali_default", "tali_av", "torchcodec_av", "floor_av",
                          "--window-seconds", "1", "--frames", "1", "--sizes", "112", "--plot", str(plot), "--quiet"])
     assert code == 0
     captured = capsys.readouterr()
@@ -59,6 +65,7 @@ def test_run_all_smoke(tmp_path, capsys):
     names = [(c["name"], c["workers"]) for c in out["cases"]]
     assert ("tali_default", 1) in names and ("torchcodec_av", 1) in names
     assert {c["knob"] for c in out["cases"] if c["group"] == "scaling"} == {"window_seconds", "num_frames", "size"}
+    assert [c["workers"] for c in out["cases"] if c["name"] == "floor_av"] == [1]
     for case in out["cases"]:
         # 4 rows x 2 epochs in batches of 4; the first batch (worker start-up) is not timed.
         assert case["samples"] == 4 and case["samples_per_second"] > 0 and case["peak_rss_mib"] > 50
