@@ -32,18 +32,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.suite.baselines import FloorDataset, NaiveDataset  # noqa: E402
-from benchmarks.suite.harness import Case, loader, run_interleaved  # noqa: E402
-from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali  # noqa: E402
-from benchmarks.suite.report import goals, plot_scaling, table  # noqa: E402
-
-from tali import AudioConfig, TaliConfig, TaliDataset, VideoConfig, WindowConfig, sample_data  # noqa: E402
+from benchmarks.suite.baselines import FloorDataset, NaiveDataset
+from benchmarks.suite.harness import Case, loader, run_interleaved
+from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali
+from benchmarks.suite.report import goals, plot_scaling, table
+from tali import AudioConfig, TaliConfig, TaliDataset, VideoConfig, WindowConfig, sample_data
 
 AV = ("youtube_content_video", "youtube_content_audio")
 
 
 def _tali(files: list[str], config: TaliConfig, batch_size: int, epochs: int):
     dataset = TaliDataset(files=files, config=config)
+    return lambda workers: loader(dataset, workers, batch_size, epochs)
+
+
+def _over(dataset: Any, batch_size: int, epochs: int):
     return lambda workers: loader(dataset, workers, batch_size, epochs)
 
 
@@ -63,8 +66,8 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any]]:
         "tali_default": _tali(files, base, bs, ep),
         "tali_whole_clip": _tali(files, base.replace(window=WindowConfig(seconds=None)), bs, ep),
         "tali_av": _tali(files, av, bs, ep),
-        "torchcodec_av": lambda w, d=TorchCodecPeer(files, plans, av): loader(d, w, bs, ep),
-        "hf_streaming_av": lambda w, d=HFStreamingPeer(files, plans, av): loader(d, w, bs, ep),
+        "torchcodec_av": _over(TorchCodecPeer(files, plans, av), bs, ep),
+        "hf_streaming_av": _over(HFStreamingPeer(files, plans, av), bs, ep),
     }
     compare.update(baselines(files, plans, av, base, bs, ep))
     for name, make in compare.items():
@@ -93,8 +96,8 @@ def baselines(files, plans, av, base, bs, ep) -> dict[str, Any]:
     """The naive decode-everything loader and the PyAV decode-only floor (benchmarks/common.py).
     The naive loader makes one pass only: it is 10-50x slower, and its rate is stable."""
     return {
-        "floor_av": lambda w, d=FloorDataset(files, plans, av): loader(d, w, bs, ep),
-        "naive": lambda w, d=NaiveDataset(files, plans, av): loader(d, w, bs, 1),
+        "floor_av": _over(FloorDataset(files, plans, av), bs, ep),
+        "naive": _over(NaiveDataset(files, plans, av), bs, 1),
     }
 
 

@@ -25,7 +25,6 @@ import time
 import timeit
 
 import psutil
-import torch.utils.data
 
 from tali import AudioConfig, TaliConfig, TaliDataset, make_loader, sample_data
 from tali.observe import Monitor, Stage, StageClock, timed

@@ -35,11 +35,15 @@ class NaiveDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows.row(index)
         plan = self.plans[row["item_idx"]]
+        size = self.config.video.size or 224
         try:
-            out = naive_decode(row, _plan_dict(plan), self.config.video.size or 224, self.config.audio.sample_rate)
-        except ValueError:  # the clip without audio: concatenate() of no chunks
-            out = {"frames": torch.zeros(0), "waveform": torch.zeros(0)}
-        length = int(round(plan.duration_seconds * self.config.audio.sample_rate))
+            out = naive_decode(row, _plan_dict(plan), size, self.config.audio.sample_rate)
+        except IndexError:
+            # The sample data's clip without audio: naive_decode has decoded the whole
+            # video (the cost is paid) and fails on the missing audio stream.
+            n = self.config.video.num_frames
+            out = {"frames": torch.zeros(n, 3, size, size, dtype=torch.uint8), "waveform": torch.zeros(0)}
+        length = round(plan.duration_seconds * self.config.audio.sample_rate)
         wave = torch.zeros(length, dtype=torch.float32)
         wave[: min(length, out["waveform"].numel())] = out["waveform"][:length]
         return {"item_idx": row["item_idx"], "frames": out["frames"], "waveform": wave}

@@ -64,14 +64,14 @@ def plans_from_tali(dataset: TaliDataset) -> dict[int, Plan]:
 def short_side_size(width: int, height: int, size: int) -> tuple[int, int]:
     """``(height, width)`` with the short side at ``size`` (tali's rule, see decode/video.py)."""
     if width <= height:
-        return max(size, int(round(height * size / width))), size
-    return size, max(size, int(round(width * size / height)))
+        return max(size, round(height * size / width)), size
+    return size, max(size, round(width * size / height))
 
 
 def _fit(waveform: torch.Tensor, start: float, pts: float, length: int, sample_rate: int) -> torch.Tensor:
     """Mono waveform placed at its own start time into ``length`` samples from ``start``."""
     out = torch.zeros(length, dtype=torch.float32)
-    offset = max(0, int(round((pts - start) * sample_rate)))
+    offset = max(0, round((pts - start) * sample_rate))
     data = waveform.reshape(-1)[: max(0, length - offset)]
     out[offset : offset + data.numel()] = data
     return out
@@ -134,7 +134,7 @@ class TorchCodecPeer(torch.utils.data.Dataset):
         h, w = short_side_size(meta.width, meta.height, size)
         video = VideoDecoder(data, seek_mode="approximate", transforms=[Resize((h, w)), CenterCrop((size, size))])
         frames = video.get_frames_played_at(list(plan.frame_seconds)).data
-        length = int(round(plan.duration_seconds * sr))
+        length = round(plan.duration_seconds * sr)
         try:
             audio = AudioDecoder(data, sample_rate=sr, num_channels=1).get_samples_played_in_range(
                 plan.start_seconds, plan.start_seconds + plan.duration_seconds
@@ -187,7 +187,7 @@ class HFStreamingPeer(torch.utils.data.IterableDataset):
             plan = self.plans[row["item_idx"]]
             value = row[VIDEO_COLUMN]
             frames = video_feature.decode_example(value).get_frames_played_at(list(plan.frame_seconds)).data
-            length = int(round(plan.duration_seconds * sr))
+            length = round(plan.duration_seconds * sr)
             try:
                 audio = audio_feature.decode_example(value).get_samples_played_in_range(
                     plan.start_seconds, plan.start_seconds + plan.duration_seconds

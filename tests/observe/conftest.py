@@ -13,7 +13,6 @@ import pytest
 from tali import AudioConfig, TaliConfig, sample_data
 
 
-
 @pytest.fixture(scope="session")
 def root() -> str:
     return str(sample_data.build())

@@ -14,8 +14,8 @@ from tali.cli.main import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: benchmarks/
 
-from benchmarks.suite.baselines import FloorDataset, NaiveDataset  # noqa: E402
-from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali  # noqa: E402
+from benchmarks.suite.baselines import FloorDataset, NaiveDataset
+from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali
 
 AV = TaliConfig(modalities=("youtube_content_video", "youtube_content_audio"), seed=5,
                 audio=AudioConfig(on_missing="zeros"))

@@ -23,10 +23,8 @@ def test_timed_is_a_shared_noop_without_a_clock():
 
 def test_nested_stage_is_charged_to_itself_only():
     clock = StageClock()
-    with activate(clock):
-        with timed(Stage.OPEN):
-            with timed(Stage.VIDEO_DECODE):
-                time.sleep(0.05)
+    with activate(clock), timed(Stage.OPEN), timed(Stage.VIDEO_DECODE):
+        time.sleep(0.05)
     assert active_clock() is None
     assert clock.calls[Stage.OPEN] == clock.calls[Stage.VIDEO_DECODE] == 1
     assert clock.ns[Stage.VIDEO_DECODE] >= 50_000_000

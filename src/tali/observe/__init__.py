@@ -13,13 +13,13 @@ from tali.observe.monitor import Monitor, MonitorSnapshot, merge_snapshots
 from tali.observe.resources import ProcessUsage, ResourceSampler
 
 __all__ = [
-    "Stage",
     "STAGES",
-    "StageClock",
-    "timed",
     "Monitor",
     "MonitorSnapshot",
-    "merge_snapshots",
-    "ResourceSampler",
     "ProcessUsage",
+    "ResourceSampler",
+    "Stage",
+    "StageClock",
+    "merge_snapshots",
+    "timed",
 ]

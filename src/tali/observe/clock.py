@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.utils.data
 
-__all__ = ["Stage", "STAGES", "StageClock", "timed", "active_clock", "activate", "STATS_KEY", "add_bytes"]
+__all__ = ["STAGES", "STATS_KEY", "Stage", "StageClock", "activate", "active_clock", "add_bytes", "timed"]
 
 STATS_KEY = "stats"
 
@@ -62,7 +62,7 @@ _ACTIVE: contextvars.ContextVar[StageClock | None] = contextvars.ContextVar("tal
 class StageClock:
     """Nanoseconds and call counts per :class:`Stage`, plus bytes read, for one sample."""
 
-    __slots__ = ("ns", "calls", "bytes_read", "_starts")
+    __slots__ = ("_starts", "bytes_read", "calls", "ns")
 
     def __init__(self) -> None:
         self.ns = [0] * len(STAGES)
@@ -175,7 +175,7 @@ def _rank() -> int:
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         return int(dist.get_rank())
-    return int(os.environ.get("RANK", 0))
+    return int(os.environ.get("RANK", "0"))
 
 
 class TimedCollate:

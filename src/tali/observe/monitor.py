@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import torch
 
@@ -124,7 +124,7 @@ class Monitor:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> Monitor:
+    def start(self) -> Self:
         if self._t0 is None:
             self._t0 = time.perf_counter()
         self._t_end = None
@@ -138,7 +138,7 @@ class Monitor:
         if self.sampler is not None:
             self.sampler.stop()
 
-    def __enter__(self) -> Monitor:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

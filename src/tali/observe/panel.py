@@ -23,7 +23,7 @@ def _mb(value: Any) -> str:
 
 
 def _bar(share: float, width: int = 20) -> str:
-    filled = int(round(share * width))
+    filled = round(share * width)
     return "█" * filled + "·" * (width - filled)
 
 
