@@ -89,12 +89,34 @@ def plot_scaling(results: list[dict[str, Any]], path: str | Path) -> Path:
         ax.plot(xs, rates, "o-", color="tab:blue")
         ax.set_xlabel(label)
         ax.set_ylabel("samples/s", color="tab:blue")
+        ax.set_ylim(bottom=0)
         ax.set_xticks(list(xs))
         twin = ax.twinx()
         twin.plot(xs, rss, "s--", color="tab:orange")
         twin.set_ylabel("peak RSS (MiB)", color="tab:orange")
+        twin.set_ylim(bottom=0)
     fig.suptitle("tali default config: throughput and peak RSS vs one knob (others at defaults)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def markdown(out: dict[str, Any]) -> str:
+    """The same tables in Markdown, for docs/PERFORMANCE.md."""
+    lines = ["| case | workers | samples/s (median) | spread | peak RSS MiB |", "| --- | ---: | ---: | ---: | ---: |"]
+    for r in out["cases"]:
+        if r["group"] == "compare":
+            lines.append(f"| `{r['name']}` | {r['workers']} | {r['samples_per_second']:.2f} | "
+                         f"{100 * r['spread']:.0f}% | {r['peak_rss_mib']:.0f} |")
+    lines += ["", "| knob | value | samples/s (median) | spread | peak RSS MiB |", "| --- | ---: | ---: | ---: | ---: |"]
+    for r in out["cases"]:
+        if r["group"] == "scaling":
+            lines.append(f"| {r['knob']} | {r['value']} | {r['samples_per_second']:.2f} | "
+                         f"{100 * r['spread']:.0f}% | {r['peak_rss_mib']:.0f} |")
+    lines += ["", "| goal | ratio in this run | target | met |", "| --- | ---: | --- | --- |"]
+    for name, g in out["goals"].items():
+        if isinstance(g, dict):
+            ratio = "-" if g["ratio"] is None else f"{g['ratio']:.2f}"
+            lines.append(f"| {name} | {ratio} | {g['goal']} | {({True: 'yes', False: 'no', None: '-'})[g['met']]} |")
+    return "\n".join(lines) + "\n"
