@@ -84,6 +84,7 @@ def test_cli_bench_json(root, capsys):
     out = json.loads(capsys.readouterr().out)
     result = out["results"][0]
     assert out["rows"] == 4 and result["samples"] == 4 and result["samples_per_second"] > 0
+    assert result["first_batch_seconds"] > 0 and result["steady_samples_per_second"] >= 0
     assert result["stages"]["image_decode"]["calls"] == 4 and result["stages"]["video_decode"]["calls"] == 0
     assert result["busiest_stage"] in ("image_decode", "read", "collate")
 

@@ -34,6 +34,8 @@ def test_two_workers_totals_and_resources(root, truth, config):
     assert snap.stages["collate"]["calls"] == 4
     assert abs(sum(s["share"] for s in snap.stages.values()) - 1) < 1e-9
     assert 0 < snap.loader_wait_seconds <= snap.elapsed_seconds
+    assert 0 < snap.first_batch_seconds < snap.elapsed_seconds and snap.first_batch_samples == 1
+    assert snap.steady_samples_per_second == pytest.approx(3 / (snap.elapsed_seconds - snap.first_batch_seconds))
     # Two worker processes, each with its own pid, RSS and fds, none of them this process.
     assert [w["worker"] for w in snap.workers] == [0, 1]
     assert sum(w["samples"] for w in snap.workers) == 4

@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         busiest = max(snap.stages, key=lambda k: snap.stages[k]["seconds"])
         results.append({
             "workers": workers, "samples": snap.samples, "seconds": snap.elapsed_seconds,
-            "samples_per_second": snap.samples_per_second, "bytes_per_second": snap.bytes_per_second,
+            "samples_per_second": snap.samples_per_second,
+            "steady_samples_per_second": snap.steady_samples_per_second,
+            "first_batch_seconds": snap.first_batch_seconds, "bytes_per_second": snap.bytes_per_second,
             "wait_fraction": snap.wait_fraction, "peak_rss_bytes": snap.resources.get("peak_rss_bytes"),
             "mean_cpu_utilisation": snap.resources.get("mean_cpu_utilisation"),
             "busiest_stage": busiest, "stages": snap.stages,
@@ -64,10 +66,12 @@ def run(args: argparse.Namespace) -> int:
                          indent=2, default=str))
         return 0
     table = Table(title=f"tali bench: {len(dataset)} rows x {args.epochs} epochs, batch size {args.batch_size}")
-    for name in ("workers", "samples/s", "speed-up", "MiB/s read", "peak RSS MiB", "CPU", "busiest stage"):
+    for name in ("workers", "samples/s", "steady samples/s", "first batch s", "speed-up", "MiB/s read",
+                 "peak RSS MiB", "CPU", "busiest stage"):
         table.add_column(name, justify="right")
     for r in results:
-        table.add_row(str(r["workers"]), f"{r['samples_per_second']:.1f}", f"x{r['speedup_vs_first']:.2f}",
+        table.add_row(str(r["workers"]), f"{r['samples_per_second']:.1f}", f"{r['steady_samples_per_second']:.1f}",
+                      f"{r['first_batch_seconds'] or 0:.2f}", f"x{r['speedup_vs_first']:.2f}",
                       f"{r['bytes_per_second'] / 2**20:.1f}", f"{(r['peak_rss_bytes'] or 0) / 2**20:.0f}",
                       f"{100 * (r['mean_cpu_utilisation'] or 0):.0f}%", r["busiest_stage"])
     console.print(table)

@@ -46,10 +46,22 @@ class MonitorSnapshot:
     resources: dict[str, Any]
     errors: dict[str, Any]
     ranks: int = 1
+    #: Wall time to the first batch (worker start-up, first decodes) and the
+    #: samples it held; ``steady_samples_per_second`` leaves both out.
+    first_batch_seconds: float | None = None
+    first_batch_samples: int = 0
 
     @property
     def samples_per_second(self) -> float:
         return self.samples / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def steady_samples_per_second(self) -> float:
+        """Samples/s after the first batch: the rate a long run settles at."""
+        if self.first_batch_seconds is None:
+            return self.samples_per_second
+        seconds = self.elapsed_seconds - self.first_batch_seconds
+        return (self.samples - self.first_batch_samples) / seconds if seconds > 0 else 0.0
 
     @property
     def bytes_per_second(self) -> float:
@@ -66,6 +78,8 @@ class MonitorSnapshot:
             "samples": self.samples,
             "batches": self.batches,
             "samples_per_second": self.samples_per_second,
+            "steady_samples_per_second": self.steady_samples_per_second,
+            "first_batch_seconds": self.first_batch_seconds,
             "bytes_read": self.bytes_read,
             "bytes_per_second": self.bytes_per_second,
             "loader_wait_seconds": self.loader_wait_seconds,
@@ -120,6 +134,7 @@ class Monitor:
         self.workers: dict[tuple[int, int], _WorkerTotals] = {}
         self._t0: float | None = None
         self._t_end: float | None = None
+        self._first_batch: tuple[float, int] | None = None
         self._has_errors = False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -156,7 +171,10 @@ class Monitor:
         stats = batch.pop(STATS_KEY, None) if isinstance(batch, dict) else batch.get(STATS_KEY)
         self.batches += 1
         if stats is not None:
+            before = self.samples
             self._add_stats(stats)
+            if self._first_batch is None and self._t0 is not None:
+                self._first_batch = (time.perf_counter() - self._t0, self.samples - before)
         if ERRORS_KEY in batch:
             self._has_errors = True
             self.errors.update(batch)
@@ -238,6 +256,8 @@ class Monitor:
             elapsed_seconds=elapsed, samples=self.samples, batches=self.batches, bytes_read=self.bytes_read,
             loader_wait_seconds=self.loader_wait_ns / 1e9, stages=stages, workers=workers,
             resources=resources, errors=errors,
+            first_batch_seconds=self._first_batch[0] if self._first_batch else None,
+            first_batch_samples=self._first_batch[1] if self._first_batch else 0,
         )
 
     def all_ranks(self, group: Any = None) -> MonitorSnapshot:

@@ -31,7 +31,8 @@ def render(snap: MonitorSnapshot, *, title: str = "tali loader") -> Panel:
     res = snap.resources
     head = (
         f"[bold]{snap.samples}[/bold] samples in {snap.elapsed_seconds:.1f} s: "
-        f"[bold green]{snap.samples_per_second:.1f} samples/s[/bold green], "
+        f"[bold green]{snap.samples_per_second:.1f} samples/s[/bold green] "
+        f"({snap.steady_samples_per_second:.1f} after the first batch), "
         f"{snap.bytes_per_second / 2**20:.1f} MiB/s read; "
         f"loop waited {100 * snap.wait_fraction:.0f}% of the time"
     )
