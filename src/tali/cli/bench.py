@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
                          indent=2, default=str))
         return 0
     table = Table(title=f"tali bench: {len(dataset)} rows x {args.epochs} epochs, batch size {args.batch_size}")
-    for name in ("workers", "samples/s", "steady samples/s", "first batch s", "speed-up", "MiB/s read",
-                 "peak RSS MiB", "CPU", "busiest stage"):
+    for name in ("workers", "samples/s", "steady/s", "1st batch s", "speed-up", "MiB/s", "peak RSS MiB", "CPU",
+                 "busiest"):
         table.add_column(name, justify="right")
     for r in results:
         table.add_row(str(r["workers"]), f"{r['samples_per_second']:.1f}", f"{r['steady_samples_per_second']:.1f}",
