@@ -6,8 +6,14 @@ start-up (worker spawn, first batch) is excluded by timing from the first batch
 on, so the number is the steady-state rate a training loop sees. Rounds of
 different cases are interleaved by the caller; we report the median and the
 spread. Peak RSS is the peak of the whole process tree's summed RSS, sampled
-every 50 ms by :class:`tali.observe.ResourceSampler` (shared pages count once per
+every 100 ms by :class:`tali.observe.ResourceSampler` (shared pages count once per
 process, as ``ps`` would show them).
+
+CPU time per sample is measured over the same interval (this process, live
+workers and reaped ones). On a machine shared with other jobs it is the stable
+number: wall-clock rates move with the neighbours' load, CPU per sample barely
+does, and on a dedicated machine with as many cores as workers the rate is
+``workers / cpu_per_sample``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 import torch
 import torch.utils.data
 
@@ -48,6 +55,7 @@ class Case:
             "runs": len(rates),
             "samples": self.runs[-1]["samples"] if self.runs else 0,
             "peak_rss_mib": max(r["peak_rss_bytes"] for r in self.runs) / 2**20 if self.runs else None,
+            "cpu_ms_per_sample": statistics.median(r["cpu_ms_per_sample"] for r in self.runs) if self.runs else None,
         }
 
 
@@ -61,20 +69,36 @@ def batch_size_of(batch: Any) -> int:
     raise TypeError(f"cannot tell the size of a {type(batch).__name__} batch")
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds of this process, its live descendants and its reaped children."""
+    me = psutil.Process()
+    t = me.cpu_times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in me.children(recursive=True):
+        try:
+            c = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += c.user + c.system
+    return total
+
+
 def measure(case: Case) -> dict[str, float]:
-    sampler = ResourceSampler(interval_seconds=0.05).start()
+    sampler = ResourceSampler(interval_seconds=0.1).start()
     try:
         iterator = iter(case.make(case.workers))
         first = next(iterator)
-        t0 = time.perf_counter()
+        cpu0, t0 = tree_cpu_seconds(), time.perf_counter()
         n = 0
         for batch in iterator:
             n += batch_size_of(batch)
         seconds = time.perf_counter() - t0
-        del first, iterator
+        del first, iterator  # joins the workers: their CPU moves to children_*
+        cpu = tree_cpu_seconds() - cpu0
     finally:
         sampler.stop()
     run = {"samples": n, "seconds": seconds, "samples_per_second": n / seconds if seconds > 0 else 0.0,
+           "cpu_ms_per_sample": 1e3 * cpu / n if n else 0.0,
            "peak_rss_bytes": sampler.summary()["peak_rss_bytes"]}
     case.runs.append(run)
     return run

@@ -69,6 +69,7 @@ def test_run_all_smoke(tmp_path, capsys):
     for case in out["cases"]:
         # 4 rows x 2 epochs in batches of 4; the first batch (worker start-up) is not timed.
         assert case["samples"] == 4 and case["samples_per_second"] > 0 and case["peak_rss_mib"] > 50
+        assert case["cpu_ms_per_sample"] > 0
     ratio = out["goals"]["av_vs_best_peer"]["ratio"]
     tali_av = next(c["samples_per_second"] for c in out["cases"] if c["name"] == "tali_av")
     peer = next(c["samples_per_second"] for c in out["cases"] if c["name"] == "torchcodec_av")
