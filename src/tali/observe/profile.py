@@ -10,9 +10,11 @@ numbers are one worker's):
 
 The estimate: one worker delivers ``r1 = samples / wall`` samples/s; ``k``
 workers deliver about ``k * r1 * efficiency`` while ``k`` does not exceed the
-cores this process may use. ``efficiency`` defaults to 0.9, the 2-worker scaling
-measured by ``benchmarks/run_all.py`` (see docs/PERFORMANCE.md); ``verify``
-runs a real DataLoader with ``k`` workers and reports the measured rate.
+cores this process may use. ``efficiency`` defaults to 0.9, an assumption for
+dedicated cores (``benchmarks/run_all.py`` measured 0.80-0.88 per worker on a
+shared 2-core machine, where the main process and other jobs take a share; see
+docs/PERFORMANCE.md); ``verify`` runs a real DataLoader with ``k`` workers and
+reports the measured rate.
 """
 
 from __future__ import annotations
