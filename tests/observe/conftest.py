@@ -10,17 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tali import AudioConfig, TaliConfig, sample_data
+from tali import AudioConfig, TaliConfig
 
 
 @pytest.fixture(scope="session")
-def root() -> str:
-    return str(sample_data.build())
-
-
-@pytest.fixture(scope="session")
-def truth(root: str) -> dict:
-    return sample_data.load_truth(root)
+def root(sample_root: Path) -> str:
+    """The shared ``sample_root`` (tests/conftest.py) as the string a CLI receives."""
+    return str(sample_root)
 
 
 @pytest.fixture(scope="session")
