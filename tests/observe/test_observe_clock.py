@@ -116,3 +116,16 @@ def test_clocks_are_per_thread():
             pass
     assert seen == [None]
     assert mine.calls[Stage.TEXT] == 0 and mine.calls[Stage.READ] == 1
+
+
+def test_with_stats_makes_any_loader_observable(root, config):
+    """What a streaming loader does per row: transform under with_stats."""
+    from tali import TaliTransform
+    from tali.observe.clock import with_stats
+
+    dataset = TaliDataset(root, split="val", config=config)
+    row = dataset.read_row(0)
+    sample = with_stats(lambda: TaliTransform(config)(row, key=0))
+    calls = sample["stats"]["stage_calls"]
+    assert calls[Stage.OPEN] == 1 and calls[Stage.VIDEO_DECODE] == 2 and calls[Stage.READ] == 0
+    assert active_clock() is None

@@ -18,7 +18,7 @@ from tali.data.policy import OnError, apply_policy, check_on_error, mark
 from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliDataError
-from tali.observe.clock import STATS_KEY, Stage, StageClock, TimedCollate, activate, add_bytes, timed
+from tali.observe.clock import Stage, TimedCollate, add_bytes, timed, with_stats
 from tali.schema import columns_for
 from tali.transform import TaliTransform
 
@@ -89,10 +89,7 @@ class TaliDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not self.collect_stats:
             return self._getitem(index)
-        with activate(StageClock()) as clock:
-            sample = self._getitem(index)
-        sample[STATS_KEY] = clock.to_stats()
-        return sample
+        return with_stats(lambda: self._getitem(index))
 
     def _getitem(self, index: int) -> dict[str, Any]:
         if index < 0:

@@ -24,13 +24,14 @@ import contextvars
 import enum
 import os
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import torch
 import torch.utils.data
 
-__all__ = ["STAGES", "STATS_KEY", "Stage", "StageClock", "activate", "active_clock", "add_bytes", "timed"]
+__all__ = ["STAGES", "STATS_KEY", "Stage", "StageClock", "activate", "active_clock", "add_bytes", "timed", "with_stats"]
 
 STATS_KEY = "stats"
 
@@ -164,6 +165,16 @@ class activate:
         if self.token is not None:
             _ACTIVE.reset(self.token)
             self.token = None
+
+
+def with_stats(produce: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``produce`` (one sample's work) under a fresh clock and attach its totals
+    under ``"stats"``. Any loader becomes observable with one call per sample:
+    ``TaliDataset(collect_stats=True)`` does exactly this in ``__getitem__``."""
+    with activate(StageClock()) as clock:
+        sample = produce()
+    sample[STATS_KEY] = clock.to_stats()
+    return sample
 
 
 def _worker_id() -> int:
