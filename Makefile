@@ -17,7 +17,9 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
-	$(PIP) "$(TORCH)" -e ".[dev]"
+	scripts/install-ffmpeg-libs
+	# torchcodec 0.13 is the release that loads beside the CPU torch 2.13.
+	$(PIP) "$(TORCH)" "torchcodec==0.13.0" -e ".[dev]"
 	# Tests read CLIP's BPE vocabulary file that open_clip_torch vendors; --no-deps
 	# because its torchvision requirement would replace the pinned torch.
 	$(PIP) --no-deps "open_clip_torch==3.3.0"

@@ -26,6 +26,7 @@ from tali.errors import (
     TaliSourceError,
     TaliSubtitleError,
 )
+from tali.observe import Monitor, MonitorSnapshot
 from tali.schema import TALI_SCHEMA, Column, Modality, SubModality
 from tali.transform import TaliTransform
 from tali.loading import load
@@ -52,6 +53,8 @@ __all__ = [
     "TaliDistributedSampler",
     "SampleCache",
     "collate",
+    "Monitor",
+    "MonitorSnapshot",
     "TALI_SCHEMA",
     "Column",
     "Modality",

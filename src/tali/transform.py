@@ -34,6 +34,7 @@ from tali.decode.image import decode_image
 from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.decode.video import DecodedFrames, decode_frames_played_at, decode_keyframes_in
 from tali.errors import TaliDataError, TaliSchemaError
+from tali.observe.clock import Stage, timed
 from tali.schema import Column, ImageField, SubModality
 from tali.text import caption, choose_language, main_body, read_wit, title
 from tali.window import Window, choose_window, plan_frames, plan_single_frame, select_slots
@@ -86,7 +87,9 @@ class TaliTransform:
         window: Window | None = None
         if cfg.needs_clip:
             data = _field(row, Column.YOUTUBE_VIDEO_CONTENT, item_idx)
-            with open_clip(data, item_idx=item_idx, max_seconds=cfg.video.max_decode_seconds) as clip:
+            with timed(Stage.OPEN):
+                clip = open_clip(data, item_idx=item_idx, max_seconds=cfg.video.max_decode_seconds)
+            with clip:
                 window = choose_window(cfg.window, clip.info.duration_seconds, rng("window"))
                 sample.update(self._from_clip(clip, window, row, rng))
         elif cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
@@ -99,23 +102,27 @@ class TaliTransform:
             }
         if cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
             assert window is not None
-            sample[S.YOUTUBE_SUBTITLE_TEXT.value] = self._subtitles(row, window, item_idx)
+            with timed(Stage.TEXT):
+                sample[S.YOUTUBE_SUBTITLE_TEXT.value] = self._subtitles(row, window, item_idx)
         if cfg.wants(S.WIKIPEDIA_CAPTION_IMAGE):
             image = _field(row, Column.IMAGE, item_idx)
             data = image.get(str(ImageField.BYTES)) if isinstance(image, Mapping) else image
-            pil = decode_image(
-                data, size=cfg.image.size, max_pixels=cfg.image.max_pixels, item_idx=item_idx,
-                field=str(Column.IMAGE),
-            )
-            sample[S.WIKIPEDIA_CAPTION_IMAGE.value] = {"pixels": _pixels_out(np.asarray(pil), cfg.image.output)}
+            with timed(Stage.IMAGE_DECODE):
+                pil = decode_image(
+                    data, size=cfg.image.size, max_pixels=cfg.image.max_pixels, item_idx=item_idx,
+                    field=str(Column.IMAGE),
+                )
+                pixels = _pixels_out(np.asarray(pil), cfg.image.output)
+            sample[S.WIKIPEDIA_CAPTION_IMAGE.value] = {"pixels": pixels}
         if cfg.wants(S.WIKIPEDIA_CAPTION_TEXT, S.WIKIPEDIA_TITLE_TEXT, S.WIKIPEDIA_MAIN_BODY_TEXT):
-            sample.update(self._wikipedia_texts(row, item_idx, rng("language")))
+            with timed(Stage.TEXT):
+                sample.update(self._wikipedia_texts(row, item_idx, rng("language")))
         for sub, column in (
             (S.YOUTUBE_TITLE_TEXT, Column.YOUTUBE_TITLE_TEXT),
             (S.YOUTUBE_DESCRIPTION_TEXT, Column.YOUTUBE_DESCRIPTION_TEXT),
         ):
             if cfg.wants(sub):
-                value = row.get(str(column))
+                value = row.get(str(column))  # plain strings: too cheap to time
                 if value is not None and not isinstance(value, str):
                     raise TaliSchemaError(f"{column} must be text", item_idx=item_idx, field=str(column))
                 _check_length(value or "", cfg.text.max_text_chars, item_idx, str(column))
@@ -141,9 +148,10 @@ class TaliTransform:
             times.append(plan_single_frame(window, fps, rng("frame")))
         decoded = None
         if times:
-            decoded = decode_frames_played_at(
-                clip, times, size=vcfg.size, interpolation=vcfg.interpolation, threads=vcfg.decoder_threads
-            )
+            with timed(Stage.VIDEO_DECODE):
+                decoded = decode_frames_played_at(
+                    clip, times, size=vcfg.size, interpolation=vcfg.interpolation, threads=vcfg.decoder_threads
+                )
         if want_video:
             if plan is not None:
                 assert decoded is not None
@@ -152,10 +160,11 @@ class TaliTransform:
                 mask = plan.mask & decoded.found[:n]
                 pts = _pad_pts(pts, mask)
             else:
-                keys = decode_keyframes_in(
-                    clip, window.start_seconds, window.end_seconds, size=vcfg.size,
-                    interpolation=vcfg.interpolation,
-                )
+                with timed(Stage.VIDEO_DECODE):
+                    keys = decode_keyframes_in(
+                        clip, window.start_seconds, window.end_seconds, size=vcfg.size,
+                        interpolation=vcfg.interpolation,
+                    )
                 slots, mask = select_slots(len(keys.pts_seconds), vcfg.num_frames, vcfg.selection, rng("frames"))
                 frames, pts = keys.pixels[slots], keys.pts_seconds[slots]
             out[S.YOUTUBE_CONTENT_VIDEO.value] = {
@@ -172,9 +181,10 @@ class TaliTransform:
             if clip.audio is None and cfg.audio.on_missing == "zeros":
                 audio = silent_window(window.start_seconds, window.duration_seconds, cfg.audio.sample_rate)
             else:
-                audio = decode_audio_window(
-                    clip, window.start_seconds, window.duration_seconds, cfg.audio.sample_rate
-                )
+                with timed(Stage.AUDIO_DECODE):
+                    audio = decode_audio_window(
+                        clip, window.start_seconds, window.duration_seconds, cfg.audio.sample_rate
+                    )
             out[S.YOUTUBE_CONTENT_AUDIO.value] = {
                 "waveform": torch.from_numpy(audio.samples),
                 "sample_rate": audio.sample_rate,
@@ -190,16 +200,18 @@ class TaliTransform:
         stored = row.get(str(Column.YOUTUBE_THUMBNAIL))
         data = stored.get(str(ImageField.BYTES)) if isinstance(stored, Mapping) else stored
         if data:
-            pil = decode_image(
-                data, size=cfg.image.size, max_pixels=cfg.image.max_pixels, item_idx=clip.item_idx,
-                field=str(Column.YOUTUBE_THUMBNAIL),
-            )
+            with timed(Stage.IMAGE_DECODE):
+                pil = decode_image(
+                    data, size=cfg.image.size, max_pixels=cfg.image.max_pixels, item_idx=clip.item_idx,
+                    field=str(Column.YOUTUBE_THUMBNAIL),
+                )
             return {"pixels": _pixels_out(np.asarray(pil), cfg.image.output), "pts_seconds": float("nan")}
         middle = clip.info.duration_seconds / 2
-        decoded = decode_frames_played_at(
-            clip, [middle], size=cfg.image.size, interpolation=cfg.video.interpolation,
-            threads=cfg.video.decoder_threads,
-        )
+        with timed(Stage.VIDEO_DECODE):
+            decoded = decode_frames_played_at(
+                clip, [middle], size=cfg.image.size, interpolation=cfg.video.interpolation,
+                threads=cfg.video.decoder_threads,
+            )
         return _single(decoded, 0, cfg.image.output)
 
     # -- text ---------------------------------------------------------------------------------

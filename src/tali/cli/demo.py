@@ -16,6 +16,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--monitor", action="store_true",
+                        help="show a live panel of stage times, throughput, RSS/CPU/fds per worker and errors")
+    parser.add_argument("--prometheus-port", type=int, default=None, metavar="PORT",
+                        help="with --monitor: serve Prometheus /metrics on 127.0.0.1:PORT while streaming")
+    parser.add_argument("--prometheus-file", default=None, metavar="PATH",
+                        help="with --monitor: write the final metrics in Prometheus text format to PATH")
 
 
 def _flatten(batch: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -53,8 +59,18 @@ def run(args: argparse.Namespace) -> int:
             source = sample_data.build()
     # The sample dataset has a clip without audio on purpose: give zeros and flag it.
     config = TaliConfig(seed=args.seed, audio=AudioConfig(on_missing="zeros"))
-    dataset = TaliDataset(source, split=args.split, config=config)
+    dataset = TaliDataset(source, split=args.split, config=config, collect_stats=args.monitor)
     console.print(f"[bold]{dataset}[/bold]")
+    if args.monitor:
+        from tali.cli._live import stream_monitored
+
+        snap = stream_monitored(
+            console, dataset, epochs=args.epochs, prometheus_port=args.prometheus_port,
+            prometheus_file=args.prometheus_file,
+            loader_kwargs=lambda epoch: {"batch_size": args.batch_size, "num_workers": args.workers,
+                                         "shuffle": True, "generator": _generator(args.seed + epoch)},
+        )
+        return 0 if snap.samples else 1
     total = len(dataset) * args.epochs
     last_batch = None
     seen = missing_audio = 0

@@ -17,6 +17,8 @@ COMMANDS = {
     "validate": "validate",
     "metrics": "metrics",
     "filter": "filter",
+    "profile": "profile",
+    "bench": "bench",
 }
 
 

@@ -1,0 +1,63 @@
+"""The lead's references (``benchmarks/common.py``) as map-style datasets, so the
+suite runs them through the same DataLoader, parquet reads and timing as tali.
+
+- :class:`NaiveDataset`: ``common.naive_decode``: decode the whole clip to RGB and
+  all its audio, then pick, resize and cut (output as ``tali_av``);
+- :class:`FloorDataset`: ``common.floor_decode``: seek and decode exactly the
+  window's packets, convert nothing (a lower bound on any decoder's work).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.utils.data
+
+from benchmarks.common import floor_decode, naive_decode
+from benchmarks.suite.peers import VIDEO_COLUMN, Plan, RowGroups
+from tali import TaliConfig
+
+
+def _plan_dict(plan: Plan) -> dict[str, Any]:
+    return {"start": plan.start_seconds, "duration": plan.duration_seconds, "times": list(plan.frame_seconds)}
+
+
+class NaiveDataset(torch.utils.data.Dataset):
+    def __init__(self, files: Sequence[str], plans: dict[int, Plan], config: TaliConfig) -> None:
+        self.rows = RowGroups(files, ["item_idx", VIDEO_COLUMN])
+        self.plans, self.config = plans, config
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows.row(index)
+        plan = self.plans[row["item_idx"]]
+        size = self.config.video.size or 224
+        try:
+            out = naive_decode(row, _plan_dict(plan), size, self.config.audio.sample_rate)
+        except IndexError:
+            # The sample data's clip without audio: naive_decode has decoded the whole
+            # video (the cost is paid) and fails on the missing audio stream.
+            n = self.config.video.num_frames
+            out = {"frames": torch.zeros(n, 3, size, size, dtype=torch.uint8), "waveform": torch.zeros(0)}
+        length = round(plan.duration_seconds * self.config.audio.sample_rate)
+        wave = torch.zeros(length, dtype=torch.float32)
+        wave[: min(length, out["waveform"].numel())] = out["waveform"][:length]
+        return {"item_idx": row["item_idx"], "frames": out["frames"], "waveform": wave}
+
+
+class FloorDataset(torch.utils.data.Dataset):
+    def __init__(self, files: Sequence[str], plans: dict[int, Plan], config: TaliConfig) -> None:
+        self.rows = RowGroups(files, ["item_idx", VIDEO_COLUMN])
+        self.plans, self.config = plans, config
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows.row(index)
+        decoded = floor_decode(row, _plan_dict(self.plans[row["item_idx"]]), threads=self.config.video.decoder_threads)
+        return {"item_idx": row["item_idx"], "frames_decoded": decoded}
