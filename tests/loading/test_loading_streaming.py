@@ -295,3 +295,30 @@ def test_a_shard_damaged_after_planning_fails_loudly(sample_root, tmp_path):
     copy.write_bytes(data[: len(data) // 2])  # a partial copy: no footer any more
     with pytest.raises(TaliSourceError, match=r"row group 0 of .*val-00000-of-00001.parquet"):
         list(ds)
+
+
+def test_stream_stats_and_invalid_utf8_follow_the_policy(train_files, tmp_path):
+    """Streaming samples carry stage stats like map-style ones, and a row whose text is not
+    UTF-8 is a bad row under the policy (skipped and reported), never a worker crash."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tali.observe.clock import STAGES
+
+    table = pq.read_table(train_files[0])
+    titles = table.column("youtube_title_text").cast(pa.binary()).to_pylist()
+    titles[2] = b"\xff\xfe not utf-8"
+    i = table.schema.get_field_index("youtube_title_text")
+    broken = table.set_column(i, "youtube_title_text", pa.array(titles, pa.binary()).cast(pa.string(), safe=False))
+    path = tmp_path / "train-00000-of-00001.parquet"
+    pq.write_table(broken, path, row_group_size=3)
+    source = stream([str(path)], collect_stats=True, on_error="skip", shuffle=False)
+    report = ErrorReport()
+    seen = 0
+    for batch in source.loader(batch_size=2, num_workers=0):
+        report.update(batch)
+        seen += len(batch["key"])
+        calls = batch["stats"]["stage_calls"]
+        assert calls.shape == (len(batch["key"]), len(STAGES)) and int(calls[:, 0].min()) == 1
+    assert [r.item_idx for r in report.skipped] == [2] and report.skipped[0].field == "youtube_title_text"
+    assert seen + len(report.skipped) == table.num_rows

@@ -156,29 +156,18 @@ class TaliDataset(torch.utils.data.Dataset):
         with timed(Stage.PROCESSORS):
             return self.processors(sample)
 
-    @staticmethod
-    def _python_row(table, offset: int) -> dict[str, Any]:
-        with timed(Stage.READ):
-            return row_to_python(table, offset)
-
     def _attempt(self, index: int):
         # Randomness is keyed by the row's place in the split, so a filter
         # (``item_ids``) does not change the choices made for the rows it keeps.
         row_number = self._global_row(index)
         ref, offset = self.index.locate(row_number)
-        table = self.reader.read_row_group(ref)
+        with timed(Stage.READ):
+            table = self.reader.read_row_group(ref)
+            add_bytes(table.slice(offset, 1).nbytes)
         # Converting to Python runs inside the policy: invalid UTF-8 is a bad row, not a crash.
         sample, record = apply_policy(
-
-        ref, offset = self.index.locate(index)
-        with timed(Stage.READ):
-            table = self.reader.read_row_group(ref).slice(offset, 1)
-            add_bytes(table.nbytes)
-            row = table.to_pylist()[0]
-        item_idx = row.get("item_idx")
-        return apply_policy(
             self.on_error,
-            lambda: self._produce(self._python_row(table, offset), row_number),
+            lambda: self._produce(row_to_python(table, offset), row_number),
             config=self.config,
             key=row_number,
             epoch=self.epoch,

@@ -34,9 +34,11 @@ import torch.utils.data
 from tali.config import TaliConfig
 from tali.data.plan import EpochPlan, EqualPerRank, Topology, check_equal_per_rank
 from tali.data.policy import OnError, SkipRecord, apply_policy, check_on_error, mark, placeholder_sample
+from tali.data.rows import row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliSourceError
+from tali.observe.clock import Stage, timed, with_stats
 from tali.schema import Column, columns_for
 from tali.transform import TaliTransform
 
@@ -103,6 +105,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         cache: Any | None = None,
         index: ShardIndex | None = None,
+        collect_stats: bool = False,
     ) -> None:
         self.config = config or TaliConfig()
         self.split = split
@@ -120,6 +123,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         self.equal_per_rank = check_equal_per_rank(equal_per_rank)
         self.on_error = check_on_error(on_error)
         self.processors = processors
+        self.collect_stats = bool(collect_stats)  # per-sample stage times, as in TaliDataset
         self.cache = cache
         self.transform = TaliTransform(self.config)
         self.unit_rows = np.asarray([rg.num_rows for rg in self.index.row_groups], dtype=np.int64)
@@ -299,7 +303,8 @@ class TaliStream(torch.utils.data.IterableDataset):
         needed = np.zeros(len(inputs), dtype=bool)
         needed[order[start:]] = True
         units = plan.unit_of(inputs)
-        rows: dict[int, dict[str, Any] | None] = {}  # input position -> raw row (None: served by cache)
+        # input position -> (row group table, offset) of a row not yet produced (None: served by cache)
+        rows: dict[int, tuple[Any, int] | None] = {}
         ingested = 0
         table_unit, table = -1, None
         pending: list[SkipRecord] = []
@@ -319,9 +324,13 @@ class TaliStream(torch.utils.data.IterableDataset):
                 if units[p] != table_unit:
                     table_unit, table = int(units[p]), self._read_unit(int(units[p]))
                 assert table is not None
-                rows[p] = table.slice(key - int(plan.unit_starts[table_unit]), 1).to_pylist()[0]
+                # Python conversion waits for the policy: invalid UTF-8 is a bad row, not a crash.
+                rows[p] = (table, key - int(plan.unit_starts[table_unit]))
             p = int(order[i])
-            sample, record = self._produce(int(inputs[p]), rows.pop(p), int(units[p]))
+            if self.collect_stats:
+                sample, record = _with_stats_pair(lambda: self._produce(int(inputs[p]), rows.pop(p), int(units[p])))
+            else:
+                sample, record = self._produce(int(inputs[p]), rows.pop(p), int(units[p]))
             if record is not None:
                 pending.append(record)
             if sample is None:
@@ -363,23 +372,27 @@ class TaliStream(torch.utils.data.IterableDataset):
         except Exception as exc:  # pyarrow.ArrowInvalid and friends: a corrupt shard
             raise TaliSourceError(f"corrupt row group {ref.row_group} of {path}: {exc}") from exc
 
-    def _produce(self, key: int, row: dict[str, Any] | None, unit: int):
+    def _produce(self, key: int, located: tuple[Any, int] | None, unit: int):
         ref = self.index.row_groups[unit]
 
         def attempt() -> dict[str, Any]:
-            sample = self.cache.get(key, self.epoch) if row is None else None
+            sample = self.cache.get(key, self.epoch) if located is None else None
             if sample is None:  # not cached, or evicted by another worker since contains()
-                raw = row if row is not None else self._read_unit(unit).slice(key - ref.first_row, 1).to_pylist()[0]
+                table, offset = located if located is not None else (self._read_unit(unit), key - ref.first_row)
+                with timed(Stage.READ):
+                    raw = row_to_python(table, offset)
                 sample = self.transform(raw, key=key, epoch=self.epoch)
                 if self.cache is not None:
                     self.cache.put(key, self.epoch, sample)
-            return self.processors(sample) if self.processors is not None else sample
+            if self.processors is None:
+                return sample
+            with timed(Stage.PROCESSORS):
+                return self.processors(sample)
 
-        item_idx = row.get(str(Column.ITEM_IDX)) if row is not None else None
+        item_idx = row_item_idx(*located) if located is not None else None
         return apply_policy(
             self.on_error, attempt, config=self.config, key=key, epoch=self.epoch,
-            item_idx=item_idx if isinstance(item_idx, int) else None,
-            shard=self.index.shards[ref.shard].path, row=ref.shard_row + key - ref.first_row,
+            item_idx=item_idx, shard=self.index.shards[ref.shard].path, row=ref.shard_row + key - ref.first_row,
         )
 
     def loader(self, *, batch_size: int = 8, num_workers: int = 2, **kwargs: Any) -> StreamingLoader:
@@ -392,3 +405,16 @@ class TaliStream(torch.utils.data.IterableDataset):
             f"row_groups={len(self.unit_rows)}, rank={self.rank}/{self.world_size}, shuffle={self.shuffle}, "
             f"buffer_size={self.buffer_size})"
         )
+
+
+def _with_stats_pair(produce):
+    """``with_stats`` for ``(sample, record)`` results: time charged to the sample yielded."""
+    result: list[Any] = []
+
+    def run() -> dict[str, Any]:
+        result.append(produce())
+        sample = result[0][0]
+        return sample if sample is not None else {}
+
+    sample = with_stats(run)
+    return (sample if result[0][0] is not None else None), result[0][1]
