@@ -67,13 +67,14 @@ def decode_audio_window(
         seek_to = max(origin - _PREROLL_SECONDS, 0.0)
         clip.container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        out_seconds = 1.0 / sample_rate  # the resampler's output time base
 
         def place(frames: list[av.AudioFrame]) -> bool:
             """Copy resampled frames into ``out``; True once past the window end."""
             for frame in frames:
                 if frame.pts is None:
                     continue
-                begin = int(round(frame.pts * frame.time_base * sample_rate)) - first_index
+                begin = int(round(frame.pts * out_seconds * sample_rate)) - first_index
                 data = frame.to_ndarray().reshape(-1)
                 lo, hi = max(begin, 0), min(begin + data.size, n)
                 if hi > lo:

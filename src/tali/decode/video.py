@@ -79,9 +79,11 @@ def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.nda
     return np.ascontiguousarray(rgb[top : top + size, left : left + size])
 
 
-def _frame_seconds(frame: av.VideoFrame) -> float | None:
+def _frame_seconds(frame: av.VideoFrame, time_base: float) -> float | None:
+    # ``time_base`` as a float, computed once per stream: Fraction arithmetic on
+    # every decoded frame measured ~3% of a sample's CPU.
     ts = frame.pts if frame.pts is not None else frame.dts
-    return None if ts is None else float(ts * frame.time_base)
+    return None if ts is None else ts * time_base
 
 
 def _configure(clip: Clip, threads: int, keyframes_only: bool) -> None:
@@ -174,9 +176,10 @@ def _decode_sorted(
     prev: av.VideoFrame | None = None
     prev_t = -np.inf
     k = 0
+    time_base = float(clip.video.time_base)
     for frame in clip.container.decode(clip.video):
         clip.deadline.check()
-        t = _frame_seconds(frame)
+        t = _frame_seconds(frame, time_base)
         if t is None:
             continue
         if prev is None and t > wanted[0] + half_frame and not restart_from_zero:
@@ -223,9 +226,10 @@ def decode_keyframes_in(
             _seek(clip, lo)
             before: av.VideoFrame | None = None
             before_t = 0.0
+            time_base = float(clip.video.time_base)
             for frame in clip.container.decode(clip.video):
                 clip.deadline.check()
-                t = _frame_seconds(frame)
+                t = _frame_seconds(frame, time_base)
                 if t is None:
                     continue
                 if t >= hi:
