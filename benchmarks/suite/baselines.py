@@ -9,28 +9,20 @@ suite runs them through the same DataLoader, parquet reads and timing as tali.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.utils.data
 
 from benchmarks.common import floor_decode, naive_decode
-from benchmarks.suite.peers import VIDEO_COLUMN, Plan, RowGroups
-from tali import TaliConfig
+from benchmarks.suite.peers import Plan, PlannedRows
 
 
 def _plan_dict(plan: Plan) -> dict[str, Any]:
     return {"start": plan.start_seconds, "duration": plan.duration_seconds, "times": list(plan.frame_seconds)}
 
 
-class NaiveDataset(torch.utils.data.Dataset):
-    def __init__(self, files: Sequence[str], plans: dict[int, Plan], config: TaliConfig) -> None:
-        self.rows = RowGroups(files, ["item_idx", VIDEO_COLUMN])
-        self.plans, self.config = plans, config
-
-    def __len__(self) -> int:
-        return len(self.rows)
+class NaiveDataset(PlannedRows):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows.row(index)
@@ -49,13 +41,7 @@ class NaiveDataset(torch.utils.data.Dataset):
         return {"item_idx": row["item_idx"], "frames": out["frames"], "waveform": wave}
 
 
-class FloorDataset(torch.utils.data.Dataset):
-    def __init__(self, files: Sequence[str], plans: dict[int, Plan], config: TaliConfig) -> None:
-        self.rows = RowGroups(files, ["item_idx", VIDEO_COLUMN])
-        self.plans, self.config = plans, config
-
-    def __len__(self) -> int:
-        return len(self.rows)
+class FloorDataset(PlannedRows):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows.row(index)

@@ -111,8 +111,9 @@ class RowGroups:
         return self._cache[1].slice(k, 1).to_pylist()[0]
 
 
-class TorchCodecPeer(torch.utils.data.Dataset):
-    """torchcodec decoding the planned frames and audio of each row (map-style)."""
+class PlannedRows(torch.utils.data.Dataset):
+    """Map-style base of the comparison loaders: the clip column of each row and the
+    window/frames ``tali`` planned for it, so every loader decodes the same moments."""
 
     def __init__(self, files: Sequence[str], plans: dict[int, Plan], config: TaliConfig) -> None:
         self.rows = RowGroups(files, ["item_idx", VIDEO_COLUMN])
@@ -120,6 +121,10 @@ class TorchCodecPeer(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+class TorchCodecPeer(PlannedRows):
+    """torchcodec decoding the planned frames and audio of each row (map-style)."""
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         from torchcodec.decoders import AudioDecoder, VideoDecoder
