@@ -25,9 +25,7 @@ A bad part of a row nulls only its own columns and is listed in ``errors``.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import math
 import shutil
 import tempfile
@@ -47,7 +45,7 @@ from tali.decode.clip import open_clip
 from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.errors import TaliDataError, TaliSourceError
 from tali.quality.checks import parse_start_seconds
-from tali.quality.runner import report_rows, run_shards
+from tali.quality.runner import atomic_write_table, parts_dir_of, remove_parts, report_rows, run_shards
 from tali.quality.scan import ScanThresholds, scan_clip
 from tali.schema import Column, ImageField, WitField
 from tali.text import caption, read_wit, title
@@ -282,16 +280,12 @@ class _MetricsShard:
             _add_similarity(rows)
         for r in rows:
             r.pop("_texts", None)
-        table = pa.Table.from_pylist(rows, schema=METRICS_SCHEMA)
-        tmp = part.with_name(f".{part.name}.partial")
-        pq.write_table(table, tmp)
-        tmp.replace(part)
+        atomic_write_table(part, pa.Table.from_pylist(rows, schema=METRICS_SCHEMA))
 
 
 def parts_dir_for(out: str | Path, options: MetricsOptions) -> Path:
     """Where a run writing ``out`` keeps per-shard parts (keyed by the options)."""
-    key = hashlib.sha1(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:10]
-    return Path(f"{out}.parts") / key
+    return parts_dir_of(out, asdict(options))
 
 
 def compute_metrics(
@@ -326,11 +320,8 @@ def compute_metrics(
         )
         table = pa.concat_tables([pq.read_table(p, schema=METRICS_SCHEMA) for p in parts])
         if out is not None:
-            target = Path(out)
-            tmp = target.with_name(f".{target.name}.partial")
-            pq.write_table(table, tmp)
-            tmp.replace(target)
-            shutil.rmtree(Path(f"{out}.parts"), ignore_errors=True)
+            atomic_write_table(Path(out), table)
+            remove_parts(out)
         return table
     finally:
         if scratch is not None:

@@ -10,17 +10,31 @@ per row, not per multi-gigabyte shard.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import queue as queue_module
+import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from tali.errors import TaliConfigError
 
-__all__ = ["ShardJob", "part_path", "run_shards", "report_rows", "atomic_write_bytes"]
+__all__ = [
+    "ShardJob",
+    "parts_dir_of",
+    "part_path",
+    "run_shards",
+    "report_rows",
+    "atomic_write_bytes",
+    "atomic_write_table",
+    "remove_parts",
+]
 
 #: ``job(shard_path, part_path)`` computes one shard and writes ``part_path`` atomically.
 ShardJob = Callable[[str, Path], Any]
@@ -44,6 +58,18 @@ def report_rows(count: int) -> None:
         target.put(count)
 
 
+def parts_dir_of(output: str | Path, settings: Any) -> Path:
+    """Where a run writing ``output`` keeps per-shard parts. The name hashes the run's
+    settings (JSON-able), so a rerun with other settings never reuses stale parts."""
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(f"{output}.parts") / key
+
+
+def remove_parts(output: str | Path) -> None:
+    """Drop every parts directory of ``output`` once the final file is written."""
+    shutil.rmtree(Path(f"{output}.parts"), ignore_errors=True)
+
+
 def part_path(parts_dir: Path, shard_path: str, suffix: str) -> Path:
     """Part file for a shard; the name includes a hash of the full path so two
     shards with one file name (``train/0.parquet``, ``val/0.parquet``) never collide."""
@@ -54,6 +80,13 @@ def part_path(parts_dir: Path, shard_path: str, suffix: str) -> Path:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def atomic_write_table(path: Path, table: pa.Table) -> None:
+    """Write a parquet file aside and rename it: readers never see half of it."""
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    pq.write_table(table, tmp)
     os.replace(tmp, path)
 
 

@@ -12,7 +12,6 @@ a typed one, under its own class name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -29,7 +28,7 @@ from tali.data.rows import row_item_idx, row_to_python
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.quality.checks import CHECKS, CheckLimits, check_shard_schema, columns_for_checks
-from tali.quality.runner import atomic_write_bytes, report_rows, run_shards
+from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
 
 __all__ = ["Failure", "ValidationReport", "validate", "parts_dir_for", "ALL_CHECKS"]
 
@@ -183,8 +182,7 @@ def _parse_checks(checks: Sequence[str] | None) -> tuple[str, ...]:
 def parts_dir_for(report: str | Path, checks: tuple[str, ...], limits: CheckLimits) -> Path:
     """Where a run writing ``report`` keeps per-shard parts. The name depends on the
     checks and limits, so a rerun with other settings never reuses stale parts."""
-    key = hashlib.sha1(json.dumps([list(checks), asdict(limits)]).encode()).hexdigest()[:10]
-    return Path(f"{report}.parts") / key
+    return parts_dir_of(report, [list(checks), asdict(limits)])
 
 
 def validate(
@@ -233,7 +231,7 @@ def validate(
                 result.failures.extend(_duplicates(blob, seen))
         if report is not None:
             result.write(report)
-            shutil.rmtree(Path(f"{report}.parts"), ignore_errors=True)
+            remove_parts(report)
         return result
     finally:
         if scratch is not None:
