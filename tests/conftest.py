@@ -30,7 +30,3 @@ def rows(sample_root: Path) -> dict[int, dict[str, Any]]:
         for row in pq.read_table(path).to_pylist():
             out[row["item_idx"]] = row
     return out
-
-
-def items_with(truth: dict[int, dict[str, Any]], **conditions: Any) -> list[int]:
-    return [i for i, t in truth.items() if all(t[k] == v for k, v in conditions.items())]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import av
@@ -36,6 +36,8 @@ class DecodedFrames:
     pixels: np.ndarray
     pts_seconds: np.ndarray  # float64 [N]; NaN where no frame exists (past the clip end)
     found: np.ndarray  # bool [N]
+    #: Video packets that went through the decoder: the cost of these frames.
+    decoded_packets: int = 0
 
     def __repr__(self) -> str:
         return f"DecodedFrames(pixels={tuple(self.pixels.shape)}, found={int(self.found.sum())})"
@@ -67,16 +69,28 @@ def _reformatter() -> VideoReformatter:
 
 
 def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.ndarray:
-    """Scale the short side to ``size`` in swscale, convert to RGB, crop the centre square."""
+    """Scale the short side to ``size`` in swscale, convert to RGB, crop the centre square.
+
+    swscale writes planar RGB (``gbrp``), and the crop and the interleave to
+    ``[H, W, 3]`` are one numpy copy. Measured against a float reference (4:4:4
+    upsampling, antialiased bicubic) on the sample clips: packed ``rgb24`` output
+    is 0.64 ms a frame with mean error 1.7 levels (p99 7, chroma edges); ``gbrp``
+    is 0.48 ms with mean error 0.14 (p99 2), since swscale then filters chroma at
+    full resolution instead of taking the nearest sample.
+    """
     width, height = scaled_size(frame.width, frame.height, size)
-    rgb = _reformatter().reformat(
+    planar = _reformatter().reformat(
         frame,
-        width=width, height=height, format="rgb24", interpolation=_INTERPOLATION[interpolation], threads=1
-    ).to_ndarray()
-    if size is None:
-        return rgb
-    top, left = (height - size) // 2, (width - size) // 2
-    return np.ascontiguousarray(rgb[top : top + size, left : left + size])
+        width=width, height=height, format="gbrp", interpolation=_INTERPOLATION[interpolation], threads=1
+    )
+    top, left = (0, 0) if size is None else ((height - size) // 2, (width - size) // 2)
+    out_h, out_w = (height, width) if size is None else (size, size)
+    out = np.empty((out_h, out_w, 3), dtype=np.uint8)
+    for channel, plane_index in enumerate((2, 0, 1)):  # gbrp stores G, B, R
+        plane = planar.planes[plane_index]
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)
+        out[:, :, channel] = rows[top : top + out_h, left : left + out_w]
+    return out
 
 
 def _frame_seconds(frame: av.VideoFrame, time_base: float) -> float | None:
@@ -131,7 +145,7 @@ def decode_frames_played_at(
                 "clip timestamps start after the requested time", item_idx=clip.item_idx,
                 field="youtube_video_content",
             )
-    frames, pts = picked
+    frames, pts, decoded_packets = picked
     found = np.array([f is not None for f in frames])
     if not found.any():
         raise TaliDecodeError("clip has no decodable video frames", item_idx=clip.item_idx,
@@ -159,48 +173,134 @@ def decode_frames_played_at(
         result_pixels[src] = out_pixels[slot]
         result_pts[src] = pts[slot] - info.video_start_seconds if found[slot] else np.nan
         result_found[src] = found[slot]
-    return DecodedFrames(pixels=result_pixels, pts_seconds=result_pts, found=result_found)
+    return DecodedFrames(
+        pixels=result_pixels, pts_seconds=result_pts, found=result_found, decoded_packets=decoded_packets
+    )
+
+
+class _Picker:
+    """Assigns each wanted time (ascending stream seconds) the frame shown then.
+
+    Frames arrive in display order; a wanted time is settled once a frame that
+    starts after it arrives (the one before that was showing).
+    """
+
+    def __init__(self, wanted: np.ndarray) -> None:
+        self.wanted = wanted
+        self.frames: list[av.VideoFrame | None] = [None] * wanted.size
+        self.pts = np.full(wanted.size, np.nan)
+        self.prev: av.VideoFrame | None = None
+        self.prev_t = -np.inf
+        self.k = 0  # first unsettled wanted time
+
+    @property
+    def done(self) -> bool:
+        return self.k == self.wanted.size
+
+    def offer(self, frame: av.VideoFrame, t: float) -> None:
+        while self.k < self.wanted.size and self.wanted[self.k] < t:
+            if self.prev is not None:
+                self.frames[self.k], self.pts[self.k] = self.prev, self.prev_t
+            self.k += 1
+        if not self.done:
+            self.prev, self.prev_t = frame, t
+
+    def finish(self, half_frame: float) -> None:
+        """End of stream: the last frame covers times up to one frame after it starts."""
+        while self.k < self.wanted.size:
+            if self.prev is not None and self.wanted[self.k] < self.prev_t + 2 * half_frame + 1e-6:
+                self.frames[self.k], self.pts[self.k] = self.prev, self.prev_t
+            self.k += 1
+
+
+#: Packets read past the last wanted time, looking for B-frames that display
+#: before it (they follow the frame they are shown before, in decode order).
+_REORDER_LOOKAHEAD = 16
+
+
+def _decode_needed(clip: Clip, wanted: np.ndarray, counter: list[int]) -> Iterator[av.VideoFrame]:
+    """Decode only the packets that show a wanted time or that those depend on.
+
+    Decided on packet timestamps, before decoding. A GOP (a keyframe and the
+    packets up to the next one) matters only if it holds the frame shown at the
+    next wanted time ``w``: packets are held back, undecoded, until one starts
+    after ``w`` (the GOP reaches ``w``: decode what is held, in order) or a
+    keyframe starting at or before ``w`` arrives (nothing held can be shown at
+    ``w`` or later, nor be a reference for what is: drop it). A packet that starts
+    at or before a passed wanted time is a reordered B-frame that may be shown
+    then: it and what is held before it (its possible references) are decoded. At the end the decoder is drained instead of fed more packets to push
+    out the frames its reordering delay holds. With frames spaced wider than the
+    keyframe interval (long windows, whole clips) most of the clip is never
+    decoded, as with torchcodec's per-frame seeks, but without a seek and decoder
+    flush per frame.
+    """
+    ctx = clip.video.codec_context
+    time_base = float(clip.video.time_base)
+    held: list[av.Packet] = []
+    k, n = 0, wanted.size  # wanted[k]: the first time no decoded packet starts after
+    fed_max = -np.inf  # the latest start among decoded packets: wanted[:k] are before it
+    after = 0  # packets read since every wanted time was passed
+    for packet in clip.container.demux(clip.video):
+        clip.deadline.check()
+        if packet.size == 0:  # end of stream: what is held may show the last times
+            if k < n:
+                yield from _feed(ctx, held, counter)
+            break
+        t = None if packet.pts is None else packet.pts * time_base
+        if k < n and packet.is_keyframe and t is not None and t <= wanted[k]:
+            held = [packet]
+            continue
+        if k == n:
+            after += 1
+            if packet.is_keyframe or after > _REORDER_LOOKAHEAD:
+                break
+        held.append(packet)
+        # Decode what is held once this packet reaches the next wanted time, or is a
+        # reordered B-frame shown at a passed one (what is held may be its references).
+        if t is None or (k < n and t > wanted[k]) or (k > 0 and t <= wanted[k - 1]):
+            yield from _feed(ctx, held, counter)
+            held = []
+            if t is not None:
+                fed_max = max(fed_max, t)
+            while k < n and wanted[k] < fed_max:
+                k += 1
+    yield from ctx.decode(None)  # drain: the frames held back for reordering
+
+
+def _feed(ctx: av.VideoCodecContext, packets: list[av.Packet], counter: list[int]) -> Iterator[av.VideoFrame]:
+    for packet in packets:
+        counter[0] += 1
+        yield from ctx.decode(packet)
 
 
 def _decode_sorted(
     clip: Clip, wanted: np.ndarray, half_frame: float, *, restart_from_zero: bool
-) -> tuple[list[av.VideoFrame | None], np.ndarray] | None:
+) -> tuple[list[av.VideoFrame | None], np.ndarray, int] | None:
     """Walk the decoder forward, assigning each wanted time the frame shown then.
 
     Returns ``None`` if the first decoded frame is already later than the first
     wanted time (a seek that overshot); the caller retries from the start.
+    Also returns how many packets went through the decoder.
     """
     _seek(clip, 0.0 if restart_from_zero else wanted[0])
-    frames: list[av.VideoFrame | None] = [None] * wanted.size
-    pts = np.full(wanted.size, np.nan)
-    prev: av.VideoFrame | None = None
-    prev_t = -np.inf
-    k = 0
+    picker = _Picker(wanted)
+    counter = [0]
     time_base = float(clip.video.time_base)
-    for frame in clip.container.decode(clip.video):
+    first = True
+    for frame in _decode_needed(clip, wanted, counter):
         clip.deadline.check()
         t = _frame_seconds(frame, time_base)
         if t is None:
             continue
-        if prev is None and t > wanted[0] + half_frame and not restart_from_zero:
+        if first and t > wanted[0] + half_frame and not restart_from_zero:
             return None
-        # Every wanted time before this frame's start was showing the previous frame.
-        while k < wanted.size and wanted[k] < t:
-            if prev is not None:
-                frames[k], pts[k] = prev, prev_t
-            k += 1
-        if k == wanted.size:
+        first = False
+        picker.offer(frame, t)
+        if picker.done:
             break
-        prev, prev_t = frame, t
     else:
-        # End of stream: the last frame covers times up to one frame after it starts.
-        while k < wanted.size:
-            if prev is not None and wanted[k] < prev_t + 2 * half_frame + 1e-6:
-                frames[k], pts[k] = prev, prev_t
-            k += 1
-    if prev is None and restart_from_zero:
-        return frames, pts
-    return frames, pts
+        picker.finish(half_frame)
+    return picker.frames, picker.pts, counter[0]
 
 
 def decode_keyframes_in(
@@ -220,6 +320,7 @@ def decode_keyframes_in(
     lo, hi = start_seconds + info.video_start_seconds, end_seconds + info.video_start_seconds
     pixels: list[np.ndarray] = []
     pts: list[float] = []
+    decoded = 0
     with decode_errors(clip.item_idx):
         _configure(clip, threads=1, keyframes_only=True)
         try:
@@ -229,6 +330,7 @@ def decode_keyframes_in(
             time_base = float(clip.video.time_base)
             for frame in clip.container.decode(clip.video):
                 clip.deadline.check()
+                decoded += 1
                 t = _frame_seconds(frame, time_base)
                 if t is None:
                     continue
@@ -249,5 +351,6 @@ def decode_keyframes_in(
             "no keyframe at or before the window", item_idx=clip.item_idx, field="youtube_video_content"
         )
     return DecodedFrames(
-        pixels=np.stack(pixels), pts_seconds=np.asarray(pts), found=np.ones(len(pts), dtype=bool)
+        pixels=np.stack(pixels), pts_seconds=np.asarray(pts), found=np.ones(len(pts), dtype=bool),
+        decoded_packets=decoded,
     )
