@@ -18,7 +18,6 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -34,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from tali import TaliConfig, TaliTransform, sample_data  # noqa: E402
+from tali import TaliConfig, TaliTransform, sample_data
 
 
 def sample_rows(split: str = "train", *, with_audio_only: bool = True) -> list[dict[str, Any]]:

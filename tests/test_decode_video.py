@@ -13,14 +13,13 @@ from tali.decode.video import decode_frames_played_at
 from tali.sample_data import expected_frame_code, frame_index_at, read_frame_index
 
 
-
 def items_with(truth: dict, **conditions) -> list[int]:
     return [i for i, t in truth.items() if all(t.get(k) == v for k, v in conditions.items())]
 
 
 def _needed_frames(truth: dict, indices: list[int]) -> set[int]:
     """The least a decoder must decode: each wanted frame and its GOP up to it."""
-    gop = int(round(truth["gop_seconds"] * truth["fps"]))
+    gop = round(truth["gop_seconds"] * truth["fps"])
     needed: set[int] = set()
     for f in indices:
         needed.update(range(f // gop * gop, f + 1))
@@ -55,7 +54,7 @@ def test_whole_clip_decodes_a_fraction_of_the_frames(rows, truth):
     t = truth[item]
     times = [k * 30.0 / 8 + 0.01 for k in range(8)]
     out = decode_frames_played_at(open_clip(rows[item]["youtube_video_content"], item_idx=item), times, size=112)
-    total = int(round(t["duration_seconds"] * t["fps"]))
+    total = round(t["duration_seconds"] * t["fps"])
     # 8 frames 3.75 s apart with a keyframe every 2 s: ~1 s of GOP per frame, not the whole clip.
     assert out.decoded_packets <= math.ceil(8 * (t["gop_seconds"] * t["fps"] + 1))
     assert out.decoded_packets < total / 2

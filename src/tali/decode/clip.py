@@ -41,7 +41,7 @@ def decode_errors(item_idx: int | None, field: str = _FIELD, what: str = "decode
 class Deadline:
     """Wall-clock budget for decoding one row; ``check()`` raises once it is spent.
 
-    Decoders call ``check()`` once per decoded frame, so a hostile clip (broken
+    Decoders call ``check()`` once per packet or frame, so a hostile clip (broken
     timestamps that defeat seeking, absurd frame counts) costs at most the
     budget plus one frame instead of stalling a DataLoader worker.
     """

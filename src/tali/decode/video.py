@@ -1,9 +1,10 @@
 """Decode only the frames a sample needs, scaled in FFmpeg's scaler.
 
-One seek to the keyframe before the first wanted time, then a forward decode
-that stops at the last wanted time. Only the chosen frames are converted to
-RGB, at the output size, by ``swscale`` (never on float tensors at full
-resolution). Peak memory is a couple of decoded frames plus the outputs.
+One seek to the keyframe before the first wanted time, then a forward walk
+over the packets that decodes only the GOPs showing a wanted time and stops
+after the last one. Only the chosen frames are converted to RGB, at the output
+size, by ``swscale`` (never on float tensors at full resolution). Peak memory
+is a couple of decoded frames plus the outputs.
 """
 
 from __future__ import annotations
@@ -185,29 +186,30 @@ class _Picker:
     starts after it arrives (the one before that was showing).
     """
 
-    def __init__(self, wanted: np.ndarray) -> None:
+    def __init__(self, wanted: list[float]) -> None:
         self.wanted = wanted
-        self.frames: list[av.VideoFrame | None] = [None] * wanted.size
-        self.pts = np.full(wanted.size, np.nan)
+        self.frames: list[av.VideoFrame | None] = [None] * len(wanted)
+        self.pts = np.full(len(wanted), np.nan)
         self.prev: av.VideoFrame | None = None
         self.prev_t = -np.inf
         self.k = 0  # first unsettled wanted time
 
     @property
     def done(self) -> bool:
-        return self.k == self.wanted.size
+        return self.k == len(self.wanted)
 
     def offer(self, frame: av.VideoFrame, t: float) -> None:
-        while self.k < self.wanted.size and self.wanted[self.k] < t:
+        n = len(self.wanted)
+        while self.k < n and self.wanted[self.k] < t:
             if self.prev is not None:
                 self.frames[self.k], self.pts[self.k] = self.prev, self.prev_t
             self.k += 1
-        if not self.done:
+        if self.k < n:
             self.prev, self.prev_t = frame, t
 
     def finish(self, half_frame: float) -> None:
         """End of stream: the last frame covers times up to one frame after it starts."""
-        while self.k < self.wanted.size:
+        while self.k < len(self.wanted):
             if self.prev is not None and self.wanted[self.k] < self.prev_t + 2 * half_frame + 1e-6:
                 self.frames[self.k], self.pts[self.k] = self.prev, self.prev_t
             self.k += 1
@@ -218,7 +220,7 @@ class _Picker:
 _REORDER_LOOKAHEAD = 16
 
 
-def _decode_needed(clip: Clip, wanted: np.ndarray, counter: list[int]) -> Iterator[av.VideoFrame]:
+def _decode_needed(clip: Clip, wanted: list[float], counter: list[int]) -> Iterator[av.VideoFrame]:
     """Decode only the packets that show a wanted time or that those depend on.
 
     Decided on packet timestamps, before decoding. A GOP (a keyframe and the
@@ -228,16 +230,17 @@ def _decode_needed(clip: Clip, wanted: np.ndarray, counter: list[int]) -> Iterat
     keyframe starting at or before ``w`` arrives (nothing held can be shown at
     ``w`` or later, nor be a reference for what is: drop it). A packet that starts
     at or before a passed wanted time is a reordered B-frame that may be shown
-    then: it and what is held before it (its possible references) are decoded. At the end the decoder is drained instead of fed more packets to push
-    out the frames its reordering delay holds. With frames spaced wider than the
+    then: it and what is held before it (its possible references) are decoded.
+    At the end the decoder is drained rather than fed more packets to push out
+    the frames its reordering delay holds. With frames spaced wider than the
     keyframe interval (long windows, whole clips) most of the clip is never
-    decoded, as with torchcodec's per-frame seeks, but without a seek and decoder
-    flush per frame.
+    decoded, as with torchcodec's per-frame seeks, but without a seek and
+    decoder flush per frame.
     """
     ctx = clip.video.codec_context
     time_base = float(clip.video.time_base)
     held: list[av.Packet] = []
-    k, n = 0, wanted.size  # wanted[k]: the first time no decoded packet starts after
+    k, n = 0, len(wanted)  # wanted[k]: the first time no decoded packet starts after
     fed_max = -np.inf  # the latest start among decoded packets: wanted[:k] are before it
     after = 0  # packets read since every wanted time was passed
     for packet in clip.container.demux(clip.video):
@@ -283,11 +286,12 @@ def _decode_sorted(
     Also returns how many packets went through the decoder.
     """
     _seek(clip, 0.0 if restart_from_zero else wanted[0])
-    picker = _Picker(wanted)
+    times = wanted.tolist()  # Python floats: numpy scalar indexing per packet costs
+    picker = _Picker(times)
     counter = [0]
     time_base = float(clip.video.time_base)
     first = True
-    for frame in _decode_needed(clip, wanted, counter):
+    for frame in _decode_needed(clip, times, counter):
         clip.deadline.check()
         t = _frame_seconds(frame, time_base)
         if t is None:
