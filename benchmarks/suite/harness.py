@@ -56,6 +56,9 @@ class Case:
             "samples": self.runs[-1]["samples"] if self.runs else 0,
             "peak_rss_mib": max(r["peak_rss_bytes"] for r in self.runs) / 2**20 if self.runs else None,
             "cpu_ms_per_sample": statistics.median(r["cpu_ms_per_sample"] for r in self.runs) if self.runs else None,
+            # Per round, in order: goals pair each round's numbers with another case's.
+            "round_samples_per_second": [r["samples_per_second"] for r in self.runs],
+            "round_cpu_ms_per_sample": [r["cpu_ms_per_sample"] for r in self.runs],
         }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 import tali
 
@@ -29,6 +30,21 @@ def test_torchrun_two_ranks_two_workers_cover_the_split_once(sample_root, tmp_pa
     per_rank = [[k for b in r["batches"] for k in b] for r in ranks]
     assert sorted(per_rank[0] + per_rank[1]) == list(range(16))  # whole split, no duplicates
     assert [len(k) for k in per_rank] == [r["len"] for r in ranks] == [8, 8]
+
+    # Each rank's Prometheus file carries its rank label and its own counts; the
+    # snapshot merged over ranks totals both.
+    for r in range(2):
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families((tmp_path / f"rank{r}.prom").read_text())
+            for s in family.samples
+        }
+        assert all(dict(labels).get("rank") == str(r) for _, labels in samples)
+        assert samples[("tali_samples_total", (("rank", str(r)),))] == 8
+        assert samples[("tali_stage_calls_total", (("rank", str(r)), ("stage", "read")))] == 8
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert merged["samples"] == 16 and merged["ranks"] == 2
+    assert merged["stages"]["read"]["calls"] == 16
 
     # The gathered checkpoint (taken after each rank's first batch) knows both ranks' progress:
     # resumed by one process, it delivers exactly what neither rank had received by then.

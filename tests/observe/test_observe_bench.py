@@ -92,6 +92,21 @@ def test_cli_bench_json(root, capsys):
     assert result["stages"]["image_decode"]["calls"] == 4 and result["stages"]["video_decode"]["calls"] == 0
     assert result["busiest_stage"] in ("image_decode", "read", "collate")
 
+    # The table of the same results fits a default 80-column terminal: no header or
+    # value is wrapped or cut.
+    from rich.console import Console
+
+    from tali.cli.bench import _COLUMNS, results_table
+
+    console = Console(width=80, record=True)
+    console.print(results_table(out["results"] * 2, "tali bench"))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "samples/s" in line)
+    assert " ".join(header.split()) == " ".join(_COLUMNS)
+    row = next(line for line in lines if result["busiest_stage"] in line)
+    assert row.split()[:2] == ["0", f"{result['samples_per_second']:.1f}"]
+
 
 def test_cli_bench_rejects_bad_arguments(root, capsys):
     assert main(["bench", root, "--split", "val", "--workers", "-1"]) == 1

@@ -88,3 +88,16 @@ def test_demo_monitor_writes_prometheus_file(tmp_path, root, capsys):
     assert values[("tali_samples_total", ())] == 4
     assert values[("tali_stage_calls_total", (("stage", "audio_decode"),))] == 4  # every val clip has audio
     assert "video_decode" in capsys.readouterr().out
+
+
+def test_rank_label_on_every_sample(monitored, tmp_path, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    plain = _values(write_textfile(monitored, tmp_path / "none.prom").read_text())
+    assert all("rank" not in dict(labels) for _, labels in plain)
+    explicit = _values(write_textfile(monitored, tmp_path / "r3.prom", rank=3).read_text())
+    monkeypatch.setenv("RANK", "1")  # what torchrun sets; used when no process group is initialised
+    auto = _values(write_textfile(monitored, tmp_path / "auto.prom").read_text())
+    for values, rank in ((explicit, "3"), (auto, "1")):
+        assert len(values) == len(plain)
+        assert all(dict(labels).get("rank") == rank for _, labels in values)
+        assert values[("tali_samples_total", (("rank", rank),))] == 4

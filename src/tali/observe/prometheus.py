@@ -8,13 +8,14 @@ collector or for a file a job leaves behind.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tali.observe.monitor import Monitor
 
-__all__ = ["MonitorCollector", "registry_for", "serve", "write_textfile"]
+__all__ = ["MonitorCollector", "current_rank", "registry_for", "serve", "write_textfile"]
 
 
 def _client() -> Any:
@@ -25,17 +26,44 @@ def _client() -> Any:
     return prometheus_client
 
 
-class MonitorCollector:
-    """Yields ``tali_*`` metric families from ``monitor.snapshot()`` on every collect."""
+Rank = int | None | Literal["auto"]
 
-    def __init__(self, monitor: Monitor, *, rank_aware: bool = False) -> None:
+
+def current_rank() -> int | None:
+    """This process's rank: ``torch.distributed`` when initialised, else ``$RANK``
+    (set by torchrun), else ``None`` (a single-process run)."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return int(dist.get_rank())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    rank = os.environ.get("RANK")
+    return int(rank) if rank not in (None, "") else None
+
+
+class MonitorCollector:
+    """Yields ``tali_*`` metric families from ``monitor.snapshot()`` on every collect.
+
+    With a ``rank``, every sample carries a ``rank`` label: each rank serves (or
+    writes) its own metrics, and Prometheus sums or compares them by that label.
+    """
+
+    def __init__(self, monitor: Monitor, *, rank: int | None = None) -> None:
         self.monitor = monitor
-        self.rank_aware = rank_aware
+        self.rank = rank
 
     def describe(self) -> list[Any]:
         return []  # dynamic families: skip the registration-time collect
 
     def collect(self) -> Iterator[Any]:
+        for family in self._families():
+            if self.rank is not None:
+                family.samples = [s._replace(labels={**s.labels, "rank": str(self.rank)}) for s in family.samples]
+            yield family
+
+    def _families(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         snap = self.monitor.snapshot()
@@ -86,25 +114,27 @@ class MonitorCollector:
                                     value=res.get("cpu_utilisation", 0.0))
 
 
-def registry_for(monitor: Monitor) -> Any:
-    """A fresh ``CollectorRegistry`` holding only this monitor's metrics."""
+def registry_for(monitor: Monitor, rank: Rank = "auto") -> Any:
+    """A fresh ``CollectorRegistry`` holding only this monitor's metrics.
+    ``rank="auto"`` labels them with :func:`current_rank` when there is one."""
     client = _client()
     registry = client.CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(monitor))
+    registry.register(MonitorCollector(monitor, rank=current_rank() if rank == "auto" else rank))
     return registry
 
 
-def write_textfile(monitor: Monitor, path: str | Path) -> Path:
+def write_textfile(monitor: Monitor, path: str | Path, rank: Rank = "auto") -> Path:
     """Write the metrics in Prometheus text format (atomically, by prometheus_client)."""
     client = _client()
     path = Path(path)
-    client.write_to_textfile(str(path), registry_for(monitor))
+    client.write_to_textfile(str(path), registry_for(monitor, rank))
     return path
 
 
-def serve(monitor: Monitor, port: int = 0, addr: str = "127.0.0.1") -> tuple[Any, int]:
+def serve(monitor: Monitor, port: int = 0, addr: str = "127.0.0.1", rank: Rank = "auto") -> tuple[Any, int]:
     """Serve ``/metrics`` on a daemon thread. ``port=0`` picks a free port; returns
-    ``(server, port)``; ``server.shutdown()`` stops it."""
+    ``(server, port)``; ``server.shutdown()`` stops it. Under torchrun give each
+    rank its own port (e.g. ``9108 + local_rank``)."""
     client = _client()
-    server, _thread = client.start_http_server(port, addr=addr, registry=registry_for(monitor))
+    server, _thread = client.start_http_server(port, addr=addr, registry=registry_for(monitor, rank))
     return server, server.server_address[1]
