@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     emit,
     floor_decode,
     machine,
@@ -26,7 +26,7 @@ from benchmarks.common import (  # noqa: E402
     summary,
     time_per_pass,
 )
-from tali import AudioConfig, TaliConfig, TaliDataset, TaliTransform, WindowConfig, make_loader, sample_data  # noqa: E402
+from tali import AudioConfig, TaliConfig, TaliDataset, TaliTransform, WindowConfig, make_loader, sample_data
 
 AV = ("youtube_content_video", "youtube_content_audio")
 CONFIGS = {

@@ -7,8 +7,8 @@
 
 from tali import hf, hub, processors, sample_data
 from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
-from tali.data.collate import collate
 from tali.data.cache import SampleCache
+from tali.data.collate import collate
 from tali.data.dataset import TaliDataset, make_loader
 from tali.data.sampler import TaliDistributedSampler
 from tali.data.stateful import StreamingLoader
@@ -26,48 +26,48 @@ from tali.errors import (
     TaliSourceError,
     TaliSubtitleError,
 )
+from tali.loading import load
 from tali.observe import Monitor, MonitorSnapshot
 from tali.schema import TALI_SCHEMA, Column, Modality, SubModality
 from tali.transform import TaliTransform
-from tali.loading import load
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "sample_data",
-    "hf",
-    "hub",
-    "processors",
-    "TaliConfig",
-    "WindowConfig",
-    "VideoConfig",
+    "TALI_SCHEMA",
     "AudioConfig",
+    "Column",
     "ImageConfig",
-    "TextConfig",
-    "TaliDataset",
-    "TaliTransform",
-    "make_loader",
-    "load",
-    "TaliStream",
-    "StreamingLoader",
-    "TaliDistributedSampler",
-    "SampleCache",
-    "collate",
+    "Modality",
     "Monitor",
     "MonitorSnapshot",
-    "TALI_SCHEMA",
-    "Column",
-    "Modality",
+    "SampleCache",
+    "StreamingLoader",
     "SubModality",
-    "TaliError",
+    "TaliConfig",
     "TaliConfigError",
     "TaliDataError",
+    "TaliDataset",
     "TaliDecodeError",
+    "TaliDistributedSampler",
+    "TaliError",
     "TaliImageError",
     "TaliMissingStreamError",
+    "TaliModelAssetError",
+    "TaliProcessorError",
     "TaliSchemaError",
     "TaliSourceError",
+    "TaliStream",
     "TaliSubtitleError",
-    "TaliProcessorError",
-    "TaliModelAssetError",
+    "TaliTransform",
+    "TextConfig",
+    "VideoConfig",
+    "WindowConfig",
+    "collate",
+    "hf",
+    "hub",
+    "load",
+    "make_loader",
+    "processors",
+    "sample_data",
 ]

@@ -18,13 +18,13 @@ from tali.errors import TaliConfigError
 from tali.schema import Modality, SubModality, parse_submodalities
 
 __all__ = [
-    "Seconds",
-    "WindowConfig",
-    "VideoConfig",
     "AudioConfig",
     "ImageConfig",
-    "TextConfig",
+    "Seconds",
     "TaliConfig",
+    "TextConfig",
+    "VideoConfig",
+    "WindowConfig",
 ]
 
 Seconds = float

@@ -10,17 +10,17 @@ column), so generic handlers keep working.
 from __future__ import annotations
 
 __all__ = [
-    "TaliError",
     "TaliConfigError",
     "TaliDataError",
     "TaliDecodeError",
-    "TaliMissingStreamError",
+    "TaliError",
     "TaliImageError",
-    "TaliSubtitleError",
+    "TaliMissingStreamError",
+    "TaliModelAssetError",
+    "TaliProcessorError",
     "TaliSchemaError",
     "TaliSourceError",
-    "TaliProcessorError",
-    "TaliModelAssetError",
+    "TaliSubtitleError",
 ]
 
 

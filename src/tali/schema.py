@@ -13,15 +13,15 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 __all__ = [
+    "IMAGE_TYPE",
+    "OPTIONAL_COLUMNS",
+    "TALI_SCHEMA",
+    "WIT_FEATURES_TYPE",
     "Column",
-    "WitField",
     "ImageField",
     "Modality",
     "SubModality",
-    "TALI_SCHEMA",
-    "WIT_FEATURES_TYPE",
-    "IMAGE_TYPE",
-    "OPTIONAL_COLUMNS",
+    "WitField",
     "columns_for",
     "parse_submodalities",
 ]

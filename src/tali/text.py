@@ -20,7 +20,7 @@ from tali.config import TextConfig
 from tali.errors import TaliSchemaError
 from tali.schema import Column, WitField
 
-__all__ = ["WitTexts", "read_wit", "choose_language", "caption", "title", "main_body"]
+__all__ = ["WitTexts", "caption", "choose_language", "main_body", "read_wit", "title"]
 
 _FIELD = str(Column.WIT_FEATURES)
 WitTexts = dict[str, list[Any]]

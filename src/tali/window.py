@@ -14,13 +14,13 @@ import numpy as np
 from tali.config import FrameSelection, Seconds, WindowConfig
 
 __all__ = [
-    "sample_rng",
+    "FramePlan",
     "Window",
     "choose_window",
-    "FramePlan",
-    "select_slots",
     "plan_frames",
     "plan_single_frame",
+    "sample_rng",
+    "select_slots",
 ]
 
 

@@ -25,7 +25,7 @@ from tali.config import TaliConfig
 from tali.errors import TaliConfigError, TaliDataError
 from tali.schema import SubModality
 
-__all__ = ["OnError", "SkipRecord", "ErrorReport", "check_on_error", "placeholder_sample", "record_of"]
+__all__ = ["ErrorReport", "OnError", "SkipRecord", "check_on_error", "placeholder_sample", "record_of"]
 
 OnError = Literal["raise", "skip", "substitute"]
 ERRORS_KEY = "errors"

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from tali.errors import TaliSourceError
 
-__all__ = ["ShardInfo", "RowGroupRef", "ShardIndex", "RowGroupReader"]
+__all__ = ["RowGroupReader", "RowGroupRef", "ShardIndex", "ShardInfo"]
 
 Opener = Callable[[str], Any]  # path -> binary file object (local open or fsspec)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tali.errors import TaliSourceError
 
-__all__ = ["SourceLike", "resolve_local_files", "SPLITS"]
+__all__ = ["SPLITS", "SourceLike", "resolve_local_files"]
 
 SourceLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 SPLITS = ("train", "val", "test")

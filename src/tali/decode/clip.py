@@ -20,7 +20,7 @@ import av.container
 from tali.errors import TaliDataError, TaliDecodeError, TaliMissingStreamError
 from tali.schema import Column
 
-__all__ = ["Clip", "ClipInfo", "Deadline", "open_clip", "decode_errors"]
+__all__ = ["Clip", "ClipInfo", "Deadline", "decode_errors", "open_clip"]
 
 _FIELD = str(Column.YOUTUBE_VIDEO_CONTENT)
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from tali.errors import TaliImageError
 
-__all__ = ["decode_image", "to_rgb_image", "resize_and_crop"]
+__all__ = ["decode_image", "resize_and_crop", "to_rgb_image"]
 
 _HIGH_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 

@@ -14,7 +14,7 @@ import yaml
 
 from tali.errors import TaliSubtitleError
 
-__all__ = ["SubtitleLine", "parse_subtitles", "lines_between"]
+__all__ = ["SubtitleLine", "lines_between", "parse_subtitles"]
 
 _FIELD = "youtube_subtitle_text"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

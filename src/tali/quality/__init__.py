@@ -13,18 +13,18 @@ from tali.quality.scan import ScanThresholds
 from tali.quality.validate import ALL_CHECKS, Failure, ValidationReport, validate
 
 __all__ = [
-    "validate",
-    "ValidationReport",
-    "Failure",
-    "CheckLimits",
     "ALL_CHECKS",
-    "compute_metrics",
-    "row_metrics",
+    "METRICS_SCHEMA",
+    "CheckLimits",
+    "Failure",
+    "FilterResult",
     "MetricsOptions",
     "ScanThresholds",
-    "METRICS_SCHEMA",
-    "select",
-    "FilterResult",
+    "ValidationReport",
     "WriteSummary",
+    "compute_metrics",
     "load_index",
+    "row_metrics",
+    "select",
+    "validate",
 ]

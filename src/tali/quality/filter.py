@@ -30,7 +30,7 @@ from tali.errors import TaliConfigError, TaliSourceError
 from tali.quality.runner import atomic_write_bytes
 from tali.schema import TALI_SCHEMA, Column
 
-__all__ = ["FilterResult", "WriteSummary", "select", "explain", "load_index", "METADATA_EXCLUDED"]
+__all__ = ["METADATA_EXCLUDED", "FilterResult", "WriteSummary", "explain", "load_index", "select"]
 
 #: Media columns a predicate can never see.
 METADATA_EXCLUDED = (str(Column.IMAGE), str(Column.YOUTUBE_VIDEO_CONTENT))

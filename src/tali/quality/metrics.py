@@ -51,12 +51,12 @@ from tali.schema import Column, ImageField, WitField
 from tali.text import caption, read_wit, title
 
 __all__ = [
-    "MetricsOptions",
-    "METRICS_SCHEMA",
-    "compute_metrics",
-    "row_metrics",
-    "parts_dir_for",
     "METRICS_COLUMNS",
+    "METRICS_SCHEMA",
+    "MetricsOptions",
+    "compute_metrics",
+    "parts_dir_for",
+    "row_metrics",
 ]
 
 _F, _I, _B, _S = pa.float64(), pa.int64(), pa.bool_(), pa.string()

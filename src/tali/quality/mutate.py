@@ -31,15 +31,15 @@ import pyarrow as pa
 from tali.schema import TALI_SCHEMA, Column, WitField
 
 __all__ = [
+    "FAMILIES",
+    "KINDS",
     "InvalidUtf8",
     "Mutant",
-    "KINDS",
-    "mutate",
     "make_mutants",
     "mutants_to_table",
-    "remux_without",
+    "mutate",
     "png_bomb",
-    "FAMILIES",
+    "remux_without",
 ]
 
 Family = Literal["clip", "image", "text"]

@@ -27,13 +27,13 @@ from tali.errors import TaliConfigError
 
 __all__ = [
     "ShardJob",
-    "parts_dir_of",
-    "part_path",
-    "run_shards",
-    "report_rows",
     "atomic_write_bytes",
     "atomic_write_table",
+    "part_path",
+    "parts_dir_of",
     "remove_parts",
+    "report_rows",
+    "run_shards",
 ]
 
 #: ``job(shard_path, part_path)`` computes one shard and writes ``part_path`` atomically.

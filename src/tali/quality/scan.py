@@ -22,7 +22,7 @@ import numpy as np
 from tali.decode.clip import Clip, Deadline, decode_errors
 from tali.errors import TaliDecodeError
 
-__all__ = ["Deadline", "VideoScan", "AudioScan", "ClipScan", "scan_clip", "ScanThresholds"]
+__all__ = ["AudioScan", "ClipScan", "Deadline", "ScanThresholds", "VideoScan", "scan_clip"]
 
 #: About the width of the grey thumbnail frozen/black tests look at. Frozen
 #: frames in an encoded stream differ from their predecessor by < 0.1 grey

@@ -30,7 +30,7 @@ from tali.errors import TaliConfigError, TaliDataError
 from tali.quality.checks import CHECKS, CheckLimits, check_shard_schema, columns_for_checks
 from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
 
-__all__ = ["Failure", "ValidationReport", "validate", "parts_dir_for", "ALL_CHECKS"]
+__all__ = ["ALL_CHECKS", "Failure", "ValidationReport", "parts_dir_for", "validate"]
 
 ALL_CHECKS: tuple[str, ...] = tuple(CHECKS)
 

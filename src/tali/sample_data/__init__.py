@@ -12,12 +12,6 @@ clip second, subtitle lines say ``"second <absolute second>"`` at
 
 from tali.sample_data.build import build, default_path, load_truth
 from tali.sample_data.generate import GENERATOR_VERSION, VARIANTS, ClipSpec, encode_clip, write_dataset
-from tali.sample_data.truth import (
-    expected_frame_code,
-    expected_subtitle_lines,
-    expected_tone_second,
-    frame_index_at,
-)
 from tali.sample_data.patterns import (
     CodeUnreadable,
     dominant_hz,
@@ -28,26 +22,32 @@ from tali.sample_data.patterns import (
     tone_hz,
     tone_seconds,
 )
+from tali.sample_data.truth import (
+    expected_frame_code,
+    expected_subtitle_lines,
+    expected_tone_second,
+    frame_index_at,
+)
 
 __all__ = [
+    "GENERATOR_VERSION",
+    "VARIANTS",
+    "ClipSpec",
+    "CodeUnreadable",
     "build",
     "default_path",
-    "load_truth",
-    "write_dataset",
+    "dominant_hz",
     "encode_clip",
-    "ClipSpec",
-    "VARIANTS",
-    "GENERATOR_VERSION",
-    "CodeUnreadable",
+    "expected_frame_code",
+    "expected_subtitle_lines",
+    "expected_tone_second",
+    "frame_index_at",
+    "load_truth",
     "read_frame_index",
     "read_image_code",
-    "tone_hz",
     "second_of_tone",
-    "dominant_hz",
-    "tone_seconds",
     "subtitle_text",
-    "expected_frame_code",
-    "expected_tone_second",
-    "expected_subtitle_lines",
-    "frame_index_at",
+    "tone_hz",
+    "tone_seconds",
+    "write_dataset",
 ]

@@ -30,7 +30,7 @@ from PIL import Image
 from tali.sample_data.patterns import WHITE, draw_code, subtitle_text, tone_hz
 from tali.schema import TALI_SCHEMA, Column, WitField
 
-__all__ = ["ClipSpec", "VARIANTS", "GENERATOR_VERSION", "write_dataset", "encode_clip"]
+__all__ = ["GENERATOR_VERSION", "VARIANTS", "ClipSpec", "encode_clip", "write_dataset"]
 
 #: Bump when the content changes, so cached copies are rebuilt.
 GENERATOR_VERSION = 3
@@ -150,7 +150,7 @@ def _tone_track(spec: ClipSpec) -> np.ndarray:
     return track
 
 
-def TONE(seconds: np.ndarray) -> np.ndarray:  # noqa: N802 - vectorised tone_hz
+def TONE(seconds: np.ndarray) -> np.ndarray:
     return np.vectorize(tone_hz)(seconds)
 
 

@@ -21,15 +21,15 @@ __all__ = [
     "CODE_BITS",
     "GRID",
     "CodeUnreadable",
+    "dominant_hz",
     "draw_code",
     "read_code",
     "read_frame_index",
     "read_image_code",
-    "tone_hz",
     "second_of_tone",
-    "dominant_hz",
-    "tone_seconds",
     "subtitle_text",
+    "tone_hz",
+    "tone_seconds",
 ]
 
 GRID = 4

@@ -12,7 +12,7 @@ from typing import Any
 
 from tali.sample_data.patterns import subtitle_text
 
-__all__ = ["expected_frame_code", "expected_tone_second", "expected_subtitle_lines", "frame_index_at"]
+__all__ = ["expected_frame_code", "expected_subtitle_lines", "expected_tone_second", "frame_index_at"]
 
 Truth = dict[str, Any]
 
