@@ -53,13 +53,16 @@ def sample_rng_for(seed: int, epoch: int, key: int, purpose: str) -> np.random.G
     )
 
 
-def _pixels_out(array: np.ndarray, output: FrameOutput) -> Any:
-    """``[..., H, W, 3]`` uint8 to the configured output: CHW tensor or PIL."""
+def _pixels_out(array: np.ndarray, output: FrameOutput, *, channels_first: bool = False) -> Any:
+    """uint8 ``[..., H, W, 3]`` (images) or ``[..., 3, H, W]`` (decoded video
+    frames, ``channels_first``) to the configured output: CHW tensor or PIL."""
     if output == "pil":
-        if array.ndim == 4:
-            return [Image.fromarray(a) for a in array]
-        return Image.fromarray(array)
-    tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, -3)))
+        hwc = np.moveaxis(array, -3, -1) if channels_first else array
+        if hwc.ndim == 4:
+            return [Image.fromarray(np.ascontiguousarray(a)) for a in hwc]
+        return Image.fromarray(np.ascontiguousarray(hwc))
+    chw = array if channels_first else np.moveaxis(array, -1, -3)
+    tensor = torch.from_numpy(np.ascontiguousarray(chw))
     if output == "float":
         return tensor.to(torch.float32).div_(255.0)
     return tensor
@@ -168,7 +171,7 @@ class TaliTransform:
                 slots, mask = select_slots(len(keys.pts_seconds), vcfg.num_frames, vcfg.selection, rng("frames"))
                 frames, pts = keys.pixels[slots], keys.pts_seconds[slots]
             out[S.YOUTUBE_CONTENT_VIDEO.value] = {
-                "frames": _pixels_out(frames, vcfg.output),
+                "frames": _pixels_out(frames, vcfg.output, channels_first=True),
                 "pts_seconds": torch.from_numpy(np.asarray(pts, dtype=np.float64)),
                 "mask": torch.from_numpy(np.asarray(mask, dtype=bool)),
             }
@@ -302,6 +305,6 @@ def _pad_pts(pts: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _single(decoded: DecodedFrames, index: int, output: FrameOutput) -> dict[str, Any]:
     return {
-        "pixels": _pixels_out(decoded.pixels[index], output),
+        "pixels": _pixels_out(decoded.pixels[index], output, channels_first=True),
         "pts_seconds": float(decoded.pts_seconds[index]),
     }

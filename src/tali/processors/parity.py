@@ -62,7 +62,7 @@ def video_pixel_parity(
             for k, frame in enumerate(clip.container.decode(clip.video)):
                 if k % every:
                     continue
-                fast.append(to_rgb(frame, size, "bicubic"))
+                fast.append(np.moveaxis(to_rgb(frame, size, "bicubic"), 0, -1))  # [H, W, 3] like ref
                 ref.append(_reference(processor, frame.to_ndarray(format="rgb24")))
                 taken += 1
                 if taken >= limit:
