@@ -156,6 +156,22 @@ def time_per_pass(fn: Callable[[], int], repeats: int, warmup: int = 1) -> list[
     return rates
 
 
+def time_alternating(fns: dict[str, Callable[[], int]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Samples/s of each pass of every ``fn``, the passes taken in turns (the order
+    flips every repeat), so that pass ``i`` of two methods can be paired: a drift in
+    the machine's load hits both members of a pair alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    rates: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(repeats):
+        for name in list(fns) if i % 2 == 0 else reversed(list(fns)):
+            start = time.perf_counter()
+            n = fns[name]()
+            rates[name].append(n / (time.perf_counter() - start))
+    return rates
+
+
 def summary(rates: list[float]) -> dict[str, Any]:
     return {
         "samples_per_s_median": round(statistics.median(rates), 2),
