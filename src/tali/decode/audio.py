@@ -144,7 +144,7 @@ def _by_runs(clip: Clip, window: _Window) -> None:
     The same samples as :func:`_by_frames` (equal to float rounding on the sample
     clips): swresample's stereo-to-mono conversion measured 1.5 ms per 3 s window,
     as much as the resampling itself, and the per-frame calls another 0.7 ms;
-    this path takes 5.8 instead of 7.2 ms a window including the AAC decoding.
+    this path takes 4.7 instead of 5.8 ms a 3 s window including the AAC decoding.
     """
     stream = clip.audio
     assert stream is not None
@@ -158,8 +158,14 @@ def _by_runs(clip: Clip, window: _Window) -> None:
         layout = frame.layout.name
         if frame.format.name != "fltp" or layout not in _DOWNMIX or frame.pts is None:
             raise _NotUniform
-        planes = frame.to_ndarray()
-        mono = planes[0] if layout == "mono" else (planes[0] + planes[1]) * _DOWNMIX["stereo"]
+        # Views of the planes, not to_ndarray(): its np.vstack per frame measured
+        # 8 us, a third of a 30 s window's audio time beyond the AAC decoding.
+        left = np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples)
+        if layout == "mono":
+            mono = left.copy()
+        else:
+            right = np.frombuffer(frame.planes[1], dtype=np.float32, count=frame.samples)
+            mono = (left + right) * _DOWNMIX["stereo"]
         if frame.pts != expected_pts or frame.sample_rate != runs[-1][0].sample_rate:
             runs.append((frame, []))
         runs[-1][1].append(mono)
