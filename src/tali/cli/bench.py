@@ -65,9 +65,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"config": dataset.config.to_dict(), "rows": len(dataset), "results": results},
                          indent=2, default=str))
         return 0
-    title = f"tali bench: {len(dataset)} rows x {args.epochs} epochs, batch size {args.batch_size}"
-    table = results_table(results, title)
-    console.print(table)
+    console.print(results_table(results, f"tali bench: {len(dataset)} rows x {args.epochs} epochs, "
+                                         f"batch size {args.batch_size}"))
     return 0
 
 

@@ -223,60 +223,65 @@ class _Picker:
 _REORDER_LOOKAHEAD = 16
 
 
-def _decode_needed(clip: Clip, wanted: list[float], counter: list[int]) -> Iterator[av.VideoFrame]:
-    """Decode only the packets that show a wanted time or that those depend on.
+class _NeededPackets:
+    """Decodes only the packets that show a wanted time or that those depend on;
+    counts what went through the decoder (``decoded``)."""
 
-    Decided on packet timestamps, before decoding. A GOP (a keyframe and the
-    packets up to the next one) matters only if it holds the frame shown at the
-    next wanted time ``w``: packets are held back, undecoded, until one starts
-    after ``w`` (the GOP reaches ``w``: decode what is held, in order) or a
-    keyframe starting at or before ``w`` arrives (nothing held can be shown at
-    ``w`` or later, nor be a reference for what is: drop it). A packet that starts
-    at or before a passed wanted time is a reordered B-frame that may be shown
-    then: it and what is held before it (its possible references) are decoded.
-    At the end the decoder is drained rather than fed more packets to push out
-    the frames its reordering delay holds. With frames spaced wider than the
-    keyframe interval (long windows, whole clips) most of the clip is never
-    decoded, as with torchcodec's per-frame seeks, but without a seek and
-    decoder flush per frame.
-    """
-    ctx = clip.video.codec_context
-    time_base = float(clip.video.time_base)
-    held: list[av.Packet] = []
-    k, n = 0, len(wanted)  # wanted[k]: the first time no decoded packet starts after
-    fed_max = -np.inf  # the latest start among decoded packets: wanted[:k] are before it
-    after = 0  # packets read since every wanted time was passed
-    for packet in clip.container.demux(clip.video):
-        clip.deadline.check()
-        if packet.size == 0:  # end of stream: what is held may show the last times
-            if k < n:
-                yield from _feed(ctx, held, counter)
-            break
-        t = None if packet.pts is None else packet.pts * time_base
-        if k < n and packet.is_keyframe and t is not None and t <= wanted[k]:
-            held = [packet]
-            continue
-        if k == n:
-            after += 1
-            if packet.is_keyframe or after > _REORDER_LOOKAHEAD:
+    def __init__(self, clip: Clip, wanted: list[float]) -> None:
+        self.clip, self.wanted = clip, wanted
+        self.ctx = clip.video.codec_context
+        self.decoded = 0
+
+    def frames(self) -> Iterator[av.VideoFrame]:
+        """The decoded frames, in display order.
+
+        Decided on packet timestamps, before decoding. A GOP (a keyframe and the
+        packets up to the next one) matters only if it holds the frame shown at the
+        next wanted time ``w``: packets are held back, undecoded, until one starts
+        after ``w`` (the GOP reaches ``w``: decode what is held, in order) or a
+        keyframe starting at or before ``w`` arrives (nothing held can be shown at
+        ``w`` or later, nor be a reference for what is: drop it). A packet that starts
+        at or before a passed wanted time is a reordered B-frame that may be shown
+        then: it and what is held before it (its possible references) are decoded.
+        At the end the decoder is drained rather than fed more packets to push out
+        the frames its reordering delay holds. With frames spaced wider than the
+        keyframe interval (long windows, whole clips) most of the clip is never
+        decoded, as with torchcodec's per-frame seeks, but without a seek and
+        decoder flush per frame.
+        """
+        clip, wanted = self.clip, self.wanted
+        time_base = float(clip.video.time_base)
+        held: list[av.Packet] = []
+        k, n = 0, len(wanted)  # wanted[k]: the first time no decoded packet starts after
+        after = 0  # packets read since every wanted time was passed
+        for packet in clip.container.demux(clip.video):
+            clip.deadline.check()
+            if packet.size == 0:  # end of stream: what is held may show the last times
+                if k < n:
+                    yield from self._feed(held)
                 break
-        held.append(packet)
-        # Decode what is held once this packet reaches the next wanted time, or is a
-        # reordered B-frame shown at a passed one (what is held may be its references).
-        if t is None or (k < n and t > wanted[k]) or (k > 0 and t <= wanted[k - 1]):
-            yield from _feed(ctx, held, counter)
-            held = []
-            if t is not None:
-                fed_max = max(fed_max, t)
-            while k < n and wanted[k] < fed_max:
-                k += 1
-    yield from ctx.decode(None)  # drain: the frames held back for reordering
+            t = None if packet.pts is None else packet.pts * time_base
+            if k < n and packet.is_keyframe and t is not None and t <= wanted[k]:
+                held = [packet]
+                continue
+            if k == n:
+                after += 1
+                if packet.is_keyframe or after > _REORDER_LOOKAHEAD:
+                    break
+            held.append(packet)
+            # Decode what is held once this packet reaches the next wanted time, or is a
+            # reordered B-frame shown at a passed one (what is held may be its references).
+            if t is None or (k < n and t > wanted[k]) or (k > 0 and t <= wanted[k - 1]):
+                yield from self._feed(held)
+                held = []
+                while t is not None and k < n and wanted[k] < t:
+                    k += 1
+        yield from self.ctx.decode(None)  # drain: the frames held back for reordering
 
-
-def _feed(ctx: av.VideoCodecContext, packets: list[av.Packet], counter: list[int]) -> Iterator[av.VideoFrame]:
-    for packet in packets:
-        counter[0] += 1
-        yield from ctx.decode(packet)
+    def _feed(self, packets: list[av.Packet]) -> Iterator[av.VideoFrame]:
+        for packet in packets:
+            self.decoded += 1
+            yield from self.ctx.decode(packet)
 
 
 def _decode_sorted(
@@ -291,10 +296,10 @@ def _decode_sorted(
     _seek(clip, 0.0 if restart_from_zero else wanted[0])
     times = wanted.tolist()  # Python floats: numpy scalar indexing per packet costs
     picker = _Picker(times)
-    counter = [0]
+    packets = _NeededPackets(clip, times)
     time_base = float(clip.video.time_base)
     first = True
-    for frame in _decode_needed(clip, times, counter):
+    for frame in packets.frames():
         clip.deadline.check()
         t = _frame_seconds(frame, time_base)
         if t is None:
@@ -307,7 +312,7 @@ def _decode_sorted(
             break
     else:
         picker.finish(half_frame)
-    return picker.frames, picker.pts, counter[0]
+    return picker.frames, picker.pts, packets.decoded
 
 
 def decode_keyframes_in(
