@@ -1,18 +1,23 @@
 """Cut one window of a clip's audio: mono, resampled, exactly ``round(d * sr)`` samples.
 
-Downmixing and resampling run in FFmpeg's ``swresample`` (via
-``av.AudioResampler``), from whatever layout and rate the stream has.
+Downmixing and resampling follow FFmpeg's ``swresample``, from whatever layout
+and rate the stream has: planar float (AAC, nearly every TALI clip) is
+downmixed in numpy with swresample's weights and resampled with swresample's own filter as one matrix
+product (``tali.decode.resample``); any other sample format goes through
+``av.AudioResampler`` frame by frame.
 Samples are placed by their timestamps, not by counting, so a stream that
 starts late (or has a gap) lands at the right time, with zeros elsewhere.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
+from tali.decode import resample
 from tali.decode.clip import Clip, decode_errors
 from tali.errors import TaliMissingStreamError
 
@@ -60,7 +65,7 @@ def decode_audio_window(
     window = _Window(clip, start_seconds, duration_seconds, sample_rate)
     with decode_errors(clip.item_idx, what="decode audio of"):
         ctx = clip.audio.codec_context
-        if ctx.format is not None and ctx.format.name == "fltp" and ctx.layout.name in _DOWNMIX:
+        if ctx.format is not None and ctx.format.name == "fltp":
             try:
                 _by_runs(clip, window)
             except _NotUniform:
@@ -95,15 +100,19 @@ class _Window:
             if frame.pts is None:
                 continue
             # The resampler's output time base is 1 / sample_rate: pts counts samples.
-            begin = frame.pts - self.first_index
-            data = frame.to_ndarray().reshape(-1)
-            lo, hi = max(begin, 0), min(begin + data.size, self.n)
-            if hi > lo:
-                self.out[lo:hi] = data[lo - begin : hi - begin]
-                self.filled[lo:hi] = True
-            if begin >= self.n:
+            if self.put(frame.pts, frame.to_ndarray().reshape(-1)):
                 return True
         return False
+
+    def put(self, index: int, data: np.ndarray) -> bool:
+        """Copy samples whose first one is output-rate sample ``index`` of the stream;
+        True once past the window end."""
+        begin = index - self.first_index
+        lo, hi = max(begin, 0), min(begin + data.size, self.n)
+        if hi > lo:
+            self.out[lo:hi] = data[lo - begin : hi - begin]
+            self.filled[lo:hi] = True
+        return begin >= self.n
 
 
 def _seek(clip: Clip, window: _Window) -> None:
@@ -128,52 +137,122 @@ def _by_frames(clip: Clip, window: _Window) -> None:
     window.place(resampler.resample(None))
 
 
-#: swresample's downmix to mono for float output (no normalisation): mono is kept,
-#: stereo is (L + R) / sqrt(2). Other layouts go through swresample's own matrix.
-_DOWNMIX = {"mono": None, "stereo": np.float32(np.sqrt(0.5))}
+@functools.lru_cache(maxsize=32)
+def downmix_weights(layout: str) -> np.ndarray | None:
+    """swresample's weight of each channel of ``layout`` in its float mono downmix;
+    ``None`` where swresample cannot take that layout this way (the frame-by-frame
+    path then decides what to do with it).
+
+    Measured, not copied from its tables: one frame with a unit impulse on each
+    channel at a different sample, at an unchanged rate (no filter, only the
+    matrix). Stereo gives ``[sqrt(.5), sqrt(.5)]``, 5.1 drops the LFE.
+    """
+    try:
+        channels = av.AudioLayout(layout).nb_channels
+        planes = np.zeros((channels, channels + 16), np.float32)
+        planes[np.arange(channels), np.arange(channels)] = 1.0  # channel c is 1 at sample c
+        # Not AudioFrame.from_ndarray: PyAV 18 lists a ninth plane for 8 channels and fails.
+        frame = av.AudioFrame(format="fltp", layout=layout, samples=planes.shape[1])
+        for plane, values in zip(frame.planes, planes):
+            plane.update(values)
+        frame.sample_rate, frame.pts = 48_000, 0
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
+        frames = resampler.resample(frame) + resampler.resample(None)
+    except (av.FFmpegError, ValueError, IndexError):
+        return None
+    out = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]) if frames else np.zeros(0, np.float32)
+    weights = out[:channels].copy()
+    return weights if out.size == planes.shape[1] and weights.any() else None
 
 
 class _NotUniform(Exception):
-    """A frame whose format or layout differs from the stream's: use the general path."""
+    """A frame whose format or layout differs from the run's, or a layout without
+    measured weights: use the general path."""
 
 
 def _by_runs(clip: Clip, window: _Window) -> None:
-    """Planar float mono/stereo (AAC): downmix in numpy, resample each gapless run
-    of frames in one call.
+    """Planar float (AAC, any layout): downmix each frame in numpy with
+    swresample's weights, join each gapless run and resample it in one matrix
+    product (``tali.decode.resample``).
 
     The same samples as :func:`_by_frames` (equal to float rounding on the sample
-    clips): swresample's stereo-to-mono conversion measured 1.5 ms per 3 s window,
-    as much as the resampling itself, and the per-frame calls another 0.7 ms;
-    this path takes 4.7 instead of 5.8 ms a 3 s window including the AAC decoding.
+    clips). Measured on the sample clips, window audio including the AAC decoding
+    and the open: 4.6 vs 5.4 ms a 3 s window and 29 vs 41 ms a 30 s one, against
+    swresample downmixing per frame and resampling each run in one
+    ``av.AudioResampler`` call (which alone is 1.2 ms a 3 s window plus 0.45 ms to
+    build its filter graph; ``benchmarks/decode/bench_resample.py``).
     """
     stream = clip.audio
     assert stream is not None
     _seek(clip, window)
     time_base = float(stream.time_base)
     end = window.origin + window.n / window.sample_rate
-    runs: list[tuple[av.AudioFrame, list[np.ndarray]]] = []  # (first frame, mono chunks)
+    runs: list[_Run] = []
     expected_pts = None
     for frame in clip.container.decode(stream):
         clip.deadline.check()
-        layout = frame.layout.name
-        if frame.format.name != "fltp" or layout not in _DOWNMIX or frame.pts is None:
+        if frame.format.name != "fltp" or frame.pts is None:
             raise _NotUniform
-        # Views of the planes, not to_ndarray(): its np.vstack per frame measured
-        # 8 us, a third of a 30 s window's audio time beyond the AAC decoding.
-        left = np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples)
-        if layout == "mono":
-            mono = left.copy()
-        else:
-            right = np.frombuffer(frame.planes[1], dtype=np.float32, count=frame.samples)
-            mono = (left + right) * _DOWNMIX["stereo"]
-        if frame.pts != expected_pts or frame.sample_rate != runs[-1][0].sample_rate:
-            runs.append((frame, []))
-        runs[-1][1].append(mono)
+        layout = frame.layout.name
+        if frame.pts != expected_pts or frame.sample_rate != runs[-1].first.sample_rate:
+            weights = downmix_weights(layout)
+            if weights is None:
+                raise _NotUniform
+            runs.append(_Run(frame, layout, weights))
+        elif layout != runs[-1].layout:
+            raise _NotUniform
+        runs[-1].add(frame)
         expected_pts = frame.pts + int(round(frame.samples / frame.sample_rate / time_base))
         if frame.pts * time_base >= end:
             break
-    for first, chunks in runs:
-        joined = av.AudioFrame.from_ndarray(np.concatenate(chunks)[None], format="flt", layout="mono")
-        joined.sample_rate, joined.pts, joined.time_base = first.sample_rate, first.pts, first.time_base
-        resampler = _new_resampler(window.sample_rate)
-        window.place(resampler.resample(joined) + resampler.resample(None))
+    for run in runs:
+        _resample_run(run, window)
+
+
+class _Run:
+    """Gapless frames of one rate and layout, downmixed as they arrive.
+
+    Each frame is summed to mono from views of its planes (not ``to_ndarray()``:
+    its ``np.vstack`` per frame measured 8 us) and released at once, so a 30 s run
+    holds 30 s of mono samples, not 1300 decoded frames. Where every channel kept
+    has the same weight (mono, stereo) the weight is applied once to the joined run.
+    """
+
+    def __init__(self, first: av.AudioFrame, layout: str, weights: np.ndarray) -> None:
+        self.first, self.layout = first, layout
+        kept = np.flatnonzero(weights)
+        self.channels = kept.tolist()
+        self.weights = weights[kept]
+        self.common = float(self.weights[0]) if np.all(self.weights == self.weights[0]) else None
+        self.chunks: list[np.ndarray] = []
+
+    def add(self, frame: av.AudioFrame) -> None:
+        planes, n = frame.planes, frame.samples
+        views = [np.frombuffer(planes[c], dtype=np.float32, count=n) for c in self.channels]
+        if self.common is not None:
+            chunk = views[0].copy() if len(views) == 1 else np.add(views[0], views[1])
+            for view in views[2:]:
+                chunk += view
+        else:
+            chunk = views[0] * self.weights[0]
+            for view, weight in zip(views[1:], self.weights[1:]):
+                chunk += view * weight
+        self.chunks.append(chunk)
+
+    def mono(self) -> np.ndarray:
+        mono = np.concatenate(self.chunks)
+        if self.common is not None and self.common != 1:
+            mono *= np.float32(self.common)
+        return mono
+
+def _resample_run(run: _Run, window: _Window) -> None:
+    samples, first = run.mono(), run.first
+    polyphase = resample.polyphase(first.sample_rate, window.sample_rate)
+    if polyphase is not None and samples.size >= polyphase.min_samples:
+        window.put(polyphase.first_output_index(first.pts, first.time_base), polyphase(samples))
+        return
+    # Rates without an exact polyphase form, and runs shorter than its filter.
+    joined = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
+    joined.sample_rate, joined.pts, joined.time_base = first.sample_rate, first.pts, first.time_base
+    resampler = _new_resampler(window.sample_rate)
+    window.place(resampler.resample(joined) + resampler.resample(None))

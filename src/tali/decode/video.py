@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import av
@@ -56,17 +56,30 @@ def scaled_size(width: int, height: int, size: int | None) -> tuple[int, int]:
 _local = threading.local()
 
 
-def _reformatter() -> VideoReformatter:
+#: Reformatters kept per process, one per source geometry (see ``_reformatter``).
+_MAX_REFORMATTERS = 8
+
+
+def _reformatter(frame: av.VideoFrame) -> VideoReformatter:
     # A VideoReformatter keeps its SwsContext between calls with the same sizes;
     # frame.reformat() builds a new one (bicubic filter tables included) every
     # time. Measured on 640x360 -> 398x224 bicubic: 2.1-5.2 ms vs 0.54 ms a frame.
-    # One per process and thread. Scaling runs single-threaded (``threads=1`` in
+    # One per source geometry: clips of mixed sizes (360p next to 720p) would
+    # otherwise rebuild it at every switch (0.2 ms each).
+    # One set per process and thread. Scaling runs single-threaded (``threads=1`` in
     # to_rgb): a threaded SwsContext inherited through fork() would, when freed in
     # a DataLoader worker, join threads that do not exist there and hang forever.
     pid = os.getpid()
     if getattr(_local, "pid", None) != pid:
-        _local.formatter, _local.pid = VideoReformatter(), pid
-    return _local.formatter
+        _local.formatters, _local.pid = {}, pid
+    formatters: dict[tuple[int, int, str], VideoReformatter] = _local.formatters
+    key = (frame.width, frame.height, frame.format.name)
+    formatter = formatters.get(key)
+    if formatter is None:
+        if len(formatters) >= _MAX_REFORMATTERS:
+            formatters.pop(next(iter(formatters)))  # the oldest
+        formatter = formatters[key] = VideoReformatter()
+    return formatter
 
 
 def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.ndarray:
@@ -83,7 +96,7 @@ def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.nda
     sample.
     """
     width, height = scaled_size(frame.width, frame.height, size)
-    planar = _reformatter().reformat(
+    planar = _reformatter(frame).reformat(
         frame,
         width=width, height=height, format="gbrp", interpolation=_INTERPOLATION[interpolation], threads=1
     )
@@ -139,42 +152,35 @@ def decode_frames_played_at(
     order = np.argsort(times, kind="stable")
     wanted = times[order] + info.video_start_seconds  # stream seconds, ascending
     half_frame = 0.5 / info.fps
+
+    def convert(frame: av.VideoFrame) -> np.ndarray:
+        with decode_errors(clip.item_idx, what="convert"):
+            return to_rgb(frame, size, interpolation)
+
     with decode_errors(clip.item_idx):
         _configure(clip, threads, keyframes_only=False)
-        picked = _decode_sorted(clip, wanted, half_frame, restart_from_zero=False)
+        picked = _decode_sorted(clip, wanted, half_frame, convert, restart_from_zero=False)
         if picked is None:  # the seek landed after the first wanted time: start over
-            picked = _decode_sorted(clip, wanted, half_frame, restart_from_zero=True)
+            picked = _decode_sorted(clip, wanted, half_frame, convert, restart_from_zero=True)
         if picked is None:
             raise TaliDecodeError(
                 "clip timestamps start after the requested time", item_idx=clip.item_idx,
                 field="youtube_video_content",
             )
-    frames, pts, decoded_packets = picked
-    found = np.array([f is not None for f in frames])
+    pixels, pts, decoded_packets = picked
+    found = np.array([p is not None for p in pixels])
     if not found.any():
         raise TaliDecodeError("clip has no decodable video frames", item_idx=clip.item_idx,
                               field="youtube_video_content")
-    # Convert each distinct frame once; slots past the end repeat the last real frame.
-    converted: dict[int, np.ndarray] = {}
-    last = None
-    out_pixels: list[np.ndarray] = []
-    for frame in frames:
-        if frame is None:
-            out_pixels.append(last)  # type: ignore[arg-type]
-            continue
-        key = id(frame)
-        if key not in converted:
-            with decode_errors(clip.item_idx, what="convert"):
-                converted[key] = to_rgb(frame, size, interpolation)
-        last = converted[key]
-        out_pixels.append(last)
-    first_real = next(p for p in out_pixels if p is not None)
-    out_pixels = [p if p is not None else first_real for p in out_pixels]
-    result_pixels = np.empty((len(times),) + first_real.shape, dtype=np.uint8)
+    # Slots past the end repeat the last real frame (slots before the first: the first).
+    last = next(p for p in pixels if p is not None)
+    for slot, p in enumerate(pixels):
+        pixels[slot] = last = p if p is not None else last
+    result_pixels = np.empty((len(times),) + last.shape, dtype=np.uint8)
     result_pts = np.full(len(times), np.nan)
     result_found = np.zeros(len(times), dtype=bool)
     for slot, src in enumerate(order):
-        result_pixels[src] = out_pixels[slot]
+        result_pixels[src] = pixels[slot]
         result_pts[src] = pts[slot] - info.video_start_seconds if found[slot] else np.nan
         result_found[src] = found[slot]
     return DecodedFrames(
@@ -183,17 +189,21 @@ def decode_frames_played_at(
 
 
 class _Picker:
-    """Assigns each wanted time (ascending stream seconds) the frame shown then.
+    """Assigns each wanted time (ascending stream seconds) the frame shown then,
+    converted by ``convert`` as soon as it is settled.
 
     Frames arrive in display order; a wanted time is settled once a frame that
-    starts after it arrives (the one before that was showing).
+    starts after it arrives (the one before that was showing). Converting then,
+    not after the walk, holds one decoded frame at a time instead of every chosen
+    one (8 decoded 720p frames are 11 MB; their 224 crops 1.2 MB).
     """
 
-    def __init__(self, wanted: list[float]) -> None:
-        self.wanted = wanted
-        self.frames: list[av.VideoFrame | None] = [None] * len(wanted)
+    def __init__(self, wanted: list[float], convert: Callable[[av.VideoFrame], np.ndarray]) -> None:
+        self.wanted, self.convert = wanted, convert
+        self.pixels: list[np.ndarray | None] = [None] * len(wanted)
         self.pts = np.full(len(wanted), np.nan)
         self.prev: av.VideoFrame | None = None
+        self.prev_pixels: np.ndarray | None = None  # prev, converted (once, when first settled)
         self.prev_t = -np.inf
         self.k = 0  # first unsettled wanted time
 
@@ -201,20 +211,25 @@ class _Picker:
     def done(self) -> bool:
         return self.k == len(self.wanted)
 
+    def _settle(self) -> None:
+        if self.prev_pixels is None:
+            self.prev_pixels = self.convert(self.prev)
+        self.pixels[self.k], self.pts[self.k] = self.prev_pixels, self.prev_t
+
     def offer(self, frame: av.VideoFrame, t: float) -> None:
         n = len(self.wanted)
         while self.k < n and self.wanted[self.k] < t:
             if self.prev is not None:
-                self.frames[self.k], self.pts[self.k] = self.prev, self.prev_t
+                self._settle()
             self.k += 1
         if self.k < n:
-            self.prev, self.prev_t = frame, t
+            self.prev, self.prev_pixels, self.prev_t = frame, None, t
 
     def finish(self, half_frame: float) -> None:
         """End of stream: the last frame covers times up to one frame after it starts."""
         while self.k < len(self.wanted):
             if self.prev is not None and self.wanted[self.k] < self.prev_t + 2 * half_frame + 1e-6:
-                self.frames[self.k], self.pts[self.k] = self.prev, self.prev_t
+                self._settle()
             self.k += 1
 
 
@@ -285,9 +300,11 @@ class _NeededPackets:
 
 
 def _decode_sorted(
-    clip: Clip, wanted: np.ndarray, half_frame: float, *, restart_from_zero: bool
-) -> tuple[list[av.VideoFrame | None], np.ndarray, int] | None:
-    """Walk the decoder forward, assigning each wanted time the frame shown then.
+    clip: Clip, wanted: np.ndarray, half_frame: float, convert: Callable[[av.VideoFrame], np.ndarray], *,
+    restart_from_zero: bool,
+) -> tuple[list[np.ndarray | None], np.ndarray, int] | None:
+    """Walk the decoder forward, assigning each wanted time the frame shown then
+    (converted; ``None`` where no frame is shown).
 
     Returns ``None`` if the first decoded frame is already later than the first
     wanted time (a seek that overshot); the caller retries from the start.
@@ -295,7 +312,7 @@ def _decode_sorted(
     """
     _seek(clip, 0.0 if restart_from_zero else wanted[0])
     times = wanted.tolist()  # Python floats: numpy scalar indexing per packet costs
-    picker = _Picker(times)
+    picker = _Picker(times, convert)
     packets = _NeededPackets(clip, times)
     time_base = float(clip.video.time_base)
     first = True
@@ -312,7 +329,7 @@ def _decode_sorted(
             break
     else:
         picker.finish(half_frame)
-    return picker.frames, picker.pts, packets.decoded
+    return picker.pixels, picker.pts, packets.decoded
 
 
 def decode_keyframes_in(
