@@ -89,8 +89,8 @@ def naive_decode(row: dict[str, Any], plan: dict[str, Any], size: int, sample_ra
         video = torch.nn.functional.interpolate(video, size=(round(h * scale), round(w * scale)), mode="bicubic")
         top, left = (video.shape[-2] - size) // 2, (video.shape[-1] - size) // 2
         picked.append(video[0, :, top : top + size, left : left + size].clamp(0, 255).to(torch.uint8))
-    lo = int(round(plan["start"] * sample_rate))
-    wave = audio[lo : lo + int(round(plan["duration"] * sample_rate))]
+    lo = round(plan["start"] * sample_rate)
+    wave = audio[lo : lo + round(plan["duration"] * sample_rate)]
     return {"frames": torch.stack(picked), "waveform": torch.from_numpy(wave.copy())}
 
 

@@ -29,7 +29,7 @@ SEEDS = range(4)
 
 def _check_frame(truth: dict, pixels: torch.Tensor, pts: float) -> int:
     """The pixels show the frame displayed at ``pts``; returns its index."""
-    index = int(round(pts * truth["fps"]))
+    index = round(pts * truth["fps"])
     assert abs(pts - index / truth["fps"]) < 1e-3, "pts is not on the frame grid"
     expected = expected_frame_code(truth, index)
     if expected is None:
@@ -43,7 +43,7 @@ def _check_frame(truth: dict, pixels: torch.Tensor, pts: float) -> int:
 def _check_audio(truth: dict, audio: dict, t0: float, d: float) -> None:
     sr = audio["sample_rate"]
     wave = audio["waveform"]
-    assert wave.shape == (int(round(d * sr)),) and wave.dtype == torch.float32
+    assert wave.shape == (round(d * sr),) and wave.dtype == torch.float32
     checked = 0
     for centre, second in tone_seconds(wave, sr, t0):
         # A chunk is 0.25 s: judge by both ends, so chunks that straddle a stream edge are skipped.

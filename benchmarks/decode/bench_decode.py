@@ -97,6 +97,48 @@ def loader_rates(config: TaliConfig, workers: int, epochs: int, passes: int = 4)
     return rates, sorted(first_batch)[len(first_batch) // 2]
 
 
+def measure(name: str, config: TaliConfig, rows: list, args: argparse.Namespace) -> dict:
+    """Every measurement of one config: tali against the floor and naive, loaders, memory."""
+    entry: dict = {"config": config.to_dict()}
+    transform = TaliTransform(config)
+
+    def tali_pass() -> int:
+        return sum(1 for k, r in enumerate(rows) if transform(r, key=k))
+
+    if name == "default_all_submodalities":
+        entry["tali_single_process"] = summary(time_per_pass(tali_pass, args.repeats))
+    else:
+        windows = plans(rows, config)
+        size, sr = config.video.size or 224, config.audio.sample_rate
+        # tali and the floor in turns: the ratio is the median of per-pair ratios.
+        rates = time_alternating(
+            {"tali": tali_pass, "floor": lambda: sum(1 for r, p in zip(rows, windows) if floor_decode(r, p) >= 0)},
+            args.repeats,
+        )
+        entry["tali_single_process"], entry["floor"] = summary(rates["tali"]), summary(rates["floor"])
+        entry["naive"] = summary(
+            time_per_pass(lambda: sum(1 for r, p in zip(rows, windows) if naive_decode(r, p, size, sr)),
+                          max(2, args.repeats // 2))
+        )
+        tali_rate = entry["tali_single_process"]["samples_per_s_median"]
+        entry["speedup_vs_naive"] = round(tali_rate / entry["naive"]["samples_per_s_median"], 2)
+        entry["floor_over_tali"] = round(
+            statistics.median(f / t for f, t in zip(rates["floor"], rates["tali"], strict=True)), 2
+        )
+    for workers in (0, 2):
+        rates, ttfb = loader_rates(config, workers, args.epochs)
+        entry[f"loader_{workers}_workers"] = {**summary(rates), "time_to_first_batch_s": round(ttfb, 3)}
+    entry["workers_2_over_0"] = round(
+        entry["loader_2_workers"]["samples_per_s_median"] / entry["loader_0_workers"]["samples_per_s_median"], 2
+    )
+    if not args.skip_memory and name != "default_all_submodalities":
+        entry["peak_rss_increase_mb"] = {
+            method: peak_rss_increase_mb(f"benchmarks.decode.bench_decode.run_{method}", name)
+            for method in ("tali", "naive", "floor")
+        }
+    return entry
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -106,47 +148,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = sample_rows()
-    results: dict[str, dict] = {}
-    for name, config in CONFIGS.items():
-        entry: dict = {"config": config.to_dict()}
-        transform = TaliTransform(config)
-
-        def tali_pass() -> int:
-            return sum(1 for k, r in enumerate(rows) if transform(r, key=k))
-
-        if name == "default_all_submodalities":
-            entry["tali_single_process"] = summary(time_per_pass(tali_pass, args.repeats))
-        else:
-            windows = plans(rows, config)
-            size, sr = config.video.size or 224, config.audio.sample_rate
-            # tali and the floor in turns: the ratio is the median of per-pair ratios.
-            rates = time_alternating(
-                {"tali": tali_pass, "floor": lambda: sum(1 for r, p in zip(rows, windows) if floor_decode(r, p) >= 0)},
-                args.repeats,
-            )
-            entry["tali_single_process"], entry["floor"] = summary(rates["tali"]), summary(rates["floor"])
-            entry["naive"] = summary(
-                time_per_pass(lambda: sum(1 for r, p in zip(rows, windows) if naive_decode(r, p, size, sr)),
-                              max(2, args.repeats // 2))
-            )
-            tali_rate = entry["tali_single_process"]["samples_per_s_median"]
-            entry["speedup_vs_naive"] = round(tali_rate / entry["naive"]["samples_per_s_median"], 2)
-            entry["floor_over_tali"] = round(
-                statistics.median(f / t for f, t in zip(rates["floor"], rates["tali"], strict=True)), 2
-            )
-        for workers in (0, 2):
-            rates, ttfb = loader_rates(config, workers, args.epochs)
-            entry[f"loader_{workers}_workers"] = {**summary(rates), "time_to_first_batch_s": round(ttfb, 3)}
-        entry["workers_2_over_0"] = round(
-            entry["loader_2_workers"]["samples_per_s_median"] / entry["loader_0_workers"]["samples_per_s_median"], 2
-        )
-        if not args.skip_memory and name != "default_all_submodalities":
-            entry["peak_rss_increase_mb"] = {
-                method: peak_rss_increase_mb(f"benchmarks.decode.bench_decode.run_{method}", name)
-                for method in ("tali", "naive", "floor")
-            }
-        del transform
-        results[name] = entry
+    results = {name: measure(name, config, rows, args) for name, config in CONFIGS.items()}
     # Decoded size of the window's frames (yuv420p at 640x360), the yardstick for memory.
     frame_mb = 640 * 360 * 1.5 / 2**20
     emit(

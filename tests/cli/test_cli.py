@@ -12,7 +12,7 @@ import pytest
 def _tali(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tali.cli.main", *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}, check=False,
     )
 
 

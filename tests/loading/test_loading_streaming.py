@@ -4,6 +4,7 @@ splits, exact and elastic resume, the bad-sample policy, filters and hooks."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -289,7 +290,7 @@ def test_drop_last_passes_end_the_epoch(train_files):
 def test_a_shard_damaged_after_planning_fails_loudly(sample_root, tmp_path):
     src = resolve_local_files(sample_root, "val")[0]
     copy = tmp_path / "val-00000-of-00001.parquet"
-    copy.write_bytes(open(src, "rb").read())
+    copy.write_bytes(Path(src).read_bytes())
     ds = stream([str(copy)], shuffle=False)
     data = copy.read_bytes()
     copy.write_bytes(data[: len(data) // 2])  # a partial copy: no footer any more

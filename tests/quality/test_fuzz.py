@@ -60,13 +60,13 @@ def corpus(sample_root, tmp_path_factory):
     cheap = [dict(row, youtube_video_content=tiny, youtube_video_size=len(tiny)) for row in base]
     out_dir = tmp_path_factory.mktemp("fuzz")
     corpus = {}
-    for family in COUNTS:
+    for position, (family, count) in enumerate(COUNTS.items()):
         bases = cheap + base[:1] if family == "clip" else cheap
         mutants = make_mutants(
             bases,
-            counts={family: COUNTS[family]},
+            counts={family: count},
             seed=7,
-            first_item_idx=1_000_000 * (1 + list(COUNTS).index(family)),
+            first_item_idx=1_000_000 * (1 + position),
         )
         path = out_dir / f"{family}.parquet"
         pq.write_table(mutants_to_table(mutants), path, row_group_size=20)
@@ -129,11 +129,10 @@ def test_skip_keeps_batches_full_and_books_balanced(corpus, raise_outcomes, fami
     ds = TaliDataset(files=[str(path)], config=CONFIGS[family], on_error="skip")
     report = ErrorReport()
     batch_size = 16
-    batches = 0
     yielded_ids = []
-    for batch in torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=_collate):
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=_collate)
+    for batches, batch in enumerate(loader, start=1):
         report.update(batch)
-        batches += 1
         yielded_ids.extend(batch["item_idx"].tolist())
         if batches < -(-len(ds) // batch_size):
             assert len(batch["item_idx"]) == batch_size  # a skipped row is replaced, never dropped

@@ -27,7 +27,7 @@ def test_table_is_keyed_by_item_idx_with_the_declared_schema(metrics_path, truth
 def test_video_metrics_match_truth(metrics_rows, truth):
     for item, t in truth.items():
         m = metrics_rows[item]
-        frames = int(round(t["duration_seconds"] * t["fps"]))
+        frames = round(t["duration_seconds"] * t["fps"])
         assert m["video_fps"] == pytest.approx(t["fps"])
         assert (m["video_width"], m["video_height"]) == (t["width"], t["height"])
         assert m["video_frames"] == frames

@@ -135,7 +135,7 @@ def placeholder_sample(config: TaliConfig, *, key: int, epoch: int, item_idx: in
     if config.wants(s.YOUTUBE_CONTENT_AUDIO):
         sr = config.audio.sample_rate
         out[s.YOUTUBE_CONTENT_AUDIO.value] = {
-            "waveform": torch.zeros(int(round(seconds * sr)), dtype=torch.float32),
+            "waveform": torch.zeros(round(seconds * sr), dtype=torch.float32),
             "sample_rate": sr,
             "valid_samples": 0,
             "missing": True,

@@ -21,6 +21,7 @@ Batch legend (B = batch size): everything :mod:`tali.transform` documents, plus
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -328,7 +329,8 @@ class TaliStream(torch.utils.data.IterableDataset):
                 rows[p] = (table, key - int(plan.unit_starts[table_unit]))
             p = int(order[i])
             if self.collect_stats:
-                sample, record = _with_stats_pair(lambda: self._produce(int(inputs[p]), rows.pop(p), int(units[p])))
+                produce = functools.partial(self._produce, int(inputs[p]), rows.pop(p), int(units[p]))
+                sample, record = _with_stats_pair(produce)
             else:
                 sample, record = self._produce(int(inputs[p]), rows.pop(p), int(units[p]))
             if record is not None:

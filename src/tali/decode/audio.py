@@ -48,7 +48,7 @@ class AudioWindow:
 
 
 def silent_window(start: float, duration: float, sample_rate: int) -> AudioWindow:
-    n = int(round(duration * sample_rate))
+    n = round(duration * sample_rate)
     return AudioWindow(np.zeros(n, np.float32), sample_rate, start, valid_samples=0, missing=True)
 
 
@@ -83,12 +83,12 @@ class _Window:
     """The output buffer and the bookkeeping to place resampled audio by timestamp."""
 
     def __init__(self, clip: Clip, start_seconds: float, duration_seconds: float, sample_rate: int) -> None:
-        self.n = int(round(duration_seconds * sample_rate))
+        self.n = round(duration_seconds * sample_rate)
         self.out = np.zeros(self.n, dtype=np.float32)
         self.filled = np.zeros(self.n, dtype=bool)
         self.sample_rate = sample_rate
         self.origin = clip.info.video_start_seconds + start_seconds  # stream seconds of out[0]
-        self.first_index = int(round(self.origin * sample_rate))
+        self.first_index = round(self.origin * sample_rate)
 
     def clear(self) -> None:
         self.out[:] = 0
@@ -202,7 +202,7 @@ def _by_runs(clip: Clip, window: _Window) -> None:
         elif layout != runs[-1].layout:
             raise _NotUniform
         runs[-1].add(frame)
-        expected_pts = frame.pts + int(round(frame.samples / frame.sample_rate / time_base))
+        expected_pts = frame.pts + round(frame.samples / frame.sample_rate / time_base)
         if frame.pts * time_base >= end:
             break
     for run in runs:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Self
 
 import av
 import av.container
@@ -144,7 +145,7 @@ class Clip:
     def close(self) -> None:
         self.container.close()
 
-    def __enter__(self) -> Clip:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,6 +8,7 @@ and anything that is not that flat shape is rejected with a typed error.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import yaml
@@ -95,7 +96,7 @@ def parse_subtitles(
                 item_idx=item_idx,
                 field=_FIELD,
             ) from None
-        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        if not math.isfinite(seconds):
             raise TaliSubtitleError(f"subtitle timestamp {key.value!r} is not finite", item_idx=item_idx, field=_FIELD)
         lines.append(SubtitleLine(seconds, _scalar_text(value, item_idx)))
     lines.sort(key=lambda line: line.seconds)

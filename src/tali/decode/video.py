@@ -49,8 +49,8 @@ def scaled_size(width: int, height: int, size: int | None) -> tuple[int, int]:
     if size is None:
         return width, height
     if width <= height:
-        return size, max(size, int(round(height * size / width)))
-    return max(size, int(round(width * size / height))), size
+        return size, max(size, round(height * size / width))
+    return max(size, round(width * size / height)), size
 
 
 _local = threading.local()

@@ -114,7 +114,7 @@ def _luma_thumbnail(frame: av.VideoFrame, thumb_h: int) -> np.ndarray:
 
 def _scan_video(clip: Clip, th: ScanThresholds, deadline: Deadline, stats: bool) -> VideoScan:
     info = clip.info
-    thumb_h = max(2, int(round(THUMB_WIDTH * info.height / info.width)) // 2 * 2)
+    thumb_h = max(2, round(THUMB_WIDTH * info.height / info.width) // 2 * 2)
     first = last = None
     frames = frozen = black = 0
     prev: np.ndarray | None = None

@@ -59,7 +59,7 @@ class ClipSpec:
 
     @property
     def num_frames(self) -> int:
-        return int(round(self.duration_seconds * self.fps))
+        return round(self.duration_seconds * self.fps)
 
     @property
     def audio_channels(self) -> int:
@@ -109,7 +109,7 @@ def _frame_pixels(spec: ClipSpec, index: int, background: np.ndarray) -> np.ndar
         return np.zeros((spec.height, spec.width, 3), np.uint8)
     shown = index
     if spec.frozen_seconds and spec.frozen_seconds[0] <= t < spec.frozen_seconds[1]:
-        shown = int(round(spec.frozen_seconds[0] * spec.fps))
+        shown = round(spec.frozen_seconds[0] * spec.fps)
     # A scrolling texture gives the encoder real motion to code, outside the grid.
     # ``background`` is one period wider than the frame, so a slice scrolls it.
     offset = (2 * shown) % _PERIOD
@@ -132,8 +132,8 @@ def _background(spec: ClipSpec) -> np.ndarray:
 def _tone_track(spec: ClipSpec) -> np.ndarray:
     """``[channels, samples]`` float32 for the audio stream (starts at the offset)."""
     sr = spec.sample_rate
-    start = int(round(spec.audio_offset_seconds * sr))
-    end = int(round(spec.duration_seconds * sr))
+    start = round(spec.audio_offset_seconds * sr)
+    end = round(spec.duration_seconds * sr)
     t = np.arange(start, end) / sr  # clip time of each sample
     seconds = np.floor(t + 1e-9)
     # Phase-continuous across second boundaries: integrate the frequency.
@@ -160,7 +160,7 @@ def encode_clip(spec: ClipSpec) -> bytes:
     with av.open(buffer, "w", format="mp4") as container:
         video = container.add_stream("libx264", rate=spec.fps)
         video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
-        gop = str(int(round(spec.gop_seconds * spec.fps)))
+        gop = str(round(spec.gop_seconds * spec.fps))
         video.options = {
             "preset": "superfast",
             "crf": "26",
@@ -176,7 +176,7 @@ def encode_clip(spec: ClipSpec) -> bytes:
             audio.bit_rate = 96_000
         background = _background(spec)
         track = _tone_track(spec) if spec.has_audio else None
-        audio_start = int(round(spec.audio_offset_seconds * spec.sample_rate))
+        audio_start = round(spec.audio_offset_seconds * spec.sample_rate)
         audio_cursor = 0  # samples of ``track`` already sent
         chunk = 1024
         for index in range(spec.num_frames):

@@ -70,7 +70,7 @@ def draw_code(canvas: np.ndarray, payload: int) -> None:
     """Draw ``payload`` into ``canvas`` (``[H, W, 3]`` uint8, modified in place)."""
     height, width = canvas.shape[:2]
     top, left, side = _square(height, width)
-    margin = int(round(side * (1 - CODE_FRACTION) / 2))
+    margin = round(side * (1 - CODE_FRACTION) / 2)
     inner = side - 2 * margin
     canvas[top : top + margin, left : left + side] = (200, 30, 30)  # red band
     canvas[top + side - margin : top + side, left : left + side] = (30, 30, 200)  # blue band
@@ -143,7 +143,7 @@ def tone_hz(second: int) -> float:
 
 def second_of_tone(hz: float) -> int:
     """Inverse of :func:`tone_hz`, rounded to the nearest second."""
-    return int(round((hz - TONE_BASE_HZ) / TONE_STEP_HZ))
+    return round((hz - TONE_BASE_HZ) / TONE_STEP_HZ)
 
 
 def dominant_hz(samples: Any, sample_rate: int) -> float:
@@ -166,7 +166,7 @@ def tone_seconds(samples: Any, sample_rate: int, start_seconds: float, *, chunk:
     """
     x = np.asarray(samples.detach().cpu().numpy() if hasattr(samples, "detach") else samples)
     x = x.reshape(-1).astype(np.float64)
-    n = int(round(chunk * sample_rate))
+    n = round(chunk * sample_rate)
     out: list[tuple[float, int | None]] = []
     for begin in range(0, x.size - n + 1, n):
         t_begin = start_seconds + begin / sample_rate

@@ -19,8 +19,8 @@ Truth = dict[str, Any]
 
 def frame_index_at(truth: Truth, clip_seconds: float) -> int:
     """Index of the frame displayed at ``clip_seconds``."""
-    last = int(round(truth["duration_seconds"] * truth["fps"])) - 1
-    return min(int(math.floor(clip_seconds * truth["fps"] + 1e-9)), last)
+    last = round(truth["duration_seconds"] * truth["fps"]) - 1
+    return min(math.floor(clip_seconds * truth["fps"] + 1e-9), last)
 
 
 def expected_frame_code(truth: Truth, frame_index: int) -> int | None:
@@ -31,7 +31,7 @@ def expected_frame_code(truth: Truth, frame_index: int) -> int | None:
         return None
     frozen = truth.get("frozen_seconds")
     if frozen and frozen[0] <= t < frozen[1]:
-        return int(round(frozen[0] * truth["fps"]))
+        return round(frozen[0] * truth["fps"])
     return frame_index
 
 
@@ -46,7 +46,7 @@ def expected_tone_second(truth: Truth, clip_seconds: float, *, margin: float = 0
         return False
     if clip_seconds < start or clip_seconds >= end:
         return None
-    return int(math.floor(clip_seconds))
+    return math.floor(clip_seconds)
 
 
 def expected_subtitle_lines(truth: Truth, absolute_start: float, absolute_end: float) -> list[str]:
