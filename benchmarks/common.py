@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from tali import TaliConfig, TaliTransform, sample_data
+from tali.decode.video import _REORDER_LOOKAHEAD
 
 
 def sample_rows(split: str = "train", *, with_audio_only: bool = True) -> list[dict[str, Any]]:
@@ -101,7 +102,9 @@ def floor_decode(row: dict[str, Any], plan: dict[str, Any], threads: int = 1) ->
     after its last wanted frame (a GOP whose successor keyframe starts at or before
     the next wanted time is never decoded), and the reordered B-frames shown at a
     wanted time; decided on packet timestamps, never waiting for the decoder's
-    reordering delay. Audio: the window's packets.
+    reordering delay. Audio: the window's packets. The rule of
+    ``tali.decode.video._NeededPackets``, written out without its generators and
+    bookkeeping so that it stays a floor for the Python around the decoder too.
     ``threads`` matches tali's ``VideoConfig.decoder_threads`` (1: one core per
     DataLoader worker), so the two compare the same decoder setup.
     """
@@ -124,7 +127,7 @@ def floor_decode(row: dict[str, Any], plan: dict[str, Any], threads: int = 1) ->
                 continue
             if k == len(times):  # B-frames shown before the last time follow it closely
                 read_after += 1
-                if packet.is_keyframe or read_after > 16:
+                if packet.is_keyframe or read_after > _REORDER_LOOKAHEAD:
                     break
             held.append(packet)
             if (k < len(times) and t > times[k]) or (k > 0 and t <= times[k - 1]):

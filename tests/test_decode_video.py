@@ -10,20 +10,11 @@ import pytest
 
 from tali.decode.clip import open_clip
 from tali.decode.video import decode_frames_played_at
-from tali.sample_data import expected_frame_code, frame_index_at, read_frame_index
+from tali.sample_data import expected_frame_code, frame_index_at, frames_to_decode, read_frame_index
 
 
 def items_with(truth: dict, **conditions) -> list[int]:
     return [i for i, t in truth.items() if all(t.get(k) == v for k, v in conditions.items())]
-
-
-def _needed_frames(truth: dict, indices: list[int]) -> set[int]:
-    """The least a decoder must decode: each wanted frame and its GOP up to it."""
-    gop = round(truth["gop_seconds"] * truth["fps"])
-    needed: set[int] = set()
-    for f in indices:
-        needed.update(range(f // gop * gop, f + 1))
-    return needed
 
 
 @pytest.mark.parametrize(
@@ -42,10 +33,9 @@ def test_frames_are_exact_and_only_needed_gops_are_decoded(rows, truth, start, s
         assert out.found.all()
         assert [round(p * t["fps"]) for p in out.pts_seconds] == indices
         assert [read_frame_index(px) for px in out.pixels] == [expected_frame_code(t, i) for i in indices]
-        needed = _needed_frames(t, indices)
         # A run of needed frames ends at the first packet that starts after its last
         # wanted time (it settles that time, or B-frames shown before it reference it).
-        runs = sum(1 for i in sorted(needed) if i + 1 not in needed)
+        needed, runs = frames_to_decode(t, indices)
         assert len(needed) <= out.decoded_packets <= len(needed) + runs, (item, out.decoded_packets, len(needed))
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tali import AudioConfig, TaliConfig, TaliDataset, sample_data
 from tali.cli.main import main
+from tali.sample_data import frames_to_decode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: benchmarks/
 
@@ -46,9 +47,7 @@ def test_peers_decode_the_frames_tali_decodes(root, truth):
             assert _indices(naive[i]["frames"]) == expected
         # The floor decodes each wanted frame's GOP from its keyframe up to the frame,
         # and one packet past each run of them (a 3 s window: at most 3 GOPs).
-        gop = round(truth[item]["gop_seconds"] * truth[item]["fps"])
-        needed = {f for e in expected for f in range(e // gop * gop, e + 1)}
-        runs = sum(1 for f in needed if f + 1 not in needed)
+        needed, runs = frames_to_decode(truth[item], expected)
         assert len(needed) <= floor[i]["frames_decoded"] <= len(needed) + runs
         for peer in (theirs, hf[item]):
             assert peer["frames"].shape == ours["youtube_content_video"]["frames"].shape

@@ -122,14 +122,10 @@ def _seek(clip: Clip, window: _Window) -> None:
     clip.container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
 
 
-def _new_resampler(sample_rate: int) -> av.AudioResampler:
-    return av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-
-
 def _by_frames(clip: Clip, window: _Window) -> None:
     """Any layout and sample format: ``swresample`` downmixes and resamples frame by frame."""
     _seek(clip, window)
-    resampler = _new_resampler(window.sample_rate)
+    resampler = resample.mono_resampler(window.sample_rate)
     for frame in clip.container.decode(clip.audio):
         clip.deadline.check()
         if window.place(resampler.resample(frame)):
@@ -156,8 +152,7 @@ def downmix_weights(layout: str) -> np.ndarray | None:
         for plane, values in zip(frame.planes, planes):
             plane.update(values)
         frame.sample_rate, frame.pts = 48_000, 0
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
-        frames = resampler.resample(frame) + resampler.resample(None)
+        frames = resample.swr_frames(frame, 48_000)
     except (av.FFmpegError, ValueError, IndexError):
         return None
     out = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]) if frames else np.zeros(0, np.float32)
@@ -194,7 +189,7 @@ def _by_runs(clip: Clip, window: _Window) -> None:
         if frame.format.name != "fltp" or frame.pts is None:
             raise _NotUniform
         layout = frame.layout.name
-        if frame.pts != expected_pts or frame.sample_rate != runs[-1].first.sample_rate:
+        if frame.pts != expected_pts or frame.sample_rate != runs[-1].rate:
             weights = downmix_weights(layout)
             if weights is None:
                 raise _NotUniform
@@ -219,7 +214,7 @@ class _Run:
     """
 
     def __init__(self, first: av.AudioFrame, layout: str, weights: np.ndarray) -> None:
-        self.first, self.layout = first, layout
+        self.rate, self.pts, self.time_base, self.layout = first.sample_rate, first.pts, first.time_base, layout
         kept = np.flatnonzero(weights)
         self.channels = kept.tolist()
         self.weights = weights[kept]
@@ -246,13 +241,11 @@ class _Run:
         return mono
 
 def _resample_run(run: _Run, window: _Window) -> None:
-    samples, first = run.mono(), run.first
-    polyphase = resample.polyphase(first.sample_rate, window.sample_rate)
+    samples = run.mono()
+    polyphase = resample.polyphase(run.rate, window.sample_rate)
     if polyphase is not None and samples.size >= polyphase.min_samples:
-        window.put(polyphase.first_output_index(first.pts, first.time_base), polyphase(samples))
+        window.put(polyphase.first_output_index(run.pts, run.time_base), polyphase(samples))
         return
     # Rates without an exact polyphase form, and runs shorter than its filter.
-    joined = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
-    joined.sample_rate, joined.pts, joined.time_base = first.sample_rate, first.pts, first.time_base
-    resampler = _new_resampler(window.sample_rate)
-    window.place(resampler.resample(joined) + resampler.resample(None))
+    joined = resample.mono_frame(samples, run.rate, run.pts, run.time_base)
+    window.place(resample.swr_frames(joined, window.sample_rate))

@@ -2,8 +2,8 @@
 
 Why not call swresample for every window: PyAV reaches it only through a
 libavfilter graph (``av.AudioResampler``), measured at 0.45 ms to build and
-1.3-2.5 ms to run for a 3 s window from 44.1 kHz to 16 kHz, where one GEMM over
-the same filter takes 0.45 ms (``benchmarks/decode/bench_resample.py``).
+1.2 ms to run for a 3 s window from 44.1 kHz to 16 kHz, where one GEMM over
+the same filter takes 0.44 ms (``benchmarks/decode/bench_resample.py``).
 
 The filter is not re-derived from a formula: it is read once per process and
 rate pair from swresample's response to impulses (its output is linear and
@@ -23,7 +23,7 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["Polyphase", "polyphase", "swr_resample"]
+__all__ = ["Polyphase", "mono_frame", "mono_resampler", "polyphase", "swr_frames", "swr_resample"]
 
 #: Rate pairs whose reduced ratio needs more output phases than this are left to
 #: swresample (it then interpolates between 1024 phases instead of using exact ones).
@@ -36,14 +36,29 @@ _MIN_BLOCK = 64
 _BLOCKS_PER_GEMM = 1024
 
 
+def mono_resampler(out_rate: int) -> av.AudioResampler:
+    """swresample (through PyAV's filter graph) to float mono at ``out_rate``."""
+    return av.AudioResampler(format="flt", layout="mono", rate=out_rate)
+
+
+def mono_frame(samples: np.ndarray, rate: int, pts: int = 0, time_base: Fraction | None = None) -> av.AudioFrame:
+    """Mono float samples as a PyAV frame stamped ``pts`` (in ``time_base``, default 1 / rate)."""
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32)[None], format="flt", layout="mono")
+    frame.sample_rate, frame.pts = rate, pts
+    frame.time_base = time_base or Fraction(1, rate)
+    return frame
+
+
+def swr_frames(frame: av.AudioFrame, out_rate: int) -> list[av.AudioFrame]:
+    """One frame through a fresh swresample to float mono at ``out_rate``, flushed."""
+    resampler = mono_resampler(out_rate)
+    return resampler.resample(frame) + resampler.resample(None)
+
+
 def swr_resample(samples: np.ndarray, in_rate: int, out_rate: int, pts: int = 0,
                  time_base: Fraction | None = None) -> tuple[int, np.ndarray]:
     """swresample through PyAV, flushed: ``(first output pts, samples)`` (the reference)."""
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32)[None], format="flt", layout="mono")
-    frame.sample_rate, frame.pts = in_rate, pts
-    frame.time_base = time_base or Fraction(1, in_rate)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=out_rate)
-    frames = resampler.resample(frame) + resampler.resample(None)
+    frames = swr_frames(mono_frame(samples, in_rate, pts, time_base), out_rate)
     if not frames:
         return 0, np.zeros(0, np.float32)
     return frames[0].pts, np.concatenate([f.to_ndarray().reshape(-1) for f in frames])

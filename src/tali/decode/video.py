@@ -37,7 +37,7 @@ class DecodedFrames:
     pixels: np.ndarray
     pts_seconds: np.ndarray  # float64 [N]; NaN where no frame exists (past the clip end)
     found: np.ndarray  # bool [N]
-    #: Video packets that went through the decoder: the cost of these frames.
+    #: Video packets the decoder decoded (not skipped or never fed): the cost of these frames.
     decoded_packets: int = 0
 
     def __repr__(self) -> str:
@@ -316,8 +316,7 @@ def _decode_sorted(
     packets = _NeededPackets(clip, times)
     time_base = float(clip.video.time_base)
     first = True
-    for frame in packets.frames():
-        clip.deadline.check()
+    for frame in packets.frames():  # checks the deadline once a packet
         t = _frame_seconds(frame, time_base)
         if t is None:
             continue

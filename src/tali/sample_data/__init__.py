@@ -27,6 +27,7 @@ from tali.sample_data.truth import (
     expected_subtitle_lines,
     expected_tone_second,
     frame_index_at,
+    frames_to_decode,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "expected_subtitle_lines",
     "expected_tone_second",
     "frame_index_at",
+    "frames_to_decode",
     "load_truth",
     "read_frame_index",
     "read_image_code",

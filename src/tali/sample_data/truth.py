@@ -12,7 +12,9 @@ from typing import Any
 
 from tali.sample_data.patterns import subtitle_text
 
-__all__ = ["expected_frame_code", "expected_subtitle_lines", "expected_tone_second", "frame_index_at"]
+__all__ = [
+    "expected_frame_code", "expected_subtitle_lines", "expected_tone_second", "frame_index_at", "frames_to_decode",
+]
 
 Truth = dict[str, Any]
 
@@ -21,6 +23,16 @@ def frame_index_at(truth: Truth, clip_seconds: float) -> int:
     """Index of the frame displayed at ``clip_seconds``."""
     last = round(truth["duration_seconds"] * truth["fps"]) - 1
     return min(math.floor(clip_seconds * truth["fps"] + 1e-9), last)
+
+
+def frames_to_decode(truth: Truth, frame_indices: list[int]) -> tuple[set[int], int]:
+    """The least a decoder must decode to show these frames (each one's GOP from its
+    keyframe up to it), and how many gapless runs that is: a decoder that chooses
+    packets by timestamp learns a run has ended from one packet past it."""
+    gop = round(truth["gop_seconds"] * truth["fps"])
+    needed = {f for index in frame_indices for f in range(index // gop * gop, index + 1)}
+    runs = sum(1 for f in needed if f + 1 not in needed)
+    return needed, runs
 
 
 def expected_frame_code(truth: Truth, frame_index: int) -> int | None:
