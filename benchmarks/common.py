@@ -9,6 +9,9 @@ Two references bracket ``tali``'s decode path, on the same rows and windows:
   decode only the GOPs that show a wanted frame, each up to that frame, and the
   window's audio; convert nothing. No loader can beat it without skipping
   decoding that the frames depend on.
+- ``output_floor_decode``: the floor plus the least output work: the chosen
+  frames scaled to RGB by swscale and the window's samples as tensors. Its rate
+  over a peer's is the most any loader of the same output can reach against it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,43 +111,118 @@ def floor_decode(row: dict[str, Any], plan: dict[str, Any], threads: int = 1) ->
     ``threads`` matches tali's ``VideoConfig.decoder_threads`` (1: one core per
     DataLoader worker), so the two compare the same decoder setup.
     """
-    decoded = 0
+    with av.open(io.BytesIO(row["youtube_video_content"])) as container:
+        decoded = _decode_needed_video(container, sorted(plan["times"]), threads, on_frames=None)
+        if container.streams.audio:
+            for _ in _window_audio(container, plan):
+                pass
+    return decoded
+
+
+def output_floor_decode(row: dict[str, Any], plan: dict[str, Any], size: int, sample_rate: int,
+                        threads: int = 1) -> dict[str, torch.Tensor]:
+    """The floor plus the one piece of output work no loader of this output can skip.
+
+    ``floor_decode``'s decoding, then each wanted frame scaled and cropped to
+    ``size`` RGB by swscale with torchcodec's filter (bilinear, cheaper than tali's
+    default bicubic), and ``round(duration * sample_rate)`` float32 samples of the
+    window's first channel as decoded (no downmix, no resampling, so less audio work
+    than any loader's). Returned as tensors, so the DataLoader moves as many bytes as
+    for tali's output. No loader that decodes the same frames with FFmpeg and returns
+    this output can be faster: its rate over a peer's bounds the ratio any loader can
+    reach against that peer.
+    """
+    times = sorted(plan["times"])
+    length = round(plan["duration"] * sample_rate)
+    waveform = np.zeros(length, np.float32)
     with av.open(io.BytesIO(row["youtube_video_content"])) as container:
         video = container.streams.video[0]
-        codec = video.codec_context
-        codec.thread_count = threads
-        time_base = float(video.time_base)
-        times = sorted(plan["times"])
-        container.seek(int(times[0] / video.time_base), stream=video, backward=True)
-        held: list[av.Packet] = []
-        k, read_after = 0, 0
-        for packet in container.demux(video):
-            if packet.size == 0:
-                break
-            t = packet.pts * time_base
-            if k < len(times) and packet.is_keyframe and t <= times[k]:
-                held = [packet]  # nothing before this keyframe shows times[k] or later
-                continue
-            if k == len(times):  # B-frames shown before the last time follow it closely
-                read_after += 1
-                if packet.is_keyframe or read_after > _REORDER_LOOKAHEAD:
-                    break
-            held.append(packet)
-            if (k < len(times) and t > times[k]) or (k > 0 and t <= times[k - 1]):
-                for p in held:
-                    codec.decode(p)
-                    decoded += 1
-                held = []
-                while k < len(times) and times[k] < t:
-                    k += 1
+        pick = _PickFrames(times, float(video.time_base), size)
+        _decode_needed_video(container, times, threads, on_frames=pick)
+        pick(video.codec_context.decode(None))  # the frames the decoder's reordering delay holds
+        frames = pick.finish()
         if container.streams.audio:
-            audio = container.streams.audio[0]
-            end = plan["start"] + plan["duration"]
-            container.seek(int(max(plan["start"] - 0.1, 0) / audio.time_base), stream=audio, backward=True)
-            for frame in container.decode(audio):
-                if frame.time >= end:
-                    break
+            filled = 0
+            for frame in _window_audio(container, plan):
+                plane = np.frombuffer(frame.planes[0], np.float32, frame.samples)
+                n = min(frame.samples, length - filled)
+                waveform[filled : filled + n] = plane[:n]
+                filled += n
+    return {"frames": torch.from_numpy(frames), "waveform": torch.from_numpy(waveform)}
+
+
+class _PickFrames:
+    """Gives each sorted wanted time the frame shown then, scaled bilinear to ``size``:
+    frames arrive in display order, and a time is settled by the first frame after it."""
+
+    def __init__(self, times: list[float], time_base: float, size: int) -> None:
+        self.times, self.time_base, self.size = times, time_base, size
+        self.picked: list[np.ndarray] = []
+        self.prev: av.VideoFrame | None = None
+
+    def __call__(self, frames: list[av.VideoFrame]) -> None:
+        from tali.decode.video import to_rgb
+
+        times, picked = self.times, self.picked
+        for frame in frames:
+            # Frames drained from the decoder carry no pts, only their dts (as in tali).
+            t = (frame.pts if frame.pts is not None else frame.dts) * self.time_base
+            while len(picked) < len(times) and times[len(picked)] < t and self.prev is not None:
+                picked.append(to_rgb(self.prev, self.size, "bilinear"))
+            self.prev = frame
+
+    def finish(self) -> np.ndarray:
+        """The times after the last frame's start (the clip's end) get the last frame."""
+        from tali.decode.video import to_rgb
+
+        while len(self.picked) < len(self.times):
+            self.picked.append(to_rgb(self.prev, self.size, "bilinear"))
+        return np.stack(self.picked)
+
+
+def _decode_needed_video(container: av.container.InputContainer, times: list[float], threads: int,
+                         on_frames: Callable[[list[av.VideoFrame]], None] | None) -> int:
+    """``floor_decode``'s video walk over sorted ``times``; returns packets decoded."""
+    video = container.streams.video[0]
+    codec = video.codec_context
+    codec.thread_count = threads
+    time_base = float(video.time_base)
+    container.seek(int(times[0] / video.time_base), stream=video, backward=True)
+    held: list[av.Packet] = []
+    k, read_after, decoded = 0, 0, 0
+    for packet in container.demux(video):
+        if packet.size == 0:
+            break
+        t = packet.pts * time_base
+        if k < len(times) and packet.is_keyframe and t <= times[k]:
+            held = [packet]  # nothing before this keyframe shows times[k] or later
+            continue
+        if k == len(times):  # B-frames shown before the last time follow it closely
+            read_after += 1
+            if packet.is_keyframe or read_after > _REORDER_LOOKAHEAD:
+                break
+        held.append(packet)
+        if (k < len(times) and t > times[k]) or (k > 0 and t <= times[k - 1]):
+            for p in held:
+                frames = codec.decode(p)
+                if on_frames is not None:
+                    on_frames(frames)
+                decoded += 1
+            held = []
+            while k < len(times) and times[k] < t:
+                k += 1
     return decoded
+
+
+def _window_audio(container: av.container.InputContainer, plan: dict[str, Any]) -> Iterator[av.AudioFrame]:
+    """The decoded audio frames from just before the window's start to its end."""
+    audio = container.streams.audio[0]
+    end = plan["start"] + plan["duration"]
+    container.seek(int(max(plan["start"] - 0.1, 0) / audio.time_base), stream=audio, backward=True)
+    for frame in container.decode(audio):
+        if frame.time >= end:
+            break
+        yield frame
 
 
 def time_per_pass(fn: Callable[[], int], repeats: int, warmup: int = 1) -> list[float]:

@@ -11,6 +11,9 @@ Cases (``compare`` group; batch size 4; DataLoader with 1 and 2 workers):
 - ``tali_whole_clip``: the same with the window = the whole clip;
 - ``tali_av``: video + audio only, the output every peer below produces;
 - ``floor_av``: PyAV decoding exactly those frames and that audio, nothing else;
+- ``output_floor_av``: the floor plus the least output work (frames scaled to RGB by
+  swscale, the window's samples, both as tensors): the bound on any loader's rate for
+  ``tali_av``'s output, and so on the ratio any loader can reach against a peer;
 - ``torchcodec_av`` and ``hf_streaming_av``: the peers (see ``suite/peers.py``);
 - ``naive``: decode everything, then pick (see ``benchmarks/common.py``).
 
@@ -32,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.suite.baselines import FloorDataset, NaiveDataset
+from benchmarks.suite.baselines import FloorDataset, NaiveDataset, OutputFloorDataset
 from benchmarks.suite.harness import Case, loader, run_interleaved
 from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali
 from benchmarks.suite.report import goals, plot_scaling, table
@@ -73,7 +76,7 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any]]:
     for name, make in compare.items():
         if args.only and name not in args.only:
             continue
-        for w in ([1] if name in ("naive", "floor_av") else workers):
+        for w in ([1] if name in ("naive", "floor_av", "output_floor_av") else workers):
             cases.append(Case(name, make, workers=w))
     if not args.no_scaling:
         knobs: list[tuple[str, Any, TaliConfig]] = []
@@ -93,10 +96,12 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any]]:
 
 
 def baselines(files, plans, av, base, bs, ep) -> dict[str, Any]:
-    """The naive decode-everything loader and the PyAV decode-only floor (benchmarks/common.py).
+    """The naive decode-everything loader, the PyAV decode-only floor and the output floor
+    (benchmarks/common.py).
     The naive loader makes one pass only: it is 10-50x slower, and its rate is stable."""
     return {
         "floor_av": _over(FloorDataset(files, plans, av), bs, ep),
+        "output_floor_av": _over(OutputFloorDataset(files, plans, av), bs, ep),
         "naive": _over(NaiveDataset(files, plans, av), bs, 1),
     }
 

@@ -4,7 +4,10 @@ suite runs them through the same DataLoader, parquet reads and timing as tali.
 - :class:`NaiveDataset`: ``common.naive_decode``: decode the whole clip to RGB and
   all its audio, then pick, resize and cut (output as ``tali_av``);
 - :class:`FloorDataset`: ``common.floor_decode``: seek and decode exactly the
-  window's packets, convert nothing (a lower bound on any decoder's work).
+  window's packets, convert nothing (a lower bound on any decoder's work);
+- :class:`OutputFloorDataset`: ``common.output_floor_decode``: the floor plus the
+  frames scaled to RGB and the window's samples, returned as tensors (a lower bound
+  on any loader that returns ``tali_av``'s output).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import torch
 import torch.utils.data
 
-from benchmarks.common import floor_decode, naive_decode
+from benchmarks.common import floor_decode, naive_decode, output_floor_decode
 from benchmarks.suite.peers import Plan, PlannedRows
 
 
@@ -47,3 +50,13 @@ class FloorDataset(PlannedRows):
         row = self.rows.row(index)
         decoded = floor_decode(row, _plan_dict(self.plans[row["item_idx"]]), threads=self.config.video.decoder_threads)
         return {"item_idx": row["item_idx"], "frames_decoded": decoded}
+
+
+class OutputFloorDataset(PlannedRows):
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows.row(index)
+        size = self.config.video.size or 224
+        out = output_floor_decode(row, _plan_dict(self.plans[row["item_idx"]]), size,
+                                  self.config.audio.sample_rate, threads=self.config.video.decoder_threads)
+        return {"item_idx": row["item_idx"], **out}

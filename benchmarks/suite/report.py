@@ -64,6 +64,15 @@ def goals(results: list[dict[str, Any]]) -> dict[str, Any]:
     for name, (value, op, threshold) in checks.items():
         met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
         out[name] = {"ratio": value, "goal": f"{op} {threshold}", "met": met}
+    # Not goals: the most any loader of tali_av's output, decoding the same frames with
+    # FFmpeg, can reach against the best peer (the output floor's ratio), so that
+    # av_vs_best_peer can be read against what is possible.
+    out["bound_av_vs_best_peer"] = {
+        "ratio": _paired(results, ("output_floor_av", 1), (best_peer[0], 1), rate) if best_peer[0] else None,
+        "goal": "bound", "met": None}
+    out["bound_cpu_av_vs_best_peer"] = {
+        "ratio": _paired(results, (best_cpu[0], 1), ("output_floor_av", 1), cpu) if best_cpu[0] else None,
+        "goal": "bound", "met": None}
     return out
 
 

@@ -15,7 +15,7 @@ from tali.sample_data import frames_to_decode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: benchmarks/
 
-from benchmarks.suite.baselines import FloorDataset, NaiveDataset
+from benchmarks.suite.baselines import FloorDataset, NaiveDataset, OutputFloorDataset
 from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali
 
 AV = TaliConfig(modalities=("youtube_content_video", "youtube_content_audio"), seed=5,
@@ -31,6 +31,7 @@ def test_peers_decode_the_frames_tali_decodes(root, truth):
     plans = plans_from_tali(tali_ds)
     torchcodec = TorchCodecPeer(tali_ds.files, plans, AV)
     naive, floor = NaiveDataset(tali_ds.files, plans, AV), FloorDataset(tali_ds.files, plans, AV)
+    output_floor = OutputFloorDataset(tali_ds.files, plans, AV)
     hf = {s["item_idx"]: s for s in HFStreamingPeer(tali_ds.files, plans, AV)}
     assert sorted(hf) == [16, 17, 18, 19] and len(torchcodec) == 4
     for i in range(len(tali_ds)):
@@ -49,7 +50,11 @@ def test_peers_decode_the_frames_tali_decodes(root, truth):
         # and one packet past each run of them (a 3 s window: at most 3 GOPs).
         needed, runs = frames_to_decode(truth[item], expected)
         assert len(needed) <= floor[i]["frames_decoded"] <= len(needed) + runs
-        for peer in (theirs, hf[item]):
+        # The output floor returns the same frames and as many samples, decoding as
+        # many packets as the floor (its ratio to a peer bounds tali's).
+        bound = output_floor[i]
+        assert _indices(bound["frames"]) == expected
+        for peer in (theirs, hf[item], bound):
             assert peer["frames"].shape == ours["youtube_content_video"]["frames"].shape
             assert peer["waveform"].shape == ours["youtube_content_audio"]["waveform"].shape
 
@@ -59,7 +64,7 @@ def test_run_all_smoke(tmp_path, capsys):
 
     plot = tmp_path / "scaling.png"
     code = run_all.main(["--split", "val", "--rounds", "1", "--epochs", "2", "--workers", "1",
-                         "--only", "tali_default", "tali_av", "torchcodec_av", "floor_av",
+                         "--only", "tali_default", "tali_av", "torchcodec_av", "floor_av", "output_floor_av",
                          "--window-seconds", "1", "--frames", "1", "--sizes", "112", "--plot", str(plot), "--quiet"])
     assert code == 0
     captured = capsys.readouterr()
@@ -68,6 +73,7 @@ def test_run_all_smoke(tmp_path, capsys):
     assert ("tali_default", 1) in names and ("torchcodec_av", 1) in names
     assert {c["knob"] for c in out["cases"] if c["group"] == "scaling"} == {"window_seconds", "num_frames", "size"}
     assert [c["workers"] for c in out["cases"] if c["name"] == "floor_av"] == [1]
+    assert [c["workers"] for c in out["cases"] if c["name"] == "output_floor_av"] == [1]
     for case in out["cases"]:
         # 4 rows x 2 epochs in batches of 4; the first batch (worker start-up) is not timed.
         assert case["samples"] == 4 and case["samples_per_second"] > 0 and case["peak_rss_mib"] > 50
@@ -76,6 +82,10 @@ def test_run_all_smoke(tmp_path, capsys):
     tali_av = next(c["samples_per_second"] for c in out["cases"] if c["name"] == "tali_av")
     peer = next(c["samples_per_second"] for c in out["cases"] if c["name"] == "torchcodec_av")
     assert ratio == pytest.approx(tali_av / peer) and out["goals"]["best_peer"] == "torchcodec_av"
+    # The bound on that ratio: the output floor against the same peer, reported beside the goals.
+    bound = next(c["samples_per_second"] for c in out["cases"] if c["name"] == "output_floor_av")
+    assert out["goals"]["bound_av_vs_best_peer"]["ratio"] == pytest.approx(bound / peer)
+    assert out["goals"]["bound_av_vs_best_peer"]["met"] is None
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "goals (ratios measured in this run)" in captured.err
 
