@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from tali import TaliConfig, TaliTransform, sample_data
-from tali.decode.video import _REORDER_LOOKAHEAD
+from tali.decode.video import _REORDER_LOOKAHEAD, _Picker, to_rgb
 
 
 def sample_rows(split: str = "train", *, with_audio_only: bool = True) -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ def floor_decode(row: dict[str, Any], plan: dict[str, Any], threads: int = 1) ->
     after its last wanted frame (a GOP whose successor keyframe starts at or before
     the next wanted time is never decoded), and the reordered B-frames shown at a
     wanted time; decided on packet timestamps, never waiting for the decoder's
-    reordering delay. Audio: the window's packets. The rule of
+    reordering delay. Audio: the window's packets. The video walk is the rule of
     ``tali.decode.video._NeededPackets``, written out without its generators and
     bookkeeping so that it stays a floor for the Python around the decoder too.
     ``threads`` matches tali's ``VideoConfig.decoder_threads`` (1: one core per
@@ -137,10 +137,17 @@ def output_floor_decode(row: dict[str, Any], plan: dict[str, Any], size: int, sa
     waveform = np.zeros(length, np.float32)
     with av.open(io.BytesIO(row["youtube_video_content"])) as container:
         video = container.streams.video[0]
-        pick = _PickFrames(times, float(video.time_base), size)
-        _decode_needed_video(container, times, threads, on_frames=pick)
-        pick(video.codec_context.decode(None))  # the frames the decoder's reordering delay holds
-        frames = pick.finish()
+        time_base = float(video.time_base)
+        # tali's own picker: each time gets the frame shown then, converted once settled.
+        picker = _Picker(times, lambda frame: to_rgb(frame, size, "bilinear"))
+
+        def offer(frames: list[av.VideoFrame]) -> None:
+            for frame in frames:  # drained frames carry no pts, only their dts (as in tali)
+                picker.offer(frame, (frame.pts if frame.pts is not None else frame.dts) * time_base)
+
+        _decode_needed_video(container, times, threads, on_frames=offer)
+        offer(video.codec_context.decode(None))  # the frames the decoder's reordering delay holds
+        picker.finish(half_frame=0.5 / float(video.average_rate))
         if container.streams.audio:
             filled = 0
             for frame in _window_audio(container, plan):
@@ -148,36 +155,7 @@ def output_floor_decode(row: dict[str, Any], plan: dict[str, Any], size: int, sa
                 n = min(frame.samples, length - filled)
                 waveform[filled : filled + n] = plane[:n]
                 filled += n
-    return {"frames": torch.from_numpy(frames), "waveform": torch.from_numpy(waveform)}
-
-
-class _PickFrames:
-    """Gives each sorted wanted time the frame shown then, scaled bilinear to ``size``:
-    frames arrive in display order, and a time is settled by the first frame after it."""
-
-    def __init__(self, times: list[float], time_base: float, size: int) -> None:
-        self.times, self.time_base, self.size = times, time_base, size
-        self.picked: list[np.ndarray] = []
-        self.prev: av.VideoFrame | None = None
-
-    def __call__(self, frames: list[av.VideoFrame]) -> None:
-        from tali.decode.video import to_rgb
-
-        times, picked = self.times, self.picked
-        for frame in frames:
-            # Frames drained from the decoder carry no pts, only their dts (as in tali).
-            t = (frame.pts if frame.pts is not None else frame.dts) * self.time_base
-            while len(picked) < len(times) and times[len(picked)] < t and self.prev is not None:
-                picked.append(to_rgb(self.prev, self.size, "bilinear"))
-            self.prev = frame
-
-    def finish(self) -> np.ndarray:
-        """The times after the last frame's start (the clip's end) get the last frame."""
-        from tali.decode.video import to_rgb
-
-        while len(self.picked) < len(self.times):
-            self.picked.append(to_rgb(self.prev, self.size, "bilinear"))
-        return np.stack(self.picked)
+    return {"frames": torch.from_numpy(np.stack(picker.pixels)), "waveform": torch.from_numpy(waveform)}
 
 
 def _decode_needed_video(container: av.container.InputContainer, times: list[float], threads: int,

@@ -240,6 +240,7 @@ class _Run:
             mono *= np.float32(self.common)
         return mono
 
+
 def _resample_run(run: _Run, window: _Window) -> None:
     samples = run.mono()
     polyphase = resample.polyphase(run.rate, window.sample_rate)
