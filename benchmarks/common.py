@@ -90,7 +90,9 @@ def naive_decode(row: dict[str, Any], plan: dict[str, Any], size: int, sample_ra
         video = torch.from_numpy(frames[k]).permute(2, 0, 1)[None].float()
         h, w = video.shape[-2:]
         scale = size / min(h, w)
-        video = torch.nn.functional.interpolate(video, size=(round(h * scale), round(w * scale)), mode="bicubic")
+        video = torch.nn.functional.interpolate(
+            video, size=(round(h * scale), round(w * scale)), mode="bicubic"
+        )
         top, left = (video.shape[-2] - size) // 2, (video.shape[-1] - size) // 2
         picked.append(video[0, :, top : top + size, left : left + size].clamp(0, 255).to(torch.uint8))
     lo = round(plan["start"] * sample_rate)
@@ -119,8 +121,9 @@ def floor_decode(row: dict[str, Any], plan: dict[str, Any], threads: int = 1) ->
     return decoded
 
 
-def output_floor_decode(row: dict[str, Any], plan: dict[str, Any], size: int, sample_rate: int,
-                        threads: int = 1) -> dict[str, torch.Tensor]:
+def output_floor_decode(
+    row: dict[str, Any], plan: dict[str, Any], size: int, sample_rate: int, threads: int = 1
+) -> dict[str, torch.Tensor]:
     """The floor plus the one piece of output work no loader of this output can skip.
 
     ``floor_decode``'s decoding, then each wanted frame scaled and cropped to
@@ -158,8 +161,12 @@ def output_floor_decode(row: dict[str, Any], plan: dict[str, Any], size: int, sa
     return {"frames": torch.from_numpy(np.stack(picker.pixels)), "waveform": torch.from_numpy(waveform)}
 
 
-def _decode_needed_video(container: av.container.InputContainer, times: list[float], threads: int,
-                         on_frames: Callable[[list[av.VideoFrame]], None] | None) -> int:
+def _decode_needed_video(
+    container: av.container.InputContainer,
+    times: list[float],
+    threads: int,
+    on_frames: Callable[[list[av.VideoFrame]], None] | None,
+) -> int:
     """``floor_decode``'s video walk over sorted ``times``; returns packets decoded."""
     video = container.streams.video[0]
     codec = video.codec_context
@@ -215,7 +222,9 @@ def time_per_pass(fn: Callable[[], int], repeats: int, warmup: int = 1) -> list[
     return rates
 
 
-def time_alternating(fns: dict[str, Callable[[], int]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def time_alternating(
+    fns: dict[str, Callable[[], int]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Samples/s of each pass of every ``fn``, the passes taken in turns (the order
     flips every repeat), so that pass ``i`` of two methods can be paired: a drift in
     the machine's load hits both members of a pair alike."""

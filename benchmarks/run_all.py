@@ -76,7 +76,7 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any]]:
     for name, make in compare.items():
         if args.only and name not in args.only:
             continue
-        for w in ([1] if name in ("naive", "floor_av", "output_floor_av") else workers):
+        for w in [1] if name in ("naive", "floor_av", "output_floor_av") else workers:
             cases.append(Case(name, make, workers=w))
     if not args.no_scaling:
         knobs: list[tuple[str, Any, TaliConfig]] = []
@@ -85,13 +85,30 @@ def build_cases(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any]]:
         for n in args.frames:
             knobs.append(("num_frames", n, base.replace(video=VideoConfig(num_frames=n))))
         for size in args.sizes:
-            knobs.append(("size", size, base.replace(video=VideoConfig(size=size),
-                                                     image=base.image.__class__(size=size))))
+            knobs.append(
+                (
+                    "size",
+                    size,
+                    base.replace(video=VideoConfig(size=size), image=base.image.__class__(size=size)),
+                )
+            )
         for knob, value, config in knobs:
-            cases.append(Case(f"tali_default[{knob}={value}]", _tali(files, config, bs, ep), workers=1,
-                              group="scaling", params={"knob": knob, "value": value}))
-    meta = {"rows": sum(len(TaliDataset(files=[f], config=av)) for f in files), "files": [Path(f).name for f in files],
-            "epochs": ep, "batch_size": bs, "rounds": args.rounds}
+            cases.append(
+                Case(
+                    f"tali_default[{knob}={value}]",
+                    _tali(files, config, bs, ep),
+                    workers=1,
+                    group="scaling",
+                    params={"knob": knob, "value": value},
+                )
+            )
+    meta = {
+        "rows": sum(len(TaliDataset(files=[f], config=av)) for f in files),
+        "files": [Path(f).name for f in files],
+        "epochs": ep,
+        "batch_size": bs,
+        "rounds": args.rounds,
+    }
     return cases, meta
 
 

@@ -114,7 +114,10 @@ def test_random_choices_differ_across_seeds_epochs_and_rows(rows):
     assert len(starts) == 15
     again = transform(row, key=3, epoch=2)
     assert again["window"]["start_seconds"] == transform(row, key=3, epoch=2)["window"]["start_seconds"]
-    assert torch.equal(again["youtube_content_video"]["frames"], transform(row, key=3, epoch=2)["youtube_content_video"]["frames"])
+    assert torch.equal(
+        again["youtube_content_video"]["frames"],
+        transform(row, key=3, epoch=2)["youtube_content_video"]["frames"],
+    )
 
 
 def test_adding_a_modality_does_not_change_the_other_choices(rows):
@@ -124,10 +127,14 @@ def test_adding_a_modality_does_not_change_the_other_choices(rows):
         a = TaliTransform(base)(rows[1], key=key)
         b = TaliTransform(more)(rows[1], key=key)
         assert a["window"] == b["window"]
-        assert torch.equal(a["youtube_content_video"]["pts_seconds"], b["youtube_content_video"]["pts_seconds"])
+        assert torch.equal(
+            a["youtube_content_video"]["pts_seconds"], b["youtube_content_video"]["pts_seconds"]
+        )
 
 
-@pytest.mark.parametrize("start, expected_t0", [("start", 0.0), ("centre", 13.5), (5.25, 5.25), (100.0, 27.0)])
+@pytest.mark.parametrize(
+    "start, expected_t0", [("start", 0.0), ("centre", 13.5), (5.25, 5.25), (100.0, 27.0)]
+)
 def test_fixed_window_starts(rows, start, expected_t0):
     config = TaliConfig(modalities=["audio", "video"], window=WindowConfig(seconds=3.0, start=start))
     sample = TaliTransform(config)(rows[0], key=0)
@@ -135,7 +142,9 @@ def test_fixed_window_starts(rows, start, expected_t0):
 
 
 def test_whole_clip_window_spans_the_clip(rows, truth):
-    config = TaliConfig(modalities=["video", "audio"], window=WindowConfig(seconds=None), video=VideoConfig(num_frames=8))
+    config = TaliConfig(
+        modalities=["video", "audio"], window=WindowConfig(seconds=None), video=VideoConfig(num_frames=8)
+    )
     for item_idx in (0, 1, 8):
         t = truth[item_idx]
         sample = TaliTransform(config)(rows[item_idx], key=0)
@@ -162,7 +171,9 @@ def test_window_longer_than_the_clip_pads_frames_and_audio(rows, truth):
     assert audio["valid_samples"] == pytest.approx(t["duration_seconds"] * 16_000, abs=800)
     assert float(audio["waveform"][200_000:].abs().max()) == 0.0
     # 32 sequential frames of a 12 s clip are all real; now a sparse clip end:
-    config = config.replace(window=WindowConfig(seconds=0.05, start=100.0), video=VideoConfig(num_frames=8, size=112))
+    config = config.replace(
+        window=WindowConfig(seconds=0.05, start=100.0), video=VideoConfig(num_frames=8, size=112)
+    )
     video = TaliTransform(config)(rows[short], key=0)["youtube_content_video"]
     mask = video["mask"]
     assert mask.tolist() == [True] + [False] * 7
@@ -172,7 +183,9 @@ def test_window_longer_than_the_clip_pads_frames_and_audio(rows, truth):
 
 def test_keyframes_only_returns_keyframes_inside_the_window(rows, truth):
     config = TaliConfig(
-        modalities=["video"], video=VideoConfig(keyframes_only=True, num_frames=4), window=WindowConfig(seconds=7.0)
+        modalities=["video"],
+        video=VideoConfig(keyframes_only=True, num_frames=4),
+        window=WindowConfig(seconds=7.0),
     )
     for item_idx in (0, 6):  # GOP 2 s and GOP 10 s
         t = truth[item_idx]
@@ -187,7 +200,9 @@ def test_keyframes_only_returns_keyframes_inside_the_window(rows, truth):
                 assert abs(pts / t["gop_seconds"] - round(pts / t["gop_seconds"])) < 1e-6, "a keyframe time"
                 _check_frame(t, video["frames"][i], pts)
             gop = t["gop_seconds"]
-            inside = [k * gop for k in range(int(t["duration_seconds"] / gop) + 1) if t0 <= k * gop < t0 + 7.0]
+            inside = [
+                k * gop for k in range(int(t["duration_seconds"] / gop) + 1) if t0 <= k * gop < t0 + 7.0
+            ]
             if inside:
                 assert [float(video["pts_seconds"][i]) for i in real] == pytest.approx(inside[:4])
             else:  # no keyframe in the window: the one in force at its start
@@ -204,7 +219,9 @@ def test_thumbnail_is_the_middle_frame_unless_a_column_has_one(rows, truth):
         assert thumb["pts_seconds"] == pytest.approx(middle / t["fps"])
     from tali.sample_data.generate import _image_bytes
 
-    row = dict(rows[0], youtube_thumbnail={"bytes": _image_bytes(4000, ("RGB", "JPEG", (480, 360))), "path": None})
+    row = dict(
+        rows[0], youtube_thumbnail={"bytes": _image_bytes(4000, ("RGB", "JPEG", (480, 360))), "path": None}
+    )
     thumb = TaliTransform(config)(row, key=0)["youtube_thumbnail_image"]
     assert read_image_code(thumb["pixels"]) == 4000 and math.isnan(thumb["pts_seconds"])
 
@@ -219,12 +236,18 @@ def test_output_sizes_and_formats(rows, truth, size):
     sample = TaliTransform(config)(rows[2], key=0)  # the 1280x720 clip
     frames = sample["youtube_content_video"]["frames"]
     expect = (2, 3, size, size) if size else (2, 3, 720, 1280)
-    assert frames.shape == expect and frames.dtype == torch.float32 and 0 <= float(frames.min()) <= float(frames.max()) <= 1
+    assert (
+        frames.shape == expect
+        and frames.dtype == torch.float32
+        and 0 <= float(frames.min()) <= float(frames.max()) <= 1
+    )
     assert read_frame_index(frames[0]) == round(float(sample["youtube_content_video"]["pts_seconds"][0]) * 30)
     image = sample["wikipedia_caption_image"]["pixels"]
     assert image.shape[0] == 3 and (size is None or image.shape[1:] == (size, size))
     pil = TaliTransform(config.replace(video=VideoConfig(num_frames=2, output="pil")))(rows[2], key=0)
-    assert len(pil["youtube_content_video"]["frames"]) == 2 and pil["youtube_content_video"]["frames"][0].size == (224, 224)
+    assert len(pil["youtube_content_video"]["frames"]) == 2 and pil["youtube_content_video"]["frames"][
+        0
+    ].size == (224, 224)
 
 
 def test_every_image_mode_comes_out_rgb_with_its_code(rows, truth):

@@ -14,7 +14,9 @@ from tali.decode import audio
 from tali.decode.clip import open_clip
 
 
-@pytest.mark.parametrize(("start", "seconds", "rate"), [(0.0, 3.0, 16_000), (7.3, 10.0, 22_050), (27.5, 3.0, 16_000)])
+@pytest.mark.parametrize(
+    ("start", "seconds", "rate"), [(0.0, 3.0, 16_000), (7.3, 10.0, 22_050), (27.5, 3.0, 16_000)]
+)
 def test_fast_path_equals_swresample_frame_by_frame(rows, truth, start, seconds, rate):
     checked, layouts = 0, set()
     for item, row in rows.items():

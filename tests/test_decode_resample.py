@@ -11,8 +11,18 @@ import pytest
 
 from tali.decode.resample import Polyphase, polyphase, swr_resample
 
-PAIRS = [(44_100, 16_000), (48_000, 16_000), (22_050, 16_000), (32_000, 16_000), (8_000, 16_000),
-         (11_025, 16_000), (44_100, 22_050), (48_000, 44_100), (96_000, 16_000), (16_000, 16_000)]
+PAIRS = [
+    (44_100, 16_000),
+    (48_000, 16_000),
+    (22_050, 16_000),
+    (32_000, 16_000),
+    (8_000, 16_000),
+    (11_025, 16_000),
+    (44_100, 22_050),
+    (48_000, 44_100),
+    (96_000, 16_000),
+    (16_000, 16_000),
+]
 
 
 @pytest.mark.parametrize(("in_rate", "out_rate"), PAIRS)
@@ -21,7 +31,9 @@ def test_equals_swresample(in_rate, out_rate):
     resampler = polyphase(in_rate, out_rate)
     assert isinstance(resampler, Polyphase)
     # The shortest input it takes, every residue near it, and long random lengths.
-    lengths = [resampler.min_samples + k for k in range(7)] + rng.integers(resampler.min_samples, 200_000, 6).tolist()
+    lengths = [resampler.min_samples + k for k in range(7)] + rng.integers(
+        resampler.min_samples, 200_000, 6
+    ).tolist()
     for n in lengths:
         t = np.arange(n) / in_rate
         # A chirp plus noise: content across the band, sharp at both edges.

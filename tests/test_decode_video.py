@@ -36,14 +36,20 @@ def test_frames_are_exact_and_only_needed_gops_are_decoded(rows, truth, start, s
         # A run of needed frames ends at the first packet that starts after its last
         # wanted time (it settles that time, or B-frames shown before it reference it).
         needed, runs = frames_to_decode(t, indices)
-        assert len(needed) <= out.decoded_packets <= len(needed) + runs, (item, out.decoded_packets, len(needed))
+        assert len(needed) <= out.decoded_packets <= len(needed) + runs, (
+            item,
+            out.decoded_packets,
+            len(needed),
+        )
 
 
 def test_whole_clip_decodes_a_fraction_of_the_frames(rows, truth):
     item = items_with(truth, variant="standard")[0]
     t = truth[item]
     times = [k * 30.0 / 8 + 0.01 for k in range(8)]
-    out = decode_frames_played_at(open_clip(rows[item]["youtube_video_content"], item_idx=item), times, size=112)
+    out = decode_frames_played_at(
+        open_clip(rows[item]["youtube_video_content"], item_idx=item), times, size=112
+    )
     total = round(t["duration_seconds"] * t["fps"])
     # 8 frames 3.75 s apart with a keyframe every 2 s: ~1 s of GOP per frame, not the whole clip.
     assert out.decoded_packets <= math.ceil(8 * (t["gop_seconds"] * t["fps"] + 1))
@@ -54,7 +60,9 @@ def test_unordered_and_repeated_times_keep_their_slots(rows, truth):
     item = items_with(truth, gop_seconds=10.0)[0]
     t = truth[item]
     times = [25.0, 1.0, 25.0, 11.0, 0.0]
-    out = decode_frames_played_at(open_clip(rows[item]["youtube_video_content"], item_idx=item), times, size=112)
+    out = decode_frames_played_at(
+        open_clip(rows[item]["youtube_video_content"], item_idx=item), times, size=112
+    )
     assert [read_frame_index(px) for px in out.pixels] == [
         expected_frame_code(t, frame_index_at(t, s)) for s in times
     ]

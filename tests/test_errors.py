@@ -164,7 +164,9 @@ def test_errors_keep_their_location_across_processes(rows):
 def test_dataset_error_names_shard_and_row_through_workers(sample_root):
     dataset = tali.TaliDataset(sample_root, split="train", config=TaliConfig(modalities=["audio"]))
     loader = tali.make_loader(dataset, batch_size=2, num_workers=2)
-    with pytest.raises(TaliMissingStreamError, match=r"item_idx=7.*shard=train-00000-of-00002.parquet, row=7"):
+    with pytest.raises(
+        TaliMissingStreamError, match=r"item_idx=7.*shard=train-00000-of-00002.parquet, row=7"
+    ):
         for _ in loader:
             pass
 
@@ -184,7 +186,9 @@ def test_skip_and_substitute_policies_count_every_row(sample_root, truth, on_err
     no_audio = [i for i, t in truth.items() if t["split"] == "train" and not t["has_audio"]]
     assert sizes == [4, 4, 4, 4], "batch sizes hold"
     assert [r.item_idx for r in report.skipped] == no_audio
-    assert report.skipped[0].error == "TaliMissingStreamError" and report.skipped[0].shard.startswith("train-")
+    assert report.skipped[0].error == "TaliMissingStreamError" and report.skipped[0].shard.startswith(
+        "train-"
+    )
     assert report.yielded + len(report.skipped) - report.substituted == report.read
     if on_error == "substitute":
         assert report.substituted == len(no_audio)
@@ -194,7 +198,10 @@ def test_skip_and_substitute_policies_count_every_row(sample_root, truth, on_err
 
 def test_substitute_placeholder_has_the_shapes_of_a_real_sample(sample_root):
     dataset = tali.TaliDataset(
-        sample_root, split="train", config=TaliConfig(audio=AudioConfig(on_missing="error")), on_error="substitute"
+        sample_root,
+        split="train",
+        config=TaliConfig(audio=AudioConfig(on_missing="error")),
+        on_error="substitute",
     )
     good, bad = dataset[0], dataset[7]
     assert bad["valid"] is False and good["valid"] is True

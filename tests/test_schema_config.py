@@ -37,14 +37,19 @@ def test_text_only_configs_never_read_video_bytes():
     assert "youtube_video_content" not in text and "image" not in text
     assert "youtube_video_content" in columns_for(parse_submodalities(["audio"]))
     assert columns_for(parse_submodalities(["wikipedia_caption_text"])) == ["item_idx", "wit_features"]
-    with_thumb = columns_for([SubModality.YOUTUBE_THUMBNAIL_IMAGE], available=[c.name for c in TALI_SCHEMA] + ["youtube_thumbnail"])
+    with_thumb = columns_for(
+        [SubModality.YOUTUBE_THUMBNAIL_IMAGE], available=[c.name for c in TALI_SCHEMA] + ["youtube_thumbnail"]
+    )
     assert "youtube_thumbnail" in with_thumb
 
 
 @pytest.mark.parametrize(
     "build, match",
     [
-        (lambda: VideoConfig(selection="every"), r"VideoConfig.selection='every' is not allowed; choose one of 'random', 'uniform', 'sequential'"),
+        (
+            lambda: VideoConfig(selection="every"),
+            r"VideoConfig.selection='every' is not allowed; choose one of 'random', 'uniform', 'sequential'",
+        ),
         (lambda: VideoConfig(num_frames=0), "num_frames must be an int >= 1"),
         (lambda: VideoConfig(output="bf16"), "output='bf16'"),
         (lambda: WindowConfig(seconds=-1), "seconds must be > 0"),

@@ -19,7 +19,10 @@ def test_priority_language_when_present(rows, truth):
             continue
         sample = _texts(row)
         assert {sample[k]["language"] for k in TEXTS} == {"en"}
-        assert sample["wikipedia_main_body_text"]["text"] == f"page body {item_idx} en\nsection body {item_idx} en"
+        assert (
+            sample["wikipedia_main_body_text"]["text"]
+            == f"page body {item_idx} en\nsection body {item_idx} en"
+        )
 
 
 def test_seeded_fallback_when_the_language_is_absent(rows, truth):
@@ -27,7 +30,9 @@ def test_seeded_fallback_when_the_language_is_absent(rows, truth):
     chosen = {_texts(rows[item], key=k)["wikipedia_caption_text"]["language"] for k in range(40)}
     assert chosen == {"de", "fr"}, "the fallback draws among the row's languages"
     assert _texts(rows[item], key=3) == _texts(rows[item], key=3), "and is reproducible"
-    assert {_texts(rows[item], key=k, fallback="first")["wikipedia_caption_text"]["language"] for k in range(5)} == {"de"}
+    assert {
+        _texts(rows[item], key=k, fallback="first")["wikipedia_caption_text"]["language"] for k in range(5)
+    } == {"de"}
 
 
 def test_caption_falls_back_when_the_reference_caption_is_null(rows, truth):
@@ -52,7 +57,9 @@ def test_all_languages(rows, truth):
 
 
 def test_youtube_texts_as_is(rows):
-    sample = TaliTransform(TaliConfig(modalities=["youtube_title_text", "youtube_description_text"]))(rows[4], key=0)
+    sample = TaliTransform(TaliConfig(modalities=["youtube_title_text", "youtube_description_text"]))(
+        rows[4], key=0
+    )
     assert sample["youtube_title_text"]["text"] == "youtube title 4"
     assert sample["youtube_description_text"]["text"] == "youtube description 4"
     assert "window" not in sample
@@ -62,11 +69,15 @@ def test_youtube_texts_as_is(rows):
 def test_subtitle_scope(rows, truth, scope):
     item = 1
     t = truth[item]
-    sample = TaliTransform(TaliConfig(modalities=["youtube_subtitle_text", "video"], text=TextConfig(subtitles=scope)))(rows[item], key=2)
+    sample = TaliTransform(
+        TaliConfig(modalities=["youtube_subtitle_text", "video"], text=TextConfig(subtitles=scope))
+    )(rows[item], key=2)
     start = t["start_second"]
     if scope == "clip":
         expected = [f"second {s}" for s in range(start, start + 30)]
     else:
         t0 = sample["window"]["start_seconds"]
-        expected = [f"second {s}" for s in range(start, start + 31) if start + t0 <= s + 0.5 <= start + t0 + 3]
+        expected = [
+            f"second {s}" for s in range(start, start + 31) if start + t0 <= s + 0.5 <= start + t0 + 3
+        ]
     assert sample["youtube_subtitle_text"]["text"] == " ".join(expected)

@@ -34,13 +34,21 @@ from tali.data.sources import resolve_local_files
 FULL = TaliConfig(audio=AudioConfig(on_missing="zeros"), video=VideoConfig(num_frames=8, size=224))
 # Deterministic (same sample every epoch), so a cache can serve epoch 2.
 FIXED = FULL.replace(
-    modalities=("youtube_content_video", "youtube_content_audio", "youtube_subtitle_text",
-                "wikipedia_caption_image", "wikipedia_caption_text"),
-    window=WindowConfig(start="centre"), text=TextConfig(fallback="first"),
+    modalities=(
+        "youtube_content_video",
+        "youtube_content_audio",
+        "youtube_subtitle_text",
+        "wikipedia_caption_image",
+        "wikipedia_caption_text",
+    ),
+    window=WindowConfig(start="centre"),
+    text=TextConfig(fallback="first"),
 )
 # Reads the image, text and subtitle columns of every row (no media decoding): memory is rows + buffers.
-LIGHT = TaliConfig(modalities=("wikipedia_caption_image", "wikipedia_caption_text", "youtube_subtitle_text"),
-                   window=WindowConfig(start="centre"))
+LIGHT = TaliConfig(
+    modalities=("wikipedia_caption_image", "wikipedia_caption_text", "youtube_subtitle_text"),
+    window=WindowConfig(start="centre"),
+)
 
 
 def _epoch(loader) -> tuple[int, float, float]:
@@ -67,18 +75,29 @@ def streaming_vs_map(root: Path, workers: int, repeats: int, batch_size: int) ->
             else:
                 ds = TaliDataset(root, split="train", config=FULL)
                 ds.set_epoch(r)
-                loader = tali.make_loader(ds, batch_size=batch_size, num_workers=workers, shuffle=True,
-                                          generator=torch.Generator().manual_seed(r))
+                loader = tali.make_loader(
+                    ds,
+                    batch_size=batch_size,
+                    num_workers=workers,
+                    shuffle=True,
+                    generator=torch.Generator().manual_seed(r),
+                )
             n, seconds, first = _epoch(loader)
             if r:
                 rates[name].append(n / seconds)
                 firsts[name].append(first)
     out: dict = {
-        name: {"samples_per_s_median": statistics.median(rates[name]), "samples_per_s_all": rates[name],
-               "first_batch_s_median": statistics.median(firsts[name]), "samples_per_epoch": n}
+        name: {
+            "samples_per_s_median": statistics.median(rates[name]),
+            "samples_per_s_all": rates[name],
+            "first_batch_s_median": statistics.median(firsts[name]),
+            "samples_per_epoch": n,
+        }
         for name in rates
     }
-    out["ratio_streaming_over_map"] = out["streaming"]["samples_per_s_median"] / out["map_style"]["samples_per_s_median"]
+    out["ratio_streaming_over_map"] = (
+        out["streaming"]["samples_per_s_median"] / out["map_style"]["samples_per_s_median"]
+    )
     return out
 
 
@@ -119,16 +138,30 @@ def rss_vs_size(root: Path, workers: int, batch_size: int) -> dict:
             # open handle per shard it has touched).
             mapped = TaliDataset(source, split="train", config=LIGHT, processors=_Rss())
             map_peak = 0
-            for batch in tali.make_loader(mapped, batch_size=batch_size, num_workers=workers, shuffle=True,
-                                          generator=torch.Generator().manual_seed(0)):
+            for batch in tali.make_loader(
+                mapped,
+                batch_size=batch_size,
+                num_workers=workers,
+                shuffle=True,
+                generator=torch.Generator().manual_seed(0),
+            ):
                 map_peak = max(map_peak, max(batch["rss_bytes"].tolist()))
-            rows.append({"replicas": times, "shards": len(stream.files), "rows": n,
-                         "peak_rss_mb_per_worker": [round(peak[s] / 2**20, 1) for s in sorted(peak)],
-                         "map_style_peak_rss_mb_worst_worker": round(map_peak / 2**20, 1),
-                         "seconds": seconds})
+            rows.append(
+                {
+                    "replicas": times,
+                    "shards": len(stream.files),
+                    "rows": n,
+                    "peak_rss_mb_per_worker": [round(peak[s] / 2**20, 1) for s in sorted(peak)],
+                    "map_style_peak_rss_mb_worst_worker": round(map_peak / 2**20, 1),
+                    "seconds": seconds,
+                }
+            )
     worst = [max(r["peak_rss_mb_per_worker"]) for r in rows]
-    return {"config": "wikipedia_caption_image + wikipedia_caption_text + youtube_subtitle_text, buffer 4",
-            "by_size": rows, "peak_rss_ratio_20x_over_1x": worst[-1] / worst[0]}
+    return {
+        "config": "wikipedia_caption_image + wikipedia_caption_text + youtube_subtitle_text, buffer 4",
+        "by_size": rows,
+        "peak_rss_ratio_20x_over_1x": worst[-1] / worst[0],
+    }
 
 
 def cache_speedup(root: Path, workers: int, batch_size: int) -> dict:
@@ -142,13 +175,20 @@ def cache_speedup(root: Path, workers: int, batch_size: int) -> dict:
         plain = tali.load(root, split="train", config=FIXED, buffer_size=64)
         _, baseline, _ = _epoch(plain.loader(batch_size=batch_size, num_workers=workers))
         size = cache.size_bytes()
-    return {"samples": n, "no_cache_samples_per_s": n / baseline, "epoch1_write_samples_per_s": n / cold,
-            "epoch2_cached_samples_per_s": n / warm, "speedup_epoch2_over_no_cache": baseline / warm,
-            "cache_mb": round(size / 2**20, 1)}
+    return {
+        "samples": n,
+        "no_cache_samples_per_s": n / baseline,
+        "epoch1_write_samples_per_s": n / cold,
+        "epoch2_cached_samples_per_s": n / warm,
+        "speedup_epoch2_over_no_cache": baseline / warm,
+        "cache_mb": round(size / 2**20, 1),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -158,9 +198,15 @@ def main() -> int:
     root = tali.sample_data.build()
     result = {
         "benchmark": "loading",
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__,
-                    "platform": platform.platform()},
-        "workers": args.workers, "batch_size": args.batch_size, "repeats": args.repeats,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
+        "workers": args.workers,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
         "streaming_vs_map": streaming_vs_map(root, args.workers, args.repeats, args.batch_size),
         "peak_rss_vs_dataset_size": rss_vs_size(root, args.workers, args.batch_size),
         "cache": cache_speedup(root, args.workers, args.batch_size),

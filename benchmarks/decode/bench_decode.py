@@ -79,7 +79,9 @@ def loader_rates(config: TaliConfig, workers: int, epochs: int, passes: int = 4)
     a small part of it; the rate counts from the first batch (start-up is
     reported separately as time to first batch).
     """
-    dataset = TaliDataset(sample_data.build(), split="train", config=config.replace(audio=AudioConfig(on_missing="zeros")))
+    dataset = TaliDataset(
+        sample_data.build(), split="train", config=config.replace(audio=AudioConfig(on_missing="zeros"))
+    )
     order = [i % len(dataset) for i in range(len(dataset) * passes)]
     rates, first_batch = [], []
     for epoch in range(epochs + 1):
@@ -112,13 +114,18 @@ def measure(name: str, config: TaliConfig, rows: list, args: argparse.Namespace)
         size, sr = config.video.size or 224, config.audio.sample_rate
         # tali and the floor in turns: the ratio is the median of per-pair ratios.
         rates = time_alternating(
-            {"tali": tali_pass, "floor": lambda: sum(1 for r, p in zip(rows, windows) if floor_decode(r, p) >= 0)},
+            {
+                "tali": tali_pass,
+                "floor": lambda: sum(1 for r, p in zip(rows, windows) if floor_decode(r, p) >= 0),
+            },
             args.repeats,
         )
         entry["tali_single_process"], entry["floor"] = summary(rates["tali"]), summary(rates["floor"])
         entry["naive"] = summary(
-            time_per_pass(lambda: sum(1 for r, p in zip(rows, windows) if naive_decode(r, p, size, sr)),
-                          max(2, args.repeats // 2))
+            time_per_pass(
+                lambda: sum(1 for r, p in zip(rows, windows) if naive_decode(r, p, size, sr)),
+                max(2, args.repeats // 2),
+            )
         )
         tali_rate = entry["tali_single_process"]["samples_per_s_median"]
         entry["speedup_vs_naive"] = round(tali_rate / entry["naive"]["samples_per_s_median"], 2)
@@ -129,7 +136,8 @@ def measure(name: str, config: TaliConfig, rows: list, args: argparse.Namespace)
         rates, ttfb = loader_rates(config, workers, args.epochs)
         entry[f"loader_{workers}_workers"] = {**summary(rates), "time_to_first_batch_s": round(ttfb, 3)}
     entry["workers_2_over_0"] = round(
-        entry["loader_2_workers"]["samples_per_s_median"] / entry["loader_0_workers"]["samples_per_s_median"], 2
+        entry["loader_2_workers"]["samples_per_s_median"] / entry["loader_0_workers"]["samples_per_s_median"],
+        2,
     )
     if not args.skip_memory and name != "default_all_submodalities":
         entry["peak_rss_increase_mb"] = {

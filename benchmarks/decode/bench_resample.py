@@ -47,14 +47,21 @@ def main() -> None:
                 t = time.process_time()
                 resampler(x)
                 poly_ms.append(1e3 * (time.process_time() - t))
-            results.append({
-                "in_rate": in_rate, "seconds": seconds,
-                "swresample_ms": round(statistics.median(swr_ms), 3),
-                "polyphase_ms": round(statistics.median(poly_ms), 3),
-                "speedup": round(statistics.median(s / p for s, p in zip(swr_ms, poly_ms, strict=True)), 2),
-                "polyphase_build_ms_once_per_process": round(build_ms, 1),
-            })
-    emit({"benchmark": "resample", "machine": machine(), "repeats": args.repeats, "results": results}, args.out)
+            results.append(
+                {
+                    "in_rate": in_rate,
+                    "seconds": seconds,
+                    "swresample_ms": round(statistics.median(swr_ms), 3),
+                    "polyphase_ms": round(statistics.median(poly_ms), 3),
+                    "speedup": round(
+                        statistics.median(s / p for s, p in zip(swr_ms, poly_ms, strict=True)), 2
+                    ),
+                    "polyphase_build_ms_once_per_process": round(build_ms, 1),
+                }
+            )
+    emit(
+        {"benchmark": "resample", "machine": machine(), "repeats": args.repeats, "results": results}, args.out
+    )
 
 
 if __name__ == "__main__":

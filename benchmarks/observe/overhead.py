@@ -123,9 +123,13 @@ def accounted(dataset: TaliDataset, batch_size: int, cpu_ms_per_sample: float) -
     dataset.collect_stats = False
     total = per_sample_s + thread_per_sample_s
     return {
-        "timed_blocks_per_sample": blocks, "timed_block_us": block_s * 1e6, "to_stats_us": to_stats_s * 1e6,
-        "update_per_batch_us": update_s * 1e6, "psutil_tree_sample_ms": sample_s * 1e3,
-        "overhead_us_per_sample": total * 1e6, "decode_ms_per_sample": cpu_ms_per_sample,
+        "timed_blocks_per_sample": blocks,
+        "timed_block_us": block_s * 1e6,
+        "to_stats_us": to_stats_s * 1e6,
+        "update_per_batch_us": update_s * 1e6,
+        "psutil_tree_sample_ms": sample_s * 1e3,
+        "overhead_us_per_sample": total * 1e6,
+        "decode_ms_per_sample": cpu_ms_per_sample,
         "overhead_fraction": total / (cpu_ms_per_sample / 1e3),
     }
 
@@ -140,7 +144,13 @@ def main() -> None:
     root = sample_data.build()
     config = TaliConfig(audio=AudioConfig(on_missing="zeros"))  # the default config otherwise
     dataset = TaliDataset(root, split=args.split, config=config)
-    results = {"rows": len(dataset), "config": "default", "rounds": args.rounds, "micro": micro(), "by_workers": {}}
+    results = {
+        "rows": len(dataset),
+        "config": "default",
+        "rounds": args.rounds,
+        "micro": micro(),
+        "by_workers": {},
+    }
     for workers in args.workers:
         _run(dataset, on=False, workers=workers, batch_size=args.batch_size)  # warm-up
         runs: dict[str, list[tuple[float, float, int]]] = {"off": [], "on": []}

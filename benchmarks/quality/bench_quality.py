@@ -63,7 +63,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--copies", type=int, default=16, help="links to the train shards for the filter test")
+    parser.add_argument(
+        "--copies", type=int, default=16, help="links to the train shards for the filter test"
+    )
     args = parser.parse_args()
     root = sample_data.build()
     clip = (
@@ -104,7 +106,9 @@ def main() -> None:
         big_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in big.iterdir())
         big_bytes = sum(p.stat().st_size for p in big.iterdir())
         where = "audio_silence_ratio < 0.5 AND frozen_frame_ratio < 0.1 AND list_contains(languages, 'en')"
-        duck = _timed(lambda: select(big.parent, split="train", metrics=metrics_file, where=where), args.repeats)
+        duck = _timed(
+            lambda: select(big.parent, split="train", metrics=metrics_file, where=where), args.repeats
+        )
         metrics_rows = {r["item_idx"]: r for r in pq.read_table(metrics_file).to_pylist()}
 
         def naive() -> list[int]:

@@ -26,7 +26,6 @@ def _plan_dict(plan: Plan) -> dict[str, Any]:
 
 
 class NaiveDataset(PlannedRows):
-
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows.row(index)
         plan = self.plans[row["item_idx"]]
@@ -45,18 +44,23 @@ class NaiveDataset(PlannedRows):
 
 
 class FloorDataset(PlannedRows):
-
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows.row(index)
-        decoded = floor_decode(row, _plan_dict(self.plans[row["item_idx"]]), threads=self.config.video.decoder_threads)
+        decoded = floor_decode(
+            row, _plan_dict(self.plans[row["item_idx"]]), threads=self.config.video.decoder_threads
+        )
         return {"item_idx": row["item_idx"], "frames_decoded": decoded}
 
 
 class OutputFloorDataset(PlannedRows):
-
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows.row(index)
         size = self.config.video.size or 224
-        out = output_floor_decode(row, _plan_dict(self.plans[row["item_idx"]]), size,
-                                  self.config.audio.sample_rate, threads=self.config.video.decoder_threads)
+        out = output_floor_decode(
+            row,
+            _plan_dict(self.plans[row["item_idx"]]),
+            size,
+            self.config.audio.sample_rate,
+            threads=self.config.video.decoder_threads,
+        )
         return {"item_idx": row["item_idx"], **out}

@@ -55,7 +55,9 @@ class Case:
             "runs": len(rates),
             "samples": self.runs[-1]["samples"] if self.runs else 0,
             "peak_rss_mib": max(r["peak_rss_bytes"] for r in self.runs) / 2**20 if self.runs else None,
-            "cpu_ms_per_sample": statistics.median(r["cpu_ms_per_sample"] for r in self.runs) if self.runs else None,
+            "cpu_ms_per_sample": statistics.median(r["cpu_ms_per_sample"] for r in self.runs)
+            if self.runs
+            else None,
             # Per round, in order: goals pair each round's numbers with another case's.
             "round_samples_per_second": [r["samples_per_second"] for r in self.runs],
             "round_cpu_ms_per_sample": [r["cpu_ms_per_sample"] for r in self.runs],
@@ -100,9 +102,13 @@ def measure(case: Case) -> dict[str, float]:
         cpu = tree_cpu_seconds() - cpu0
     finally:
         sampler.stop()
-    run = {"samples": n, "seconds": seconds, "samples_per_second": n / seconds if seconds > 0 else 0.0,
-           "cpu_ms_per_sample": 1e3 * cpu / n if n else 0.0,
-           "peak_rss_bytes": sampler.summary()["peak_rss_bytes"]}
+    run = {
+        "samples": n,
+        "seconds": seconds,
+        "samples_per_second": n / seconds if seconds > 0 else 0.0,
+        "cpu_ms_per_sample": 1e3 * cpu / n if n else 0.0,
+        "peak_rss_bytes": sampler.summary()["peak_rss_bytes"],
+    }
     case.runs.append(run)
     return run
 
@@ -134,12 +140,14 @@ class RepeatIterable(torch.utils.data.IterableDataset):
 
 def loader(dataset: Any, workers: int, batch_size: int, epochs: int) -> torch.utils.data.DataLoader:
     repeated = (
-        RepeatIterable(dataset, epochs) if isinstance(dataset, torch.utils.data.IterableDataset)
+        RepeatIterable(dataset, epochs)
+        if isinstance(dataset, torch.utils.data.IterableDataset)
         else Repeat(dataset, epochs)
     )
     kwargs: dict[str, Any] = {"prefetch_factor": 2} if workers > 0 else {}
-    return torch.utils.data.DataLoader(repeated, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                                       **kwargs)
+    return torch.utils.data.DataLoader(
+        repeated, batch_size=batch_size, num_workers=workers, collate_fn=collate, **kwargs
+    )
 
 
 def run_interleaved(cases: Sequence[Case], rounds: int, log: Callable[[str], None] = lambda _: None) -> None:
@@ -148,4 +156,6 @@ def run_interleaved(cases: Sequence[Case], rounds: int, log: Callable[[str], Non
         order = list(cases) if r % 2 == 0 else list(reversed(cases))
         for case in order:
             run = measure(case)
-            log(f"round {r + 1}/{rounds} {case.name} x{case.workers}: {run['samples_per_second']:.2f} samples/s")
+            log(
+                f"round {r + 1}/{rounds} {case.name} x{case.workers}: {run['samples_per_second']:.2f} samples/s"
+            )

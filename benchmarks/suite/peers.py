@@ -137,7 +137,9 @@ class TorchCodecPeer(PlannedRows):
         # "approximate" seeks from the container index like tali does (no full scan).
         meta = VideoDecoder(data, seek_mode="approximate").metadata
         h, w = short_side_size(meta.width, meta.height, size)
-        video = VideoDecoder(data, seek_mode="approximate", transforms=[Resize((h, w)), CenterCrop((size, size))])
+        video = VideoDecoder(
+            data, seek_mode="approximate", transforms=[Resize((h, w)), CenterCrop((size, size))]
+        )
         frames = video.get_frames_played_at(list(plan.frame_seconds)).data
         length = round(plan.duration_seconds * sr)
         try:
@@ -147,8 +149,11 @@ class TorchCodecPeer(PlannedRows):
             waveform = _fit(audio.data, plan.start_seconds, audio.pts_seconds, length, sr)
         except (RuntimeError, ValueError):  # no audio stream: zeros, like tali's on_missing="zeros"
             waveform = torch.zeros(length, dtype=torch.float32)
-        return {"item_idx": row["item_idx"], "frames": _pad_frames(frames, self.config.video.num_frames),
-                "waveform": waveform}
+        return {
+            "item_idx": row["item_idx"],
+            "frames": _pad_frames(frames, self.config.video.num_frames),
+            "waveform": waveform,
+        }
 
 
 def _resize_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -200,6 +205,8 @@ class HFStreamingPeer(torch.utils.data.IterableDataset):
                 waveform = _fit(audio.data, plan.start_seconds, audio.pts_seconds, length, sr)
             except (RuntimeError, ValueError):
                 waveform = torch.zeros(length, dtype=torch.float32)
-            yield {"item_idx": row["item_idx"], "frames": _pad_frames(_resize_crop(frames, size), n),
-                   "waveform": waveform}
-
+            yield {
+                "item_idx": row["item_idx"],
+                "frames": _pad_frames(_resize_crop(frames, size), n),
+                "waveform": waveform,
+            }

@@ -25,7 +25,9 @@ def _cpu(results: list[dict[str, Any]], name: str, workers: int = 1) -> float | 
     return case["cpu_ms_per_sample"] if case else None
 
 
-def _paired(results: list[dict[str, Any]], top: tuple[str, int], bottom: tuple[str, int], key: str) -> float | None:
+def _paired(
+    results: list[dict[str, Any]], top: tuple[str, int], bottom: tuple[str, int], key: str
+) -> float | None:
     """Median over rounds of ``top / bottom``, each round's two numbers taken minutes
     apart: steadier than a ratio of medians when the machine's load drifts."""
     a, b = _case(results, *top), _case(results, *bottom)
@@ -44,9 +46,17 @@ def goals(results: list[dict[str, Any]]) -> dict[str, Any]:
     checks = {
         "default_vs_naive": (_paired(results, ("tali_default", 1), naive, rate), ">=", 10.0),
         "av_vs_naive": (_paired(results, tali_av, naive, rate), ">=", 10.0),
-        "av_vs_best_peer": (_paired(results, tali_av, (best_peer[0], 1), rate) if best_peer[0] else None, ">=", 1.5),
+        "av_vs_best_peer": (
+            _paired(results, tali_av, (best_peer[0], 1), rate) if best_peer[0] else None,
+            ">=",
+            1.5,
+        ),
         "floor_vs_av": (_paired(results, ("floor_av", 1), tali_av, rate), "<=", 1.3),
-        "default_2_vs_1_workers": (_paired(results, ("tali_default", 2), ("tali_default", 1), rate), ">=", 1.8),
+        "default_2_vs_1_workers": (
+            _paired(results, ("tali_default", 2), ("tali_default", 1), rate),
+            ">=",
+            1.8,
+        ),
         "av_2_vs_1_workers": (_paired(results, ("tali_av", 2), tali_av, rate), ">=", 1.8),
     }
     # The same comparisons in CPU time per sample (higher = tali needs less CPU):
@@ -54,12 +64,18 @@ def goals(results: list[dict[str, Any]]) -> dict[str, Any]:
     cpu = "cpu_ms_per_sample"
     peers_cpu = {name: _cpu(results, name) for name in ("torchcodec_av", "hf_streaming_av")}
     best_cpu = min(((n, c) for n, c in peers_cpu.items() if c), key=lambda kv: kv[1], default=(None, None))
-    checks.update({
-        "cpu_default_vs_naive": (_paired(results, naive, ("tali_default", 1), cpu), ">=", 10.0),
-        "cpu_av_vs_naive": (_paired(results, naive, tali_av, cpu), ">=", 10.0),
-        "cpu_av_vs_best_peer": (_paired(results, (best_cpu[0], 1), tali_av, cpu) if best_cpu[0] else None, ">=", 1.5),
-        "cpu_floor_vs_av": (_paired(results, tali_av, ("floor_av", 1), cpu), "<=", 1.3),
-    })
+    checks.update(
+        {
+            "cpu_default_vs_naive": (_paired(results, naive, ("tali_default", 1), cpu), ">=", 10.0),
+            "cpu_av_vs_naive": (_paired(results, naive, tali_av, cpu), ">=", 10.0),
+            "cpu_av_vs_best_peer": (
+                _paired(results, (best_cpu[0], 1), tali_av, cpu) if best_cpu[0] else None,
+                ">=",
+                1.5,
+            ),
+            "cpu_floor_vs_av": (_paired(results, tali_av, ("floor_av", 1), cpu), "<=", 1.3),
+        }
+    )
     out: dict[str, Any] = {"best_peer": best_peer[0], "best_peer_cpu": best_cpu[0]}
     for name, (value, op, threshold) in checks.items():
         met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
@@ -69,10 +85,14 @@ def goals(results: list[dict[str, Any]]) -> dict[str, Any]:
     # av_vs_best_peer can be read against what is possible.
     out["bound_av_vs_best_peer"] = {
         "ratio": _paired(results, ("output_floor_av", 1), (best_peer[0], 1), rate) if best_peer[0] else None,
-        "goal": "bound", "met": None}
+        "goal": "bound",
+        "met": None,
+    }
     out["bound_cpu_av_vs_best_peer"] = {
         "ratio": _paired(results, (best_cpu[0], 1), ("output_floor_av", 1), cpu) if best_cpu[0] else None,
-        "goal": "bound", "met": None}
+        "goal": "bound",
+        "met": None,
+    }
     return out
 
 
@@ -83,21 +103,33 @@ def table(out: dict[str, Any]) -> str:
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=120, force_terminal=False)
-    cases = Table(title=f"{out['meta']['rows']} rows x {out['meta']['epochs']} epochs, "
-                        f"median of {out['meta']['rounds']} rounds")
+    cases = Table(
+        title=f"{out['meta']['rows']} rows x {out['meta']['epochs']} epochs, "
+        f"median of {out['meta']['rounds']} rounds"
+    )
     for col in ("case", "workers", "samples/s", "spread", "CPU ms/sample", "peak RSS MiB"):
         cases.add_column(col, justify="left" if col == "case" else "right")
     for r in out["cases"]:
-        cases.add_row(escape(r["name"]), str(r["workers"]), f"{r['samples_per_second']:.2f}", f"{100 * r['spread']:.0f}%",
-                      f"{r['cpu_ms_per_sample']:.1f}", f"{r['peak_rss_mib']:.0f}")
+        cases.add_row(
+            escape(r["name"]),
+            str(r["workers"]),
+            f"{r['samples_per_second']:.2f}",
+            f"{100 * r['spread']:.0f}%",
+            f"{r['cpu_ms_per_sample']:.1f}",
+            f"{r['peak_rss_mib']:.0f}",
+        )
     console.print(cases)
     ratios = Table(title="goals (ratios measured in this run)")
     for col in ("goal", "ratio", "target", "met"):
         ratios.add_column(col)
     for name, g in out["goals"].items():
         if isinstance(g, dict):
-            ratios.add_row(name, "-" if g["ratio"] is None else f"{g['ratio']:.2f}", g["goal"],
-                           {True: "yes", False: "no", None: "-"}[g["met"]])
+            ratios.add_row(
+                name,
+                "-" if g["ratio"] is None else f"{g['ratio']:.2f}",
+                g["goal"],
+                {True: "yes", False: "no", None: "-"}[g["met"]],
+            )
     console.print(ratios)
     return buffer.getvalue()
 
@@ -110,16 +142,26 @@ def plot_scaling(results: list[dict[str, Any]], path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    panels = [("workers", "DataLoader workers"), ("window_seconds", "window length (s)"),
-              ("num_frames", "frames per clip"), ("size", "output size (px)")]
+    panels = [
+        ("workers", "DataLoader workers"),
+        ("window_seconds", "window length (s)"),
+        ("num_frames", "frames per clip"),
+        ("size", "output size (px)"),
+    ]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     for ax, (knob, label) in zip(axes, panels, strict=True):
         if knob == "workers":
-            points = sorted((r["workers"], r["samples_per_second"], r["peak_rss_mib"]) for r in results
-                            if r["name"] == "tali_default" and r["group"] == "compare")
+            points = sorted(
+                (r["workers"], r["samples_per_second"], r["peak_rss_mib"])
+                for r in results
+                if r["name"] == "tali_default" and r["group"] == "compare"
+            )
         else:
-            points = sorted((r["value"], r["samples_per_second"], r["peak_rss_mib"]) for r in results
-                            if r["group"] == "scaling" and r.get("knob") == knob)
+            points = sorted(
+                (r["value"], r["samples_per_second"], r["peak_rss_mib"])
+                for r in results
+                if r["group"] == "scaling" and r.get("knob") == knob
+            )
         if not points:
             ax.set_visible(False)
             continue
@@ -147,16 +189,22 @@ def markdown(out: dict[str, Any]) -> str:
     lines = [head.format("case | workers"), rule]
     for r in out["cases"]:
         if r["group"] == "compare":
-            lines.append(f"| `{r['name']}` | {r['workers']} | {r['samples_per_second']:.2f} | "
-                         f"{100 * r['spread']:.0f}% | {r['cpu_ms_per_sample']:.1f} | {r['peak_rss_mib']:.0f} |")
+            lines.append(
+                f"| `{r['name']}` | {r['workers']} | {r['samples_per_second']:.2f} | "
+                f"{100 * r['spread']:.0f}% | {r['cpu_ms_per_sample']:.1f} | {r['peak_rss_mib']:.0f} |"
+            )
     lines += ["", head.format("knob | value"), rule]
     for r in out["cases"]:
         if r["group"] == "scaling":
-            lines.append(f"| {r['knob']} | {r['value']} | {r['samples_per_second']:.2f} | "
-                         f"{100 * r['spread']:.0f}% | {r['cpu_ms_per_sample']:.1f} | {r['peak_rss_mib']:.0f} |")
+            lines.append(
+                f"| {r['knob']} | {r['value']} | {r['samples_per_second']:.2f} | "
+                f"{100 * r['spread']:.0f}% | {r['cpu_ms_per_sample']:.1f} | {r['peak_rss_mib']:.0f} |"
+            )
     lines += ["", "| goal | ratio in this run | target | met |", "| --- | ---: | --- | --- |"]
     for name, g in out["goals"].items():
         if isinstance(g, dict):
             ratio = "-" if g["ratio"] is None else f"{g['ratio']:.2f}"
-            lines.append(f"| {name} | {ratio} | {g['goal']} | {({True: 'yes', False: 'no', None: '-'})[g['met']]} |")
+            lines.append(
+                f"| {name} | {ratio} | {g['goal']} | {({True: 'yes', False: 'no', None: '-'})[g['met']]} |"
+            )
     return "\n".join(lines) + "\n"

@@ -42,8 +42,9 @@ class HfTransform:
     def _one(self, row: Mapping[str, Any]) -> dict[str, Any]:
         key = row.get(str(Column.ITEM_IDX))
         if not isinstance(key, int):
-            raise TaliSchemaError("rows need an integer item_idx to key their random choices",
-                                  field=str(Column.ITEM_IDX))
+            raise TaliSchemaError(
+                "rows need an integer item_idx to key their random choices", field=str(Column.ITEM_IDX)
+            )
         return self.transform(row, key=key, epoch=self.epoch)
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:

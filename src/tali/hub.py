@@ -35,7 +35,15 @@ from typing import Literal
 
 from tali.errors import TaliConfigError, TaliSourceError
 
-__all__ = ["DownloadReport", "HubFile", "SplitSpec", "download", "list_split_files", "parse_split", "select_shards"]
+__all__ = [
+    "DownloadReport",
+    "HubFile",
+    "SplitSpec",
+    "download",
+    "list_split_files",
+    "parse_split",
+    "select_shards",
+]
 
 REPO_ID = "Antreas/TALI"
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
@@ -128,35 +136,53 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 def list_split_files(
-    repo_id: str = REPO_ID, split: str = "train", *, revision: str | None = None, endpoint: str | None = None,
-    token: str | bool | None = None, max_retries: int = 5, base_delay: float = 1.0,
+    repo_id: str = REPO_ID,
+    split: str = "train",
+    *,
+    revision: str | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    max_retries: int = 5,
+    base_delay: float = 1.0,
 ) -> tuple[str, list[HubFile]]:
     """The commit ``revision`` points at, and the split's shards there (sorted)."""
     api = _api(endpoint, token)
     info = _retrying(
         f"repo info of {repo_id}@{revision or 'main'}",
         lambda: api.repo_info(repo_id, repo_type="dataset", revision=revision),
-        max_retries=max_retries, base_delay=base_delay,
+        max_retries=max_retries,
+        base_delay=base_delay,
     )
     commit = info.sha
     entries = _retrying(
         f"file list of {repo_id}@{commit}",
-        lambda: list(api.list_repo_tree(repo_id, path_in_repo="data", recursive=True, repo_type="dataset",
-                                        revision=commit)),
-        max_retries=max_retries, base_delay=base_delay,
+        lambda: list(
+            api.list_repo_tree(
+                repo_id, path_in_repo="data", recursive=True, repo_type="dataset", revision=commit
+            )
+        ),
+        max_retries=max_retries,
+        base_delay=base_delay,
     )
     pattern = re.compile(rf"^data/{re.escape(split)}-\d+-of-\d+\.parquet$")
     files = sorted(
-        (HubFile(e.path, int(e.size), e.lfs.sha256 if getattr(e, "lfs", None) else None)
-         for e in entries if pattern.match(getattr(e, "path", ""))),
+        (
+            HubFile(e.path, int(e.size), e.lfs.sha256 if getattr(e, "lfs", None) else None)
+            for e in entries
+            if pattern.match(getattr(e, "path", ""))
+        ),
         key=lambda f: f.path,
     )
     if not files:
-        raise TaliSourceError(f"{repo_id}@{commit} has no shards for split {split!r} (looked for data/{split}-*)")
+        raise TaliSourceError(
+            f"{repo_id}@{commit} has no shards for split {split!r} (looked for data/{split}-*)"
+        )
     return commit, files
 
 
-def select_shards(files: Sequence[HubFile], spec: SplitSpec, shards: Sequence[int | str] | None = None) -> list[HubFile]:
+def select_shards(
+    files: Sequence[HubFile], spec: SplitSpec, shards: Sequence[int | str] | None = None
+) -> list[HubFile]:
     """Apply the split's slice, then an explicit list of shard indices or file names."""
     chosen = list(files)[spec.apply(len(files))]
     if shards is None:
@@ -166,7 +192,9 @@ def select_shards(files: Sequence[HubFile], spec: SplitSpec, shards: Sequence[in
     for shard in shards:
         if isinstance(shard, int):
             if not -len(files) <= shard < len(files):
-                raise TaliConfigError(f"shard index {shard} out of range: split {spec.split!r} has {len(files)} shards")
+                raise TaliConfigError(
+                    f"shard index {shard} out of range: split {spec.split!r} has {len(files)} shards"
+                )
             out.append(files[shard])
         elif shard in by_name:
             out.append(by_name[shard])
@@ -176,7 +204,9 @@ def select_shards(files: Sequence[HubFile], spec: SplitSpec, shards: Sequence[in
 
 
 def _marker_dir() -> Path:
-    root = os.environ.get("TALI_CACHE_DIR") or str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tali")
+    root = os.environ.get("TALI_CACHE_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tali"
+    )
     return Path(root) / "verified"
 
 
@@ -234,7 +264,9 @@ def _destination(repo_id: str, f: HubFile, commit: str, cache_dir, local_dir) ->
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
-    storage = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="dataset")
+    storage = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
+        repo_id=repo_id, repo_type="dataset"
+    )
     blob = storage / "blobs" / (f.sha256 or f"{commit}-{f.path.replace('/', '--')}")
     return blob, storage / "snapshots" / commit / f.path
 
@@ -282,7 +314,9 @@ def _transfer(url_of, dest: Path, f: HubFile, *, token, advance) -> int:
         if dest.exists():  # another process finished it while we waited
             return 0
         url = url_of(f.path)
-        meta = get_hf_file_metadata(url, token=token, **_supported(get_hf_file_metadata, retry_on_errors=True))
+        meta = get_hf_file_metadata(
+            url, token=token, **_supported(get_hf_file_metadata, retry_on_errors=True)
+        )
         if meta.size is not None and meta.size != f.size:
             raise TaliSourceError(f"{f.path}: the Hub lists {f.size} bytes but serves {meta.size}")
         done = partial.stat().st_size if partial.exists() else 0
@@ -292,8 +326,14 @@ def _transfer(url_of, dest: Path, f: HubFile, *, token, advance) -> int:
         with open(partial, "r+b" if done else "wb") as fh:
             fh.seek(done)
             advance(done)
-            http_get(meta.location, fh, resume_size=done, expected_size=f.size,
-                     displayed_filename=Path(f.path).name, **_supported(http_get, tqdm_class=_Forward))
+            http_get(
+                meta.location,
+                fh,
+                resume_size=done,
+                expected_size=f.size,
+                displayed_filename=Path(f.path).name,
+                **_supported(http_get, tqdm_class=_Forward),
+            )
             fh.truncate()
         os.replace(partial, dest)
         return f.size - done
@@ -329,8 +369,13 @@ def download(
         raise TaliConfigError(f"verify={verify!r} is not allowed; choose one of 'size', 'sha256'")
     spec = parse_split(split)
     commit, files = list_split_files(
-        repo_id, spec.split, revision=revision, endpoint=endpoint, token=token,
-        max_retries=max_retries, base_delay=base_delay,
+        repo_id,
+        spec.split,
+        revision=revision,
+        endpoint=endpoint,
+        token=token,
+        max_retries=max_retries,
+        base_delay=base_delay,
     )
     wanted = select_shards(files, spec, shards)
     base = endpoint or os.environ.get("HF_ENDPOINT") or None
@@ -348,7 +393,8 @@ def download(
                 transferred[0] += _retrying(
                     f"download of {repo_id}/{f.path}",
                     lambda: _transfer(url_of, dest, f, token=token, advance=advance),
-                    max_retries=max_retries, base_delay=base_delay,
+                    max_retries=max_retries,
+                    base_delay=base_delay,
                 )
             if pointer is not None and not pointer.exists():
                 _link(dest, pointer)
@@ -363,15 +409,21 @@ def download(
         raise AssertionError("unreachable")
 
     results: dict[str, str] = {}
-    with (_progress(progress, sum(f.size for f in wanted), len(wanted)) as advance,
-          ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool):
+    with (
+        _progress(progress, sum(f.size for f in wanted), len(wanted)) as advance,
+        ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool,
+    ):
         futures = {pool.submit(one, f, advance): f for f in wanted}
         for future in as_completed(futures):
             results[futures[future].path] = future.result()
     if revision and revision != commit and local_dir is None:
         _write_ref(repo_id, cache_dir, revision, commit)
-    return DownloadReport(commit=commit, files=[results[f.path] for f in wanted], refetched=refetched,
-                          downloaded_bytes=transferred[0])
+    return DownloadReport(
+        commit=commit,
+        files=[results[f.path] for f in wanted],
+        refetched=refetched,
+        downloaded_bytes=transferred[0],
+    )
 
 
 def _write_ref(repo_id: str, cache_dir, revision: str, commit: str) -> None:
@@ -379,7 +431,12 @@ def _write_ref(repo_id: str, cache_dir, revision: str, commit: str) -> None:
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
-    ref = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="dataset") / "refs" / revision
+    ref = (
+        Path(cache_dir or constants.HF_HUB_CACHE)
+        / repo_folder_name(repo_id=repo_id, repo_type="dataset")
+        / "refs"
+        / revision
+    )
     ref.parent.mkdir(parents=True, exist_ok=True)
     ref.write_text(commit)
 
@@ -396,8 +453,13 @@ class _progress:
             return lambda n: None
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-        self._progress = Progress(TextColumn(f"{self.count} shards"), BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), transient=False)
+        self._progress = Progress(
+            TextColumn(f"{self.count} shards"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            transient=False,
+        )
         self._progress.__enter__()
         task = self._progress.add_task("download", total=self.total)
         return lambda n: self._progress.update(task, advance=n)  # rich's update is thread-safe

@@ -63,7 +63,9 @@ def _slice(files: list[str], spec: SplitSpec, shards: Sequence[int | str] | None
     for shard in shards:
         if isinstance(shard, int):
             if not -len(files) <= shard < len(files):
-                raise TaliConfigError(f"shard index {shard} out of range: split {spec.split!r} has {len(files)} shards")
+                raise TaliConfigError(
+                    f"shard index {shard} out of range: split {spec.split!r} has {len(files)} shards"
+                )
             out.append(files[shard])
         elif Path(str(shard)).name in names:
             out.append(names[Path(str(shard)).name])
@@ -86,7 +88,9 @@ def _fsspec_files(url: str, split: str, storage_options: dict[str, Any] | None) 
         found = sorted(fs.glob(f"{root}/{pattern.format(split=split)}"))
         if found:
             return found, FsOpener(fs)
-    raise TaliSourceError(f"no parquet shards for split {split!r} under {url} (looked for data/{split}-*.parquet)")
+    raise TaliSourceError(
+        f"no parquet shards for split {split!r} under {url} (looked for data/{split}-*.parquet)"
+    )
 
 
 def resolve_files(
@@ -135,8 +139,16 @@ def resolve_files(
         from tali.hub import download as hub_download
 
         report = hub_download(
-            text, split=split, shards=shards, revision=revision, cache_dir=cache_dir, local_dir=local_dir,
-            endpoint=endpoint, token=token, max_workers=max_workers, progress=progress,
+            text,
+            split=split,
+            shards=shards,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_dir=local_dir,
+            endpoint=endpoint,
+            token=token,
+            max_workers=max_workers,
+            progress=progress,
         )
         return report.files, None
     raise TaliSourceError(f"{text!r} is neither an existing path, a URL, nor a Hub repo id (owner/name)")
@@ -181,14 +193,25 @@ def load(
     if modalities is not None:
         config = config.replace(modalities=tuple(modalities))
     files, opener = resolve_files(
-        source, split=split, shards=shards, revision=revision, download=download, cache_dir=cache_dir,
-        local_dir=local_dir, endpoint=endpoint, token=token, storage_options=storage_options,
-        max_workers=max_workers, progress=progress,
+        source,
+        split=split,
+        shards=shards,
+        revision=revision,
+        download=download,
+        cache_dir=cache_dir,
+        local_dir=local_dir,
+        endpoint=endpoint,
+        token=token,
+        storage_options=storage_options,
+        max_workers=max_workers,
+        progress=progress,
     )
     split_name = parse_split(split).split
     if streaming:
         index = _remote_index(files, opener, max_workers) if opener is not None else None
-        return TaliStream(files, config=config, split=split_name, opener=opener, index=index, **dataset_kwargs)
+        return TaliStream(
+            files, config=config, split=split_name, opener=opener, index=index, **dataset_kwargs
+        )
     for name in ("item_ids", "shuffle", "buffer_size", "rank", "world_size", "equal_per_rank", "cache"):
         if name in dataset_kwargs:
             raise TaliConfigError(

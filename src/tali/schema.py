@@ -88,9 +88,7 @@ _WIT_TYPES: dict[WitField, pa.DataType] = {
 }
 
 #: ``wit_features``: a struct of parallel lists (HF ``Sequence`` of a dict).
-WIT_FEATURES_TYPE = pa.struct(
-    [pa.field(str(name), pa.list_(dtype)) for name, dtype in _WIT_TYPES.items()]
-)
+WIT_FEATURES_TYPE = pa.struct([pa.field(str(name), pa.list_(dtype)) for name, dtype in _WIT_TYPES.items()])
 
 #: The HF ``Image`` feature's storage type.
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
@@ -232,9 +230,7 @@ def parse_submodalities(
     return tuple(s for s in SubModality if s in chosen)
 
 
-def columns_for(
-    submodalities: Iterable[SubModality], available: Iterable[str] | None = None
-) -> list[str]:
+def columns_for(submodalities: Iterable[SubModality], available: Iterable[str] | None = None) -> list[str]:
     """The parquet columns needed to produce ``submodalities``, in schema order.
 
     ``available`` is the shard's column names; optional columns (a real

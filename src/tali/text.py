@@ -30,7 +30,9 @@ def read_wit(value: Any, *, item_idx: int | None = None) -> WitTexts:
     """Check the struct: every field a list, all as long as ``language``."""
     if not isinstance(value, Mapping):
         raise TaliSchemaError(
-            f"wit_features must be a struct of lists, got {type(value).__name__}", item_idx=item_idx, field=_FIELD
+            f"wit_features must be a struct of lists, got {type(value).__name__}",
+            item_idx=item_idx,
+            field=_FIELD,
         )
     languages = value.get(str(WitField.LANGUAGE))
     if not isinstance(languages, list) or not languages:

@@ -48,9 +48,7 @@ def sample_rng_for(seed: int, epoch: int, key: int, purpose: str) -> np.random.G
     """An independent generator per decision, so adding a sub-modality to a config
     never changes the choices made for the others."""
     tag = zlib.crc32(purpose.encode())
-    return np.random.default_rng(
-        np.random.SeedSequence([int(seed) & (2**63 - 1), int(epoch), int(key), tag])
-    )
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & (2**63 - 1), int(epoch), int(key), tag]))
 
 
 def _pixels_out(array: np.ndarray, output: FrameOutput, *, channels_first: bool = False) -> Any:
@@ -112,7 +110,10 @@ class TaliTransform:
             data = image.get(str(ImageField.BYTES)) if isinstance(image, Mapping) else image
             with timed(Stage.IMAGE_DECODE):
                 pil = decode_image(
-                    data, size=cfg.image.size, max_pixels=cfg.image.max_pixels, item_idx=item_idx,
+                    data,
+                    size=cfg.image.size,
+                    max_pixels=cfg.image.max_pixels,
+                    item_idx=item_idx,
                     field=str(Column.IMAGE),
                 )
                 pixels = _pixels_out(np.asarray(pil), cfg.image.output)
@@ -153,7 +154,11 @@ class TaliTransform:
         if times:
             with timed(Stage.VIDEO_DECODE):
                 decoded = decode_frames_played_at(
-                    clip, times, size=vcfg.size, interpolation=vcfg.interpolation, threads=vcfg.decoder_threads
+                    clip,
+                    times,
+                    size=vcfg.size,
+                    interpolation=vcfg.interpolation,
+                    threads=vcfg.decoder_threads,
                 )
         if want_video:
             if plan is not None:
@@ -165,10 +170,15 @@ class TaliTransform:
             else:
                 with timed(Stage.VIDEO_DECODE):
                     keys = decode_keyframes_in(
-                        clip, window.start_seconds, window.end_seconds, size=vcfg.size,
+                        clip,
+                        window.start_seconds,
+                        window.end_seconds,
+                        size=vcfg.size,
                         interpolation=vcfg.interpolation,
                     )
-                slots, mask = select_slots(len(keys.pts_seconds), vcfg.num_frames, vcfg.selection, rng("frames"))
+                slots, mask = select_slots(
+                    len(keys.pts_seconds), vcfg.num_frames, vcfg.selection, rng("frames")
+                )
                 frames, pts = keys.pixels[slots], keys.pts_seconds[slots]
             out[S.YOUTUBE_CONTENT_VIDEO.value] = {
                 "frames": _pixels_out(frames, vcfg.output, channels_first=True),
@@ -205,14 +215,20 @@ class TaliTransform:
         if data:
             with timed(Stage.IMAGE_DECODE):
                 pil = decode_image(
-                    data, size=cfg.image.size, max_pixels=cfg.image.max_pixels, item_idx=clip.item_idx,
+                    data,
+                    size=cfg.image.size,
+                    max_pixels=cfg.image.max_pixels,
+                    item_idx=clip.item_idx,
                     field=str(Column.YOUTUBE_THUMBNAIL),
                 )
             return {"pixels": _pixels_out(np.asarray(pil), cfg.image.output), "pts_seconds": float("nan")}
         middle = clip.info.duration_seconds / 2
         with timed(Stage.VIDEO_DECODE):
             decoded = decode_frames_played_at(
-                clip, [middle], size=cfg.image.size, interpolation=cfg.video.interpolation,
+                clip,
+                [middle],
+                size=cfg.image.size,
+                interpolation=cfg.video.interpolation,
                 threads=cfg.video.decoder_threads,
             )
         return _single(decoded, 0, cfg.image.output)
@@ -223,7 +239,9 @@ class TaliTransform:
         cfg = self.config
         start = _start_seconds(row, item_idx)
         lines = parse_subtitles(
-            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)), item_idx=item_idx, max_bytes=cfg.text.max_subtitle_bytes
+            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)),
+            item_idx=item_idx,
+            max_bytes=cfg.text.max_subtitle_bytes,
         )
         if cfg.text.subtitles == "clip":
             lo, hi = start, start + window.clip_seconds
@@ -254,7 +272,9 @@ class TaliTransform:
                 _check_length(text, cfg.text.max_text_chars, item_idx, f"{Column.WIT_FEATURES}.{sub.value}")
             chosen = [languages[i] for i in indices]
             out[sub.value] = (
-                {"text": texts[0], "language": chosen[0]} if k is not None else {"text": texts, "language": chosen}
+                {"text": texts[0], "language": chosen[0]}
+                if k is not None
+                else {"text": texts, "language": chosen}
             )
         return out
 
@@ -268,7 +288,9 @@ def _field(row: Mapping[str, Any], column: Column, item_idx: int | None) -> Any:
 def _check_length(text: str, limit: int, item_idx: int | None, field: str) -> None:
     if len(text) > limit:
         raise TaliDataError(
-            f"text is {len(text)} characters, over the {limit}-character limit", item_idx=item_idx, field=field
+            f"text is {len(text)} characters, over the {limit}-character limit",
+            item_idx=item_idx,
+            field=field,
         )
 
 

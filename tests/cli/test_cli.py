@@ -12,7 +12,11 @@ import pytest
 def _tali(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tali.cli.main", *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        check=False,
     )
 
 
@@ -21,8 +25,13 @@ def test_demo_streams_every_submodality_and_reports_speed(sample_root):
     done = _tali("demo", "--epochs", "1", "--source", str(sample_root))
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for key in ("youtube_content_video.frames", "youtube_content_audio.waveform", "wikipedia_caption_image.pixels",
-                "youtube_subtitle_text.text", "wikipedia_caption_text.language"):
+    for key in (
+        "youtube_content_video.frames",
+        "youtube_content_audio.waveform",
+        "wikipedia_caption_image.pixels",
+        "youtube_subtitle_text.text",
+        "wikipedia_caption_text.language",
+    ):
         assert key in out
     assert "[4, 8, 3, 224, 224]" in out and "samples/s" in out
 

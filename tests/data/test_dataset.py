@@ -26,7 +26,9 @@ def textless_copy(tmp_path_factory, sample_root):
 def test_index_addresses_rows_across_shards_and_row_groups(sample_root, truth):
     dataset = TaliDataset(sample_root, split="train", config=TaliConfig(modalities=["youtube_title_text"]))
     assert len(dataset) == 16 and len(dataset.index.row_groups) == 6  # 8 rows per shard in groups of 3
-    assert [dataset[i]["item_idx"] for i in range(16)] == sorted(i for i, t in truth.items() if t["split"] == "train")
+    assert [dataset[i]["item_idx"] for i in range(16)] == sorted(
+        i for i, t in truth.items() if t["split"] == "train"
+    )
     assert dataset[-1]["item_idx"] == 15
     with pytest.raises(IndexError):
         dataset[16]
@@ -73,7 +75,11 @@ def test_collate_keeps_lists_for_text_and_uneven_shapes():
     batch = tali.collate(samples)
     assert batch["t"]["text"] == [["a", "b"], ["c"]]
     assert isinstance(batch["x"], list) and len(batch["x"]) == 2
-    assert batch["n"].dtype == torch.int64 and batch["f"].dtype == torch.float64 and batch["flag"].dtype == torch.bool
+    assert (
+        batch["n"].dtype == torch.int64
+        and batch["f"].dtype == torch.float64
+        and batch["flag"].dtype == torch.bool
+    )
     with pytest.raises(ValueError, match="disagree on keys"):
         tali.collate([{"a": 1}, {"b": 1}])
 

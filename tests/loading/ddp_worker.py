@@ -21,8 +21,9 @@ def main() -> None:
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     config = tali.TaliConfig(modalities=("youtube_subtitle_text", "wikipedia_caption_text"))
-    stream = tali.load(root, split="train", config=config, buffer_size=4, equal_per_rank="off",
-                       collect_stats=True)
+    stream = tali.load(
+        root, split="train", config=config, buffer_size=4, equal_per_rank="off", collect_stats=True
+    )
     loader = stream.loader(batch_size=2, num_workers=2)
     seen, checkpoint = [], None
     monitor = Monitor(resources=False)

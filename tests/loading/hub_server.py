@@ -73,21 +73,29 @@ class HubServer:
         for name, p in self.files.items():
             if prefix and not name.startswith(prefix + "/"):
                 continue
-            rest = name[len(prefix) + 1:] if prefix else name
+            rest = name[len(prefix) + 1 :] if prefix else name
             if not recursive and "/" in rest:
                 directory = (prefix + "/" if prefix else "") + rest.split("/")[0]
                 entries[directory] = {"type": "directory", "path": directory, "oid": "0" * 40, "size": 0}
                 continue
             size = p.stat().st_size
-            entries[name] = {"type": "file", "path": name, "size": size, "oid": self.sha[name][:40],
-                             "lfs": {"oid": self.sha[name], "size": size, "pointerSize": 134}}
+            entries[name] = {
+                "type": "file",
+                "path": name,
+                "size": size,
+                "oid": self.sha[name][:40],
+                "lfs": {"oid": self.sha[name], "size": size, "pointerSize": 134},
+            }
         return list(entries.values())
 
     def downloads(self, name: str | None = None) -> list[Request]:
         """GET requests for file bytes that were answered with data."""
         return [
-            r for r in self.log
-            if r.method == "GET" and "/resolve/" in r.path and r.status in (200, 206)
+            r
+            for r in self.log
+            if r.method == "GET"
+            and "/resolve/" in r.path
+            and r.status in (200, 206)
             and (name is None or r.path.endswith(name))
         ]
 
@@ -139,8 +147,14 @@ class HubServer:
             def _serve(self) -> None:
                 path = unquote(urlparse(self.path).path)
                 if m := info_re.match(path):
-                    return self._json({"id": server.repo_id, "sha": COMMIT, "private": False,
-                                       "siblings": [{"rfilename": n} for n in server.files]})
+                    return self._json(
+                        {
+                            "id": server.repo_id,
+                            "sha": COMMIT,
+                            "private": False,
+                            "siblings": [{"rfilename": n} for n in server.files],
+                        }
+                    )
                 if m := tree_re.match(path):
                     prefix = (m["path"] or "").strip("/")
                     recursive = "recursive=true" in self.path.lower()
@@ -165,7 +179,7 @@ class HubServer:
                 if rng and (m := re.match(r"bytes=(\d+)-(\d*)", rng)):
                     start, status = int(m.group(1)), 206
                     end = min(int(m.group(2)), len(data) - 1) if m.group(2) else len(data) - 1
-                body = data[start:end + 1]
+                body = data[start : end + 1]
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")

@@ -33,8 +33,9 @@ def sha(path) -> str:
 
 
 def test_subset_download_then_nothing_more(hub, env):
-    report = tali.hub.download(REPO, split="train[:50%]", cache_dir=env / "hf", endpoint=hub.endpoint,
-                               progress=False)
+    report = tali.hub.download(
+        REPO, split="train[:50%]", cache_dir=env / "hf", endpoint=hub.endpoint, progress=False
+    )
     assert [Path(f).name for f in report.files] == ["train-00000-of-00002.parquet"]
     assert [Path(r.path).name for r in hub.downloads()] == ["train-00000-of-00002.parquet"]
     assert sha(report.files[0]) == hub.sha["data/train-00000-of-00002.parquet"]
@@ -43,11 +44,20 @@ def test_subset_download_then_nothing_more(hub, env):
     # The HF cache layout: huggingface_hub itself finds the file offline.
     from huggingface_hub import try_to_load_from_cache
 
-    assert try_to_load_from_cache(REPO, "data/train-00000-of-00002.parquet", cache_dir=env / "hf",
-                                  revision=report.commit, repo_type="dataset") == report.files[0]
+    assert (
+        try_to_load_from_cache(
+            REPO,
+            "data/train-00000-of-00002.parquet",
+            cache_dir=env / "hf",
+            revision=report.commit,
+            repo_type="dataset",
+        )
+        == report.files[0]
+    )
     before = len(hub.log)
-    again = tali.hub.download(REPO, split="train[:50%]", cache_dir=env / "hf", endpoint=hub.endpoint,
-                              progress=False)
+    again = tali.hub.download(
+        REPO, split="train[:50%]", cache_dir=env / "hf", endpoint=hub.endpoint, progress=False
+    )
     assert again.files == report.files and again.downloaded_bytes == 0
     file_requests = [r for r in hub.log[before:] if "/resolve/" in r.path]
     assert file_requests == []  # only the listing was asked for: no HEAD, no GET of any shard
@@ -56,19 +66,31 @@ def test_subset_download_then_nothing_more(hub, env):
 def test_load_from_the_hub_streams_the_split(hub, env):
     from .conftest import TEXT
 
-    stream = tali.load(REPO, split="val", config=TEXT, cache_dir=env / "hf", endpoint=hub.endpoint,
-                       progress=False)
+    stream = tali.load(
+        REPO, split="val", config=TEXT, cache_dir=env / "hf", endpoint=hub.endpoint, progress=False
+    )
     assert sorted(s["item_idx"] for s in stream) == [16, 17, 18, 19]
-    dataset = tali.load(REPO, split="val", config=TEXT, streaming=False, cache_dir=env / "hf",
-                        endpoint=hub.endpoint, progress=False)
+    dataset = tali.load(
+        REPO,
+        split="val",
+        config=TEXT,
+        streaming=False,
+        cache_dir=env / "hf",
+        endpoint=hub.endpoint,
+        progress=False,
+    )
     assert len(dataset) == 4 and dataset[2]["item_idx"] == 18
     assert len(hub.downloads()) == 1
 
 
 def test_explicit_shards_into_a_local_dir(hub, env, capsys):
     report = hub_download = tali.hub.download(
-        REPO, split="train", shards=["train-00001-of-00002.parquet"], local_dir=env / "TALI",
-        endpoint=hub.endpoint, progress=True,
+        REPO,
+        split="train",
+        shards=["train-00001-of-00002.parquet"],
+        local_dir=env / "TALI",
+        endpoint=hub.endpoint,
+        progress=True,
     )
     assert "1 shards" in capsys.readouterr().out  # the byte progress bar
     assert hub_download.files == [str(env / "TALI" / "data" / "train-00001-of-00002.parquet")]
@@ -80,8 +102,9 @@ def test_explicit_shards_into_a_local_dir(hub, env, capsys):
 def test_rate_limits_and_server_errors_are_retried(hub, env):
     name = "data/test-00000-of-00001.parquet"
     hub.faults[name].extend(["429", "503", "503"])
-    report = tali.hub.download(REPO, split="test", cache_dir=env / "hf", endpoint=hub.endpoint,
-                               progress=False, base_delay=0.01)
+    report = tali.hub.download(
+        REPO, split="test", cache_dir=env / "hf", endpoint=hub.endpoint, progress=False, base_delay=0.01
+    )
     statuses = [r.status for r in hub.log if r.method == "GET" and r.path.endswith(name)]
     assert statuses == [429, 503, 503, 200]
     assert sha(report.files[0]) == hub.sha[name]
@@ -118,7 +141,9 @@ def test_killed_download_resumes_with_a_range_request(hub, env):
         tali.hub.download({REPO!r}, split="train", shards=[0], cache_dir={str(env / "hf")!r},
                           endpoint={hub.endpoint!r}, progress=False)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
     try:
         assert hub.stalled.wait(60), "the download never started"
         deadline = time.monotonic() + 30
@@ -136,8 +161,9 @@ def test_killed_download_resumes_with_a_range_request(hub, env):
             proc.kill()
     hub.release.set()
     partial = incomplete[0].stat().st_size
-    report = tali.hub.download(REPO, split="train", shards=[0], cache_dir=env / "hf", endpoint=hub.endpoint,
-                               progress=False)
+    report = tali.hub.download(
+        REPO, split="train", shards=[0], cache_dir=env / "hf", endpoint=hub.endpoint, progress=False
+    )
     resumed = hub.downloads(name)[-1]
     assert resumed.range == f"bytes={partial}-" and resumed.status == 206
     assert resumed.sent == size - partial
@@ -148,8 +174,9 @@ def test_hub_errors_are_typed(hub, env):
     with pytest.raises(TaliSourceError, match="has no shards for split 'dev'"):
         tali.hub.download(REPO, split="dev", cache_dir=env / "hf", endpoint=hub.endpoint, progress=False)
     with pytest.raises(TaliSourceError, match="HTTP 404"):
-        tali.hub.download("someone/else", split="train", cache_dir=env / "hf", endpoint=hub.endpoint,
-                          progress=False)
+        tali.hub.download(
+            "someone/else", split="train", cache_dir=env / "hf", endpoint=hub.endpoint, progress=False
+        )
     with pytest.raises(TaliConfigError, match="split 'train\\[:x\\]' is not understood"):
         tali.hub.download(REPO, split="train[:x]", endpoint=hub.endpoint, progress=False)
     with pytest.raises(TaliConfigError, match="shard index 5 out of range"):
@@ -160,10 +187,17 @@ def test_hub_errors_are_typed(hub, env):
         tali.hub.download(REPO, verify="md5", endpoint=hub.endpoint)
 
 
-@pytest.mark.parametrize("spec,n,expected", [
-    ("train", 20, (0, 20)), ("train[:5%]", 20, (0, 1)), ("train[:1%]", 20, (0, 1)),
-    ("train[10%:20%]", 20, (2, 4)), ("val[2:4]", 5, (2, 4)), ("test[-2:]", 5, (3, 5)),
-])
+@pytest.mark.parametrize(
+    "spec,n,expected",
+    [
+        ("train", 20, (0, 20)),
+        ("train[:5%]", 20, (0, 1)),
+        ("train[:1%]", 20, (0, 1)),
+        ("train[10%:20%]", 20, (2, 4)),
+        ("val[2:4]", 5, (2, 4)),
+        ("test[-2:]", 5, (3, 5)),
+    ],
+)
 def test_split_slices(spec, n, expected):
     s = hub.parse_split(spec).apply(n)
     assert range(n)[s] == range(*expected)
@@ -172,15 +206,39 @@ def test_split_slices(spec, n, expected):
 def test_download_command(hub, env, capsys):
     from tali.cli.main import main
 
-    args = ["download", "--split", "val", "--cache-dir", str(env / "hf"), "--endpoint", hub.endpoint, "--json"]
+    args = [
+        "download",
+        "--split",
+        "val",
+        "--cache-dir",
+        str(env / "hf"),
+        "--endpoint",
+        hub.endpoint,
+        "--json",
+    ]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert [Path(f).name for f in report["files"]] == ["val-00000-of-00001.parquet"]
     assert report["downloaded_bytes"] > 0
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["downloaded_bytes"] == 0
-    assert main(["download", "--split", "train", "--shard", "1", "--local-dir", str(env / "TALI"),
-                 "--endpoint", hub.endpoint, "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "download",
+                "--split",
+                "train",
+                "--shard",
+                "1",
+                "--local-dir",
+                str(env / "TALI"),
+                "--endpoint",
+                hub.endpoint,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "train-00001-of-00002.parquet" in capsys.readouterr().out
     assert main(["download", "--split", "nope", "--endpoint", hub.endpoint, "--quiet"]) == 1
     assert "has no shards for split 'nope'" in capsys.readouterr().err

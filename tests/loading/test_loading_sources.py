@@ -46,7 +46,9 @@ def test_load_fsspec_memory_and_file_urls(sample_root, truth):
         stream = tali.load("memory://tali-test", split="val", config=TEXT)
         assert sorted(s["item_idx"] for s in stream) == [16, 17, 18, 19]
         # Workers open the same filesystem through a picklable opener.
-        batches = list(tali.load("memory://tali-test", split="val", config=TEXT).loader(batch_size=2, num_workers=2))
+        batches = list(
+            tali.load("memory://tali-test", split="val", config=TEXT).loader(batch_size=2, num_workers=2)
+        )
         assert sorted(i for b in batches for i in b["item_idx"].tolist()) == [16, 17, 18, 19]
         mapped = tali.load("memory://tali-test", split="val", config=TEXT, streaming=False)
         assert [mapped[i]["item_idx"] for i in range(len(mapped))] == [16, 17, 18, 19]
@@ -84,8 +86,12 @@ def test_distributed_sampler_each_index_once(sample_root, world):
     per_rank = [list(TaliDistributedSampler(ds, rank=r, world_size=world, seed=1)) for r in range(world)]
     assert sorted(i for part in per_rank for i in part) == list(range(16))
     assert max(map(len, per_rank)) - min(map(len, per_rank)) <= 1
-    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=tali.collate,
-                                         sampler=TaliDistributedSampler(ds, rank=0, world_size=world, seed=1))
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=4,
+        collate_fn=tali.collate,
+        sampler=TaliDistributedSampler(ds, rank=0, world_size=world, seed=1),
+    )
     assert sorted(k for b in loader for k in b["key"].tolist()) == sorted(per_rank[0])
     drop = [list(TaliDistributedSampler(ds, rank=r, world_size=3, equal_per_rank="drop")) for r in range(3)]
     assert [len(p) for p in drop] == [5, 5, 5] and len({i for p in drop for i in p}) == 15
@@ -185,19 +191,26 @@ def test_cache_drops_a_torn_entry(tmp_path):
 
 def test_hf_dataset_with_transform_matches_tali(sample_root, tmp_path):
     import datasets
+
     files = [str(p) for p in sorted((sample_root / "data").glob("val-*.parquet"))]
     ds = datasets.Dataset.from_parquet(files, cache_dir=str(tmp_path / "hf"))
-    config = TaliConfig(modalities=("wikipedia_caption_image", "wikipedia_caption_text", "youtube_subtitle_text"))
+    config = TaliConfig(
+        modalities=("wikipedia_caption_image", "wikipedia_caption_text", "youtube_subtitle_text")
+    )
     view = tali.hf.prepare(ds).with_transform(tali.hf.as_transform(config))
     ours = TaliTransform(config)
     for i in range(len(ds)):
         got = view[i]
         row = ds[i]
         want = ours(row, key=row["item_idx"], epoch=0)
-        assert torch.equal(got["wikipedia_caption_image"]["pixels"], want["wikipedia_caption_image"]["pixels"])
+        assert torch.equal(
+            got["wikipedia_caption_image"]["pixels"], want["wikipedia_caption_image"]["pixels"]
+        )
         assert got["wikipedia_caption_text"] == want["wikipedia_caption_text"]
         assert got["window"] == want["window"]
-        code = tali.sample_data.read_image_code(got["wikipedia_caption_image"]["pixels"].permute(1, 2, 0).numpy())
+        code = tali.sample_data.read_image_code(
+            got["wikipedia_caption_image"]["pixels"].permute(1, 2, 0).numpy()
+        )
         assert code == row["item_idx"]
     batch = view[0:2]
     assert [len(v) for v in batch.values()] == [2] * len(batch)
@@ -205,10 +218,13 @@ def test_hf_dataset_with_transform_matches_tali(sample_root, tmp_path):
 
 def test_hf_iterable_dataset_map(sample_root):
     import datasets
+
     files = [str(p) for p in sorted((sample_root / "data").glob("val-*.parquet"))]
     ids = datasets.load_dataset("parquet", data_files={"val": files}, split="val", streaming=True)
     transform = tali.hf.as_transform(TEXT, epoch=2)
-    mapped = tali.hf.prepare(ids).map(transform, batched=True, batch_size=2, remove_columns=list(ids.column_names))
+    mapped = tali.hf.prepare(ids).map(
+        transform, batched=True, batch_size=2, remove_columns=list(ids.column_names)
+    )
     got = list(mapped)
     assert sorted(s["item_idx"] for s in got) == [16, 17, 18, 19]
     assert all(s["epoch"] == 2 for s in got)

@@ -28,8 +28,13 @@ def run(loader, stop_after: int | None = None):
     """Keys and subtitle-window starts of each delivered batch (stops after ``stop_after`` batches)."""
     out = []
     for i, batch in enumerate(loader):
-        out.append((batch["key"].tolist(), batch["window"]["start_seconds"].tolist(),
-                    batch["wikipedia_caption_text"]["language"]))
+        out.append(
+            (
+                batch["key"].tolist(),
+                batch["window"]["start_seconds"].tolist(),
+                batch["wikipedia_caption_text"]["language"],
+            )
+        )
         if stop_after is not None and i + 1 == stop_after:
             break
     return out
@@ -42,7 +47,9 @@ def keys_of(batches):
 def test_one_epoch_yields_every_row_once_with_its_truth(train_files, truth):
     samples = list(stream(train_files))
     assert sorted(s["key"] for s in samples) == list(range(16))
-    assert sorted(s["item_idx"] for s in samples) == sorted(i for i, t in truth.items() if t["split"] == "train")
+    assert sorted(s["item_idx"] for s in samples) == sorted(
+        i for i, t in truth.items() if t["split"] == "train"
+    )
     for s in samples:  # the chosen language is one the row really has
         assert s["wikipedia_caption_text"]["language"] in truth[s["item_idx"]]["languages"]
         row = truth[s["item_idx"]]
@@ -81,12 +88,14 @@ def test_ranks_partition_the_split_even_when_uneven(train_files, world):
 
 
 def test_equal_per_rank_drop_and_pad(train_files):
-    dropped = [[s["key"] for s in stream(train_files, rank=r, world_size=3, equal_per_rank="drop")]
-               for r in range(3)]
+    dropped = [
+        [s["key"] for s in stream(train_files, rank=r, world_size=3, equal_per_rank="drop")] for r in range(3)
+    ]
     assert [len(k) for k in dropped] == [5, 5, 5]
     assert len(set().union(*map(set, dropped))) == 15
-    padded = [[s["key"] for s in stream(train_files, rank=r, world_size=3, equal_per_rank="pad")]
-              for r in range(3)]
+    padded = [
+        [s["key"] for s in stream(train_files, rank=r, world_size=3, equal_per_rank="pad")] for r in range(3)
+    ]
     assert [len(k) for k in padded] == [6, 6, 6]
     assert set().union(*map(set, padded)) == set(range(16))
     assert sum(Counter(k for keys in padded for k in keys).values()) == 18
@@ -131,8 +140,10 @@ def test_resume_from_direct_iteration_into_workers(train_files):
 
 
 def _rank_loaders(files, world, workers, state=None):
-    loaders = [stream(files, rank=r, world_size=world).loader(batch_size=2, num_workers=workers)
-               for r in range(world)]
+    loaders = [
+        stream(files, rank=r, world_size=world).loader(batch_size=2, num_workers=workers)
+        for r in range(world)
+    ]
     if state is not None:
         for loader in loaders:
             loader.load_state_dict(state)
@@ -195,7 +206,9 @@ def test_configuration_errors(train_files):
 
 def test_bad_rows_raise_located(bad_root):
     files = resolve_local_files(bad_root, "train")
-    with pytest.raises(TaliSubtitleError, match=r"field=youtube_subtitle_text.*shard=train-00000-of-00002.parquet"):
+    with pytest.raises(
+        TaliSubtitleError, match=r"field=youtube_subtitle_text.*shard=train-00000-of-00002.parquet"
+    ):
         list(stream(files, shuffle=False))
 
 
@@ -241,8 +254,10 @@ def test_item_ids_filter_and_processors(train_files, truth):
 def test_video_choices_survive_resume_with_workers(sample_root):
     """Real decoding: the resumed run cuts the same frames as the uninterrupted one."""
     files = resolve_local_files(sample_root, "val")
-    config = TaliConfig(modalities=("youtube_content_video",),
-                        video=__import__("tali").VideoConfig(num_frames=2, size=32, selection="random"))
+    config = TaliConfig(
+        modalities=("youtube_content_video",),
+        video=__import__("tali").VideoConfig(num_frames=2, size=32, selection="random"),
+    )
 
     def frames(loader, stop=None):
         out = {}
@@ -310,7 +325,9 @@ def test_stream_stats_and_invalid_utf8_follow_the_policy(train_files, tmp_path):
     titles = table.column("youtube_title_text").cast(pa.binary()).to_pylist()
     titles[2] = b"\xff\xfe not utf-8"
     i = table.schema.get_field_index("youtube_title_text")
-    broken = table.set_column(i, "youtube_title_text", pa.array(titles, pa.binary()).cast(pa.string(), safe=False))
+    broken = table.set_column(
+        i, "youtube_title_text", pa.array(titles, pa.binary()).cast(pa.string(), safe=False)
+    )
     path = tmp_path / "train-00000-of-00001.parquet"
     pq.write_table(broken, path, row_group_size=3)
     source = stream([str(path)], collect_stats=True, on_error="skip", shuffle=False)

@@ -43,7 +43,8 @@ def broken_root(root: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     row_image = items.index(18)
     image[row_image] = {"bytes": b"this is not an image", "path": None}
     table = table.set_column(
-        table.schema.get_field_index("youtube_video_content"), "youtube_video_content",
+        table.schema.get_field_index("youtube_video_content"),
+        "youtube_video_content",
         pa.array(video, type=table.schema.field("youtube_video_content").type),
     )
     table = table.set_column(

@@ -18,8 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from benchmarks.suite.baselines import FloorDataset, NaiveDataset, OutputFloorDataset
 from benchmarks.suite.peers import HFStreamingPeer, TorchCodecPeer, plans_from_tali
 
-AV = TaliConfig(modalities=("youtube_content_video", "youtube_content_audio"), seed=5,
-                audio=AudioConfig(on_missing="zeros"))
+AV = TaliConfig(
+    modalities=("youtube_content_video", "youtube_content_audio"),
+    seed=5,
+    audio=AudioConfig(on_missing="zeros"),
+)
 
 
 def _indices(frames) -> list[int]:
@@ -63,15 +66,43 @@ def test_run_all_smoke(tmp_path, capsys):
     from benchmarks import run_all
 
     plot = tmp_path / "scaling.png"
-    code = run_all.main(["--split", "val", "--rounds", "1", "--epochs", "2", "--workers", "1",
-                         "--only", "tali_default", "tali_av", "torchcodec_av", "floor_av", "output_floor_av",
-                         "--window-seconds", "1", "--frames", "1", "--sizes", "112", "--plot", str(plot), "--quiet"])
+    code = run_all.main(
+        [
+            "--split",
+            "val",
+            "--rounds",
+            "1",
+            "--epochs",
+            "2",
+            "--workers",
+            "1",
+            "--only",
+            "tali_default",
+            "tali_av",
+            "torchcodec_av",
+            "floor_av",
+            "output_floor_av",
+            "--window-seconds",
+            "1",
+            "--frames",
+            "1",
+            "--sizes",
+            "112",
+            "--plot",
+            str(plot),
+            "--quiet",
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     names = [(c["name"], c["workers"]) for c in out["cases"]]
     assert ("tali_default", 1) in names and ("torchcodec_av", 1) in names
-    assert {c["knob"] for c in out["cases"] if c["group"] == "scaling"} == {"window_seconds", "num_frames", "size"}
+    assert {c["knob"] for c in out["cases"] if c["group"] == "scaling"} == {
+        "window_seconds",
+        "num_frames",
+        "size",
+    }
     assert [c["workers"] for c in out["cases"] if c["name"] == "floor_av"] == [1]
     assert [c["workers"] for c in out["cases"] if c["name"] == "output_floor_av"] == [1]
     for case in out["cases"]:
@@ -91,8 +122,21 @@ def test_run_all_smoke(tmp_path, capsys):
 
 
 def test_cli_bench_json(root, capsys):
-    code = main(["bench", root, "--split", "val", "--epochs", "1", "--workers", "0", "--json",
-                 "--modalities", "youtube_title_text,wikipedia_caption_image"])
+    code = main(
+        [
+            "bench",
+            root,
+            "--split",
+            "val",
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--json",
+            "--modalities",
+            "youtube_title_text,wikipedia_caption_image",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     result = out["results"][0]

@@ -42,8 +42,14 @@ def test_sample_stats_match_truth(root, truth, config):
         # the thumbnail (mid-clip frame: the sample data stores no thumbnails), audio only
         # when the clip has a stream, one image, subtitles + the WIT texts.
         assert calls == {
-            "read": 1, "open": 1, "video_decode": 2, "audio_decode": int(t["has_audio"]),
-            "image_decode": 1, "text": 2, "processors": 0, "collate": 0,
+            "read": 1,
+            "open": 1,
+            "video_decode": 2,
+            "audio_decode": int(t["has_audio"]),
+            "image_decode": 1,
+            "text": 2,
+            "processors": 0,
+            "collate": 0,
         }
         assert stats["stage_ns"].dtype == torch.int64 and stats["stage_ns"].shape == (len(STAGES),)
         assert (stats["stage_ns"][stats["stage_calls"] > 0] > 0).all()
@@ -57,8 +63,12 @@ def test_stats_do_not_change_the_sample(root, config):
     timed_sample = TaliDataset(root, split="val", config=config, collect_stats=True)[2]
     assert "stats" not in plain
     assert timed_sample.keys() - plain.keys() == {"stats"}
-    assert torch.equal(plain["youtube_content_video"]["frames"], timed_sample["youtube_content_video"]["frames"])
-    assert torch.equal(plain["youtube_content_audio"]["waveform"], timed_sample["youtube_content_audio"]["waveform"])
+    assert torch.equal(
+        plain["youtube_content_video"]["frames"], timed_sample["youtube_content_video"]["frames"]
+    )
+    assert torch.equal(
+        plain["youtube_content_audio"]["waveform"], timed_sample["youtube_content_audio"]["waveform"]
+    )
     assert plain["window"] == timed_sample["window"]
 
 

@@ -44,11 +44,16 @@ def test_textfile_matches_the_snapshot(monitored, tmp_path):
     # 2 decode passes per attempt that got past opening: items 16, 18, 19, 18, 19, 19
     # (17 fails to open; 18 fails on its image after its clip was decoded).
     assert values[("tali_stage_calls_total", (("stage", "video_decode"),))] == 12
-    assert values[("tali_stage_seconds_total", (("stage", "read"),))] == pytest.approx(snap.stages["read"]["seconds"])
+    assert values[("tali_stage_seconds_total", (("stage", "read"),))] == pytest.approx(
+        snap.stages["read"]["seconds"]
+    )
     assert values[("tali_rows_skipped_total", (("error", "TaliImageError"),))] == 2
     assert values[("tali_rows_skipped_total", (("error", "TaliDecodeError"),))] == 1
-    main_rss = [v for (name, labels), v in values.items()
-                if name == "tali_process_rss_bytes" and ("role", "main") in labels]
+    main_rss = [
+        v
+        for (name, labels), v in values.items()
+        if name == "tali_process_rss_bytes" and ("role", "main") in labels
+    ]
     assert len(main_rss) == 1 and main_rss[0] > 0
 
 
@@ -58,10 +63,14 @@ def test_http_endpoint_serves_live_values(root, tmp_path):
     monitor = Monitor(resources=False)
     server, port = serve(monitor, 0)
     try:
-        before = _values(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode())
+        before = _values(
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        )
         for _ in monitor.watch(make_loader(ds, batch_size=1, num_workers=0)):
             pass
-        after = _values(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode())
+        after = _values(
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        )
     finally:
         server.shutdown()
     assert before[("tali_samples_total", ())] == 0
@@ -81,8 +90,24 @@ def test_panel_shows_stages_workers_and_errors(monitored):
 
 def test_demo_monitor_writes_prometheus_file(tmp_path, root, capsys):
     out = tmp_path / "demo.prom"
-    code = main(["demo", "--source", root, "--split", "val", "--monitor", "--epochs", "1", "--workers", "0",
-                 "--batch-size", "2", "--prometheus-file", str(out)])
+    code = main(
+        [
+            "demo",
+            "--source",
+            root,
+            "--split",
+            "val",
+            "--monitor",
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--batch-size",
+            "2",
+            "--prometheus-file",
+            str(out),
+        ]
+    )
     assert code == 0
     values = _values(out.read_text())
     assert values[("tali_samples_total", ())] == 4

@@ -35,14 +35,20 @@ def test_two_workers_totals_and_resources(root, truth, config):
     assert abs(sum(s["share"] for s in snap.stages.values()) - 1) < 1e-9
     assert 0 < snap.loader_wait_seconds <= snap.elapsed_seconds
     assert 0 < snap.first_batch_seconds < snap.elapsed_seconds and snap.first_batch_samples == 1
-    assert snap.steady_samples_per_second == pytest.approx(3 / (snap.elapsed_seconds - snap.first_batch_seconds))
+    assert snap.steady_samples_per_second == pytest.approx(
+        3 / (snap.elapsed_seconds - snap.first_batch_seconds)
+    )
     # Two worker processes, each with its own pid, RSS and fds, none of them this process.
     assert [w["worker"] for w in snap.workers] == [0, 1]
     assert sum(w["samples"] for w in snap.workers) == 4
     worker_pids = {w["pid"] for w in snap.workers}
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
     for w in snap.workers:
-        assert w["peak_rss_bytes"] > 50 * 2**20 and w["peak_num_fds"] >= w["num_fds"] > 0 and w["busy_seconds"] > 0
+        assert (
+            w["peak_rss_bytes"] > 50 * 2**20
+            and w["peak_num_fds"] >= w["num_fds"] > 0
+            and w["busy_seconds"] > 0
+        )
     roles = {p["pid"]: p["role"] for p in snap.resources["processes"]}
     assert roles[os.getpid()] == "main" and all(roles[pid] == "worker" for pid in worker_pids)
     assert snap.resources["peak_rss_bytes"] >= snap.resources["rss_bytes"] > 0

@@ -12,8 +12,10 @@ from tali.cli.main import main
 from tali.observe.profile import parse_rate, profile_dataset, usable_cores
 
 
-@pytest.mark.parametrize(("text", "rate"), [("500/s", 500.0), ("500", 500.0), ("30000/min", 500.0),
-                                             ("7.5 / s", 7.5), ("3600/h", 1.0)])
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [("500/s", 500.0), ("500", 500.0), ("30000/min", 500.0), ("7.5 / s", 7.5), ("3600/h", 1.0)],
+)
 def test_parse_rate(text, rate):
     assert parse_rate(text) == pytest.approx(rate)
 
@@ -44,8 +46,12 @@ def test_cprofile_report_feasible_target(root, truth, config):
 
 def test_unreachable_target_names_the_bottleneck(root):
     config = TaliConfig(modalities=("youtube_content_video",), seed=2)
-    report = profile_dataset(TaliDataset(root, split="val", config=config), samples=2,
-                             target_per_second=1e6, profiler="pyinstrument")
+    report = profile_dataset(
+        TaliDataset(root, split="val", config=config),
+        samples=2,
+        target_per_second=1e6,
+        profiler="pyinstrument",
+    )
     assert report.bottleneck == "video_decode" and report.feasible is False
     assert report.workers_needed > usable_cores()
     assert report.verdict.startswith("no: 1e+06/s needs") and "--num-frames" in report.verdict
@@ -55,8 +61,9 @@ def test_unreachable_target_names_the_bottleneck(root):
 
 def test_verify_runs_real_workers(root):
     config = TaliConfig(modalities=("youtube_title_text", "wikipedia_caption_text"))
-    report = profile_dataset(TaliDataset(root, split="val", config=config), samples=4,
-                             target_per_second=1.0, verify=True)
+    report = profile_dataset(
+        TaliDataset(root, split="val", config=config), samples=4, target_per_second=1.0, verify=True
+    )
     assert report.verified["workers"] == 1 and report.verified["samples"] > 0
     assert report.verified["samples_per_second"] > 0
     assert "Measured with 1 workers" in report.verdict

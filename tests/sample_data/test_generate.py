@@ -41,14 +41,22 @@ def test_every_variant_is_present_and_streams_match_truth(rows, truth):
             assert audio.layout.name == t["audio_layout"]
             start = float(audio.start_time * audio.time_base)
             # AAC priming moves the first packet up to one frame (1024 samples) early.
-            assert t["audio_offset_seconds"] - 1024 / t["sample_rate"] - 1e-3 <= start <= t["audio_offset_seconds"] + 1e-3
+            assert (
+                t["audio_offset_seconds"] - 1024 / t["sample_rate"] - 1e-3
+                <= start
+                <= t["audio_offset_seconds"] + 1e-3
+            )
 
 
 def test_keyframe_interval_matches_truth(rows, truth):
     for item_idx in (0, 6):
         with av.open(io.BytesIO(rows[item_idx]["youtube_video_content"])) as container:
             stream = container.streams.video[0]
-            keys = [float(p.pts * stream.time_base) for p in container.demux(stream) if p.is_keyframe and p.pts is not None]
+            keys = [
+                float(p.pts * stream.time_base)
+                for p in container.demux(stream)
+                if p.is_keyframe and p.pts is not None
+            ]
         gop = truth[item_idx]["gop_seconds"]
         assert sorted(keys) == pytest.approx([k * gop for k in range(len(keys))])
 
@@ -59,8 +67,11 @@ def test_frame_codes_survive_compression_and_downscaling(rows):
             if index % 37:
                 continue
             for size in (None, 224, 112):
-                rgb = frame.to_ndarray(format="rgb24") if size is None else frame.reformat(
-                    width=size * 16 // 9, height=size, format="rgb24").to_ndarray()
+                rgb = (
+                    frame.to_ndarray(format="rgb24")
+                    if size is None
+                    else frame.reformat(width=size * 16 // 9, height=size, format="rgb24").to_ndarray()
+                )
                 assert read_frame_index(rgb) == index
 
 
@@ -80,7 +91,9 @@ def test_generation_is_deterministic():
 def test_images_of_every_mode_carry_their_item(rows, truth):
     for item_idx, row in rows.items():
         image = Image.open(io.BytesIO(row["image"]["bytes"]))
-        assert image.mode == truth[item_idx]["image_mode"] and list(image.size) == truth[item_idx]["image_size"]
+        assert (
+            image.mode == truth[item_idx]["image_mode"] and list(image.size) == truth[item_idx]["image_size"]
+        )
         if image.mode not in ("I;16",):
             assert read_image_code(image) == item_idx
 

@@ -10,12 +10,15 @@ from typing import Any
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sample config")
     group.add_argument("--split", default="train")
-    group.add_argument("--modalities", default=None,
-                       help="comma-separated sub-modalities or modalities (default: all)")
+    group.add_argument(
+        "--modalities", default=None, help="comma-separated sub-modalities or modalities (default: all)"
+    )
     group.add_argument("--seconds", type=float, default=3.0, help="window length in seconds")
     group.add_argument("--whole-clip", action="store_true", help="window = the whole clip")
     group.add_argument("--num-frames", type=int, default=8)
-    group.add_argument("--size", type=int, default=224, help="output frame/image size (short side, then crop)")
+    group.add_argument(
+        "--size", type=int, default=224, help="output frame/image size (short side, then crop)"
+    )
     group.add_argument("--selection", default="uniform", help="frame selection: random, uniform, sequential")
     group.add_argument("--interpolation", default="bicubic", help="bicubic, bilinear or area")
     group.add_argument("--keyframes-only", action="store_true")
@@ -31,8 +34,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
         kwargs["modalities"] = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
     return TaliConfig(
         window=WindowConfig(seconds=None if args.whole_clip else args.seconds),
-        video=VideoConfig(num_frames=args.num_frames, size=args.size, selection=args.selection,
-                          interpolation=args.interpolation, keyframes_only=args.keyframes_only),
+        video=VideoConfig(
+            num_frames=args.num_frames,
+            size=args.size,
+            selection=args.selection,
+            interpolation=args.interpolation,
+            keyframes_only=args.keyframes_only,
+        ),
         # Real TALI rows always have audio; the sample data has one silent mp4 on purpose.
         audio=AudioConfig(sample_rate=args.sample_rate, on_missing="zeros"),
         image=ImageConfig(size=args.size),

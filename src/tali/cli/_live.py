@@ -32,8 +32,14 @@ def stream_monitored(
         server, port = serve(monitor, prometheus_port)
         console.print(f"Prometheus metrics on http://127.0.0.1:{port}/metrics")
     try:
-        with monitor, Live(render(monitor.snapshot(), title=title), console=console,
-                           refresh_per_second=refresh_per_second) as live:
+        with (
+            monitor,
+            Live(
+                render(monitor.snapshot(), title=title),
+                console=console,
+                refresh_per_second=refresh_per_second,
+            ) as live,
+        ):
             for epoch in range(epochs):
                 dataset.set_epoch(epoch)
                 for i, _batch in enumerate(monitor.watch(make_loader(dataset, **loader_kwargs(epoch)))):

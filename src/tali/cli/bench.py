@@ -20,14 +20,22 @@ HELP = "throughput of tali on a source and config, per worker count, with a live
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", nargs="?", default="sample",
-                        help="dataset directory or parquet file ('sample': the embedded sample dataset)")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        default="sample",
+        help="dataset directory or parquet file ('sample': the embedded sample dataset)",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--prometheus-file", default=None, metavar="PATH",
-                        help="write the last run's metrics in Prometheus text format to PATH")
+    parser.add_argument(
+        "--prometheus-file",
+        default=None,
+        metavar="PATH",
+        help="write the last run's metrics in Prometheus text format to PATH",
+    )
     add_config_arguments(parser)
 
 
@@ -43,38 +51,56 @@ def run(args: argparse.Namespace) -> int:
             f"epochs={args.epochs}, batch-size={args.batch_size}"
         )
     console = Console(stderr=args.json)
-    dataset = TaliDataset(resolve_source(args.source), split=args.split, config=config_from_args(args),
-                          collect_stats=True)
+    dataset = TaliDataset(
+        resolve_source(args.source), split=args.split, config=config_from_args(args), collect_stats=True
+    )
     results = []
     for workers in args.workers:
         snap = _stream(console, dataset, args, workers)
         busiest = max(snap.stages, key=lambda k: snap.stages[k]["seconds"])
-        results.append({
-            "workers": workers, "samples": snap.samples, "seconds": snap.elapsed_seconds,
-            "samples_per_second": snap.samples_per_second,
-            "steady_samples_per_second": snap.steady_samples_per_second,
-            "first_batch_seconds": snap.first_batch_seconds, "bytes_per_second": snap.bytes_per_second,
-            "wait_fraction": snap.wait_fraction, "peak_rss_bytes": snap.resources.get("peak_rss_bytes"),
-            "mean_cpu_utilisation": snap.resources.get("mean_cpu_utilisation"),
-            "busiest_stage": busiest, "stages": snap.stages,
-        })
+        results.append(
+            {
+                "workers": workers,
+                "samples": snap.samples,
+                "seconds": snap.elapsed_seconds,
+                "samples_per_second": snap.samples_per_second,
+                "steady_samples_per_second": snap.steady_samples_per_second,
+                "first_batch_seconds": snap.first_batch_seconds,
+                "bytes_per_second": snap.bytes_per_second,
+                "wait_fraction": snap.wait_fraction,
+                "peak_rss_bytes": snap.resources.get("peak_rss_bytes"),
+                "mean_cpu_utilisation": snap.resources.get("mean_cpu_utilisation"),
+                "busiest_stage": busiest,
+                "stages": snap.stages,
+            }
+        )
     base = results[0]["samples_per_second"] or 1.0
     for r in results:
         r["speedup_vs_first"] = r["samples_per_second"] / base
     if args.json:
-        print(json.dumps({"config": dataset.config.to_dict(), "rows": len(dataset), "results": results},
-                         indent=2, default=str))
+        print(
+            json.dumps(
+                {"config": dataset.config.to_dict(), "rows": len(dataset), "results": results},
+                indent=2,
+                default=str,
+            )
+        )
         return 0
-    console.print(results_table(results, f"tali bench: {len(dataset)} rows x {args.epochs} epochs, "
-                                         f"batch size {args.batch_size}"))
+    console.print(
+        results_table(
+            results, f"tali bench: {len(dataset)} rows x {args.epochs} epochs, batch size {args.batch_size}"
+        )
+    )
     return 0
 
 
 #: Short headers so the table fits 80 columns; the caption says what they mean.
 _COLUMNS = ("workers", "samples/s", "steady/s", "1st s", "speed-up", "MiB/s", "RSS MiB", "CPU", "busiest")
-_CAPTION = ("steady/s: after the first batch; 1st s: time to the first batch; speed-up: vs the first row; "
-            "MiB/s: parquet bytes read; RSS: peak of the process tree; CPU: mean use of all cores; "
-            "busiest: the stage with the most time")
+_CAPTION = (
+    "steady/s: after the first batch; 1st s: time to the first batch; speed-up: vs the first row; "
+    "MiB/s: parquet bytes read; RSS: peak of the process tree; CPU: mean use of all cores; "
+    "busiest: the stage with the most time"
+)
 
 
 def results_table(results: list[dict], title: str) -> Any:
@@ -86,10 +112,17 @@ def results_table(results: list[dict], title: str) -> Any:
     for name in _COLUMNS:
         table.add_column(name, justify="left" if name == "busiest" else "right", no_wrap=True)
     for r in results:
-        table.add_row(str(r["workers"]), f"{r['samples_per_second']:.1f}", f"{r['steady_samples_per_second']:.1f}",
-                      f"{r['first_batch_seconds'] or 0:.2f}", f"x{r['speedup_vs_first']:.2f}",
-                      f"{r['bytes_per_second'] / 2**20:.1f}", f"{(r['peak_rss_bytes'] or 0) / 2**20:.0f}",
-                      f"{100 * (r['mean_cpu_utilisation'] or 0):.0f}%", r["busiest_stage"])
+        table.add_row(
+            str(r["workers"]),
+            f"{r['samples_per_second']:.1f}",
+            f"{r['steady_samples_per_second']:.1f}",
+            f"{r['first_batch_seconds'] or 0:.2f}",
+            f"x{r['speedup_vs_first']:.2f}",
+            f"{r['bytes_per_second'] / 2**20:.1f}",
+            f"{(r['peak_rss_bytes'] or 0) / 2**20:.0f}",
+            f"{100 * (r['mean_cpu_utilisation'] or 0):.0f}%",
+            r["busiest_stage"],
+        )
     return table
 
 
@@ -97,8 +130,14 @@ def _stream(console, dataset, args, workers):
     from tali.cli._live import stream_monitored
 
     return stream_monitored(
-        console, dataset, epochs=args.epochs, prometheus_file=args.prometheus_file,
+        console,
+        dataset,
+        epochs=args.epochs,
+        prometheus_file=args.prometheus_file,
         title=f"tali bench: {workers} worker(s)",
-        loader_kwargs=lambda epoch: {"batch_size": args.batch_size, "num_workers": workers,
-                                     "persistent_workers": False},
+        loader_kwargs=lambda epoch: {
+            "batch_size": args.batch_size,
+            "num_workers": workers,
+            "persistent_workers": False,
+        },
     )

@@ -16,12 +16,24 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--monitor", action="store_true",
-                        help="show a live panel of stage times, throughput, RSS/CPU/fds per worker and errors")
-    parser.add_argument("--prometheus-port", type=int, default=None, metavar="PORT",
-                        help="with --monitor: serve Prometheus /metrics on 127.0.0.1:PORT while streaming")
-    parser.add_argument("--prometheus-file", default=None, metavar="PATH",
-                        help="with --monitor: write the final metrics in Prometheus text format to PATH")
+    parser.add_argument(
+        "--monitor",
+        action="store_true",
+        help="show a live panel of stage times, throughput, RSS/CPU/fds per worker and errors",
+    )
+    parser.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="with --monitor: serve Prometheus /metrics on 127.0.0.1:PORT while streaming",
+    )
+    parser.add_argument(
+        "--prometheus-file",
+        default=None,
+        metavar="PATH",
+        help="with --monitor: write the final metrics in Prometheus text format to PATH",
+    )
 
 
 def _flatten(batch: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -65,10 +77,17 @@ def run(args: argparse.Namespace) -> int:
         from tali.cli._live import stream_monitored
 
         snap = stream_monitored(
-            console, dataset, epochs=args.epochs, prometheus_port=args.prometheus_port,
+            console,
+            dataset,
+            epochs=args.epochs,
+            prometheus_port=args.prometheus_port,
             prometheus_file=args.prometheus_file,
-            loader_kwargs=lambda epoch: {"batch_size": args.batch_size, "num_workers": args.workers,
-                                         "shuffle": True, "generator": _generator(args.seed + epoch)},
+            loader_kwargs=lambda epoch: {
+                "batch_size": args.batch_size,
+                "num_workers": args.workers,
+                "shuffle": True,
+                "generator": _generator(args.seed + epoch),
+            },
         )
         return 0 if snap.samples else 1
     total = len(dataset) * args.epochs
@@ -77,14 +96,23 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     first_batch_at = None
     with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("{task.fields[rate]}"), console=console,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[rate]}"),
+        console=console,
     ) as progress:
         task = progress.add_task("streaming", total=total, rate="")
         for epoch in range(args.epochs):
             dataset.set_epoch(epoch)
-            loader = make_loader(dataset, batch_size=args.batch_size, num_workers=args.workers, shuffle=True,
-                                 generator=_generator(args.seed + epoch))
+            loader = make_loader(
+                dataset,
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                shuffle=True,
+                generator=_generator(args.seed + epoch),
+            )
             for batch in loader:
                 n = len(batch["item_idx"])
                 seen += n

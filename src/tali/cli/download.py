@@ -13,8 +13,13 @@ HELP = "download (a slice of) a TALI split from the Hub, verified and resumable"
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("repo_id", nargs="?", default="Antreas/TALI")
     parser.add_argument("--split", default="train", help="e.g. train, 'train[:5%%]', 'val[0:2]'")
-    parser.add_argument("--shard", action="append", dest="shards", metavar="INDEX_OR_NAME",
-                        help="one shard (index in the split or file name); repeat for several")
+    parser.add_argument(
+        "--shard",
+        action="append",
+        dest="shards",
+        metavar="INDEX_OR_NAME",
+        help="one shard (index in the split or file name); repeat for several",
+    )
     parser.add_argument("--revision", help="branch, tag or commit (default: main)")
     parser.add_argument("--cache-dir", help="Hugging Face cache directory (default: HF_HUB_CACHE)")
     parser.add_argument("--local-dir", help="write the Hub layout here instead of the HF cache")
@@ -30,16 +35,34 @@ def run(args: argparse.Namespace) -> int:
 
     shards = [int(s) if s.lstrip("-").isdigit() else s for s in args.shards] if args.shards else None
     report = download(
-        args.repo_id, split=args.split, shards=shards, revision=args.revision, cache_dir=args.cache_dir,
-        local_dir=args.local_dir, max_workers=args.workers, verify=args.verify, endpoint=args.endpoint,
+        args.repo_id,
+        split=args.split,
+        shards=shards,
+        revision=args.revision,
+        cache_dir=args.cache_dir,
+        local_dir=args.local_dir,
+        max_workers=args.workers,
+        verify=args.verify,
+        endpoint=args.endpoint,
         progress=not (args.quiet or args.json),
     )
     if args.json:
-        print(json.dumps({"commit": report.commit, "files": report.files, "refetched": report.refetched,
-                          "downloaded_bytes": report.downloaded_bytes}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "commit": report.commit,
+                    "files": report.files,
+                    "refetched": report.refetched,
+                    "downloaded_bytes": report.downloaded_bytes,
+                },
+                indent=2,
+            )
+        )
     else:
-        print(f"{len(report.files)} shards of {args.repo_id}@{report.commit[:12]} "
-              f"({report.downloaded_bytes / 1e6:.1f} MB downloaded now)")
+        print(
+            f"{len(report.files)} shards of {args.repo_id}@{report.commit[:12]} "
+            f"({report.downloaded_bytes / 1e6:.1f} MB downloaded now)"
+        )
         for path in report.files:
             print(path)
     return 0

@@ -47,8 +47,14 @@ def is_deterministic(config: TaliConfig) -> bool:
 class SampleCache:
     """Decoded samples under ``root/<fingerprint>/``, at most ``max_bytes`` in total."""
 
-    def __init__(self, root: str | os.PathLike[str], config: TaliConfig, *, max_bytes: int = 50 * 2**30,
-                 scan_every: int = 64) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        config: TaliConfig,
+        *,
+        max_bytes: int = 50 * 2**30,
+        scan_every: int = 64,
+    ) -> None:
         if not isinstance(max_bytes, int) or max_bytes <= 0:
             raise TaliConfigError(f"SampleCache.max_bytes must be a positive int, got {max_bytes!r}")
         self.root = Path(root)
@@ -132,5 +138,7 @@ class SampleCache:
         return removed
 
     def __repr__(self) -> str:
-        return (f"SampleCache({self.root}, fingerprint={self.fingerprint}, deterministic={self.deterministic}, "
-                f"max_bytes={self.max_bytes})")
+        return (
+            f"SampleCache({self.root}, fingerprint={self.fingerprint}, deterministic={self.deterministic}, "
+            f"max_bytes={self.max_bytes})"
+        )

@@ -32,7 +32,9 @@ def collate(samples: Sequence[Any]) -> Any:
                 raise ValueError(f"samples disagree on keys: {sorted(keys)} vs {sorted(s.keys())}")
         return {k: collate([s[k] for s in samples]) for k in keys}
     if isinstance(first, torch.Tensor):
-        if all(isinstance(s, torch.Tensor) and s.shape == first.shape and s.dtype == first.dtype for s in samples):
+        if all(
+            isinstance(s, torch.Tensor) and s.shape == first.shape and s.dtype == first.dtype for s in samples
+        ):
             return torch.stack(list(samples))
         return list(samples)
     if isinstance(first, bool) and all(isinstance(s, bool) for s in samples):

@@ -206,5 +206,10 @@ def make_loader(
         kwargs.setdefault("prefetch_factor", 2)
         kwargs.setdefault("persistent_workers", False)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, shuffle=shuffle, collate_fn=collate_fn, **kwargs
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        shuffle=shuffle,
+        collate_fn=collate_fn,
+        **kwargs,
     )

@@ -41,7 +41,9 @@ EqualPerRank = Literal["off", "drop", "pad"]
 
 def check_equal_per_rank(value: str) -> EqualPerRank:
     if value not in get_args(EqualPerRank):
-        raise TaliConfigError(f"equal_per_rank={value!r} is not allowed; choose one of {get_args(EqualPerRank)}")
+        raise TaliConfigError(
+            f"equal_per_rank={value!r} is not allowed; choose one of {get_args(EqualPerRank)}"
+        )
     return value  # type: ignore[return-value]
 
 
@@ -81,7 +83,7 @@ def buffer_order(n: int, buffer_size: int, rng: np.random.Generator) -> np.ndarr
     for i, j in enumerate(slots.tolist()):
         out[i] = buf[j]
         buf[j] = size + i
-    out[n - size:] = np.asarray(buf, dtype=np.int64)[rng.permutation(size)]
+    out[n - size :] = np.asarray(buf, dtype=np.int64)[rng.permutation(size)]
     return out
 
 
@@ -130,19 +132,25 @@ class EpochPlan:
         w = topology.world_size
         if equal_per_rank == "drop":
             per = self.total // w
-            self._rank_rows = [rows[r * per:(r + 1) * per] for r in range(w)]
+            self._rank_rows = [rows[r * per : (r + 1) * per] for r in range(w)]
         elif equal_per_rank == "pad":
             per = -(-self.total // w)
             padded = np.resize(rows, w * per) if self.total else rows
-            self._rank_rows = [padded[r * per:(r + 1) * per] for r in range(w)]
+            self._rank_rows = [padded[r * per : (r + 1) * per] for r in range(w)]
         else:
             bounds = [(r * self.total) // w for r in range(w + 1)]
-            self._rank_rows = [rows[bounds[r]:bounds[r + 1]] for r in range(w)]
+            self._rank_rows = [rows[bounds[r] : bounds[r + 1]] for r in range(w)]
         self._outputs: dict[int, np.ndarray] = {}
 
     def _rng(self, purpose: str, *extra: int) -> np.random.Generator:
         t = self.topology
-        entropy = [self.seed & (2**63 - 1), self.epoch, zlib.crc32(purpose.encode()), self.excluded_tag, *extra]
+        entropy = [
+            self.seed & (2**63 - 1),
+            self.epoch,
+            zlib.crc32(purpose.encode()),
+            self.excluded_tag,
+            *extra,
+        ]
         if purpose != "units":  # unit order is the same for every topology
             entropy += [t.world_size, t.num_workers]
         return np.random.default_rng(np.random.SeedSequence(entropy))

@@ -78,7 +78,9 @@ class ErrorReport:
         records = batch.get(ERRORS_KEY)
         valid = batch.get(VALID_KEY)
         if records is None:
-            raise ValueError("batch has no 'errors' entry: was the loader built with on_error='skip' or 'substitute'?")
+            raise ValueError(
+                "batch has no 'errors' entry: was the loader built with on_error='skip' or 'substitute'?"
+            )
         size = len(records)
         self.yielded += size
         for per_sample in records:
@@ -107,7 +109,11 @@ class ErrorReport:
 def placeholder_sample(config: TaliConfig, *, key: int, epoch: int, item_idx: int | None) -> dict[str, Any]:
     """A sample with the shapes and dtypes a good one would have, all zeros/empty."""
     s = SubModality
-    out: dict[str, Any] = {"item_idx": item_idx if isinstance(item_idx, int) else -1, "key": key, "epoch": epoch}
+    out: dict[str, Any] = {
+        "item_idx": item_idx if isinstance(item_idx, int) else -1,
+        "key": key,
+        "epoch": epoch,
+    }
     seconds = config.window.seconds or config.window.nominal_clip_seconds
     size_v = config.video.size or 224
     size_i = config.image.size or 224
@@ -116,12 +122,18 @@ def placeholder_sample(config: TaliConfig, *, key: int, epoch: int, item_idx: in
         if output == "pil":
             from PIL import Image
 
-            frames = [Image.new("RGB", (shape[-1], shape[-2])) for _ in range(shape[0] if len(shape) == 4 else 1)]
+            frames = [
+                Image.new("RGB", (shape[-1], shape[-2])) for _ in range(shape[0] if len(shape) == 4 else 1)
+            ]
             return frames if len(shape) == 4 else frames[0]
         return torch.zeros(shape, dtype=torch.float32 if output == "float" else torch.uint8)
 
     if config.needs_clip or config.wants(s.YOUTUBE_SUBTITLE_TEXT):
-        out["window"] = {"start_seconds": 0.0, "duration_seconds": float(seconds), "clip_seconds": float(seconds)}
+        out["window"] = {
+            "start_seconds": 0.0,
+            "duration_seconds": float(seconds),
+            "clip_seconds": float(seconds),
+        }
     if config.wants(s.YOUTUBE_CONTENT_VIDEO):
         n = config.video.num_frames
         out[s.YOUTUBE_CONTENT_VIDEO.value] = {

@@ -62,26 +62,35 @@ class TaliDistributedSampler(torch.utils.data.Sampler[int]):
             order = list(range(n))
         if self.equal_per_rank == "drop":
             per = n // w
-            return order[r * per:(r + 1) * per]
+            return order[r * per : (r + 1) * per]
         if self.equal_per_rank == "pad":
             per = -(-n // w)
-            padded = (order * (-(-w * per // max(n, 1)))) [: w * per] if n else []
-            return padded[r * per:(r + 1) * per]
-        return order[(r * n) // w:((r + 1) * n) // w]
+            padded = (order * (-(-w * per // max(n, 1))))[: w * per] if n else []
+            return padded[r * per : (r + 1) * per]
+        return order[(r * n) // w : ((r + 1) * n) // w]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.indices()[self.start:])
+        return iter(self.indices()[self.start :])
 
     def __len__(self) -> int:
         return len(self.indices()) - self.start
 
     def state_dict(self, consumed: int) -> dict[str, int]:
         """The state after this rank's loop consumed ``consumed`` indices of the epoch."""
-        return {"epoch": self.epoch, "start": self.start + int(consumed), "seed": self.seed,
-                "world_size": self.world_size, "num_rows": self.num_rows}
+        return {
+            "epoch": self.epoch,
+            "start": self.start + int(consumed),
+            "seed": self.seed,
+            "world_size": self.world_size,
+            "num_rows": self.num_rows,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if (state["world_size"], state["num_rows"], state["seed"]) != (self.world_size, self.num_rows, self.seed):
+        if (state["world_size"], state["num_rows"], state["seed"]) != (
+            self.world_size,
+            self.num_rows,
+            self.seed,
+        ):
             raise TaliConfigError(
                 f"sampler state is for world_size={state['world_size']}, num_rows={state['num_rows']}, "
                 f"seed={state['seed']}; this sampler has {self.world_size}, {self.num_rows}, {self.seed} "

@@ -110,8 +110,14 @@ class RowGroupReader:
     after pickling into a DataLoader worker).
     """
 
-    def __init__(self, index: ShardIndex, columns: Sequence[str], *, cache_row_groups: int = 2,
-                 opener: Opener | None = None) -> None:
+    def __init__(
+        self,
+        index: ShardIndex,
+        columns: Sequence[str],
+        *,
+        cache_row_groups: int = 2,
+        opener: Opener | None = None,
+    ) -> None:
         self.index = index
         self.columns = list(columns)
         self.cache_row_groups = cache_row_groups

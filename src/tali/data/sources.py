@@ -21,7 +21,12 @@ SPLITS = ("train", "val", "test")
 
 
 def _split_files(root: Path, split: str) -> list[Path]:
-    for pattern in (f"data/{split}-*.parquet", f"{split}-*.parquet", f"data/{split}/*.parquet", f"{split}/*.parquet"):
+    for pattern in (
+        f"data/{split}-*.parquet",
+        f"{split}-*.parquet",
+        f"data/{split}/*.parquet",
+        f"{split}/*.parquet",
+    ):
         found = sorted(root.glob(pattern))
         if found:
             return found
@@ -42,7 +47,9 @@ def resolve_local_files(source: SourceLike, split: str | None = None) -> list[st
             files = _split_files(path, split)
         if not files:
             where = f"split {split!r} in " if split else ""
-            raise TaliSourceError(f"no parquet shards for {where}{path} (looked for data/{split or '*'}-*.parquet)")
+            raise TaliSourceError(
+                f"no parquet shards for {where}{path} (looked for data/{split or '*'}-*.parquet)"
+            )
         return [str(f) for f in files]
     files = [str(Path(f)) for f in source]
     missing = [f for f in files if not Path(f).is_file()]

@@ -49,8 +49,15 @@ class StreamingLoader:
     after a resume. Workers are not persistent (each ``iter`` re-plans).
     """
 
-    def __init__(self, dataset: TaliStream, *, batch_size: int = 8, num_workers: int = 2,
-                 collate_fn: Callable[[list[Any]], Any] = collate, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        dataset: TaliStream,
+        *,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        collate_fn: Callable[[list[Any]], Any] = collate,
+        **kwargs: Any,
+    ) -> None:
         if kwargs.get("persistent_workers"):
             raise TaliConfigError("persistent_workers=True would keep a stale plan across epochs and resumes")
         self.dataset = dataset

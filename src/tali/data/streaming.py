@@ -51,7 +51,9 @@ STATE_VERSION = 1
 def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
     """Explicit values win; else the initialised process group; else a single process."""
     if (rank is None) != (world_size is None):
-        raise TaliConfigError(f"give both rank and world_size or neither, got rank={rank}, world_size={world_size}")
+        raise TaliConfigError(
+            f"give both rank and world_size or neither, got rank={rank}, world_size={world_size}"
+        )
     if rank is None:
         if dist.is_available() and dist.is_initialized():
             return dist.get_rank(), dist.get_world_size()
@@ -158,10 +160,15 @@ class TaliStream(torch.utils.data.IterableDataset):
 
     def plan(self, topology: Topology | None = None, *, excluded: np.ndarray | None = None) -> EpochPlan:
         return EpochPlan(
-            self.unit_rows, seed=self.config.seed, epoch=self.epoch,
+            self.unit_rows,
+            seed=self.config.seed,
+            epoch=self.epoch,
             topology=topology or Topology(self.world_size, self._loader_workers),
-            shuffle=self.shuffle, buffer_size=self.buffer_size, equal_per_rank=self.equal_per_rank,
-            allowed=self.allowed, excluded=excluded,
+            shuffle=self.shuffle,
+            buffer_size=self.buffer_size,
+            equal_per_rank=self.equal_per_rank,
+            allowed=self.allowed,
+            excluded=excluded,
         )
 
     def __len__(self) -> int:
@@ -207,15 +214,21 @@ class TaliStream(torch.utils.data.IterableDataset):
             "num_workers": segment.num_workers,
             "base": _pack(self._base),
             "counts": counts,
-            "next_worker": self._rotation if last is None else (last % segment.num_workers + 1) % segment.num_workers,
+            "next_worker": self._rotation
+            if last is None
+            else (last % segment.num_workers + 1) % segment.num_workers,
         }
 
     def _plan_key(self) -> dict[str, Any]:
         allowed = 0 if self.allowed is None else zlib.crc32(np.packbits(self.allowed).tobytes())
         return {
-            "seed": self.config.seed, "num_rows": int(self.unit_rows.sum()), "shuffle": self.shuffle,
-            "buffer_size": self.buffer_size, "equal_per_rank": self.equal_per_rank,
-            "unit_rows_crc": zlib.crc32(self.unit_rows.tobytes()), "allowed_crc": allowed,
+            "seed": self.config.seed,
+            "num_rows": int(self.unit_rows.sum()),
+            "shuffle": self.shuffle,
+            "buffer_size": self.buffer_size,
+            "equal_per_rank": self.equal_per_rank,
+            "unit_rows_crc": zlib.crc32(self.unit_rows.tobytes()),
+            "allowed_crc": allowed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -223,7 +236,11 @@ class TaliStream(torch.utils.data.IterableDataset):
         if state.get("version") != STATE_VERSION:
             raise TaliConfigError(f"stream state version {state.get('version')!r} is not {STATE_VERSION}")
         if state["plan"] != self._plan_key():
-            diff = {k: (v, self._plan_key().get(k)) for k, v in state["plan"].items() if self._plan_key().get(k) != v}
+            diff = {
+                k: (v, self._plan_key().get(k))
+                for k, v in state["plan"].items()
+                if self._plan_key().get(k) != v
+            }
             raise TaliConfigError(f"checkpoint was taken with a different data plan (saved, now): {diff}")
         self.epoch = int(state["epoch"])
         self._base = _unpack(state["base"], int(self.unit_rows.sum()))
@@ -349,8 +366,9 @@ class TaliStream(torch.utils.data.IterableDataset):
                 self._counts[sid] = len(order)
             yield self._finish(sample, sid, len(order) - 1, False, pending)
 
-    def _finish(self, sample: dict[str, Any], sid: int, position: int, valid: bool,
-                records: list[SkipRecord]) -> dict[str, Any]:
+    def _finish(
+        self, sample: dict[str, Any], sid: int, position: int, valid: bool, records: list[SkipRecord]
+    ) -> dict[str, Any]:
         if self.on_error != "raise":
             mark(sample, valid=valid, records=records)
         sample["stream"] = sid
@@ -380,7 +398,9 @@ class TaliStream(torch.utils.data.IterableDataset):
         def attempt() -> dict[str, Any]:
             sample = self.cache.get(key, self.epoch) if located is None else None
             if sample is None:  # not cached, or evicted by another worker since contains()
-                table, offset = located if located is not None else (self._read_unit(unit), key - ref.first_row)
+                table, offset = (
+                    located if located is not None else (self._read_unit(unit), key - ref.first_row)
+                )
                 with timed(Stage.READ):
                     raw = row_to_python(table, offset)
                 sample = self.transform(raw, key=key, epoch=self.epoch)
@@ -393,8 +413,14 @@ class TaliStream(torch.utils.data.IterableDataset):
 
         item_idx = row_item_idx(*located) if located is not None else None
         return apply_policy(
-            self.on_error, attempt, config=self.config, key=key, epoch=self.epoch,
-            item_idx=item_idx, shard=self.index.shards[ref.shard].path, row=ref.shard_row + key - ref.first_row,
+            self.on_error,
+            attempt,
+            config=self.config,
+            key=key,
+            epoch=self.epoch,
+            item_idx=item_idx,
+            shard=self.index.shards[ref.shard].path,
+            row=ref.shard_row + key - ref.first_row,
         )
 
     def loader(self, *, batch_size: int = 8, num_workers: int = 2, **kwargs: Any) -> StreamingLoader:

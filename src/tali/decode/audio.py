@@ -74,7 +74,9 @@ def decode_audio_window(
         else:
             _by_frames(clip, window)
     return AudioWindow(
-        samples=window.out, sample_rate=sample_rate, start_seconds=start_seconds,
+        samples=window.out,
+        sample_rate=sample_rate,
+        start_seconds=start_seconds,
         valid_samples=int(window.filled.sum()),
     )
 
@@ -214,7 +216,12 @@ class _Run:
     """
 
     def __init__(self, first: av.AudioFrame, layout: str, weights: np.ndarray) -> None:
-        self.rate, self.pts, self.time_base, self.layout = first.sample_rate, first.pts, first.time_base, layout
+        self.rate, self.pts, self.time_base, self.layout = (
+            first.sample_rate,
+            first.pts,
+            first.time_base,
+            layout,
+        )
         kept = np.flatnonzero(weights)
         self.channels = kept.tolist()
         self.weights = weights[kept]

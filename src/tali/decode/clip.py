@@ -89,16 +89,18 @@ class Clip:
     """An opened mp4: one container shared by every output of a sample."""
 
     def __init__(
-        self, container: av.container.InputContainer, item_idx: int | None, *, max_seconds: float | None = None
+        self,
+        container: av.container.InputContainer,
+        item_idx: int | None,
+        *,
+        max_seconds: float | None = None,
     ) -> None:
         self.container = container
         self.item_idx = item_idx
         self.deadline = Deadline(max_seconds, item_idx=item_idx)
         with decode_errors(item_idx, what="probe"):
             if not container.streams.video:
-                raise TaliMissingStreamError(
-                    "clip has no video stream", item_idx=item_idx, field=_FIELD
-                )
+                raise TaliMissingStreamError("clip has no video stream", item_idx=item_idx, field=_FIELD)
             self.video = container.streams.video[0]
             self.audio = container.streams.audio[0] if container.streams.audio else None
             self.info = self._probe()

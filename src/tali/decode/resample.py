@@ -41,9 +41,13 @@ def mono_resampler(out_rate: int) -> av.AudioResampler:
     return av.AudioResampler(format="flt", layout="mono", rate=out_rate)
 
 
-def mono_frame(samples: np.ndarray, rate: int, pts: int = 0, time_base: Fraction | None = None) -> av.AudioFrame:
+def mono_frame(
+    samples: np.ndarray, rate: int, pts: int = 0, time_base: Fraction | None = None
+) -> av.AudioFrame:
     """Mono float samples as a PyAV frame stamped ``pts`` (in ``time_base``, default 1 / rate)."""
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32)[None], format="flt", layout="mono")
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, np.float32)[None], format="flt", layout="mono"
+    )
     frame.sample_rate, frame.pts = rate, pts
     frame.time_base = time_base or Fraction(1, rate)
     return frame
@@ -55,8 +59,9 @@ def swr_frames(frame: av.AudioFrame, out_rate: int) -> list[av.AudioFrame]:
     return resampler.resample(frame) + resampler.resample(None)
 
 
-def swr_resample(samples: np.ndarray, in_rate: int, out_rate: int, pts: int = 0,
-                 time_base: Fraction | None = None) -> tuple[int, np.ndarray]:
+def swr_resample(
+    samples: np.ndarray, in_rate: int, out_rate: int, pts: int = 0, time_base: Fraction | None = None
+) -> tuple[int, np.ndarray]:
     """swresample through PyAV, flushed: ``(first output pts, samples)`` (the reference)."""
     frames = swr_frames(mono_frame(samples, in_rate, pts, time_base), out_rate)
     if not frames:

@@ -60,21 +60,27 @@ def parse_subtitles(
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise TaliSubtitleError(f"subtitles are not UTF-8: {exc}", item_idx=item_idx, field=_FIELD) from exc
+            raise TaliSubtitleError(
+                f"subtitles are not UTF-8: {exc}", item_idx=item_idx, field=_FIELD
+            ) from exc
     if not isinstance(text, str):
         raise TaliSubtitleError(
             f"subtitles must be text, got {type(text).__name__}", item_idx=item_idx, field=_FIELD
         )
     if len(text) > max_bytes:
         raise TaliSubtitleError(
-            f"subtitles are {len(text)} characters, over the {max_bytes} limit", item_idx=item_idx, field=_FIELD
+            f"subtitles are {len(text)} characters, over the {max_bytes} limit",
+            item_idx=item_idx,
+            field=_FIELD,
         )
     if not text.strip():
         return []
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise TaliSubtitleError(f"subtitles are not valid YAML: {exc}", item_idx=item_idx, field=_FIELD) from exc
+        raise TaliSubtitleError(
+            f"subtitles are not valid YAML: {exc}", item_idx=item_idx, field=_FIELD
+        ) from exc
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null")):
         return []
     _check_tag(root, item_idx)
@@ -97,7 +103,9 @@ def parse_subtitles(
                 field=_FIELD,
             ) from None
         if not math.isfinite(seconds):
-            raise TaliSubtitleError(f"subtitle timestamp {key.value!r} is not finite", item_idx=item_idx, field=_FIELD)
+            raise TaliSubtitleError(
+                f"subtitle timestamp {key.value!r} is not finite", item_idx=item_idx, field=_FIELD
+            )
         lines.append(SubtitleLine(seconds, _scalar_text(value, item_idx)))
     lines.sort(key=lambda line: line.seconds)
     return lines

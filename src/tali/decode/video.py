@@ -98,7 +98,11 @@ def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.nda
     width, height = scaled_size(frame.width, frame.height, size)
     planar = _reformatter(frame).reformat(
         frame,
-        width=width, height=height, format="gbrp", interpolation=_INTERPOLATION[interpolation], threads=1
+        width=width,
+        height=height,
+        format="gbrp",
+        interpolation=_INTERPOLATION[interpolation],
+        threads=1,
     )
     top, left = (0, 0) if size is None else ((height - size) // 2, (width - size) // 2)
     out_h, out_w = (height, width) if size is None else (size, size)
@@ -164,14 +168,16 @@ def decode_frames_played_at(
             picked = _decode_sorted(clip, wanted, half_frame, convert, restart_from_zero=True)
         if picked is None:
             raise TaliDecodeError(
-                "clip timestamps start after the requested time", item_idx=clip.item_idx,
+                "clip timestamps start after the requested time",
+                item_idx=clip.item_idx,
                 field="youtube_video_content",
             )
     pixels, pts, decoded_packets = picked
     found = np.array([p is not None for p in pixels])
     if not found.any():
-        raise TaliDecodeError("clip has no decodable video frames", item_idx=clip.item_idx,
-                              field="youtube_video_content")
+        raise TaliDecodeError(
+            "clip has no decodable video frames", item_idx=clip.item_idx, field="youtube_video_content"
+        )
     # Slots past the end repeat the last real frame (slots before the first: the first).
     last = next(p for p in pixels if p is not None)
     for slot, p in enumerate(pixels):
@@ -300,7 +306,11 @@ class _NeededPackets:
 
 
 def _decode_sorted(
-    clip: Clip, wanted: np.ndarray, half_frame: float, convert: Callable[[av.VideoFrame], np.ndarray], *,
+    clip: Clip,
+    wanted: np.ndarray,
+    half_frame: float,
+    convert: Callable[[av.VideoFrame], np.ndarray],
+    *,
     restart_from_zero: bool,
 ) -> tuple[list[np.ndarray | None], np.ndarray, int] | None:
     """Walk the decoder forward, assigning each wanted time the frame shown then
@@ -379,6 +389,8 @@ def decode_keyframes_in(
             "no keyframe at or before the window", item_idx=clip.item_idx, field="youtube_video_content"
         )
     return DecodedFrames(
-        pixels=np.stack(pixels), pts_seconds=np.asarray(pts), found=np.ones(len(pts), dtype=bool),
+        pixels=np.stack(pixels),
+        pts_seconds=np.asarray(pts),
+        found=np.ones(len(pts), dtype=bool),
         decoded_packets=decoded,
     )

@@ -31,7 +31,17 @@ from typing import Any
 import torch
 import torch.utils.data
 
-__all__ = ["STAGES", "STATS_KEY", "Stage", "StageClock", "activate", "active_clock", "add_bytes", "timed", "with_stats"]
+__all__ = [
+    "STAGES",
+    "STATS_KEY",
+    "Stage",
+    "StageClock",
+    "activate",
+    "active_clock",
+    "add_bytes",
+    "timed",
+    "with_stats",
+]
 
 STATS_KEY = "stats"
 
@@ -107,7 +117,9 @@ class _Timed:
     def __enter__(self) -> None:
         self.clock.start(self.stage)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.clock.stop()
 
 

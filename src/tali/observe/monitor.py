@@ -236,26 +236,43 @@ class Monitor:
         workers = []
         for (rank, worker), totals in sorted(self.workers.items()):
             proc = usage.get(totals.pid, {})
-            workers.append({
-                "rank": rank,
-                "worker": worker,
-                "pid": totals.pid,
-                "samples": totals.samples,
-                "busy_seconds": totals.busy_ns / 1e9,
-                "rss_bytes": proc.get("rss_bytes"),
-                "peak_rss_bytes": proc.get("peak_rss_bytes"),
-                "cpu_percent": proc.get("cpu_percent"),
-                "mean_cpu_percent": proc.get("mean_cpu_percent"),
-                "num_fds": proc.get("num_fds"),
-                "peak_num_fds": proc.get("peak_num_fds"),
-            })
-        errors = self.errors.to_dict() if self._has_errors else {"read": self.samples, "yielded": self.samples,
-                                                                  "substituted": 0, "skipped": 0, "by_error": {},
-                                                                  "rows": []}
+            workers.append(
+                {
+                    "rank": rank,
+                    "worker": worker,
+                    "pid": totals.pid,
+                    "samples": totals.samples,
+                    "busy_seconds": totals.busy_ns / 1e9,
+                    "rss_bytes": proc.get("rss_bytes"),
+                    "peak_rss_bytes": proc.get("peak_rss_bytes"),
+                    "cpu_percent": proc.get("cpu_percent"),
+                    "mean_cpu_percent": proc.get("mean_cpu_percent"),
+                    "num_fds": proc.get("num_fds"),
+                    "peak_num_fds": proc.get("peak_num_fds"),
+                }
+            )
+        errors = (
+            self.errors.to_dict()
+            if self._has_errors
+            else {
+                "read": self.samples,
+                "yielded": self.samples,
+                "substituted": 0,
+                "skipped": 0,
+                "by_error": {},
+                "rows": [],
+            }
+        )
         return MonitorSnapshot(
-            elapsed_seconds=elapsed, samples=self.samples, batches=self.batches, bytes_read=self.bytes_read,
-            loader_wait_seconds=self.loader_wait_ns / 1e9, stages=stages, workers=workers,
-            resources=resources, errors=errors,
+            elapsed_seconds=elapsed,
+            samples=self.samples,
+            batches=self.batches,
+            bytes_read=self.bytes_read,
+            loader_wait_seconds=self.loader_wait_ns / 1e9,
+            stages=stages,
+            workers=workers,
+            resources=resources,
+            errors=errors,
             first_batch_seconds=self._first_batch[0] if self._first_batch else None,
             first_batch_samples=self._first_batch[1] if self._first_batch else 0,
         )
@@ -293,7 +310,14 @@ def merge_snapshots(snapshots: Sequence[MonitorSnapshot]) -> MonitorSnapshot:
     for s in stages.values():
         s["mean_ms"] = s["seconds"] * 1e3 / s["calls"] if s["calls"] else 0.0
         s["share"] = s["seconds"] / total
-    errors: dict[str, Any] = {"read": 0, "yielded": 0, "substituted": 0, "skipped": 0, "by_error": {}, "rows": []}
+    errors: dict[str, Any] = {
+        "read": 0,
+        "yielded": 0,
+        "substituted": 0,
+        "skipped": 0,
+        "by_error": {},
+        "rows": [],
+    }
     for snap in snapshots:
         for key in ("read", "yielded", "substituted", "skipped"):
             errors[key] += snap.errors.get(key, 0)

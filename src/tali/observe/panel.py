@@ -44,20 +44,34 @@ def render(snap: MonitorSnapshot, *, title: str = "tali loader") -> Panel:
             f"{res.get('num_fds', 0)} open fds"
         )
     stages = Table(box=None, pad_edge=False)
-    for name, justify in (("stage", "left"), ("calls", "right"), ("total s", "right"),
-                          ("mean ms", "right"), ("share", "left")):
+    for name, justify in (
+        ("stage", "left"),
+        ("calls", "right"),
+        ("total s", "right"),
+        ("mean ms", "right"),
+        ("share", "left"),
+    ):
         stages.add_column(name, justify=justify)  # type: ignore[arg-type]
     for label, s in snap.stages.items():
         if s["calls"]:
-            stages.add_row(label, str(int(s["calls"])), f"{s['seconds']:.2f}", f"{s['mean_ms']:.1f}",
-                           f"{_bar(s['share'])} {100 * s['share']:.0f}%")
+            stages.add_row(
+                label,
+                str(int(s["calls"])),
+                f"{s['seconds']:.2f}",
+                f"{s['mean_ms']:.1f}",
+                f"{_bar(s['share'])} {100 * s['share']:.0f}%",
+            )
     workers = Table(box=None, pad_edge=False)
     for name in ("rank", "worker", "pid", "samples", "busy s", "RSS MiB", "mean CPU %", "fds"):
         workers.add_column(name, justify="right")
     for w in snap.workers:
         workers.add_row(
-            str(w["rank"]), "main" if w["worker"] < 0 else str(w["worker"]), str(w["pid"]), str(w["samples"]),
-            f"{w['busy_seconds']:.2f}", _mb(w["rss_bytes"]),
+            str(w["rank"]),
+            "main" if w["worker"] < 0 else str(w["worker"]),
+            str(w["pid"]),
+            str(w["samples"]),
+            f"{w['busy_seconds']:.2f}",
+            _mb(w["rss_bytes"]),
             "-" if w["mean_cpu_percent"] is None else f"{w['mean_cpu_percent']:.0f}",
             "-" if w["num_fds"] is None else str(w["num_fds"]),
         )
@@ -68,6 +82,8 @@ def render(snap: MonitorSnapshot, *, title: str = "tali loader") -> Panel:
         rows = "; ".join(
             f"item {r['item_idx']} ({r['shard']} row {r['row']}, {r['field']})" for r in errors["rows"][-3:]
         )
-        parts.append(f"[red]{errors['skipped']} rows skipped, {errors['substituted']} substituted[/red] "
-                     f"({by}); last: {rows}")
+        parts.append(
+            f"[red]{errors['skipped']} rows skipped, {errors['substituted']} substituted[/red] "
+            f"({by}); last: {rows}"
+        )
     return Panel(Group(*parts), title=title)

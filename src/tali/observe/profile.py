@@ -55,7 +55,9 @@ def parse_rate(text: str) -> float:
     """``"500/s"``, ``"500"``, ``"30000/min"`` -> samples per second."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:/\s*(s|sec|second|min|minute|h|hour))?\s*", str(text))
     if not match or float(match.group(1)) <= 0:
-        raise TaliConfigError(f"target rate {text!r} is not a positive rate like '500/s', '500' or '30000/min'")
+        raise TaliConfigError(
+            f"target rate {text!r} is not a positive rate like '500/s', '500' or '30000/min'"
+        )
     per = {"min": 60, "minute": 60, "h": 3600, "hour": 3600}.get(match.group(2) or "s", 1)
     return float(match.group(1)) / per
 
@@ -94,15 +96,21 @@ class ProfileReport:
             return f"one worker delivers {r1:.1f} samples/s; {self.bottleneck} takes most of the time"
         k, target = self.workers_needed, self.target_per_second
         if self.feasible:
-            text = (f"yes: {target:g}/s needs {k} worker(s) at {r1:.1f} samples/s each "
-                    f"(x{self.efficiency:g} parallel efficiency); this machine has {self.cores} usable cores")
+            text = (
+                f"yes: {target:g}/s needs {k} worker(s) at {r1:.1f} samples/s each "
+                f"(x{self.efficiency:g} parallel efficiency); this machine has {self.cores} usable cores"
+            )
         else:
             best = self.cores * r1 * self.efficiency
-            text = (f"no: {target:g}/s needs {k} workers at {r1:.1f} samples/s each, but only {self.cores} cores "
-                    f"are usable here (about {best:.0f}/s at most). {self.bottleneck} dominates: {self.advice}")
+            text = (
+                f"no: {target:g}/s needs {k} workers at {r1:.1f} samples/s each, but only {self.cores} cores "
+                f"are usable here (about {best:.0f}/s at most). {self.bottleneck} dominates: {self.advice}"
+            )
         if self.verified is not None:
-            text += (f". Measured with {self.verified['workers']} workers: "
-                     f"{self.verified['samples_per_second']:.1f} samples/s")
+            text += (
+                f". Measured with {self.verified['workers']} workers: "
+                f"{self.verified['samples_per_second']:.1f} samples/s"
+            )
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,10 +145,15 @@ def _cprofile_functions(dataset: TaliDataset, indices: list[int], batch_size: in
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     rows = []
     for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.items():
-        rows.append({
-            "function": name, "where": _short(filename) if filename == "~" else f"{_short(filename)}:{line}", "calls": ncalls,
-            "self_seconds": tottime, "cumulative_seconds": cumtime,
-        })
+        rows.append(
+            {
+                "function": name,
+                "where": _short(filename) if filename == "~" else f"{_short(filename)}:{line}",
+                "calls": ncalls,
+                "self_seconds": tottime,
+                "cumulative_seconds": cumtime,
+            }
+        )
     rows.sort(key=lambda r: r["self_seconds"], reverse=True)
     return rows[:top]
 
@@ -151,7 +164,9 @@ def _pyinstrument_functions(
     try:
         from pyinstrument import Profiler as PyiProfiler
     except ImportError as exc:  # pragma: no cover - part of the observe extra
-        raise ImportError("profiler='pyinstrument' needs pyinstrument: pip install 'tali-dataset[observe]'") from exc
+        raise ImportError(
+            "profiler='pyinstrument' needs pyinstrument: pip install 'tali-dataset[observe]'"
+        ) from exc
     # 0.2 ms sampling: a sample takes tens of ms, so each gets a few hundred stacks.
     profiler = PyiProfiler(interval=0.0002)
     loader = make_loader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, num_workers=0)
@@ -170,8 +185,10 @@ def _pyinstrument_functions(
         if self_time > 0:
             key = (frame.function or "?", f"{_short(frame.file_path or '?')}:{frame.line_no}")
             totals[key] = totals.get(key, 0.0) + self_time
-    rows = [{"function": f, "where": w, "calls": None, "self_seconds": s, "cumulative_seconds": None}
-            for (f, w), s in totals.items()]
+    rows = [
+        {"function": f, "where": w, "calls": None, "self_seconds": s, "cumulative_seconds": None}
+        for (f, w), s in totals.items()
+    ]
     rows.sort(key=lambda r: r["self_seconds"], reverse=True)
     return rows[:top], profiler.output_text(unicode=True, color=False, show_all=False)
 
@@ -187,7 +204,9 @@ def _short(path: str) -> str:
 
 def _measure_workers(dataset: TaliDataset, workers: int, samples: int, batch_size: int) -> dict[str, Any]:
     indices = _indices(dataset, max(samples, 2 * workers * batch_size), 0)
-    loader = make_loader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, num_workers=workers)
+    loader = make_loader(
+        torch.utils.data.Subset(dataset, indices), batch_size=batch_size, num_workers=workers
+    )
     it = iter(loader)
     first = next(it)  # worker start-up is not throughput
     t0 = time.perf_counter()
@@ -196,8 +215,12 @@ def _measure_workers(dataset: TaliDataset, workers: int, samples: int, batch_siz
         n += len(batch["item_idx"])
     seconds = time.perf_counter() - t0
     del first
-    return {"workers": workers, "samples": n, "seconds": seconds,
-            "samples_per_second": n / seconds if seconds > 0 else 0.0}
+    return {
+        "workers": workers,
+        "samples": n,
+        "seconds": seconds,
+        "samples_per_second": n / seconds if seconds > 0 else 0.0,
+    }
 
 
 def profile_dataset(
@@ -236,14 +259,27 @@ def profile_dataset(
     cores = usable_cores()
     workers = feasible = None
     if target_per_second is not None:
-        workers = max(1, math.ceil(target_per_second / (r1 * (efficiency if target_per_second > r1 else 1.0))))
+        workers = max(
+            1, math.ceil(target_per_second / (r1 * (efficiency if target_per_second > r1 else 1.0)))
+        )
         feasible = workers <= cores
     verified = None
     if verify:
         verified = _measure_workers(dataset, min(workers or cores, cores), samples, max(batch_size, 2))
     return ProfileReport(
-        samples=samples, wall_seconds=wall, samples_per_second_one_worker=r1, stages=snap.stages,
-        functions=functions, profiler=profiler, cores=cores, efficiency=efficiency,
-        target_per_second=target_per_second, workers_needed=workers, feasible=feasible, bottleneck=bottleneck,
-        advice=_HINTS.get(bottleneck, ""), verified=verified, tree=tree,
+        samples=samples,
+        wall_seconds=wall,
+        samples_per_second_one_worker=r1,
+        stages=snap.stages,
+        functions=functions,
+        profiler=profiler,
+        cores=cores,
+        efficiency=efficiency,
+        target_per_second=target_per_second,
+        workers_needed=workers,
+        feasible=feasible,
+        bottleneck=bottleneck,
+        advice=_HINTS.get(bottleneck, ""),
+        verified=verified,
+        tree=tree,
     )

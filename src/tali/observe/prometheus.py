@@ -22,7 +22,9 @@ def _client() -> Any:
     try:
         import prometheus_client
     except ImportError as exc:  # pragma: no cover - part of the observe extra
-        raise ImportError("Prometheus export needs prometheus_client: pip install 'tali-dataset[observe]'") from exc
+        raise ImportError(
+            "Prometheus export needs prometheus_client: pip install 'tali-dataset[observe]'"
+        ) from exc
     return prometheus_client
 
 
@@ -60,7 +62,9 @@ class MonitorCollector:
     def collect(self) -> Iterator[Any]:
         for family in self._families():
             if self.rank is not None:
-                family.samples = [s._replace(labels={**s.labels, "rank": str(self.rank)}) for s in family.samples]
+                family.samples = [
+                    s._replace(labels={**s.labels, "rank": str(self.rank)}) for s in family.samples
+                ]
             yield family
 
     def _families(self) -> Iterator[Any]:
@@ -74,11 +78,15 @@ class MonitorCollector:
             ("tali_loader_wait_seconds", "Time the loop spent waiting for batches", snap.loader_wait_seconds),
         ):
             yield CounterMetricFamily(name, doc, value=value)
-        yield GaugeMetricFamily("tali_samples_per_second", "Samples per second since start",
-                                value=snap.samples_per_second)
-        yield GaugeMetricFamily("tali_read_bytes_per_second", "Bytes read per second since start",
-                                value=snap.bytes_per_second)
-        seconds = CounterMetricFamily("tali_stage_seconds", "Time per stage, summed over workers", labels=["stage"])
+        yield GaugeMetricFamily(
+            "tali_samples_per_second", "Samples per second since start", value=snap.samples_per_second
+        )
+        yield GaugeMetricFamily(
+            "tali_read_bytes_per_second", "Bytes read per second since start", value=snap.bytes_per_second
+        )
+        seconds = CounterMetricFamily(
+            "tali_stage_seconds", "Time per stage, summed over workers", labels=["stage"]
+        )
         calls = CounterMetricFamily("tali_stage_calls", "Calls per stage", labels=["stage"])
         for label, s in snap.stages.items():
             seconds.add_metric([label], s["seconds"])
@@ -90,17 +98,23 @@ class MonitorCollector:
         for name, count in sorted(errors.get("by_error", {}).items()):
             by_error.add_metric([name], count)
         yield by_error
-        yield CounterMetricFamily("tali_samples_substituted", "Placeholder samples served",
-                                  value=errors.get("substituted", 0))
+        yield CounterMetricFamily(
+            "tali_samples_substituted", "Placeholder samples served", value=errors.get("substituted", 0)
+        )
         res = snap.resources
         if res:
-            rss = GaugeMetricFamily("tali_process_rss_bytes", "Resident memory per process", labels=["pid", "role"])
-            peak = GaugeMetricFamily("tali_process_peak_rss_bytes", "Peak resident memory per process",
-                                     labels=["pid", "role"])
-            cpu = GaugeMetricFamily("tali_process_cpu_percent", "CPU per process (100 = one core)",
-                                    labels=["pid", "role"])
-            fds = GaugeMetricFamily("tali_process_open_fds", "Open file descriptors per process",
-                                    labels=["pid", "role"])
+            rss = GaugeMetricFamily(
+                "tali_process_rss_bytes", "Resident memory per process", labels=["pid", "role"]
+            )
+            peak = GaugeMetricFamily(
+                "tali_process_peak_rss_bytes", "Peak resident memory per process", labels=["pid", "role"]
+            )
+            cpu = GaugeMetricFamily(
+                "tali_process_cpu_percent", "CPU per process (100 = one core)", labels=["pid", "role"]
+            )
+            fds = GaugeMetricFamily(
+                "tali_process_open_fds", "Open file descriptors per process", labels=["pid", "role"]
+            )
             for p in res.get("processes", []):
                 if not p["alive"]:
                     continue
@@ -110,8 +124,11 @@ class MonitorCollector:
                 cpu.add_metric(labels, p["cpu_percent"])
                 fds.add_metric(labels, p["num_fds"])
             yield from (rss, peak, cpu, fds)
-            yield GaugeMetricFamily("tali_cpu_utilisation", "Process tree CPU over all cores (0..1)",
-                                    value=res.get("cpu_utilisation", 0.0))
+            yield GaugeMetricFamily(
+                "tali_cpu_utilisation",
+                "Process tree CPU over all cores (0..1)",
+                value=res.get("cpu_utilisation", 0.0),
+            )
 
 
 def registry_for(monitor: Monitor, rank: Rank = "auto") -> Any:

@@ -128,7 +128,9 @@ class ResourceSampler:
             with self._lock:
                 usage = self.processes.get(pid)
                 if usage is None:
-                    usage = self.processes[pid] = ProcessUsage(pid, "main" if proc is self._root else "worker")
+                    usage = self.processes[pid] = ProcessUsage(
+                        pid, "main" if proc is self._root else "worker"
+                    )
                 usage.rss_bytes, usage.cpu_percent, usage.num_fds, usage.alive = rss, cpu, fds, True
                 usage.peak_rss_bytes = max(usage.peak_rss_bytes, rss)
                 usage.samples += 1

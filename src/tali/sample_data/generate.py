@@ -300,7 +300,10 @@ def _row(item_idx: int, seed: int, with_thumbnail: bool) -> tuple[dict[str, Any]
         str(Column.YOUTUBE_VIDEO_FILE_PATH): f"/data/videos/{item_idx:05d}.mp4",
     }
     if with_thumbnail:
-        row[str(Column.YOUTUBE_THUMBNAIL)] = {"bytes": _image_bytes(item_idx, ("RGB", "JPEG", (480, 360))), "path": None}
+        row[str(Column.YOUTUBE_THUMBNAIL)] = {
+            "bytes": _image_bytes(item_idx, ("RGB", "JPEG", (480, 360))),
+            "path": None,
+        }
     truth = {
         **dataclasses.asdict(spec),
         "item_idx": item_idx,
@@ -365,9 +368,7 @@ def write_dataset(
         workers = max(1, min(os.cpu_count() or 1, 4))
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            built = list(
-                pool.map(_row, range(item_idx), [seed] * item_idx, [with_thumbnail] * item_idx)
-            )
+            built = list(pool.map(_row, range(item_idx), [seed] * item_idx, [with_thumbnail] * item_idx))
         for split, name, items in layout:
             rows = []
             for i in items:

@@ -157,7 +157,9 @@ def dominant_hz(samples: Any, sample_rate: int) -> float:
     return float(freqs[int(np.argmax(spectrum))])
 
 
-def tone_seconds(samples: Any, sample_rate: int, start_seconds: float, *, chunk: float = 0.25) -> list[tuple[float, int | None]]:
+def tone_seconds(
+    samples: Any, sample_rate: int, start_seconds: float, *, chunk: float = 0.25
+) -> list[tuple[float, int | None]]:
     """Read the clip second in each ``chunk``-long piece of a waveform.
 
     Returns ``(chunk_centre_seconds, second_or_None)`` for chunks that lie

@@ -13,7 +13,11 @@ from typing import Any
 from tali.sample_data.patterns import subtitle_text
 
 __all__ = [
-    "expected_frame_code", "expected_subtitle_lines", "expected_tone_second", "frame_index_at", "frames_to_decode",
+    "expected_frame_code",
+    "expected_subtitle_lines",
+    "expected_tone_second",
+    "frame_index_at",
+    "frames_to_decode",
 ]
 
 Truth = dict[str, Any]
@@ -66,7 +70,5 @@ def expected_subtitle_lines(truth: Truth, absolute_start: float, absolute_end: f
     if truth["subtitle_kind"] in ("null", "empty"):
         return []
     return [
-        subtitle_text(s)
-        for s in range(truth["video_seconds"])
-        if absolute_start <= s + 0.5 <= absolute_end
+        subtitle_text(s) for s in range(truth["video_seconds"]) if absolute_start <= s + 0.5 <= absolute_end
     ]
