@@ -1,9 +1,18 @@
-"""Parse TALI's subtitle YAML (``{"<absolute seconds>": text}``) safely.
+"""Parse TALI's subtitle YAML (``{"<absolute seconds>": text}``) safely, in bounded time and memory.
 
-The YAML is *composed* (a node graph, no Python objects constructed) and then
-read by hand as a flat mapping of scalar keys to a scalar or a list of
-scalars. Aliases never expand, so a "billion laughs" document stays small,
-and anything that is not that flat shape is rejected with a typed error.
+The YAML is read as a stream of parser events, never composed into a node
+graph nor constructed into Python objects, and checked as it goes to be a
+flat mapping of scalar keys to a scalar or a list of scalars. Three budgets
+hold whatever the document does, each counted *as if aliases were expanded*
+(an alias costs what it stands for, every time it is used):
+
+- ``max_nodes`` YAML nodes (scalars, lists, mappings): a 3.8 MB flat list of 1.9 M
+  one-letter scalars took 32 s and 540 MB to compose; events stop at the budget;
+- ``max_aliases`` alias uses;
+- ``max_bytes`` bytes of UTF-8, for the source *and* for the text of all its
+  lines together, so one scalar anchor aliased by thousands of keys can never
+  become a multi-gigabyte window text (every text the loader builds from the
+  lines is a part of that total).
 """
 
 from __future__ import annotations
@@ -15,13 +24,15 @@ import yaml
 
 from tali.errors import TaliSubtitleError
 
-__all__ = ["SubtitleLine", "lines_between", "parse_subtitles"]
+__all__ = ["SubtitleLine", "lines_between", "parse_subtitles", "utf8_length"]
 
 _FIELD = "youtube_subtitle_text"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ALLOWED_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "null", "bool", "seq", "map", "timestamp")
 )
+_NULL = "tag:yaml.org,2002:null"
+_RESOLVER = yaml.resolver.Resolver()
 
 
 @dataclass(frozen=True)
@@ -30,83 +41,252 @@ class SubtitleLine:
     text: str
 
 
-def _check_tag(node: yaml.Node, item_idx: int | None) -> None:
+def utf8_length(text: str) -> int:
+    """Bytes of ``text`` in UTF-8, without encoding it when its length already decides.
+
+    A cap on bytes, not characters: 3.9 M emoji are 3.9 M characters but 15.6 MB.
+    """
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+@dataclass
+class _Anchor:
+    kind: str  # "scalar", "seq", "map"
+    text: str | None  # a scalar's text ("" for null) or a list's joined text; None for a mapping
+    nodes: int
+    is_null: bool = False
+
+
+class _Budget:
+    def __init__(self, item_idx: int | None, max_nodes: int, max_aliases: int, max_bytes: int) -> None:
+        self.item_idx = item_idx
+        self.max_nodes, self.max_aliases, self.max_bytes = max_nodes, max_aliases, max_bytes
+        self.nodes = self.aliases = self.text_bytes = 0
+        self.spent = False  # a budget ran out (not a shape error)
+
+    def fail(self, message: str) -> TaliSubtitleError:
+        return TaliSubtitleError(message, item_idx=self.item_idx, field=_FIELD)
+
+    def add_nodes(self, count: int) -> None:
+        self.nodes += count
+        if self.nodes > self.max_nodes:
+            self.spent = True
+            raise self.fail(f"subtitles expand to over {self.max_nodes} YAML nodes (the node limit)")
+
+    def add_alias(self) -> None:
+        self.aliases += 1
+        if self.aliases > self.max_aliases:
+            self.spent = True
+            raise self.fail(f"subtitles use over {self.max_aliases} YAML aliases (the alias limit)")
+
+    def add_text(self, text: str) -> None:
+        self.text_bytes += utf8_length(text)
+        if self.text_bytes > self.max_bytes:
+            self.spent = True
+            raise self.fail(f"subtitle texts expand to over {self.max_bytes} bytes (the byte limit)")
+
+
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+
+
+def _tag(event: yaml.NodeEvent, kind: type[yaml.Node], budget: _Budget) -> str:
     # Only YAML's own types: a python/object tag is never constructed, but it is not subtitles either.
-    if node.tag not in _ALLOWED_TAGS:
-        raise TaliSubtitleError(f"unsupported YAML tag {node.tag[:60]!r}", item_idx=item_idx, field=_FIELD)
+    tag = event.tag
+    if tag is None or tag == "!":
+        if isinstance(event, yaml.ScalarEvent):
+            # The resolver's rule for null, without its regex walk (the hot path:
+            # one call per scalar): plain ~/null/empty is null, anything else text.
+            plain = event.implicit[0] and event.tag is None
+            return _NULL if plain and event.value in _NULLS else "tag:yaml.org,2002:str"
+        tag = _RESOLVER.resolve(kind, None, event.implicit)
+    if tag not in _ALLOWED_TAGS:
+        raise budget.fail(f"unsupported YAML tag {tag[:60]!r}")
+    return tag
 
 
-def _scalar_text(node: yaml.Node, item_idx: int | None) -> str:
-    _check_tag(node, item_idx)
-    if isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            _check_tag(child, item_idx)
-    if isinstance(node, yaml.ScalarNode):
-        return "" if node.tag.endswith(":null") else str(node.value)
-    if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.ScalarNode) for n in node.value):
-        return "".join(str(n.value) for n in node.value if not n.tag.endswith(":null"))
-    raise TaliSubtitleError(
-        "subtitle text must be a string or a list of strings", item_idx=item_idx, field=_FIELD
-    )
+_NOT_TEXT = "subtitle text must be a string or a list of strings"
+
+
+class _Reader:
+    """Walks the event stream of one document; every node and alias is paid for."""
+
+    def __init__(self, text: str, budget: _Budget) -> None:
+        self.events = yaml.parse(text, Loader=_Loader)
+        self.budget = budget
+        self.anchors: dict[str, _Anchor] = {}
+
+    def next(self) -> yaml.Event:
+        return next(self.events)
+
+    def alias(self, event: yaml.AliasEvent) -> _Anchor:
+        anchor = self.anchors.get(event.anchor)
+        if anchor is None:
+            raise self.budget.fail(f"subtitles are not valid YAML: found undefined alias {event.anchor[:40]!r}")
+        self.budget.add_alias()
+        self.budget.add_nodes(anchor.nodes)
+        return anchor
+
+    def scalar(self, event: yaml.ScalarEvent) -> _Anchor:
+        self.budget.add_nodes(1)
+        is_null = _tag(event, yaml.ScalarNode, self.budget) == _NULL
+        node = _Anchor("scalar", "" if is_null else event.value, 1, is_null)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = node
+        return node
+
+    def sequence_of_scalars(self, start: yaml.SequenceStartEvent) -> _Anchor:
+        self.budget.add_nodes(1)
+        _tag(start, yaml.SequenceNode, self.budget)
+        parts: list[str] = []
+        nodes = 1
+        # Registered while open, as the composer does: an alias to a list inside itself is a nested list.
+        node = _Anchor("seq", None, 1)
+        if start.anchor is not None:
+            self.anchors[start.anchor] = node
+        events, budget, scalar_event = self.events, self.budget, yaml.ScalarEvent
+        for event in events:
+            if isinstance(event, yaml.SequenceEndEvent):
+                break
+            if type(event) is scalar_event and event.anchor is None:  # the hot path, inlined
+                budget.add_nodes(1)
+                nodes += 1
+                if _tag(event, yaml.ScalarNode, budget) != _NULL:
+                    parts.append(event.value)
+                continue
+            if isinstance(event, yaml.ScalarEvent):
+                child = self.scalar(event)
+            elif isinstance(event, yaml.AliasEvent):
+                child = self.alias(event)
+            else:
+                self._reject_collection(event)
+                raise self.budget.fail(_NOT_TEXT)
+            if child.kind != "scalar":
+                raise self.budget.fail(_NOT_TEXT)
+            nodes += child.nodes
+            if not child.is_null:
+                parts.append(child.text or "")
+        node.text, node.nodes = "".join(parts), nodes
+        return node
+
+    def _reject_collection(self, event: yaml.Event) -> None:
+        # The tag of a nested collection is checked first, as the graph walk always did.
+        if isinstance(event, yaml.SequenceStartEvent):
+            _tag(event, yaml.SequenceNode, self.budget)
+        elif isinstance(event, yaml.MappingStartEvent):
+            _tag(event, yaml.MappingNode, self.budget)
+
+    def value(self) -> str:
+        event = self.next()
+        if isinstance(event, yaml.ScalarEvent):
+            node = self.scalar(event)
+        elif isinstance(event, yaml.AliasEvent):
+            node = self.alias(event)
+        elif isinstance(event, yaml.SequenceStartEvent):
+            node = self.sequence_of_scalars(event)
+        else:
+            self._reject_collection(event)
+            raise self.budget.fail(_NOT_TEXT)
+        if node.text is None:  # an alias to a mapping
+            raise self.budget.fail(_NOT_TEXT)
+        self.budget.add_text(node.text)
+        return node.text
+
+    def key(self, event: yaml.Event) -> float:
+        if isinstance(event, yaml.ScalarEvent):
+            node = self.scalar(event)
+        elif isinstance(event, yaml.AliasEvent):
+            node = self.alias(event)
+        else:
+            self._reject_collection(event)
+            raise self.budget.fail("subtitle timestamp must be a number")
+        if node.kind != "scalar":
+            raise self.budget.fail("subtitle timestamp must be a number")
+        raw = node.text or ""
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise self.budget.fail(f"subtitle timestamp {raw[:40]!r} is not a number of seconds") from None
+        if not math.isfinite(seconds):
+            raise self.budget.fail(f"subtitle timestamp {raw[:40]!r} is not finite")
+        return seconds
+
+    def document(self) -> list[SubtitleLine]:
+        event = self.next()  # StreamStart
+        event = self.next()
+        if isinstance(event, yaml.StreamEndEvent):
+            return []
+        root = self.next()  # after DocumentStart
+        lines: list[SubtitleLine] = []
+        if isinstance(root, yaml.ScalarEvent):
+            if not self.scalar(root).is_null:
+                raise self.budget.fail("subtitles must be a mapping of timestamps to text, got a scalar")
+        elif isinstance(root, yaml.SequenceStartEvent):
+            _tag(root, yaml.SequenceNode, self.budget)
+            raise self.budget.fail("subtitles must be a mapping of timestamps to text, got a sequence")
+        elif isinstance(root, yaml.AliasEvent):
+            raise self.budget.fail("subtitles are not valid YAML: found undefined alias")
+        else:
+            self.budget.add_nodes(1)
+            _tag(root, yaml.MappingNode, self.budget)
+            if root.anchor is not None:
+                self.anchors[root.anchor] = _Anchor("map", None, 1)
+            while not isinstance(event := self.next(), yaml.MappingEndEvent):
+                seconds = self.key(event)
+                lines.append(SubtitleLine(seconds, self.value()))
+        self.next()  # DocumentEnd
+        if not isinstance(self.next(), yaml.StreamEndEvent):
+            raise self.budget.fail("subtitles are not valid YAML: expected a single document in the stream")
+        return lines
 
 
 def parse_subtitles(
-    text: str | bytes | None, *, item_idx: int | None = None, max_bytes: int = 4_000_000
+    text: str | bytes | None,
+    *,
+    item_idx: int | None = None,
+    max_bytes: int = 4_000_000,
+    max_nodes: int = 500_000,
+    max_aliases: int = 10_000,
 ) -> list[SubtitleLine]:
-    """Every line, sorted by time. Null or empty text (or ``{}``) gives no lines."""
+    """Every line, sorted by time. Null or empty text (or ``{}``) gives no lines.
+
+    ``max_bytes`` bounds the UTF-8 size of the document and of all its line
+    texts together; ``max_nodes`` and ``max_aliases`` the YAML it may expand to.
+    """
+    budget = _Budget(item_idx, max_nodes, max_aliases, max_bytes)
     if text is None:
         return []
     if isinstance(text, bytes):
+        if len(text) > max_bytes:
+            raise budget.fail(f"subtitles are {len(text)} bytes, over the {max_bytes} limit")
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise TaliSubtitleError(
-                f"subtitles are not UTF-8: {exc}", item_idx=item_idx, field=_FIELD
-            ) from exc
+            raise budget.fail(f"subtitles are not UTF-8: {exc}") from exc
     if not isinstance(text, str):
-        raise TaliSubtitleError(
-            f"subtitles must be text, got {type(text).__name__}", item_idx=item_idx, field=_FIELD
-        )
-    if len(text) > max_bytes:
-        raise TaliSubtitleError(
-            f"subtitles are {len(text)} characters, over the {max_bytes} limit",
-            item_idx=item_idx,
-            field=_FIELD,
-        )
+        raise budget.fail(f"subtitles must be text, got {type(text).__name__}")
+    # Characters are a lower bound on bytes: a long text is refused without encoding it.
+    size = len(text) if len(text) > max_bytes else utf8_length(text)
+    if size > max_bytes:
+        raise budget.fail(f"subtitles are {size}+ bytes of UTF-8, over the {max_bytes} limit")
     if not text.strip():
         return []
+    reader = _Reader(text, budget)
     try:
-        root = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise TaliSubtitleError(
-            f"subtitles are not valid YAML: {exc}", item_idx=item_idx, field=_FIELD
-        ) from exc
-    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null")):
-        return []
-    _check_tag(root, item_idx)
-    if not isinstance(root, yaml.MappingNode):
-        raise TaliSubtitleError(
-            f"subtitles must be a mapping of timestamps to text, got a {root.id}",
-            item_idx=item_idx,
-            field=_FIELD,
-        )
-    lines = []
-    for key, value in root.value:
-        if not isinstance(key, yaml.ScalarNode):
-            raise TaliSubtitleError("subtitle timestamp must be a number", item_idx=item_idx, field=_FIELD)
         try:
-            seconds = float(key.value)
-        except ValueError:
-            raise TaliSubtitleError(
-                f"subtitle timestamp {key.value[:40]!r} is not a number of seconds",
-                item_idx=item_idx,
-                field=_FIELD,
-            ) from None
-        if not math.isfinite(seconds):
-            raise TaliSubtitleError(
-                f"subtitle timestamp {key.value!r} is not finite", item_idx=item_idx, field=_FIELD
-            )
-        lines.append(SubtitleLine(seconds, _scalar_text(value, item_idx)))
+            lines = reader.document()
+        except TaliSubtitleError as shape_error:
+            if budget.spent:
+                raise
+            # Events arrive as the parser reads, so a shape error can come before a
+            # syntax error further on; a broken document is reported as broken, as
+            # composing it first did. The rest is read at the node budget's cost.
+            for _ in reader.events:
+                budget.add_nodes(1)
+            raise shape_error from None
+    except yaml.YAMLError as exc:
+        raise budget.fail(f"subtitles are not valid YAML: {exc}") from exc
     lines.sort(key=lambda line: line.seconds)
     return lines
 
