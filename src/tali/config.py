@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from tali.errors import TaliConfigError
+from tali.limits import ClipLimits
 from tali.schema import Modality, SubModality, parse_submodalities
 
 __all__ = [
@@ -100,8 +101,23 @@ class VideoConfig:
     #: Wall-clock limit for decoding one sample's clip (None: no limit). A hostile
     #: clip that would stall a worker raises ``TaliDecodeError`` instead.
     max_decode_seconds: float | None = 30.0
+    #: Bounds checked when the clip is opened, before FFmpeg decodes or indexes
+    #: anything (see ``tali.limits.ClipLimits`` and docs/QUALITY.md).
+    max_clip_bytes: int = ClipLimits.max_bytes
+    max_frame_pixels: int = ClipLimits.max_frame_pixels
+    max_edit_list_entries: int = ClipLimits.max_edit_list_entries
+    max_samples: int = ClipLimits.max_samples
+    #: FFmpeg codec names a stream may use (``tali.limits.VIDEO_CODECS + AUDIO_CODECS``).
+    codecs: tuple[str, ...] = ClipLimits.codecs
 
     def __post_init__(self) -> None:
+        for name in ("max_clip_bytes", "max_frame_pixels", "max_edit_list_entries", "max_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TaliConfigError(f"VideoConfig.{name} must be an int >= 1, got {value!r}")
+        if isinstance(self.codecs, str) or not all(isinstance(c, str) and c for c in self.codecs):
+            raise TaliConfigError(f"VideoConfig.codecs must be a tuple of codec names, got {self.codecs!r}")
+        object.__setattr__(self, "codecs", tuple(self.codecs))
         if not isinstance(self.num_frames, int) or self.num_frames < 1:
             raise TaliConfigError(f"VideoConfig.num_frames must be an int >= 1, got {self.num_frames!r}")
         _check_choice("VideoConfig", "selection", self.selection, FrameSelection)
@@ -118,6 +134,16 @@ class VideoConfig:
             )
         if self.max_decode_seconds is not None:
             _check_positive("VideoConfig", "max_decode_seconds", self.max_decode_seconds)
+
+    @property
+    def clip_limits(self) -> ClipLimits:
+        return ClipLimits(
+            max_bytes=self.max_clip_bytes,
+            max_frame_pixels=self.max_frame_pixels,
+            max_edit_list_entries=self.max_edit_list_entries,
+            max_samples=self.max_samples,
+            codecs=self.codecs,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,12 +170,19 @@ class ImageConfig:
     output: FrameOutput = "uint8"
     #: Decompression-bomb guard: images with more pixels raise ``TaliImageError``.
     max_pixels: int = 64_000_000
+    #: JPEGs with more scans are refused before decoding (decode time is linear in scans).
+    max_jpeg_scans: int = 64
+    #: Wall-clock limit for decoding one image (None: no limit).
+    max_decode_seconds: float | None = 10.0
 
     def __post_init__(self) -> None:
         if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
             raise TaliConfigError(f"ImageConfig.size must be an int >= 1 or None, got {self.size!r}")
         _check_choice("ImageConfig", "output", self.output, FrameOutput)
         _check_positive("ImageConfig", "max_pixels", self.max_pixels)
+        _check_positive("ImageConfig", "max_jpeg_scans", self.max_jpeg_scans)
+        if self.max_decode_seconds is not None:
+            _check_positive("ImageConfig", "max_decode_seconds", self.max_decode_seconds)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,8 +198,13 @@ class TextConfig:
     language: str | None = "en"
     fallback: LanguageFallback = "random"
     subtitles: SubtitleScope = "window"
-    #: Subtitle YAML larger than this is rejected before parsing.
+    #: Subtitle YAML larger than this many UTF-8 bytes is rejected before parsing; so is
+    #: one whose line texts together (aliases expanded) exceed it.
     max_subtitle_bytes: int = 4_000_000
+    #: YAML nodes a subtitle document may expand to (each alias use counts its target's).
+    max_subtitle_nodes: int = 500_000
+    #: Alias uses a subtitle document may make.
+    max_subtitle_aliases: int = 10_000
     #: Titles, descriptions and WIT texts longer than this raise ``TaliDataError``
     #: (bounds the memory a sample holds; real TALI texts are under 100k characters).
     max_text_chars: int = 1_000_000
@@ -175,6 +213,8 @@ class TextConfig:
         _check_choice("TextConfig", "fallback", self.fallback, LanguageFallback)
         _check_choice("TextConfig", "subtitles", self.subtitles, SubtitleScope)
         _check_positive("TextConfig", "max_subtitle_bytes", self.max_subtitle_bytes)
+        _check_positive("TextConfig", "max_subtitle_nodes", self.max_subtitle_nodes)
+        _check_positive("TextConfig", "max_subtitle_aliases", self.max_subtitle_aliases, allow_zero=True)
         _check_positive("TextConfig", "max_text_chars", self.max_text_chars)
 
 

@@ -89,7 +89,12 @@ class TaliTransform:
         if cfg.needs_clip:
             data = _field(row, Column.YOUTUBE_VIDEO_CONTENT, item_idx)
             with timed(Stage.OPEN):
-                clip = open_clip(data, item_idx=item_idx, max_seconds=cfg.video.max_decode_seconds)
+                clip = open_clip(
+                    data,
+                    item_idx=item_idx,
+                    max_seconds=cfg.video.max_decode_seconds,
+                    limits=cfg.video.clip_limits,
+                )
             with clip:
                 window = choose_window(cfg.window, clip.info.duration_seconds, rng("window"))
                 sample.update(self._from_clip(clip, window, row, rng))
@@ -113,6 +118,8 @@ class TaliTransform:
                     data,
                     size=cfg.image.size,
                     max_pixels=cfg.image.max_pixels,
+                    max_jpeg_scans=cfg.image.max_jpeg_scans,
+                    max_seconds=cfg.image.max_decode_seconds,
                     item_idx=item_idx,
                     field=str(Column.IMAGE),
                 )
@@ -218,6 +225,8 @@ class TaliTransform:
                     data,
                     size=cfg.image.size,
                     max_pixels=cfg.image.max_pixels,
+                    max_jpeg_scans=cfg.image.max_jpeg_scans,
+                    max_seconds=cfg.image.max_decode_seconds,
                     item_idx=clip.item_idx,
                     field=str(Column.YOUTUBE_THUMBNAIL),
                 )
@@ -242,6 +251,8 @@ class TaliTransform:
             row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)),
             item_idx=item_idx,
             max_bytes=cfg.text.max_subtitle_bytes,
+            max_nodes=cfg.text.max_subtitle_nodes,
+            max_aliases=cfg.text.max_subtitle_aliases,
         )
         if cfg.text.subtitles == "clip":
             lo, hi = start, start + window.clip_seconds

@@ -8,6 +8,7 @@ naming the row and field, never as a bare FFmpeg error with no context.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import time
 from collections.abc import Iterator
@@ -18,10 +19,12 @@ from typing import Self
 import av
 import av.container
 
+from tali.decode.mp4 import check_mp4_counts
 from tali.errors import TaliDataError, TaliDecodeError, TaliMissingStreamError
+from tali.limits import ClipLimits
 from tali.schema import Column
 
-__all__ = ["Clip", "ClipInfo", "Deadline", "decode_errors", "open_clip"]
+__all__ = ["Clip", "ClipInfo", "ClipLimits", "Deadline", "decode_errors", "open_clip"]
 
 _FIELD = str(Column.YOUTUBE_VIDEO_CONTENT)
 
@@ -94,23 +97,43 @@ class Clip:
         item_idx: int | None,
         *,
         max_seconds: float | None = None,
+        limits: ClipLimits | None = None,
     ) -> None:
         self.container = container
         self.item_idx = item_idx
+        self.limits = limits = limits or ClipLimits()
         self.deadline = Deadline(max_seconds, item_idx=item_idx)
         with decode_errors(item_idx, what="probe"):
             if not container.streams.video:
                 raise TaliMissingStreamError("clip has no video stream", item_idx=item_idx, field=_FIELD)
             self.video = container.streams.video[0]
             self.audio = container.streams.audio[0] if container.streams.audio else None
+            for stream in (self.video, self.audio):
+                if stream is not None:
+                    self._check_codec(stream)
+            # The decoder refuses any frame over the limit, including one whose size
+            # changes mid-stream from what the header said (ff_get_buffer checks it).
+            self.video.codec_context.options = {"max_pixels": str(limits.max_frame_pixels)}
             self.info = self._probe()
+
+    def _check_codec(self, stream: av.stream.Stream) -> None:
+        ctx = stream.codec_context
+        codec = ctx.codec.canonical_name if ctx is not None and ctx.codec is not None else None
+        if codec not in self.limits.codecs:
+            raise TaliDecodeError(
+                f"clip's {stream.type} codec {codec!r} is not supported; "
+                f"allowed: {', '.join(self.limits.codecs)}",
+                item_idx=self.item_idx,
+                field=_FIELD,
+            )
 
     def _probe(self) -> ClipInfo:
         video = self.video
         ctx = video.codec_context
-        if not ctx.width or not ctx.height or ctx.width * ctx.height > 8192 * 8192:
+        if not ctx.width or not ctx.height or ctx.width * ctx.height > self.limits.max_frame_pixels:
             raise TaliDecodeError(
-                f"implausible video dimensions {ctx.width}x{ctx.height}",
+                f"video frames are {ctx.width}x{ctx.height}, over the "
+                f"{self.limits.max_frame_pixels}-pixel frame limit",
                 item_idx=self.item_idx,
                 field=_FIELD,
             )
@@ -154,19 +177,58 @@ class Clip:
         self.close()
 
 
+@functools.lru_cache(maxsize=8)
+def _open_options(limits: ClipLimits) -> dict[str, str]:
+    """Options for ``av.open``: they reach the decoders ``avformat_find_stream_info``
+    opens to probe, so a disallowed codec never runs and no probe decode allocates a
+    frame over the limit (a 64x64 sample entry over 16000x16000 frames allocated
+    1 GB inside ``av.open``)."""
+    decoders = set()
+    for name in av.codecs_available:
+        try:
+            codec = av.Codec(name, "r")
+        except (ValueError, av.FFmpegError):
+            continue
+        if codec.canonical_name in limits.codecs:
+            decoders.add(codec.name)
+    return {"codec_whitelist": ",".join(sorted(decoders)), "max_pixels": str(limits.max_frame_pixels)}
+
+
 def open_clip(
-    data: bytes | memoryview | None, *, item_idx: int | None = None, max_seconds: float | None = None
+    data: bytes | memoryview | None,
+    *,
+    item_idx: int | None = None,
+    max_seconds: float | None = None,
+    limits: ClipLimits | None = None,
 ) -> Clip:
     """Open mp4 bytes (never a path: a row must not make us read the local disk).
 
-    ``max_seconds`` bounds the wall-clock time every decode on this clip may take.
+    ``max_seconds`` bounds the wall-clock time every decode on this clip may take
+    (opening included); ``limits`` what the clip may hold, checked before FFmpeg
+    builds anything from it.
     """
+    limits = limits or ClipLimits()
     if data is None or len(data) == 0:
         raise TaliDecodeError("clip bytes are empty or null", item_idx=item_idx, field=_FIELD)
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TaliDecodeError(
+            f"cannot open {_FIELD}: a clip must be bytes, got {type(data).__name__}",
+            item_idx=item_idx,
+            field=_FIELD,
+        )
+    if len(data) > limits.max_bytes:
+        raise TaliDecodeError(
+            f"clip is {len(data)} bytes, over the {limits.max_bytes}-byte limit",
+            item_idx=item_idx,
+            field=_FIELD,
+        )
+    check_mp4_counts(data, limits, item_idx=item_idx)
     with decode_errors(item_idx, what="open"):
-        container = av.open(io.BytesIO(data), mode="r", format="mp4")
+        container = av.open(
+            io.BytesIO(data), mode="r", format="mp4", options=_open_options(limits), timeout=max_seconds
+        )
     try:
-        return Clip(container, item_idx, max_seconds=max_seconds)
+        return Clip(container, item_idx, max_seconds=max_seconds, limits=limits)
     except BaseException:
         container.close()
         raise

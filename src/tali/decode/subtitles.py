@@ -123,7 +123,9 @@ class _Reader:
     def alias(self, event: yaml.AliasEvent) -> _Anchor:
         anchor = self.anchors.get(event.anchor)
         if anchor is None:
-            raise self.budget.fail(f"subtitles are not valid YAML: found undefined alias {event.anchor[:40]!r}")
+            raise self.budget.fail(
+                f"subtitles are not valid YAML: found undefined alias {event.anchor[:40]!r}"
+            )
         self.budget.add_alias()
         self.budget.add_nodes(anchor.nodes)
         return anchor

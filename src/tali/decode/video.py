@@ -297,10 +297,15 @@ class _NeededPackets:
                 held = []
                 while t is not None and k < n and wanted[k] < t:
                     k += 1
+        clip.deadline.check()
         yield from self.ctx.decode(None)  # drain: the frames held back for reordering
 
     def _feed(self, packets: list[av.Packet]) -> Iterator[av.VideoFrame]:
+        deadline = self.clip.deadline
         for packet in packets:
+            # Checked where the time goes: before each decode, not once a demuxed packet
+            # (held GOPs decode here in one go; a 0.05 s budget used to stop after 1 s).
+            deadline.check()
             self.decoded += 1
             yield from self.ctx.decode(packet)
 
