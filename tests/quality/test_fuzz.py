@@ -24,6 +24,14 @@ from tali.quality.mutate import make_mutants, mutants_to_table
 from tali.sample_data import ClipSpec, encode_clip
 
 COUNTS = {"clip": 300, "image": 200, "text": 560}
+#: The corpus's own limits (smaller than the defaults, so each class is cheap to build).
+FUZZ_CLIP_BYTES = 2_000_000
+TEXT_LIMITS = {
+    "max_subtitle_bytes": 50_000,
+    "max_text_chars": 10_000,
+    "max_subtitle_nodes": 10_000,
+    "max_subtitle_aliases": 1000,
+}
 #: A hang guard, not a speed claim: the loader's own limit is 5 s per row.
 ROW_SECONDS_LIMIT = 15.0
 
@@ -31,13 +39,11 @@ CONFIGS = {
     "clip": TaliConfig(
         modalities=("youtube_content_video", "youtube_content_audio"),
         window=WindowConfig(seconds=1.0, start="random"),
-        video=VideoConfig(num_frames=2, size=32, max_decode_seconds=5.0),
+        video=VideoConfig(num_frames=2, size=32, max_decode_seconds=5.0, max_clip_bytes=FUZZ_CLIP_BYTES),
         audio=AudioConfig(sample_rate=8000),
     ),
     "image": TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(size=32)),
-    "text": TaliConfig(
-        modalities=("text",), text=TextConfig(max_subtitle_bytes=50_000, max_text_chars=10_000)
-    ),
+    "text": TaliConfig(modalities=("text",), text=TextConfig(**TEXT_LIMITS)),
 }
 
 
@@ -167,10 +173,11 @@ def _collate(samples):
 
 
 def test_validate_reports_every_broken_mutant_and_never_dies(corpus):
+    from tali.limits import ClipLimits
     from tali.quality import CheckLimits, validate
 
     files = [str(path) for path, _ in corpus.values()]
-    report = validate(files, limits=CheckLimits(max_text_chars=10_000, max_subtitle_bytes=50_000))
+    report = validate(files, limits=CheckLimits(**TEXT_LIMITS, clip=ClipLimits(max_bytes=FUZZ_CLIP_BYTES)))
     mutants = [m for _, family in corpus.values() for m in family]
     assert report.rows == len(mutants)
     failed = {f.item_idx for f in report.failures}

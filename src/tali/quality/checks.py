@@ -9,6 +9,7 @@ the subtitle YAML parses to timestamp -> text, the WIT lists line up.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from tali.decode.clip import open_clip
 from tali.decode.image import decode_image
 from tali.decode.subtitles import parse_subtitles
 from tali.errors import TaliDataError, TaliSchemaError
+from tali.limits import ClipLimits
 from tali.quality.scan import scan_clip
 from tali.schema import TALI_SCHEMA, Column, ImageField, WitField
 from tali.text import read_wit
@@ -43,6 +45,12 @@ class CheckLimits:
     max_text_chars: int = 1_000_000
     #: Wall-clock budget for decoding one clip end to end.
     max_clip_seconds: float = 60.0
+    max_subtitle_nodes: int = 500_000
+    max_subtitle_aliases: int = 10_000
+    max_jpeg_scans: int = 64
+    max_image_seconds: float = 10.0
+    #: What a clip may hold, checked at open (the loaders' ``VideoConfig`` fields).
+    clip: ClipLimits = dataclasses.field(default_factory=ClipLimits)
 
 
 Check = Callable[[Mapping[str, Any], CheckLimits], None]
@@ -61,7 +69,7 @@ def check_item_idx(row: Mapping[str, Any], limits: CheckLimits) -> None:
 def check_clip(row: Mapping[str, Any], limits: CheckLimits) -> None:
     item_idx = _item(row)
     data = row.get(str(Column.YOUTUBE_VIDEO_CONTENT))
-    with open_clip(data, item_idx=item_idx, max_seconds=limits.max_clip_seconds) as clip:
+    with open_clip(data, item_idx=item_idx, max_seconds=limits.max_clip_seconds, limits=limits.clip) as clip:
         scan_clip(clip, stats=False)
     size = row.get(str(Column.YOUTUBE_VIDEO_SIZE))
     if size is not None and data is not None and size != len(data):
@@ -77,13 +85,23 @@ def check_image(row: Mapping[str, Any], limits: CheckLimits) -> None:
     data = value.get(str(ImageField.BYTES)) if isinstance(value, Mapping) else value
     # size=64 lets libjpeg decode at a reduced scale: every byte is still parsed.
     decode_image(
-        data, size=64, max_pixels=limits.max_image_pixels, item_idx=_item(row), field=str(Column.IMAGE)
+        data,
+        size=64,
+        max_pixels=limits.max_image_pixels,
+        max_jpeg_scans=limits.max_jpeg_scans,
+        max_seconds=limits.max_image_seconds,
+        item_idx=_item(row),
+        field=str(Column.IMAGE),
     )
 
 
 def check_subtitles(row: Mapping[str, Any], limits: CheckLimits) -> None:
     parse_subtitles(
-        row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)), item_idx=_item(row), max_bytes=limits.max_subtitle_bytes
+        row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)),
+        item_idx=_item(row),
+        max_bytes=limits.max_subtitle_bytes,
+        max_nodes=limits.max_subtitle_nodes,
+        max_aliases=limits.max_subtitle_aliases,
     )
 
 

@@ -17,6 +17,7 @@ string column, exactly as a broken scraper would.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import struct
 import zlib
@@ -35,14 +36,24 @@ __all__ = [
     "KINDS",
     "InvalidUtf8",
     "Mutant",
+    "aspect_bomb",
+    "edit_list_bomb",
+    "frame_size_lie",
+    "jpeg_scan_bomb",
     "make_mutants",
     "mutants_to_table",
     "mutate",
+    "png16",
     "png_bomb",
     "remux_without",
 ]
 
 Family = Literal["clip", "image", "text"]
+#: Size of the ``clip.oversized`` mutant (a valid clip padded with a ``free`` box).
+OVERSIZED_CLIP_BYTES = 2_100_000
+_EPS = (
+    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto 10 10 lineto stroke\nshowpage\n"
+)
 FAMILIES: tuple[Family, ...] = ("clip", "image", "text")
 _V, _IMG = str(Column.YOUTUBE_VIDEO_CONTENT), str(Column.IMAGE)
 _SUB, _START = str(Column.YOUTUBE_SUBTITLE_TEXT), str(Column.YOUTUBE_VIDEO_STARTING_TIME)
@@ -101,6 +112,168 @@ def _patch_avc1_size(data: bytes, width: int, height: int) -> bytes:
     return bytes(buf)
 
 
+def aspect_bomb(width: int = 1, height: int = 40_000) -> bytes:
+    """A valid, tiny grey PNG of ``width x height``: under any pixel limit, but "short
+    side to 224" of it is 224 x 8.96 M pixels unless only the output square is computed."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (width, height), 7).save(out, "PNG")
+    return out.getvalue()
+
+
+@functools.lru_cache(maxsize=4)
+def png16(width: int = 8000, height: int = 8000) -> bytes:
+    """A valid 16-bit grey PNG (a gradient; ~124 KB at 8000 x 8000): 128 MB of pixels that
+    float64 conversion of the whole image would turn into 512 MB."""
+    from PIL import Image
+
+    ramp = (np.arange(width, dtype=np.uint32) * 65535 // max(width - 1, 1)).astype(np.uint16)
+    out = io.BytesIO()
+    Image.fromarray(np.broadcast_to(ramp, (height, width)).copy()).save(out, "PNG")
+    return out.getvalue()
+
+
+@functools.lru_cache(maxsize=4)
+def jpeg_scan_bomb(scans: int = 2000, side: int = 256) -> bytes:
+    """A progressive JPEG whose smallest scan is repeated ``scans`` times: libjpeg walks
+    every block once a scan, so decoding time grows with the repeats, not the bytes."""
+    from PIL import Image
+
+    grid = np.random.default_rng(0).integers(0, 256, (side // 16, side // 16, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(grid).resize((side, side)).save(out, "JPEG", quality=50, progressive=True)
+    data = out.getvalue()
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xDA]
+    eoi = data.rfind(b"\xff\xd9")
+    bounds = list(zip(starts, starts[1:] + [eoi], strict=True))
+    start, end = min(bounds, key=lambda b: b[1] - b[0])
+    return data[:eoi] + data[start:end] * scans + data[eoi:]
+
+
+def _boxes_at(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    out, at = [], start
+    while at + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, at)
+        if size < 8 or at + size > end:
+            break
+        out.append((kind, at, size))
+        at += size
+    return out
+
+
+def _box_path(data: bytes, path: Sequence[bytes]) -> list[tuple[int, int]]:
+    """``(offset, size)`` of each box along ``path`` (the first match at each level)."""
+    found, start, end = [], 0, len(data)
+    for kind in path:
+        match = next(((at, size) for k, at, size in _boxes_at(data, start, end) if k == kind), None)
+        if match is None:
+            return []
+        found.append(match)
+        start, end = match[0] + 8, match[0] + match[1]
+    return found
+
+
+def edit_list_bomb(data: bytes, entries: int = 200_000) -> bytes:
+    """The clip with its first track's edit list replaced by ``entries`` copies of one
+    edit (FFmpeg rebuilds its index once per entry: ~1 GB at open for 200 k).
+    Needs a clip whose moov follows mdat (PyAV's default), so no chunk offset moves."""
+    trak = _box_path(data, [b"moov", b"trak"])
+    if not trak:
+        return data
+    moov_at, trak_at = trak[0][0], trak[1][0]
+    edit = struct.pack(">IiHH", 1000, 0, 1, 0)  # duration, media_time, rate 1.0
+    elst = b"\x00\x00\x00\x00" + struct.pack(">I", entries) + edit * entries
+    edts = (
+        struct.pack(">I4s", 8 + 8 + len(elst), b"edts") + struct.pack(">I4s", 8 + len(elst), b"elst") + elst
+    )
+    tkhd = _box_path(data, [b"moov", b"trak", b"tkhd"])
+    if not tkhd:
+        return data
+    insert = tkhd[2][0] + tkhd[2][1]  # right after the track header, where muxers put it
+    old = _box_path(data, [b"moov", b"trak", b"edts"])
+    buf = bytearray(data)
+    grow = len(edts)
+    if old and old[2][0] >= insert:  # drop the existing edts first (it follows tkhd)
+        at, size = old[2]
+        del buf[at : at + size]
+        grow -= size
+    buf[insert:insert] = edts
+    for at in (moov_at, trak_at):
+        (size,) = struct.unpack_from(">I", buf, at)
+        struct.pack_into(">I", buf, at, size + grow)
+    return bytes(buf)
+
+
+@functools.lru_cache(maxsize=2)
+def frame_size_lie(width: int = 3000, height: int = 3000, frames: int = 2) -> bytes:
+    """An mp4 whose sample entry and avcC say 64 x 64 while every keyframe carries its own
+    SPS for ``width x height`` (FFmpeg believes the frames: the probe decodes at that size)."""
+
+    def encode(w: int, h: int, fmt: str) -> bytes:
+        out = io.BytesIO()
+        with av.open(out, "w", format=fmt) as container:
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.options = {"preset": "ultrafast"}
+            for i in range(frames):
+                frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 * i, np.uint8), format="rgb24")
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        return out.getvalue()
+
+    small, raw = encode(64, 64, "mp4"), encode(width, height, "h264")
+    out = io.BytesIO()
+    with (
+        av.open(io.BytesIO(small)) as template,
+        av.open(io.BytesIO(raw), format="h264") as source,
+        av.open(out, "w", format="mp4") as target,
+    ):
+        like = template.streams.video[0]
+        stream = target.add_stream_from_template(like)
+        for i, packet in enumerate(p for p in source.demux(source.streams.video[0]) if p.size):
+            packet.stream, packet.time_base = stream, like.time_base
+            packet.pts = packet.dts = i * 512
+            target.mux(packet)
+    return out.getvalue()
+
+
+@functools.lru_cache(maxsize=2)
+def _mpeg4_clip() -> bytes:
+    """A valid mp4 in MPEG-4 Part 2: a codec TALI clips never use."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+def _claim_samples(data: bytes, count: int = 2**31) -> bytes:
+    """The first ``stsz`` box claims ``count`` samples (in 4 bytes)."""
+    at = data.find(b"stsz")
+    if at < 0:
+        return data
+    buf = bytearray(data)
+    struct.pack_into(">I", buf, at + 4 + 8, count)  # after type, version+flags, sample_size
+    return bytes(buf)
+
+
+def _pad(data: bytes, size: int) -> bytes:
+    """The clip followed by a ``free`` box up to ``size`` bytes (still a valid mp4)."""
+    extra = max(size - len(data), 8)
+    return data + struct.pack(">I4s", extra, b"free") + bytes(extra - 8)
+
+
 def _flip(data: bytes, rng: np.random.Generator, count: int) -> bytes:
     buf = np.frombuffer(data, np.uint8).copy()
     where = rng.integers(0, buf.size, size=count)
@@ -144,6 +317,12 @@ def _clip_ops() -> dict[str, Op]:
         "clip.no_video": with_clip(lambda d, r: remux_without(d, "video"), True),
         "clip.no_audio": with_clip(lambda d, r: remux_without(d, "audio"), True),
         "clip.absurd_size": with_clip(lambda d, r: _patch_avc1_size(d, 65535, 65535), False),
+        "clip.edit_list_bomb": with_clip(lambda d, r: edit_list_bomb(d, 20_000), True),
+        "clip.sample_count_bomb": with_clip(lambda d, r: _claim_samples(d), True),
+        "clip.frame_size_lie": with_clip(lambda d, r: frame_size_lie(), True),
+        "clip.codec_not_allowed": with_clip(lambda d, r: _mpeg4_clip(), True),
+        # Over the fuzz corpus's 2 MB VideoConfig.max_clip_bytes (the default is 64 MB).
+        "clip.oversized": with_clip(lambda d, r: _pad(d, OVERSIZED_CLIP_BYTES), True),
         "clip.null": _set(_V, None, _V),
         "clip.empty": _set(_V, b"", _V),
     }
@@ -164,6 +343,12 @@ def _image_ops() -> dict[str, Op]:
         "image.garbage": with_bytes(lambda d, r: r.integers(0, 256, len(d), dtype=np.uint8).tobytes(), True),
         "image.bomb": with_bytes(lambda d, r: png_bomb(), True),
         "image.absurd_tiny": with_bytes(lambda d, r: png_bomb(0, 5), True),
+        "image.aspect_bomb": with_bytes(lambda d, r: aspect_bomb(1, 40_000), False),
+        "image.aspect_bomb_wide": with_bytes(lambda d, r: aspect_bomb(400_000, 1), False),
+        "image.png16": with_bytes(lambda d, r: png16(2000, 2000), False),
+        "image.jpeg_scan_bomb": with_bytes(lambda d, r: jpeg_scan_bomb(), True),
+        # PostScript: Pillow's EPS plugin would hand it to Ghostscript.
+        "image.eps": with_bytes(lambda d, r: _EPS, True),
         "image.null_bytes": with_bytes(lambda d, r: None, True),
         "image.null_struct": _set(_IMG, None, _IMG),
         # A path must never be opened: bytes are null, the path points at a real file.
@@ -218,6 +403,17 @@ def _text_ops() -> dict[str, Op]:
         "subtitles.huge": subtitle("9.5: " + "s" * 60_000),
         "subtitles.billion_laughs": subtitle(_billion_laughs()),
         "subtitles.deep_nesting": subtitle("[" * 50_000 + "]" * 50_000),
+        # One anchored list aliased by many keys: cheap to write, costly to expand.
+        "subtitles.alias_fanout": subtitle(
+            "0.5: &a [" + ",".join(["w"] * 500) + "]\n" + "".join(f"{k}.5: *a\n" for k in range(1, 3000))
+        ),
+        # One scalar aliased by every line: a window text of 3,000 x 2 KB.
+        "subtitles.scalar_alias_fanout": subtitle(
+            "0.5: &a " + "x" * 2000 + "\n" + "".join(f"{k / 100:.2f}: *a\n" for k in range(1, 3000))
+        ),
+        # 20 k characters but 80 KB: a cap on characters is not a cap on bytes.
+        "subtitles.emoji": subtitle("1.5: " + "\U0001f600" * 20_000 + "\n"),
+        "subtitles.dense_nodes": subtitle("1.5: [" + "a," * 20_000 + "a]\n"),
         "subtitles.list": subtitle("- second 1\n- second 2\n"),
         "subtitles.scalar": subtitle("just some text"),
         "subtitles.nested_mapping": subtitle("1.5: {a: b}\n"),
