@@ -94,14 +94,15 @@ _CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
     import psutil, torch
-    from tali import TaliConfig, TaliDataset
+    from tali import AudioConfig, TaliConfig, TaliDataset
     from tali.data.collate import collate
     from tali.data.policy import ErrorReport
     from tali.data.streaming import TaliStream
     from tali.errors import TaliDataError
 
     path = sys.argv[1]
-    config = TaliConfig()  # every sub-modality, default limits
+    # Every sub-modality, default limits (the sample data has a clip without audio: zeros).
+    config = TaliConfig(audio=AudioConfig(on_missing="zeros"))
     me = psutil.Process()
     out = {"rows": [], "loaders": {}}
     ds = TaliDataset(files=[path], config=config, on_error="raise")
