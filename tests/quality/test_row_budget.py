@@ -123,7 +123,8 @@ _CHILD = textwrap.dedent(
         loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate, **kw)
         try:
             for batch in loader:
-                report.update(batch)
+                if dataset.on_error != "raise":
+                    report.update(batch)
             error = None
         except TaliDataError as exc:
             error = f"{type(exc).__name__}: {exc}"
