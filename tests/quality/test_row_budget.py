@@ -159,7 +159,12 @@ def measured(hostile_shard, tmp_path_factory):
         env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    # Shown with ``pytest -s``: the numbers docs/QUALITY.md quotes.
+    print("peak RSS over baseline (MiB):", measured["map_raise_peak"] >> 20, measured["worker_peak"] >> 20)
+    print("slowest rows (s):", sorted(round(r["seconds"], 2) for r in measured["rows"])[-5:])
+    print("loaders (s):", {name: round(run["seconds"], 1) for name, run in measured["loaders"].items()})
+    return measured
 
 
 def test_every_hostile_row_fails_typed_or_decodes_in_bounded_time(hostile_shard, measured):

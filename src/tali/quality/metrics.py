@@ -42,6 +42,7 @@ from PIL import Image
 from tali.data.rows import row_to_python_lenient
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.decode.clip import open_clip
+from tali.decode.image import IMAGE_FORMATS
 from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.errors import TaliDataError, TaliSourceError
 from tali.quality.checks import parse_start_seconds
@@ -207,7 +208,8 @@ def _image_metrics(row: Mapping[str, Any], opts: MetricsOptions, out: dict[str, 
         raise TaliDataError("image bytes are empty or null", field=str(Column.IMAGE))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data)) as image:  # header only: no pixels decoded
+        # Header only (no pixels decoded), and only the formats a TALI image may be in.
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
             out.update(image_width=image.size[0], image_height=image.size[1], image_mode=image.mode)
 
 
