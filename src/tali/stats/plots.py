@@ -8,29 +8,17 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import os
 from pathlib import Path
 from typing import Any
 
 from tali.errors import TaliConfigError
 from tali.stats.report import NumericSummary, StatsReport
+from tali.viz.figure import new_figure, png_bytes
 
-__all__ = ["new_figure", "plot_report", "write_html", "write_outputs"]
+__all__ = ["plot_report", "write_html", "write_outputs"]
 
 _GROUPS = ("text", "clip", "subtitles", "video", "audio", "sync", "image", "agreement")
-
-
-def new_figure(width: float, height: float) -> Any:
-    """A headless ``Figure`` (Agg canvas); raises with the install hint without matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise TaliConfigError("plots need matplotlib: pip install 'tali-dataset[viz]'") from None
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
 
 
 def _histogram(ax: Any, s: NumericSummary) -> None:
@@ -109,12 +97,6 @@ def plot_report(report: StatsReport) -> dict[str, Any]:
     return figures
 
 
-def _png(figure: Any) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
-
-
 def write_outputs(
     report: StatsReport, out_dir: str | os.PathLike[str], *, html: bool = False
 ) -> dict[str, Path]:
@@ -125,7 +107,7 @@ def write_outputs(
     target.mkdir(parents=True, exist_ok=True)
     written = {"json": target / "stats.json"}
     report.to_json(written["json"])
-    pngs = {name: _png(figure) for name, figure in plot_report(report).items()}
+    pngs = {name: png_bytes(figure) for name, figure in plot_report(report).items()}
     for name, data in pngs.items():
         written[name] = target / f"{name}.png"
         written[name].write_bytes(data)
@@ -149,7 +131,7 @@ def write_html(
 ) -> Path:
     """One page, no external files: tables plus every plot inlined as a base64 PNG."""
     if pngs is None:
-        pngs = {name: _png(figure) for name, figure in plot_report(report).items()}
+        pngs = {name: png_bytes(figure) for name, figure in plot_report(report).items()}
     title = f"tali stats: {report.source}" + (f" / {report.split}" if report.split else "")
     parts = [
         f"<h1>{html.escape(title)}</h1>",

@@ -1,0 +1,29 @@
+"""Headless matplotlib figures: ``Figure`` on an Agg canvas, never pyplot's global state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tali.errors import TaliConfigError
+
+__all__ = ["new_figure", "png_bytes"]
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A ``Figure`` (inches) that renders without a display or a GUI backend; works in workers."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise TaliConfigError("plots need matplotlib: pip install 'tali-dataset[viz]'") from None
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def png_bytes(figure: Any, *, dpi: int = 100) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
