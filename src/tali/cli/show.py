@@ -17,6 +17,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "draw rows (frames, audio, subtitles, image + caption) into a PNG"
 
@@ -39,7 +40,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dpi", type=int, default=100)
 
 
-def _start(value: str) -> str | float:
+def _start(value: str) -> Any:
+    """A number of seconds, else a mode name (WindowConfig checks it)."""
     try:
         return float(value)
     except ValueError:

@@ -102,10 +102,10 @@ def clip_context(row: Mapping[str, Any], *, sample_rate: int = 16_000) -> dict[s
 def _image(value: Any) -> np.ndarray:
     """``[3, H, W]`` tensor / ``[H, W, 3]`` array / PIL image -> ``[H, W, 3]`` uint8 for imshow."""
     if isinstance(value, torch.Tensor):
-        array = value.detach().cpu()
-        if array.dtype.is_floating_point:
-            array = (array.clamp(0, 1) * 255).round().to(torch.uint8)
-        return np.ascontiguousarray(array.permute(1, 2, 0).numpy())
+        tensor = value.detach().cpu()
+        if tensor.dtype.is_floating_point:
+            tensor = (tensor.clamp(0, 1) * 255).round().to(torch.uint8)
+        return np.ascontiguousarray(tensor.permute(1, 2, 0).numpy())
     array = np.asarray(value)
     return array if array.ndim == 3 and array.shape[-1] == 3 else np.moveaxis(array, 0, -1)
 
