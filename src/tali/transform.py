@@ -34,7 +34,13 @@ from tali.decode.clip import Clip, open_clip
 from tali.decode.image import decode_image
 from tali.decode.index import clip_end_ticks, clip_seconds, frames_between
 from tali.decode.subtitles import lines_between, parse_subtitles
-from tali.decode.video import DecodedFrames, decode_frames_at, decode_keyframes_at, window_keyframes
+from tali.decode.video import (
+    DecodedFrames,
+    decode_frames_at,
+    decode_keyframes_at,
+    keyframes_inside,
+    window_keyframes,
+)
 from tali.errors import TaliDataError, TaliDecodeError, TaliSchemaError
 from tali.observe.clock import Stage, timed
 from tali.schema import Column, ImageField, SubModality
@@ -71,8 +77,13 @@ def _pixels_out(array: np.ndarray, output: FrameOutput, *, channels_first: bool 
 class TaliTransform:
     """Row dict -> sample dict, for one :class:`~tali.config.TaliConfig`. Picklable."""
 
-    def __init__(self, config: TaliConfig | None = None) -> None:
+    def __init__(
+        self, config: TaliConfig | None = None, *, durations: Mapping[int, float] | None = None
+    ) -> None:
         self.config = config or TaliConfig()
+        #: Clip seconds by item_idx (``tali.data.durations``): the window of a config that
+        #: does not open the clip (text only); without it, ``nominal_clip_seconds``.
+        self.durations = durations
 
     def __repr__(self) -> str:
         return f"TaliTransform(modalities={[s.value for s in self.config.modalities]})"
@@ -97,7 +108,9 @@ class TaliTransform:
                 window = choose_window(cfg.window, length, rng("window"))
                 sample.update(self._from_clip(clip, window, row, rng))
         elif cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
-            window = choose_window(cfg.window, cfg.window.nominal_clip_seconds, rng("window"))
+            known = self.durations.get(item_idx) if self.durations and item_idx is not None else None
+            length = min(known, cfg.window.max_clip_seconds) if known else cfg.window.nominal_clip_seconds
+            window = choose_window(cfg.window, length, rng("window"))
         if window is not None:
             sample["window"] = {
                 "start_seconds": window.start_seconds,
@@ -202,7 +215,10 @@ class TaliTransform:
                         rotate=rotate,
                     )
                 pixels, pts, rotation = got.pixels, got.pts_seconds, got.rotation
-                mask = mask & got.found
+                # The keyframe in force at the start stands in for a window without one:
+                # its pixels fill the slots, but it is not a frame of the window (mask False).
+                inside = keyframes_inside(frames, window.start_seconds, window.end_seconds) > 0
+                mask = mask & got.found & inside
             out[S.YOUTUBE_CONTENT_VIDEO.value] = {
                 "frames": _pixels_out(pixels, vcfg.output, channels_first=True),
                 "pts_seconds": torch.from_numpy(np.asarray(_pad_pts(pts, mask), dtype=np.float64)),
@@ -220,7 +236,11 @@ class TaliTransform:
             else:
                 with timed(Stage.AUDIO_DECODE):
                     audio = decode_audio_window(
-                        clip, window.start_seconds, window.duration_seconds, cfg.audio.sample_rate
+                        clip,
+                        window.start_seconds,
+                        window.duration_seconds,
+                        cfg.audio.sample_rate,
+                        downmix=cfg.audio.downmix,
                     )
             out[S.YOUTUBE_CONTENT_AUDIO.value] = {
                 "waveform": torch.from_numpy(audio.samples),

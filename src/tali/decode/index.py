@@ -28,7 +28,15 @@ import numpy as np
 from tali.decode.clip import Clip, decode_errors
 from tali.errors import TaliDecodeError
 
-__all__ = ["FrameTimes", "clip_end_ticks", "clip_seconds", "frames_between", "keyframe_seconds", "ticks_at"]
+__all__ = [
+    "FrameTimes",
+    "audit_timestamps",
+    "clip_end_ticks",
+    "clip_seconds",
+    "frames_between",
+    "keyframe_seconds",
+    "ticks_at",
+]
 
 _FIELD = "youtube_video_content"
 
@@ -133,7 +141,11 @@ def _demux(clip: Clip, lo: int, hi: int | None) -> FrameTimes:
                     return packets, False
                 past += 1
             packets.append(packet)
-            if hi is not None and not past and packet.pts is not None and packet.pts >= hi:
+            # Decode timestamps only grow: once one reaches ``hi``, what follows is shown at
+            # or after ``hi`` but for B-frames reordered before it (up to the next keyframe).
+            # Not on pts: a frame claiming to be shown an hour late must not end the scan.
+            stamp = packet.dts if packet.dts is not None else packet.pts
+            if hi is not None and not past and stamp is not None and stamp >= hi:
                 past = 1
         return packets, True
 
@@ -239,3 +251,57 @@ def keyframe_seconds(clip: Clip) -> np.ndarray:
     with decode_errors(clip.item_idx, what="index"):
         times = _demux(clip, origin, None)
     return times.clip_seconds(np.flatnonzero(times.keyframe))
+
+
+def audit_timestamps(
+    clip: Clip, *, max_clip_seconds: float = 600.0, max_gap_seconds: float = 10.0
+) -> list[str]:
+    """What is wrong with a clip's video timestamps, from one demux (no decoding).
+
+    Flags a composition offset (``pts - dts``) or a gap between consecutive frames of
+    more than ``max_gap_seconds``, repeated timestamps, frames before the stream start,
+    and frames spanning more than ``max_clip_seconds``. A clean clip gives ``[]``.
+    """
+    stream = clip.video
+    time_base = Fraction(stream.time_base)
+    origin = _origin(clip)
+    problems: list[str] = []
+    with decode_errors(clip.item_idx, what="index"):
+        clip.container.seek(0, stream=stream, backward=True, any_frame=False)
+        pts, offsets, durations = [], [], []
+        for packet in clip.container.demux(stream):
+            clip.deadline.check()
+            if packet.size == 0 or packet.pts is None or packet.is_discard:
+                continue
+            pts.append(packet.pts)
+            durations.append(packet.duration or 0)
+            if packet.dts is not None:
+                offsets.append(packet.pts - packet.dts)
+    if not pts:
+        return ["no video frames"]
+    longest = float(max(durations) * time_base)
+    if longest > max_gap_seconds:
+        problems.append(f"a frame claiming to last {longest:g} s")
+    for name, claimed in (
+        ("video stream", stream.duration and float(stream.duration * time_base)),
+        ("container", clip.container.duration and clip.container.duration / av.time_base),
+    ):
+        frames_span = float((max(pts) - min(pts)) * time_base)
+        if claimed and claimed > frames_span + max_gap_seconds:
+            problems.append(f"the {name} claims {claimed:g} s, its frames span {frames_span:g} s")
+    ordered = np.sort(np.asarray(pts, dtype=np.int64))
+    worst_offset = float(max((abs(o) for o in offsets), default=0) * time_base)
+    if worst_offset > max_gap_seconds:
+        problems.append(f"a composition offset of {worst_offset:g} s (pts far from dts)")
+    if ordered.size > 1:
+        gap = float(int(np.diff(ordered).max()) * time_base)
+        if gap > max_gap_seconds:
+            problems.append(f"a gap of {gap:g} s between consecutive frames")
+        if np.any(np.diff(ordered) == 0):
+            problems.append("frames with the same timestamp")
+    if int(ordered[0]) < origin:
+        problems.append(f"frames {float((origin - int(ordered[0])) * time_base):g} s before the stream start")
+    span = float((int(ordered[-1]) - min(origin, int(ordered[0]))) * time_base)
+    if span > max_clip_seconds:
+        problems.append(f"frames span {span:g} s, over the {max_clip_seconds:g} s limit")
+    return problems

@@ -28,6 +28,7 @@ __all__ = [
     "decode_frames_played_at",
     "decode_keyframes_at",
     "decode_keyframes_in",
+    "keyframes_inside",
     "rotation_of",
     "scaled_size",
     "to_rgb",
@@ -574,7 +575,8 @@ def decode_keyframes_in(
 
 def window_keyframes(frames: FrameTimes, start_seconds: float, end_seconds: float) -> np.ndarray:
     """Indices of the keyframes starting in ``[start, end)``; if none, the keyframe in
-    force at ``start`` (the last one before it); empty if there is none."""
+    force at ``start`` (the last one before it); empty if there is none. Use
+    :func:`keyframes_inside` to tell the two apart."""
     inside = frames.starting_in(start_seconds, end_seconds)
     keys = inside[frames.keyframe[inside]]
     if keys.size:
@@ -582,3 +584,9 @@ def window_keyframes(frames: FrameTimes, start_seconds: float, end_seconds: floa
     first = int(np.searchsorted(frames.pts, ticks_at(start_seconds, frames.time_base, frames.origin)))
     before = np.flatnonzero(frames.keyframe[:first])
     return before[-1:]
+
+
+def keyframes_inside(frames: FrameTimes, start_seconds: float, end_seconds: float) -> int:
+    """How many keyframes start in ``[start, end)`` (0: :func:`window_keyframes` is a stand-in)."""
+    inside = frames.starting_in(start_seconds, end_seconds)
+    return int(frames.keyframe[inside].sum())
