@@ -24,8 +24,7 @@ _GROUPS = ("text", "clip", "subtitles", "video", "audio", "sync", "image", "agre
 def _histogram(ax: Any, s: NumericSummary) -> None:
     h = s.histogram
     if h.counts:
-        widths = [b - a for a, b in zip(h.edges[:-1], h.edges[1:], strict=True)]
-        ax.bar(h.edges[:-1], h.counts, width=widths, align="edge", color="#4c72b0", edgecolor="white")
+        ax.stairs(h.counts, h.edges, fill=True, color="#4c72b0")
         if "p50" in s.quantiles:
             ax.axvline(s.quantiles["p50"], color="#c44e52", linewidth=1.2, label="median")
     ax.set_title(f"{s.name} (per {s.per})", fontsize=9)
@@ -50,7 +49,15 @@ def plot_report(report: StatsReport) -> dict[str, Any]:
             continue
         cols = min(3, len(items))
         rows = (len(items) + cols - 1) // cols
-        figure = new_figure(4.0 * cols, 2.8 * rows)
+        figure = new_figure(4.0 * cols, 2.8 * rows, layout=None)
+        figure.subplots_adjust(
+            left=0.07,
+            right=0.98,
+            top=1 - 0.45 / (2.8 * rows),
+            bottom=0.5 / (2.8 * rows),
+            hspace=0.55,
+            wspace=0.25,
+        )
         axes = figure.subplots(rows, cols, squeeze=False)
         for ax, s in zip(axes.flat, items, strict=False):
             _histogram(ax, s)
@@ -98,16 +105,21 @@ def plot_report(report: StatsReport) -> dict[str, Any]:
 
 
 def write_outputs(
-    report: StatsReport, out_dir: str | os.PathLike[str], *, html: bool = False
+    report: StatsReport,
+    out_dir: str | os.PathLike[str],
+    *,
+    html: bool = False,
+    figures: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """``stats.json`` and one PNG per figure into ``out_dir`` (+ ``report.html`` with ``html``)."""
+    """``stats.json`` and one PNG per figure into ``out_dir`` (+ ``report.html`` with ``html``).
+    ``figures``: the output of :func:`plot_report`, if already built."""
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
         raise TaliConfigError(f"output folder {target} exists and is not a directory")
     target.mkdir(parents=True, exist_ok=True)
     written = {"json": target / "stats.json"}
     report.to_json(written["json"])
-    pngs = {name: png_bytes(figure) for name, figure in plot_report(report).items()}
+    pngs = {name: png_bytes(figure) for name, figure in (figures or plot_report(report)).items()}
     for name, data in pngs.items():
         written[name] = target / f"{name}.png"
         written[name].write_bytes(data)
