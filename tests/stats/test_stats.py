@@ -93,7 +93,7 @@ def test_subtitle_counts_equal_the_yaml_parser_on_every_row(sample_root, rows):
     con = connect(1)
     create_features(con, shards, clip_seconds=30.0, metrics_view=None)
     got = dict(con.execute("SELECT item_idx, subtitle_lines_total FROM features").fetchall())
-    assert len(got) == len(rows) == 24
+    assert len(got) == len(rows) >= 24
     for item_idx, row in rows.items():
         text = row["youtube_subtitle_text"]
         assert got[item_idx] == (None if text is None else len(parse_subtitles(text)))
