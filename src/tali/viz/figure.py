@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from tali.errors import TaliConfigError
 
 __all__ = ["new_figure", "png_bytes"]
 
 
-def new_figure(width: float, height: float, *, layout: str | None = "constrained") -> Any:
+def new_figure(
+    width: float,
+    height: float,
+    *,
+    layout: Literal["constrained", "compressed", "tight"] | None = "constrained",
+) -> Any:
     """A ``Figure`` (inches) that renders without a display or a GUI backend; works in workers.
 
     ``layout=None`` skips matplotlib's constrained layout (it about doubles the render

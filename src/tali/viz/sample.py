@@ -162,9 +162,13 @@ def plot_sample(
         times = offset + np.arange(len(samples)) / sample_rate
         wave_ax.plot(times, samples, linewidth=0.4, color="#4c72b0", gid="waveform")
         if sample_rate == 16_000 and len(samples) >= 400:
-            mel = log_mel(samples, sample_rate)
-            extent = (offset, offset + mel.shape[1] * 160 / sample_rate, 0, mel.shape[0])
-            mel_ax.imshow(mel, origin="lower", aspect="auto", extent=extent, cmap="magma", gid="log_mel")
+            try:
+                mel = log_mel(samples, sample_rate)
+            except TaliConfigError as exc:  # the mel filters come with the models extra
+                mel_ax.text(0.5, 0.5, str(exc), transform=mel_ax.transAxes, ha="center", fontsize=7)
+            else:
+                extent = (offset, offset + mel.shape[1] * 160 / sample_rate, 0, mel.shape[0])
+                mel_ax.imshow(mel, origin="lower", aspect="auto", extent=extent, cmap="magma", gid="log_mel")
         mel_ax.set_ylabel("mel bin", fontsize=8)
     wave_ax.set_ylabel("amplitude", fontsize=8)
     lines = context["subtitles"] if context is not None else []
