@@ -28,6 +28,25 @@ def _artists(figure, kind, gid):
     return found
 
 
+def _rendered(figure):
+    """The figure as the PNG it writes, and each image artist's pixels cut out of that PNG."""
+    import io
+
+    from tali.viz import png_bytes
+
+    data = png_bytes(figure, dpi=figure.dpi)  # same dpi: the PNG has the canvas's pixel geometry
+    png = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    height = png.shape[0]
+    crops = {}
+    for ax in figure.axes:
+        for image in ax.images:
+            box = image.get_window_extent()  # display pixels, origin bottom left
+            rows = slice(int(np.ceil(height - box.y1)), int(np.floor(height - box.y0)))
+            cols = slice(int(np.ceil(box.x0)), int(np.floor(box.x1)))
+            crops[image] = png[rows, cols]
+    return crops
+
+
 def _expected_code(truth_row, pts):
     return sample_data.expected_frame_code(truth_row, sample_data.frame_index_at(truth_row, float(pts)))
 
@@ -40,6 +59,7 @@ def test_sample_figure_shows_the_samples_frames_window_subtitles_and_image(ds, t
     frames = _artists(figure, "images", "frame")
     video = sample["youtube_content_video"]
     assert len(frames) == VIEW_CONFIG.video.num_frames
+    pixels = _rendered(figure)
     checked = 0
     for k, (ax, artist) in enumerate(frames):
         shown = np.asarray(artist.get_array())
@@ -47,6 +67,7 @@ def test_sample_figure_shows_the_samples_frames_window_subtitles_and_image(ds, t
         expected = _expected_code(t, video["pts_seconds"][k])
         if expected is not None and video["mask"][k]:
             assert sample_data.read_frame_index(shown) == expected
+            assert sample_data.read_frame_index(pixels[artist]) == expected  # and the PNG shows it
             checked += 1
         assert ax.get_title() == f"{float(video['pts_seconds'][k]):.2f} s"
     assert checked >= 4
@@ -103,11 +124,14 @@ def test_batch_element_plots_without_the_row(ds):
 def test_contact_sheet_rows_hold_their_own_frames_and_images(ds, truth):
     rows = [0, 5, 9]
     figure = contact_sheet(ds, rows)
+    pixels = _rendered(figure)  # what the PNG shows, not just what the artists hold
+    checked = 0
     for index in rows:
         sample = ds[index]
         t = truth[sample["item_idx"]]
         ((_, image),) = _artists(figure, "images", f"wikipedia_image:{index}")
         assert sample_data.read_image_code(np.asarray(image.get_array())) == sample["item_idx"]
+        assert sample_data.read_image_code(pixels[image]) == sample["item_idx"]
         frames = _artists(figure, "images", f"frame:{index}:")
         assert len(frames) == VIEW_CONFIG.video.num_frames
         video = sample["youtube_content_video"]
@@ -115,6 +139,9 @@ def test_contact_sheet_rows_hold_their_own_frames_and_images(ds, truth):
             expected = _expected_code(t, video["pts_seconds"][k])
             if expected is not None:
                 assert sample_data.read_frame_index(np.asarray(artist.get_array())) == expected
+                assert sample_data.read_frame_index(pixels[artist]) == expected
+                checked += 1
+    assert checked >= 12
 
 
 def test_parse_rows():
