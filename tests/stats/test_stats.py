@@ -176,6 +176,10 @@ def test_metrics_summaries_and_correlations(sample_root, val_metrics):
                 assert r == pytest.approx(np.corrcoef(x[ok], y[ok])[0, 1]), (a, b)
                 checked += 1
     assert checked >= 3
+    strongest = report.strongest_correlations(5)
+    assert len(strongest) == 5 and all(abs(strongest[0][2]) >= abs(r) for *_, r in strongest)
+    a, b, r = strongest[0]
+    assert matrix[names.index(a), names.index(b)] == r
     # Subtitle lines inside the clip use the measured duration: lines at s + 0.5 for s < duration.
     by_item = {r["item_idx"]: r for r in table}
     assert report.numeric["subtitle_lines_in_clip"].max == max(

@@ -74,6 +74,17 @@ class StatsReport:
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else math.inf
 
+    def strongest_correlations(self, k: int = 10) -> list[tuple[str, str, float]]:
+        """The ``k`` column pairs with the largest ``|r|``, strongest first."""
+        names, matrix = self.correlations.get("columns", []), self.correlations.get("matrix", [])
+        pairs = [
+            (a, names[j], matrix[i][j])
+            for i, a in enumerate(names)
+            for j in range(i + 1, len(names))
+            if matrix[i][j] is not None
+        ]
+        return sorted(pairs, key=lambda p: (-abs(p[2]), p[0], p[1]))[:k]
+
     def to_dict(self) -> dict[str, Any]:
         blob = asdict(self)
         for summary in blob["categorical"].values():
@@ -127,6 +138,14 @@ class StatsReport:
             top.add_column("share", justify="right")
             for value, count in c.top:
                 top.add_row(value, str(count), f"{100 * count / max(c.total, 1):.1f}%")
+            console.print(top)
+        pairs = self.strongest_correlations()
+        if pairs:
+            top = Table(title="strongest correlations (Pearson r)")
+            for name in ("column", "column", "r"):
+                top.add_column(name, justify="right" if name == "r" else "left")
+            for a, b, r in pairs:
+                top.add_row(a, b, f"{r:+.3f}")
             console.print(top)
         for column, rows in self.top_rows.items():
             top = Table(title=f"highest {column}")
