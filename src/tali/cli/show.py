@@ -37,7 +37,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=128, help="frame and image size in pixels (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the window/frame/language choices")
     parser.add_argument("--epoch", type=int, default=0, help="epoch the choices are drawn for (default 0)")
-    parser.add_argument("--dpi", type=int, default=100)
+    parser.add_argument("--dpi", type=int, default=100, help="pixels per inch of the PNG (default 100)")
 
 
 def _start(value: str) -> Any:

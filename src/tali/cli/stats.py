@@ -8,6 +8,7 @@ Prints tables; --json writes the numbers as JSON (`-` for stdout), --out DIR wri
 stats.json and PNG plots, --html adds DIR/report.html (one file, plots inlined).
 
 examples:
+  tali stats sample --split train                     # the bundled sample dataset
   tali stats ~/data/TALI --split train
   tali stats ~/data/TALI --split train --metrics train-metrics.parquet --out stats/ --html
   tali stats shard.parquet --json - | jq .numeric.clip_bytes.quantiles"""
@@ -52,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
         raise TaliConfigError("--html writes DIR/report.html: give --out DIR as well")
     from rich.console import Console
 
+    from tali.cli._config_args import resolve_source
     from tali.stats import StatsOptions, describe, write_outputs
 
     options = StatsOptions(
         bins=args.bins, top_k=args.top_k, clip_seconds=args.clip_seconds, threads=args.threads
     )
-    report = describe(args.source, split=args.split, metrics=args.metrics, options=options)
+    report = describe(resolve_source(args.source), split=args.split, metrics=args.metrics, options=options)
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     if to_stdout:
