@@ -285,8 +285,22 @@ def describe(
     """
     opts = options or StatsOptions()
     shards = resolve_local_files(source, split)
-    began = time.perf_counter()
     con = connect(opts.threads)
+    try:
+        return _describe(con, source, split, shards, metrics, opts)
+    finally:
+        con.close()
+
+
+def _describe(
+    con: Any,
+    source: SourceLike,
+    split: str | None,
+    shards: list[str],
+    metrics: str | os.PathLike[str] | pa.Table | None,
+    opts: StatsOptions,
+) -> StatsReport:
+    began = time.perf_counter()
     metric_names = _register_metrics(con, metrics) if metrics is not None else []
     try:
         create_features(
@@ -340,16 +354,15 @@ def describe(
         for column in _TOP_METRIC_ROWS:
             if column in metric_names:
                 report.top_rows[column] = _top_rows(con, "split_metrics", column, opts.top_k)
+        wanted = ["clip_bytes", "subtitle_lines_in_clip", "youtube_description_chars"]
+        measured = [c for c, _, _ in present]
+        picked = ", ".join([f"f.{c}" for c in wanted] + [f'm."{c}"' for c in measured])
         con.execute(
-            "CREATE TEMP VIEW corr_rows AS SELECT f.clip_bytes, f.subtitle_lines_in_clip, "
-            "f.youtube_description_chars, m.* EXCLUDE (shard) FROM row_features f "
+            f"CREATE TEMP VIEW corr_rows AS SELECT {picked} FROM row_features f "
             "JOIN split_metrics m USING (item_idx)"
         )
-        wanted = ["clip_bytes", "subtitle_lines_in_clip", "youtube_description_chars"]
-        wanted += [c for c, _, _ in present]
-        report.correlations = _correlations(con, "corr_rows", wanted)
+        report.correlations = _correlations(con, "corr_rows", wanted + measured)
     report.seconds = time.perf_counter() - began
-    con.close()
     return report
 
 
