@@ -212,7 +212,12 @@ class Catalog:
         from tali.quality import select
 
         view = self.split(split)
-        result = select(list(view.files), split=split, metrics=metrics, where=where)
+        try:
+            result = select(list(view.files), split=split, metrics=metrics, where=where)
+        except TaliSourceError as exc:
+            # The shards and metrics table were read at startup: what fails now is the clause
+            # (DuckDB's catalog/type errors, e.g. an unknown function), a bad request.
+            raise TaliConfigError(str(exc)) from None
         rows = sorted(view.global_row(path, r) for path, kept in result.positions.items() for r in kept)
         return rows, result.read
 
