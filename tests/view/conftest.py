@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("starlette", reason="the viewer needs the view extra")
 
-from tali.quality.metrics import MetricsOptions, compute_metrics  # noqa: E402
-from tali.view import Catalog, ViewerServer  # noqa: E402
+from tali.quality.metrics import MetricsOptions, compute_metrics
+from tali.view import Catalog, ViewerServer
 
 CHROMIUM_ARGS = [
     "--headless",

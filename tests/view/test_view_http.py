@@ -141,7 +141,9 @@ def test_window_frames_and_audio_match_the_ground_truth(
     codes = [sample_data.read_frame_index(_png(client.get(url).content)) for url in body["frame_urls"]]
     pts = [f["pts_seconds"] for f in body["frames"]]
     assert all(10.0 <= t <= 13.0 for t in pts)
-    assert codes == [sample_data.expected_frame_code(facts, sample_data.frame_index_at(facts, t)) for t in pts]
+    assert codes == [
+        sample_data.expected_frame_code(facts, sample_data.frame_index_at(facts, t)) for t in pts
+    ]
     samples, rate = _wav(client.get(body["audio_url"]).content)
     for centre, second in sample_data.tone_seconds(samples, rate, 10.0):
         assert second == sample_data.expected_tone_second(facts, centre)
@@ -175,7 +177,9 @@ def test_row_shows_every_language_the_subtitle_timeline_and_the_image(
         assert body["youtube"]["start_seconds"] == facts["start_second"]
         lines = body["youtube"]["subtitles"]
         start = facts["start_second"]
-        expected = sample_data.expected_subtitle_lines(truth=facts, absolute_start=start - 1, absolute_end=start + 30)
+        expected = sample_data.expected_subtitle_lines(
+            truth=facts, absolute_start=start - 1, absolute_end=start + 30
+        )
         assert [line["text"] for line in lines] == expected
         for line in lines:  # "second s" starts at absolute s + 0.5 and lasts until the next line
             s = int(line["text"].split()[1])
@@ -185,7 +189,9 @@ def test_row_shows_every_language_the_subtitle_timeline_and_the_image(
     assert client.get("/api/row/train/3").json()["youtube"]["subtitles"] == []  # a null subtitle column
 
 
-def test_metrics_of_a_row_and_a_filter_over_them(client: TestClient, truth: dict[int, dict[str, Any]]) -> None:
+def test_metrics_of_a_row_and_a_filter_over_them(
+    client: TestClient, truth: dict[int, dict[str, Any]]
+) -> None:
     row = client.get("/api/row/val/0").json()
     assert row["metrics"]["item_idx"] == row["item_idx"]
     assert row["metrics"]["video_fps"] == pytest.approx(truth[row["item_idx"]]["fps"])
@@ -252,7 +258,9 @@ def test_server_binds_loopback_and_stops_cleanly(catalog: Catalog) -> None:
         httpx.get(server.url, timeout=2)
 
 
-def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path, sample_root: Path) -> None:
+def test_cli_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sample_root: Path
+) -> None:
     cases = [
         (["view", str(tmp_path / "missing")], "no such file or directory"),
         (["view", str(sample_root), "--host", "0.0.0.0"], "refusing to listen on 0.0.0.0"),

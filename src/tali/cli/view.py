@@ -27,7 +27,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="dataset directory (Hub layout), parquet file(s), or 'sample' for the built-in sample data",
     )
     parser.add_argument("--split", action="append", default=None, help="serve only this split (repeatable)")
-    parser.add_argument("--metrics", default=None, help="metrics parquet from `tali metrics` (per-row table, filter)")
+    parser.add_argument(
+        "--metrics", default=None, help="metrics parquet from `tali metrics` (per-row table, filter)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
     parser.add_argument(

@@ -49,7 +49,14 @@ from tali.view.media import (
     spectrogram_png,
     wav_float32,
 )
-from tali.view.sample import BoundedCache, ClipOverview, SampleParams, WindowSample, clip_overview, decode_window
+from tali.view.sample import (
+    BoundedCache,
+    ClipOverview,
+    SampleParams,
+    WindowSample,
+    clip_overview,
+    decode_window,
+)
 
 __all__ = ["create_app", "starlette"]
 
@@ -60,8 +67,10 @@ _STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css"}
 _HEADERS = [
     (
         b"content-security-policy",
-        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        b"media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        (
+            b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+            b"media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        ),
     ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -144,7 +153,9 @@ def create_app(
         name = request.path_params["name"]
         if name not in _STATIC:
             raise RowNotFound(f"no static file {name[:40]!r}")
-        return Response(resources.files("tali.view").joinpath(f"static/{name}").read_bytes(), media_type=_STATIC[name])
+        return Response(
+            resources.files("tali.view").joinpath(f"static/{name}").read_bytes(), media_type=_STATIC[name]
+        )
 
     def home(request: Request) -> Response:
         return RedirectResponse(f"/row/{catalog.first_split}/0", status_code=307)
@@ -153,7 +164,8 @@ def create_app(
         return JSONResponse(
             {
                 "splits": [
-                    {"name": v.name, "rows": v.num_rows, "shards": v.shards()} for v in catalog.splits.values()
+                    {"name": v.name, "rows": v.num_rows, "shards": v.shards()}
+                    for v in catalog.splits.values()
                 ],
                 "first": {"split": catalog.first_split, "index": 0},
                 "metrics": viewer.metrics_path is not None,
@@ -182,7 +194,9 @@ def create_app(
         query = "&".join(f"{k}={v}" for k, v in params.to_query().items())
         out = sample.summary()
         out["params"] = params.to_query()
-        out["frame_urls"] = [f"/media/{split}/{sample.key}/frame/{k}.png?{query}" for k in range(len(sample.frames))]
+        out["frame_urls"] = [
+            f"/media/{split}/{sample.key}/frame/{k}.png?{query}" for k in range(len(sample.frames))
+        ]
         out["audio_url"] = f"/media/{split}/{sample.key}/window.wav?{query}"
         return JSONResponse(out)
 
@@ -212,7 +226,9 @@ def create_app(
         if len(where) > 2000:
             raise TaliConfigError("a WHERE clause is at most 2000 characters")
         rows, read = catalog.filter(split, where, viewer.metrics_path)
-        return JSONResponse({"split": split, "where": where, "read": read, "kept": len(rows), "indices": rows})
+        return JSONResponse(
+            {"split": split, "where": where, "read": read, "kept": len(rows), "indices": rows}
+        )
 
     def video(request: Request) -> Response:
         _, data = viewer.row(request.path_params["split"], request.path_params["index"])
@@ -244,14 +260,18 @@ def create_app(
             body.update(missing=True, min=[], max=[])
         else:
             low, high = envelope(overview.audio, columns)
-            body.update(missing=False, min=[round(float(v), 4) for v in low], max=[round(float(v), 4) for v in high])
+            body.update(
+                missing=False, min=[round(float(v), 4) for v in low], max=[round(float(v), 4) for v in high]
+            )
         return JSONResponse(body)
 
     def spectrogram(request: Request) -> Response:
         columns = _columns(request.query_params)
         overview = viewer.overview(request.path_params["split"], request.path_params["index"])
         if overview.audio is None:
-            raise TaliDataError("the clip has no audio stream", item_idx=None, field=str(Column.YOUTUBE_VIDEO_CONTENT))
+            raise TaliDataError(
+                "the clip has no audio stream", item_idx=None, field=str(Column.YOUTUBE_VIDEO_CONTENT)
+            )
         return Response(
             spectrogram_png(spectrogram_db(overview.audio, columns, n_fft=N_FFT)),
             media_type="image/png",
@@ -259,14 +279,18 @@ def create_app(
         )
 
     def frame(request: Request) -> Response:
-        sample = viewer.window(request.path_params["split"], request.path_params["index"], request.query_params)
+        sample = viewer.window(
+            request.path_params["split"], request.path_params["index"], request.query_params
+        )
         slot = request.path_params["slot"]
         if not _INDEX.match(slot) or int(slot) >= len(sample.frames):
             raise RowNotFound(f"frame {slot[:20]!r} is not in this window's {len(sample.frames)} frames")
         return Response(png_bytes(sample.frames[int(slot)]), media_type="image/png")
 
     def window_audio(request: Request) -> Response:
-        sample = viewer.window(request.path_params["split"], request.path_params["index"], request.query_params)
+        sample = viewer.window(
+            request.path_params["split"], request.path_params["index"], request.query_params
+        )
         return Response(wav_float32(sample.waveform, sample.sample_rate), media_type="audio/wav")
 
     def error(request: Request, exc: Exception) -> Response:

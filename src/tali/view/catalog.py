@@ -188,7 +188,9 @@ class Catalog:
         con = _sandboxed(view.files)
         try:
             blob = "lower(concat_ws(' ', " + ", ".join(_SEARCH_TEXT) + "))"
-            con.execute(f"CREATE TEMP TABLE hits AS SELECT * FROM meta WHERE contains({blob}, lower($q))", {"q": text})
+            con.execute(
+                f"CREATE TEMP TABLE hits AS SELECT * FROM meta WHERE contains({blob}, lower($q))", {"q": text}
+            )
             total = con.execute("SELECT count(*) FROM hits").fetchone()[0]
             rows = con.execute(
                 "SELECT filename, file_row_number, item_idx, youtube_title_text, "
@@ -280,17 +282,16 @@ class MetricsTable:
 def _discover(source: SourceLike) -> dict[str, list[str]]:
     """Split name -> shard files. A directory is read in the Hub layout; a file or a list of
     files is grouped by the split its Hub shard name gives (else the file's stem)."""
+    out: dict[str, list[str]] = {}
     if isinstance(source, str | os.PathLike) and Path(source).is_dir():
         files = resolve_local_files(source, None)
         names = {_split_of(f) for f in files}
-        out = {}
         for name in sorted(names, key=lambda n: ({"train": 0, "val": 1, "test": 2}.get(n, 3), n)):
             try:
                 out[name] = resolve_local_files(source, name)
             except TaliSourceError:
                 out[name] = [f for f in files if _split_of(f) == name]
         return out
-    out: dict[str, list[str]] = {}
     for f in resolve_local_files(source, None):
         out.setdefault(_split_of(f), []).append(f)
     return out

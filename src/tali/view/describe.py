@@ -35,7 +35,9 @@ def _part(build: Callable[[], Any]) -> dict[str, Any]:
 def _languages(row: Mapping[str, Any]) -> dict[str, Any]:
     wit = read_wit(row.get(str(Column.WIT_FEATURES)), item_idx=row.get(str(Column.ITEM_IDX)))
     languages = wit[str(WitField.LANGUAGE)]
-    return {"languages": [{str(f): clean_value(wit[str(f)][k]) for f in WitField} for k in range(len(languages))]}
+    return {
+        "languages": [{str(f): clean_value(wit[str(f)][k]) for f in WitField} for k in range(len(languages))]
+    }
 
 
 def start_seconds(row: Mapping[str, Any]) -> float:
@@ -58,13 +60,17 @@ def subtitle_timeline(row: Mapping[str, Any], start: float, duration: float) -> 
     timestamp (the last one until the clip ends), so at clip time ``t`` the line showing is the
     last one with ``clip_seconds <= t``; the line just before the clip is kept because it is
     still showing at ``t = 0``."""
-    lines = parse_subtitles(row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)), item_idx=row.get(str(Column.ITEM_IDX)))
+    lines = parse_subtitles(
+        row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)), item_idx=row.get(str(Column.ITEM_IDX))
+    )
     out = []
     for k, line in enumerate(lines):
         begin = line.seconds - start
         end = lines[k + 1].seconds - start if k + 1 < len(lines) else max(duration, begin)
         if end > 0 and begin < duration:
-            out.append({"seconds": line.seconds, "clip_seconds": begin, "end_clip_seconds": end, "text": line.text})
+            out.append(
+                {"seconds": line.seconds, "clip_seconds": begin, "end_clip_seconds": end, "text": line.text}
+            )
     return out
 
 
@@ -94,9 +100,16 @@ def _image(row: Mapping[str, Any]) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             header = Image.open(io.BytesIO(data))  # the header only: no pixels decoded here
-            return {"width": header.width, "height": header.height, "mode": header.mode, "format": header.format}
+            return {
+                "width": header.width,
+                "height": header.height,
+                "mode": header.mode,
+                "format": header.format,
+            }
     except (OSError, ValueError, SyntaxError) as exc:
-        raise TaliDataError(f"image header unreadable: {exc}", item_idx=row.get("item_idx"), field="image") from None
+        raise TaliDataError(
+            f"image header unreadable: {exc}", item_idx=row.get("item_idx"), field="image"
+        ) from None
 
 
 def describe_row(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -80,7 +80,9 @@ def wav_float32(samples: np.ndarray, sample_rate: int) -> bytes:
     data = np.ascontiguousarray(samples, dtype="<f4").tobytes()
     header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
     fmt = struct.pack("<HHIIHH", 3, 1, sample_rate, sample_rate * 4, 4, 32)  # 3 = IEEE float
-    return header + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return (
+        header + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    )
 
 
 def envelope(samples: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,9 @@ def _number(query: Mapping[str, str], name: str, kind: type, default: Any) -> An
     try:
         value = kind(raw)
     except ValueError:
-        raise TaliConfigError(f"{name}={raw[:40]!r} is not {'an integer' if kind is int else 'a number'}") from None
+        raise TaliConfigError(
+            f"{name}={raw[:40]!r} is not {'an integer' if kind is int else 'a number'}"
+        ) from None
     if kind is float and not math.isfinite(value):
         raise TaliConfigError(f"{name}={raw[:40]!r} is not a finite number")
     return value
@@ -71,7 +73,9 @@ class SampleParams:
             _bounded("seconds", self.seconds, 0.01, MAX_SECONDS)
         if isinstance(self.start, str):
             if self.start not in _STARTS:
-                raise TaliConfigError(f"start={self.start!r}: choose {', '.join(_STARTS)} or a number of seconds")
+                raise TaliConfigError(
+                    f"start={self.start!r}: choose {', '.join(_STARTS)} or a number of seconds"
+                )
         else:
             _bounded("start", self.start, 0, MAX_SECONDS)
         _bounded("num_frames", self.num_frames, 1, MAX_FRAMES)
@@ -201,7 +205,9 @@ class ClipOverview:
 def clip_overview(row: Mapping[str, Any], *, max_seconds: float | None = 60.0) -> ClipOverview:
     """Opened from the row's own bytes (never ``youtube_video_file_path``)."""
     item_idx = row.get(str(Column.ITEM_IDX))
-    with open_clip(row.get(str(Column.YOUTUBE_VIDEO_CONTENT)), item_idx=item_idx, max_seconds=max_seconds) as clip:
+    with open_clip(
+        row.get(str(Column.YOUTUBE_VIDEO_CONTENT)), item_idx=item_idx, max_seconds=max_seconds
+    ) as clip:
         audio = None
         if clip.audio is not None:
             audio = decode_audio_window(clip, 0.0, clip.info.duration_seconds, ANALYSIS_RATE).samples

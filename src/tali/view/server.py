@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Self
 
 from tali.errors import TaliConfigError
 from tali.view.app import create_app, starlette
@@ -102,7 +102,7 @@ class ViewerServer:
         finally:
             self.socket.close()
 
-    def start(self, timeout: float = 30.0) -> ViewerServer:
+    def start(self, timeout: float = 30.0) -> Self:
         """Serve from a daemon thread; returns once the server accepts connections."""
         self._thread = threading.Thread(target=self.run, name="tali-view", daemon=True)
         self._thread.start()
@@ -119,8 +119,8 @@ class ViewerServer:
             self._thread.join(timeout)
             self._thread = None
 
-    def __enter__(self) -> ViewerServer:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
