@@ -275,3 +275,43 @@ def test_cli_errors_are_one_line(
     with ViewerServer(Catalog([sample_root]), port=0) as busy:
         assert main(["view", str(sample_root), "--port", str(busy.port)]) == 1
         assert "pass --port 0 for a free one" in capsys.readouterr().err
+
+
+def test_a_broken_row_shows_its_errors_and_its_validation_report(tmp_path: Path, sample_root: Path) -> None:
+    from tali.quality import validate
+
+    table = pq.read_table(sample_root / "data" / "train-00000-of-00002.parquet").slice(0, 3)
+    videos = table.column("youtube_video_content").to_pylist()
+    subtitles = table.column("youtube_subtitle_text").to_pylist()
+    videos[0], subtitles[1] = b"not an mp4 at all", "0.5: [unclosed"
+    table = table.set_column(
+        table.schema.get_field_index("youtube_video_content"),
+        table.schema.field("youtube_video_content"),
+        pa.array(videos, pa.binary()),
+    )
+    table = table.set_column(
+        table.schema.get_field_index("youtube_subtitle_text"),
+        table.schema.field("youtube_subtitle_text"),
+        pa.array(subtitles, pa.string()),
+    )
+    (tmp_path / "data").mkdir()
+    pq.write_table(table, tmp_path / "data" / "train-00000-of-00001.parquet")
+    report = tmp_path / "validation.json"
+    validate(tmp_path, split="train", checks=["clip", "subtitles"], report=report)
+    client = TestClient(create_app(Catalog([tmp_path]), report=report))
+
+    bad_clip = client.get("/api/row/train/0").json()
+    assert (
+        bad_clip["clip"]["error"].startswith("TaliDecodeError") and "item_idx=0" in bad_clip["clip"]["error"]
+    )
+    assert [f["check"] for f in bad_clip["validation"]] == ["clip"]
+    assert bad_clip["wikipedia"]["languages"][0]["language"] == "en"  # the rest of the row still shows
+    for url in ("/api/window/train/0", "/media/train/0/waveform.json"):
+        response = client.get(url)
+        assert response.status_code == 422 and "item_idx=0" in response.json()["error"]
+    bad_yaml = client.get("/api/row/train/1").json()
+    assert bad_yaml["youtube"]["subtitle_error"].startswith("TaliSubtitleError")
+    assert [f["check"] for f in bad_yaml["validation"]] == ["subtitles"]
+    assert client.get("/api/window/train/1").status_code == 422
+    assert client.get("/api/row/train/2").json()["validation"] == []
+    assert client.get("/api/window/train/2").status_code == 200

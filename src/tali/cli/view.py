@@ -9,6 +9,7 @@ examples:
   tali view sample                          # the built-in sample dataset
   tali view ~/TALI --split val --port 0     # a downloaded dataset, any free port
   tali view ~/TALI --metrics metrics.parquet   # show each row's metrics, filter on them
+  tali view ~/TALI --report validation.json    # show each row's failed checks
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics", default=None, help="metrics parquet from `tali metrics` (per-row table, filter)"
     )
+    parser.add_argument(
+        "--report", default=None, help="JSON report from `tali validate --report` (failed checks)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
     parser.add_argument(
@@ -45,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
     sources = [resolve_source(s) if s == "sample" else s for s in args.source]
     catalog = Catalog(sources, splits=args.split)
     server = ViewerServer(
-        catalog, host=args.host, port=args.port, metrics=args.metrics, allow_remote=args.allow_remote
+        catalog,
+        host=args.host,
+        port=args.port,
+        metrics=args.metrics,
+        report=args.report,
+        allow_remote=args.allow_remote,
     )
     rows = ", ".join(f"{v.name} ({v.num_rows} rows)" for v in catalog.splits.values())
     print(f"tali view: serving {rows}")

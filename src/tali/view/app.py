@@ -5,7 +5,8 @@ Routes (``SPLIT`` is a split name the catalog serves, ``I`` the row's index in i
     /                               -> redirect to the first split's first row
     /row/SPLIT/I                    the row page (HTML; its script calls the API below)
     /api/splits                     splits, shards (first row, rows), whether metrics exist
-    /api/row/SPLIT/I                the row's texts, subtitle timeline, clip/image headers, metrics
+    /api/row/SPLIT/I                the row's texts, subtitle timeline, clip/image headers, metrics,
+                                    validation failures
     /api/window/SPLIT/I?PARAMS      the loader's window for the page's config (SampleParams)
     /api/item/N                     where the row with item_idx N is
     /api/search?split=&q=           titles and captions containing q (DuckDB, metadata only)
@@ -37,7 +38,7 @@ from tali.config import ImageConfig
 from tali.decode.image import decode_image
 from tali.errors import TaliConfigError, TaliDataError, TaliError
 from tali.schema import Column, ImageField
-from tali.view.catalog import Catalog, MetricsTable, RowNotFound
+from tali.view.catalog import Catalog, MetricsTable, RowNotFound, ValidationFailures
 from tali.view.describe import describe_row
 from tali.view.media import (
     N_FFT,
@@ -95,13 +96,20 @@ def _index(text: str) -> int:
 class _Viewer:
     """State behind the routes: the catalog, the metrics table and a few bounded caches."""
 
-    def __init__(self, catalog: Catalog, metrics: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        metrics: str | os.PathLike[str] | None,
+        report: str | os.PathLike[str] | None,
+    ) -> None:
         self.catalog = catalog
         self.metrics_path = str(metrics) if metrics is not None else None
         self.metrics = MetricsTable(metrics) if metrics is not None else None
+        self.report = ValidationFailures(report) if report is not None else None
         self.rows: BoundedCache[tuple[str, int], dict[str, Any]] = BoundedCache(4)
         self.overviews: BoundedCache[tuple[str, int], ClipOverview] = BoundedCache(8)
-        self.windows: BoundedCache[tuple[str, int, SampleParams], WindowSample] = BoundedCache(16)
+        # A window holds its frames (up to 64 x 3 x 512 x 512 uint8 = 50 MB): keep a few.
+        self.windows: BoundedCache[tuple[str, int, SampleParams], WindowSample] = BoundedCache(6)
 
     def row(self, split: str, index_text: str) -> tuple[int, dict[str, Any]]:
         index = _index(index_text)
@@ -129,9 +137,11 @@ def create_app(
     catalog: Catalog,
     *,
     metrics: str | os.PathLike[str] | None = None,
+    report: str | os.PathLike[str] | None = None,
     allowed_hosts: list[str] | None = None,
 ) -> Any:
-    """The ASGI app for ``catalog``. ``allowed_hosts``: ``Host`` headers accepted (a page on
+    """The ASGI app for ``catalog``. ``metrics``: a table from ``tali metrics``; ``report``: a
+    JSON report from ``tali validate --report``; ``allowed_hosts``: ``Host`` headers accepted (a page on
     another site cannot reach a loopback server through DNS rebinding); ``None`` accepts any."""
     starlette()
     from starlette.applications import Starlette
@@ -141,7 +151,7 @@ def create_app(
     from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
 
-    viewer = _Viewer(catalog, metrics)
+    viewer = _Viewer(catalog, metrics, report)
 
     def page(request: Request) -> Response:
         split, index = request.path_params["split"], request.path_params["index"]
@@ -169,6 +179,7 @@ def create_app(
                 ],
                 "first": {"split": catalog.first_split, "index": 0},
                 "metrics": viewer.metrics_path is not None,
+                "validation": viewer.report is not None,
             }
         )
 
@@ -184,6 +195,11 @@ def create_app(
             num_rows=view.num_rows,
             shard={"number": shard, "name": os.path.basename(view.files[shard]), "row": shard_row},
             metrics=viewer.metrics.row(out["item_idx"]) if viewer.metrics is not None else None,
+            validation=(
+                viewer.report.row(out["item_idx"], view.files[shard], shard_row)
+                if viewer.report is not None
+                else None
+            ),
         )
         return JSONResponse(out)
 

@@ -9,6 +9,7 @@ DuckDB connection that can read only the split's shards, over metadata columns o
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -29,7 +30,15 @@ from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliError, TaliSourceError
 from tali.schema import Column, WitField
 
-__all__ = ["Catalog", "MetricsTable", "RowNotFound", "SearchHit", "SplitView", "clean_value"]
+__all__ = [
+    "Catalog",
+    "MetricsTable",
+    "RowNotFound",
+    "SearchHit",
+    "SplitView",
+    "ValidationFailures",
+    "clean_value",
+]
 
 #: Hub shard names: ``{split}-00000-of-00002.parquet``.
 _SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}\.parquet$")
@@ -277,6 +286,36 @@ class MetricsTable:
             return None
         record = self.table.slice(int(self._order[k]), 1).to_pylist()[0]
         return {name: clean_value(v) for name, v in record.items()}
+
+
+class ValidationFailures:
+    """A report from ``tali validate --report``: each row's failed checks, by ``item_idx``
+    (or shard file name and row, for rows whose ``item_idx`` could not be read)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        try:
+            blob = json.loads(Path(path).read_text())
+            failures = blob["failures"]
+            if not isinstance(failures, list):
+                raise TypeError("failures is not a list")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise TaliSourceError(f"cannot read validation report {path}: {exc}") from None
+        self.checks = blob.get("checks", [])
+        self._by_item: dict[int, list[dict[str, Any]]] = {}
+        self._by_place: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for failure in failures:
+            if not isinstance(failure, dict):
+                continue
+            shown = {k: failure.get(k) for k in ("check", "field", "error", "message")}
+            if isinstance(failure.get("item_idx"), int):
+                self._by_item.setdefault(failure["item_idx"], []).append(shown)
+            elif isinstance(failure.get("row"), int) and isinstance(failure.get("shard"), str):
+                self._by_place.setdefault((Path(failure["shard"]).name, failure["row"]), []).append(shown)
+
+    def row(self, item_idx: int | None, shard: str, row: int) -> list[dict[str, Any]]:
+        """The row's failures; ``[]``: it passed every check of the report."""
+        found = self._by_item.get(item_idx, []) if item_idx is not None else []
+        return found + self._by_place.get((Path(shard).name, row), [])
 
 
 def _discover(source: SourceLike) -> dict[str, list[str]]:

@@ -65,6 +65,7 @@ class ViewerServer:
         host: str = "127.0.0.1",
         port: int = 8765,
         metrics: str | os.PathLike[str] | None = None,
+        report: str | os.PathLike[str] | None = None,
         allow_remote: bool = False,
         log_level: str = "warning",
     ) -> None:
@@ -77,7 +78,7 @@ class ViewerServer:
         # Loopback: only Host headers naming this machine (DNS-rebinding guard). Starlette's
         # check cannot parse a bracketed IPv6 host, so [::1] accepts any.
         hosts = ["127.0.0.1", "localhost", host] if is_loopback(host) and ":" not in host else None
-        self.app = create_app(catalog, metrics=metrics, allowed_hosts=hosts)
+        self.app = create_app(catalog, metrics=metrics, report=report, allowed_hosts=hosts)
         self.catalog = catalog
         self.socket = _bind(host, port)
         self.host, self.port = host, self.socket.getsockname()[1]

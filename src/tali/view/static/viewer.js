@@ -105,6 +105,7 @@ function renderRow(row) {
     : `${image.format} ${image.mode} ${image.width}×${image.height} · ${row.image_url ?? ""}`;
   renderLanguages(row.wikipedia);
   renderMetrics(row.metrics);
+  renderValidation(row.validation);
 
   const yt = row.youtube;
   $("yt-title").textContent = yt.title || "(no YouTube title)";
@@ -199,6 +200,15 @@ function renderMetrics(metrics) {
     if (name === "errors" && value && value.length) tr.className = "error";
     table.append(tr);
   }
+}
+
+function renderValidation(failures) {
+  const list = $("validation");
+  list.replaceChildren();
+  $("validation-box").hidden = !failures;
+  if (!failures) return;
+  if (!failures.length) list.append(el("li", "passed every check of the report", "ok"));
+  for (const f of failures) list.append(el("li", `[${f.check}] ${f.field ?? ""} ${f.error}: ${f.message}`, "error"));
 }
 
 function renderSubtitles(error) {
