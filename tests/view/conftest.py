@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("starlette", reason="the viewer needs the view extra")
@@ -36,6 +38,30 @@ def val_metrics(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("view-metrics") / "val-metrics.parquet"
     compute_metrics(sample_root, split="val", out=out, workers=1, options=MetricsOptions(similarity=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def broken_root(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Three train rows: row 0's clip is not an mp4, row 1's subtitles are not YAML, row 2 is
+    good; with the report `tali validate` writes for them."""
+    from tali.quality import validate
+
+    root = tmp_path_factory.mktemp("broken")
+    table = pq.read_table(sample_root / "data" / "train-00000-of-00002.parquet").slice(0, 3)
+    videos = table.column("youtube_video_content").to_pylist()
+    subtitles = table.column("youtube_subtitle_text").to_pylist()
+    videos[0], subtitles[1] = b"not an mp4 at all", "0.5: [unclosed"
+    for name, values, kind in (
+        ("youtube_video_content", videos, pa.binary()),
+        ("youtube_subtitle_text", subtitles, pa.string()),
+    ):
+        k = table.schema.get_field_index(name)
+        table = table.set_column(k, table.schema.field(k), pa.array(values, kind))
+    (root / "data").mkdir()
+    pq.write_table(table, root / "data" / "train-00000-of-00001.parquet")
+    report = root / "validation.json"
+    validate(root, split="train", checks=["clip", "subtitles"], report=report)
+    return root, report
 
 
 @pytest.fixture(scope="session")

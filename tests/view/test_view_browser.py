@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from tali import TaliDataset, sample_data
-from tali.view import SampleParams, ViewerServer
+from tali.view import Catalog, SampleParams, ViewerServer
 
 pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.browser]
 
@@ -206,3 +206,19 @@ def test_screenshots(page: Any, server: ViewerServer, tmp_path: Path) -> None:
         shot = Image.open(out / name)
         assert shot.width >= 700 and shot.height >= 500
         assert len(set(np.asarray(shot.convert("L")).reshape(-1)[::97].tolist())) > 20  # not blank
+
+
+def test_a_broken_row_renders_its_errors(page: Any, broken_root: tuple[Path, Path]) -> None:
+    root, report = broken_root
+    with ViewerServer(Catalog([root]), port=0, report=report) as broken:
+        page.goto(broken.url)
+        page.wait_for_function("document.body.dataset.loaded === 'train/0'", timeout=30_000)
+        page.wait_for_function("document.body.dataset.window === 'error'", timeout=30_000)
+        assert page.inner_text("#clip-info").startswith("TaliDecodeError")
+        assert "[clip]" in page.inner_text("#validation")
+        assert "item_idx=0" in page.inner_text("#strip")
+        assert page.locator("#lang-tabs .tab").count() == 1  # the rest of the row still shows
+        page.click("#next")
+        page.wait_for_function("document.body.dataset.loaded === 'train/1'")
+        page.wait_for_selector("#subtitles li.error")
+        assert page.inner_text("#subtitles").startswith("TaliSubtitleError")

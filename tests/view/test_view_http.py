@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import math
 import re
+import signal
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -277,28 +280,9 @@ def test_cli_errors_are_one_line(
         assert "pass --port 0 for a free one" in capsys.readouterr().err
 
 
-def test_a_broken_row_shows_its_errors_and_its_validation_report(tmp_path: Path, sample_root: Path) -> None:
-    from tali.quality import validate
-
-    table = pq.read_table(sample_root / "data" / "train-00000-of-00002.parquet").slice(0, 3)
-    videos = table.column("youtube_video_content").to_pylist()
-    subtitles = table.column("youtube_subtitle_text").to_pylist()
-    videos[0], subtitles[1] = b"not an mp4 at all", "0.5: [unclosed"
-    table = table.set_column(
-        table.schema.get_field_index("youtube_video_content"),
-        table.schema.field("youtube_video_content"),
-        pa.array(videos, pa.binary()),
-    )
-    table = table.set_column(
-        table.schema.get_field_index("youtube_subtitle_text"),
-        table.schema.field("youtube_subtitle_text"),
-        pa.array(subtitles, pa.string()),
-    )
-    (tmp_path / "data").mkdir()
-    pq.write_table(table, tmp_path / "data" / "train-00000-of-00001.parquet")
-    report = tmp_path / "validation.json"
-    validate(tmp_path, split="train", checks=["clip", "subtitles"], report=report)
-    client = TestClient(create_app(Catalog([tmp_path]), report=report))
+def test_a_broken_row_shows_its_errors_and_its_validation_report(broken_root: tuple[Path, Path]) -> None:
+    root, report = broken_root
+    client = TestClient(create_app(Catalog([root]), report=report))
 
     bad_clip = client.get("/api/row/train/0").json()
     assert (
@@ -315,3 +299,21 @@ def test_a_broken_row_shows_its_errors_and_its_validation_report(tmp_path: Path,
     assert client.get("/api/window/train/1").status_code == 422
     assert client.get("/api/row/train/2").json()["validation"] == []
     assert client.get("/api/window/train/2").status_code == 200
+
+
+def test_cli_prints_its_url_serves_and_stops_on_ctrl_c(sample_root: Path) -> None:
+    command = [sys.executable, "-m", "tali.cli.main", "view", str(sample_root), "--port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        assert lines[0].startswith("tali view: serving train (16 rows), val (4 rows), test (4 rows)")
+        url = re.search(r"open (http://127\.0\.0\.1:\d+/row/train/0) ", lines[1])
+        assert url, lines
+        page = httpx.get(url.group(1), timeout=30)
+        assert page.status_code == 200 and "/static/viewer.js" in page.text
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
