@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -94,6 +95,18 @@ def test_video_is_served_from_the_row_with_http_ranges(client: TestClient, rows:
         ("/api/filter?where=item_idx%20%3D%3D%3D%201", 400, r"filter failed: .*==="),
         ("/api/filter?where=1%29%3B%20DROP%20TABLE%20x%3B%20SELECT%20%281", 400, r"single expression"),
         ("/api/search?q=" + "x" * 201, 400, r"at most 200 characters"),
+        # A clause reaching for a file is refused before it runs with file access: an error
+        # message would otherwise echo the file's content.
+        (
+            "/api/filter?where=" + quote("CAST((SELECT content FROM read_text('/etc/hostname')) AS INT) = 1"),
+            400,
+            r"^the WHERE clause may read only the rows of the split \(no file access\)$",
+        ),
+        (
+            "/api/filter?where=" + quote("item_idx IN (SELECT 1 FROM read_csv('/etc/passwd'))"),
+            400,
+            r"no file access",
+        ),
         ("/static/..%2F..%2Fcatalog.py", 404, r""),
         ("/media/train/0/..%2F..%2F..%2Fetc%2Fpasswd", 404, r"no such page"),
     ],
@@ -208,6 +221,8 @@ def test_filter_and_search_over_metadata(client: TestClient) -> None:
     even = client.get("/api/filter", params={"split": "train", "where": "item_idx % 2 = 0"}).json()
     assert even["indices"] == [i for i in range(16) if i % 2 == 0] and even["read"] == 16
     assert client.get("/api/filter", params={"where": ""}).json()["kept"] == 16
+    first_rows = client.get("/api/filter", params={"where": "row < 2 AND shard LIKE 'train-%'"}).json()
+    assert first_rows["indices"] == [0, 1, 8, 9]  # tali filter's columns: the row inside its shard
     hits = client.get("/api/search", params={"split": "train", "q": "Caption 5 EN"}).json()
     assert [h["index"] for h in hits["hits"]] == [5] and hits["total"] == 1
     titles = client.get("/api/search", params={"q": "youtube title 1"}).json()
