@@ -332,3 +332,12 @@ def test_cli_prints_its_url_serves_and_stops_on_ctrl_c(sample_root: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_without_the_extra_the_error_names_it(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> None:
+    for name in ("starlette", "starlette.applications"):
+        monkeypatch.setitem(sys.modules, name, None)  # what an environment without Starlette sees
+    with pytest.raises(
+        TaliConfigError, match=r"tali view needs the view extra: pip install 'tali-dataset\[view\]'"
+    ):
+        create_app(catalog)

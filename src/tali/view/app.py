@@ -82,7 +82,7 @@ MAX_IMAGE_SIDE = 1024
 def starlette() -> Any:
     try:
         import starlette.applications
-    except ImportError:  # pragma: no cover - exercised only without the extra
+    except ImportError:
         raise TaliConfigError("tali view needs the view extra: pip install 'tali-dataset[view]'") from None
     return starlette
 
