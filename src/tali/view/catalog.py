@@ -364,6 +364,11 @@ def _discover(source: SourceLike) -> dict[str, list[str]]:
     """Split name -> shard files. A directory is read in the Hub layout; a file or a list of
     files is grouped by the split its Hub shard name gives (else the file's stem)."""
     out: dict[str, list[str]] = {}
+    if isinstance(source, str | os.PathLike) and not Path(source).exists():
+        raise TaliSourceError(
+            f"no such file or directory: {source} (tali view reads local shards; "
+            "fetch Hub shards first with `tali download`)"
+        )
     if isinstance(source, str | os.PathLike) and Path(source).is_dir():
         files = resolve_local_files(source, None)
         names = {_split_of(f) for f in files}
