@@ -41,6 +41,7 @@ from tali.schema import Column, ImageField
 from tali.view.catalog import Catalog, MetricsTable, RowNotFound, ValidationFailures
 from tali.view.describe import describe_row
 from tali.view.media import (
+    ANALYSIS_RATE,
     N_FFT,
     RangeNotSatisfiable,
     byte_range,
@@ -276,6 +277,7 @@ def create_app(
             body.update(missing=True, min=[], max=[])
         else:
             low, high = envelope(overview.audio, columns)
+            body["audio_seconds"] = overview.audio.size / ANALYSIS_RATE
             body.update(
                 missing=False, min=[round(float(v), 4) for v in low], max=[round(float(v), 4) for v in high]
             )

@@ -32,7 +32,7 @@ S = SubModality
 WINDOW_MODALITIES = (S.YOUTUBE_CONTENT_VIDEO, S.YOUTUBE_CONTENT_AUDIO, S.YOUTUBE_SUBTITLE_TEXT)
 _STARTS = ("random", "start", "centre")
 #: Bounds that keep one request cheap (a page asking for 10,000 frames is refused).
-MAX_FRAMES, MAX_SIZE, MAX_SECONDS = 64, 512, 3600.0
+MAX_FRAMES, MAX_SIZE, MAX_SECONDS = 64, 512, 600.0
 
 
 def _number(query: Mapping[str, str], name: str, kind: type, default: Any) -> Any:
@@ -196,7 +196,8 @@ def decode_window(row: Mapping[str, Any], *, key: int, params: SampleParams) -> 
 
 @dataclass(frozen=True)
 class ClipOverview:
-    """The whole clip: what its container says and its audio, mono at ANALYSIS_RATE Hz."""
+    """The whole clip: what its container says and its audio, mono at ANALYSIS_RATE Hz (the
+    first MAX_SECONDS of it)."""
 
     info: ClipInfo
     audio: np.ndarray | None  # float32 [round(duration * ANALYSIS_RATE)]; None: no audio stream
@@ -210,7 +211,9 @@ def clip_overview(row: Mapping[str, Any], *, max_seconds: float | None = 60.0) -
     ) as clip:
         audio = None
         if clip.audio is not None:
-            audio = decode_audio_window(clip, 0.0, clip.info.duration_seconds, ANALYSIS_RATE).samples
+            # A hostile header may claim hours: analyse at most MAX_SECONDS (TALI clips are 30 s).
+            seconds = min(clip.info.duration_seconds, MAX_SECONDS)
+            audio = decode_audio_window(clip, 0.0, seconds, ANALYSIS_RATE).samples
         return ClipOverview(clip.info, audio)
 
 
