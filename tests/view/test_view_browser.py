@@ -226,3 +226,30 @@ def test_a_broken_row_renders_its_errors(page: Any, broken_root: tuple[Path, Pat
         page.wait_for_function("document.body.dataset.loaded === 'train/1'")
         page.wait_for_selector("#subtitles li.error")
         assert page.inner_text("#subtitles").startswith("TaliSubtitleError")
+
+
+def test_chromium_plays_every_real_world_clip(
+    page: Any, server: ViewerServer, truth: dict[int, dict[str, Any]]
+) -> None:
+    _open(page, server, "/row/realworld/0")
+    probes = page.evaluate(
+        """(n) => Promise.all([...Array(n).keys()].map((i) => new Promise((done) => {
+          const video = document.createElement("video");
+          video.muted = true;
+          video.preload = "auto";
+          video.onloadeddata = () => done({ i, width: video.videoWidth, height: video.videoHeight, seconds: video.duration });
+          video.onerror = () => done({ i, error: video.error && video.error.code });
+          video.src = `/media/realworld/${i}/video.mp4`;
+        })))""",
+        15,
+    )
+    items = [
+        page.evaluate(f"fetch('/api/row/realworld/{i}').then(r => r.json()).then(b => b.item_idx)")
+        for i in range(15)
+    ]
+    for probe, item in zip(probes, items):
+        facts = truth[item]
+        assert "error" not in probe, (facts["variant"], probe)
+        assert (probe["width"], probe["height"]) == (facts["display_width"], facts["display_height"]), facts[
+            "variant"
+        ]

@@ -341,3 +341,26 @@ def test_without_the_extra_the_error_names_it(monkeypatch: pytest.MonkeyPatch, c
         TaliConfigError, match=r"tali view needs the view extra: pip install 'tali-dataset\[view\]'"
     ):
         create_app(catalog)
+
+
+def test_every_real_world_variant_is_shown_as_the_loader_returns_it(
+    client: TestClient, sample_root: Path, truth: dict[int, dict[str, Any]]
+) -> None:
+    """x264 b-pyramid, edit lists, VFR, rotation, VP9/Opus, AV1, MP3, late and early streams."""
+    params = SampleParams(seconds=1.5, start="centre", num_frames=4, seed=1)
+    query = "&".join(f"{k}={v}" for k, v in params.to_query().items())
+    dataset = TaliDataset(sample_root, split="realworld", config=params.config())
+    assert len(dataset) == 15
+    for index in range(len(dataset)):
+        row = client.get(f"/api/row/realworld/{index}").json()
+        facts = truth[row["item_idx"]]
+        assert "error" not in row["clip"], (facts["variant"], row["clip"])
+        assert row["clip"]["duration_seconds"] == pytest.approx(facts["duration_seconds"], abs=0.1)
+        body = client.get(f"/api/window/realworld/{index}?{query}").json()
+        expected = dataset[index]
+        assert body["start_seconds"] == expected["window"]["start_seconds"], facts["variant"]
+        assert [f["pts_seconds"] for f in body["frames"]] == expected["youtube_content_video"][
+            "pts_seconds"
+        ].tolist()
+        last = _png(client.get(body["frame_urls"][-1]).content)
+        assert np.array_equal(last, expected["youtube_content_video"]["frames"][-1].permute(1, 2, 0).numpy())
