@@ -279,8 +279,11 @@ def test_server_binds_loopback_and_stops_cleanly(catalog: Catalog) -> None:
 def test_cli_errors_are_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, sample_root: Path
 ) -> None:
+    garbage = tmp_path / "train-00000-of-00001.parquet"
+    garbage.write_bytes(b"this is not parquet")
     cases = [
         (["view", str(tmp_path / "missing")], "no such file or directory"),
+        (["view", str(garbage)], "cannot read parquet footer of"),
         (["view", str(sample_root), "--host", "0.0.0.0"], "refusing to listen on 0.0.0.0"),
         (["view", str(sample_root), "--split", "dev"], "split 'dev' is not in the sources"),
         (["view", str(sample_root), "--port", "70000"], "port 70000 is not in 0..65535"),
@@ -364,3 +367,16 @@ def test_every_real_world_variant_is_shown_as_the_loader_returns_it(
         ].tolist()
         last = _png(client.get(body["frame_urls"][-1]).content)
         assert np.array_equal(last, expected["youtube_content_video"]["frames"][-1].permute(1, 2, 0).numpy())
+
+
+def test_sources_as_files_and_split_folders(tmp_path: Path, sample_root: Path) -> None:
+    shards = sorted((sample_root / "data").glob("train-*.parquet"))
+    files = Catalog([str(s) for s in shards])  # a list of files: split from the Hub shard names
+    assert list(files.splits) == ["train"] and files.split("train").num_rows == 16
+    (tmp_path / "data" / "dev").mkdir(parents=True)
+    for shard in shards:
+        (tmp_path / "data" / "dev" / shard.name).symlink_to(shard)
+    folders = Catalog([tmp_path])  # data/{split}/*.parquet
+    assert list(folders.splits) == ["dev"] and [s["first"] for s in folders.split("dev").shards()] == [0, 8]
+    both = Catalog([sample_root, tmp_path], splits=["dev", "val"])
+    assert list(both.splits) == ["dev", "val"] and both.find_item(17) == ("val", 1)

@@ -385,12 +385,10 @@ def _discover(source: SourceLike) -> dict[str, list[str]]:
 
 def _split_of(path: str) -> str:
     p = Path(path)
-    match = _SHARD_NAME.match(p.name)
-    if match:
-        return match.group("split")
     if p.parent.name not in ("", "data") and p.parent.parent.name == "data":
         return p.parent.name  # data/{split}/*.parquet
-    return p.stem
+    match = _SHARD_NAME.match(p.name)
+    return match.group("split") if match else p.stem
 
 
 def clean_value(value: Any) -> Any:
