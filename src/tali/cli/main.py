@@ -19,6 +19,10 @@ COMMANDS = {
     "filter": "filter",
     "profile": "profile",
     "bench": "bench",
+    "durations": "durations",
+    "view": "view",
+    "stats": "stats",
+    "show": "show",
 }
 
 
