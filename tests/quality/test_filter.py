@@ -67,7 +67,7 @@ def test_predicates_never_touch_media_bytes(sample_root, metrics_path):
 
 
 def test_bad_clauses_raise_typed_errors(sample_root, metrics_path, tmp_path):
-    with pytest.raises(TaliConfigError, match="single expression"):
+    with pytest.raises(TaliConfigError, match="single boolean expression"):
         select(sample_root, split="val", where="true); COPY (SELECT 1) TO 'x.csv'; SELECT (1")
     with pytest.raises(TaliConfigError, match="cannot parse the WHERE clause|Parser"):
         select(sample_root, split="val", where="item_idx >")
