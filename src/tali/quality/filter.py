@@ -62,6 +62,8 @@ class FilterResult:
     positions: dict[str, list[int]] = field(default_factory=dict)
     item_ids: list[int] = field(default_factory=list)
     where: str | None = None
+    #: the directories the shards were resolved from (an output may not overlap them)
+    source_roots: list[str] = field(default_factory=list)
 
     @property
     def kept(self) -> int:
@@ -92,10 +94,11 @@ class FilterResult:
     ) -> WriteSummary:
         """Copy the kept rows into ``out_dir/data/{split}-{i:05d}-of-{n:05d}.parquet``.
 
-        The schema (with its Hub metadata) is the source's, byte for byte. Each
-        shard is written under a hidden ``.partial`` name and renamed when
-        complete, so a crash never leaves a file that looks like a shard. Row
-        counts are read back from the new footers and reconciled.
+        The schema (with its Hub metadata) is the source's, byte for byte. The
+        new ``data/`` is staged and published with one rename, so a reader (or
+        a crash) never sees part of a split; an ``out_dir`` that is, contains
+        or lies inside a source is refused. Row counts are read back from the
+        new footers and reconciled.
         """
         from tali.quality.write import write_kept_rows
 
@@ -149,10 +152,12 @@ def select(
         metrics=metrics,
         columns=None if predicate is not None else ("item_idx", "shard_path", "row"),
     )
-    result = FilterResult(split=split, shards=shards, read=read, where=where)
+    roots = [str(source)] if isinstance(source, str | os.PathLike) and Path(source).is_dir() else []
+    result = FilterResult(split=split, shards=shards, read=read, where=where, source_roots=roots)
     records = table.to_pylist() if predicate is not None else None
     ids = table.column("item_idx").to_pylist()
-    paths = table.column("shard_path").to_pylist()
+    given = {str(Path(s).resolve()): s for s in shards}  # the sandbox reads resolved paths
+    paths = [given.get(p, p) for p in table.column("shard_path").to_pylist()]
     rows = table.column("row").to_pylist()
     seen: set[tuple[str, int]] = set()
     for i, (item_idx, shard, row) in enumerate(zip(ids, paths, rows)):

@@ -168,7 +168,9 @@ def _walk(node: Any) -> Iterator[dict[str, Any]]:
 
 
 def _refuse(why: str) -> TaliConfigError:
-    return TaliConfigError(f"the WHERE clause must be a single boolean expression over the rows' columns: {why}")
+    return TaliConfigError(
+        f"the WHERE clause must be a single boolean expression over the rows' columns: {why}"
+    )
 
 
 def check_where(con: Any, clause: str) -> str:
