@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import torch.distributed as dist
 import torch.utils.data
 
 from tali.config import TaliConfig
+from tali.data.checkpoint import check_int, check_mapping, pack_mask, unpack_mask
 from tali.data.plan import EpochPlan, EqualPerRank, Topology, check_equal_per_rank
 from tali.data.policy import OnError, SkipRecord, apply_policy, check_on_error, mark, placeholder_sample
 from tali.data.rows import row_item_idx, row_to_python
@@ -62,16 +63,6 @@ def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if not 0 <= rank < world_size:
         raise TaliConfigError(f"rank={rank} must be in [0, world_size={world_size})")
     return int(rank), int(world_size)
-
-
-def _pack(mask: np.ndarray | None) -> bytes | None:
-    return None if mask is None else zlib.compress(np.packbits(mask).tobytes())
-
-
-def _unpack(blob: bytes | None, n: int) -> np.ndarray | None:
-    if blob is None:
-        return None
-    return np.unpackbits(np.frombuffer(zlib.decompress(blob), dtype=np.uint8), count=n).astype(bool)
 
 
 class TaliStream(torch.utils.data.IterableDataset):
@@ -212,7 +203,7 @@ class TaliStream(torch.utils.data.IterableDataset):
             "plan": self._plan_key(),
             "world_size": segment.world_size,
             "num_workers": segment.num_workers,
-            "base": _pack(self._base),
+            "base": pack_mask(self._base),
             "counts": counts,
             "next_worker": self._rotation
             if last is None
@@ -232,21 +223,49 @@ class TaliStream(torch.utils.data.IterableDataset):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume mid-epoch: the next iteration yields exactly the rows not yet delivered."""
-        if state.get("version") != STATE_VERSION:
-            raise TaliConfigError(f"stream state version {state.get('version')!r} is not {STATE_VERSION}")
-        if state["plan"] != self._plan_key():
+        """Resume mid-epoch: the next iteration yields exactly the rows not yet delivered.
+
+        Every field is checked first (:mod:`tali.data.checkpoint`); a state from
+        another plan, corrupt or out of range raises ``TaliConfigError`` naming it."""
+        fields = ("version", "epoch", "plan", "world_size", "num_workers", "base", "counts")
+        state = check_mapping(state, fields, what="stream")
+        if state["version"] != STATE_VERSION:
+            raise TaliConfigError(f"stream state version {state['version']!r:.40} is not {STATE_VERSION}")
+        plan, now = state["plan"], self._plan_key()
+        if not isinstance(plan, dict):
+            raise TaliConfigError(f"stream state field 'plan' must be a dict, got {type(plan).__name__}")
+        if plan != now:
             diff = {
-                k: (v, self._plan_key().get(k))
-                for k, v in state["plan"].items()
-                if self._plan_key().get(k) != v
+                k: (plan.get(k), now.get(k))
+                for k in sorted(set(plan) | set(now), key=str)
+                if plan.get(k) != now.get(k)
             }
             raise TaliConfigError(f"checkpoint was taken with a different data plan (saved, now): {diff}")
-        self.epoch = int(state["epoch"])
-        self._base = _unpack(state["base"], int(self.unit_rows.sum()))
-        self._segment = Topology(int(state["world_size"]), int(state["num_workers"]))
-        self._counts = {int(s): int(c) for s, c in state["counts"].items()}
-        self._rotation, self._last_stream = int(state.get("next_worker", 0)), None
+        epoch = check_int(state["epoch"], "epoch")
+        segment = Topology(
+            check_int(state["world_size"], "world_size", low=1, high=1 << 20),
+            check_int(state["num_workers"], "num_workers", low=1, high=1 << 16),
+        )
+        base = unpack_mask(state["base"], int(self.unit_rows.sum()))
+        counts_in = state["counts"]
+        if not isinstance(counts_in, Mapping):
+            raise TaliConfigError(
+                f"stream state field 'counts' must be a dict, got {type(counts_in).__name__}"
+            )
+        streams = segment.world_size * segment.num_workers
+        saved_epoch, self.epoch = self.epoch, epoch
+        try:
+            saved_plan = self.plan(segment, excluded=base)
+        finally:
+            self.epoch = saved_epoch
+        counts: dict[int, int] = {}
+        for s, c in counts_in.items():
+            sid = check_int(s, "counts (stream id)", high=streams - 1)
+            rank, worker = divmod(sid, segment.num_workers)
+            counts[sid] = check_int(c, f"counts[{sid}]", high=len(saved_plan.stream_inputs(rank, worker)))
+        rotation = check_int(state.get("next_worker", 0), "next_worker", high=segment.num_workers - 1)
+        self.epoch, self._base, self._segment, self._counts = epoch, base, segment, counts
+        self._rotation, self._last_stream = rotation, None
 
     def _resolve(self, topology: Topology) -> tuple[EpochPlan, dict[int, int]]:
         """This epoch's plan for ``topology``: the saved segment's plan when the topology
