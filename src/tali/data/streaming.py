@@ -35,11 +35,19 @@ import torch.utils.data
 from tali.config import TaliConfig
 from tali.data.checkpoint import check_int, check_mapping, pack_mask, unpack_mask
 from tali.data.plan import EpochPlan, EqualPerRank, Topology, check_equal_per_rank
-from tali.data.policy import OnError, SkipRecord, apply_policy, check_on_error, mark, placeholder_sample
+from tali.data.policy import (
+    OnError,
+    SkipRecord,
+    apply_policy,
+    check_max_consecutive_bad,
+    check_on_error,
+    mark,
+    placeholder_sample,
+)
 from tali.data.rows import row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
-from tali.errors import TaliConfigError, TaliSourceError
+from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.observe.clock import Stage, timed, with_stats
 from tali.schema import Column, columns_for
 from tali.transform import TaliTransform
@@ -78,7 +86,9 @@ class TaliStream(torch.utils.data.IterableDataset):
     ``tali filter``). ``on_error`` and ``processors`` behave as in
     :class:`~tali.data.dataset.TaliDataset`; under ``skip`` a bad row's record
     rides on the next sample of the same stream (or on a ``valid=False``
-    placeholder when the stream ends). ``cache``: a
+    placeholder when the stream ends); an unreadable row group is bad rows, and
+    ``max_consecutive_bad`` is the same rule as in ``TaliDataset``. Placeholders
+    go through ``processors`` like good samples. ``cache``: a
     :class:`~tali.data.cache.SampleCache` of decoded samples.
     """
 
@@ -96,6 +106,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         equal_per_rank: EqualPerRank = "off",
         item_ids: Sequence[int] | set[int] | None = None,
         on_error: OnError = "raise",
+        max_consecutive_bad: int | None = None,
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         cache: Any | None = None,
         index: ShardIndex | None = None,
@@ -116,6 +127,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         self.rank, self.world_size = resolve_rank(rank, world_size)
         self.equal_per_rank = check_equal_per_rank(equal_per_rank)
         self.on_error = check_on_error(on_error)
+        self.max_consecutive_bad = check_max_consecutive_bad(max_consecutive_bad)
         self.processors = processors
         self.collect_stats = bool(collect_stats)  # per-sample stage times, as in TaliDataset
         self.cache = cache
@@ -359,7 +371,7 @@ class TaliStream(torch.utils.data.IterableDataset):
                     rows[p] = None
                     continue
                 if units[p] != table_unit:
-                    table_unit, table = int(units[p]), self._read_unit(int(units[p]))
+                    table_unit, table = int(units[p]), self._read_unit_or_mark(int(units[p]))
                 assert table is not None
                 # Python conversion waits for the policy: invalid UTF-8 is a bad row, not a crash.
                 rows[p] = (table, key - int(plan.unit_starts[table_unit]))
@@ -371,6 +383,15 @@ class TaliStream(torch.utils.data.IterableDataset):
                 sample, record = self._produce(int(inputs[p]), rows.pop(p), int(units[p]))
             if record is not None:
                 pending.append(record)
+                if self.max_consecutive_bad is not None and len(pending) > self.max_consecutive_bad:
+                    raise TaliDataError(
+                        f"{len(pending)} consecutive bad rows in stream {sid} "
+                        f"(max_consecutive_bad={self.max_consecutive_bad}); last: {record.message}",
+                        item_idx=record.item_idx,
+                        field=record.field,
+                        shard=record.shard,
+                        row=record.row,
+                    )
             if sample is None:
                 continue
             sample = self._finish(sample, sid, i, record is None, pending)
@@ -380,7 +401,7 @@ class TaliStream(torch.utils.data.IterableDataset):
             yield sample
         if pending:  # bad rows at the very end of a stream still reach ErrorReport
             key = int(inputs[order[-1]])
-            sample = placeholder_sample(self.config, key=key, epoch=self.epoch, item_idx=None)
+            sample = self._placeholder(key)
             if track:
                 self._counts[sid] = len(order)
             yield self._finish(sample, sid, len(order) - 1, False, pending)
@@ -393,6 +414,24 @@ class TaliStream(torch.utils.data.IterableDataset):
         sample["stream"] = sid
         sample["position"] = position
         return sample
+
+    def _placeholder(self, key: int, item_idx: int | None = None) -> dict[str, Any]:
+        """A placeholder that batches with good samples: through the processors, with stats."""
+
+        def build() -> dict[str, Any]:
+            sample = placeholder_sample(self.config, key=key, epoch=self.epoch, item_idx=item_idx)
+            return self.processors(sample) if self.processors is not None else sample
+
+        return with_stats(build) if self.collect_stats else build()
+
+    def _read_unit_or_mark(self, unit: int) -> Any:
+        """A row group, or (under skip/substitute) a marker that makes each of its rows a bad row."""
+        try:
+            return self._read_unit(unit)
+        except TaliSourceError as exc:
+            if self.on_error == "raise":
+                raise
+            return _Unreadable(exc)
 
     def _read_unit(self, unit: int):
         """One row group, projected. The current shard's file stays open (one handle
@@ -420,6 +459,8 @@ class TaliStream(torch.utils.data.IterableDataset):
                 table, offset = (
                     located if located is not None else (self._read_unit(unit), key - ref.first_row)
                 )
+                if isinstance(table, _Unreadable):
+                    raise table.error
                 with timed(Stage.READ):
                     raw = row_to_python(table, offset)
                 sample = self.transform(raw, key=key, epoch=self.epoch)
@@ -430,9 +471,11 @@ class TaliStream(torch.utils.data.IterableDataset):
             with timed(Stage.PROCESSORS):
                 return self.processors(sample)
 
-        item_idx = row_item_idx(*located) if located is not None else None
-        return apply_policy(
-            self.on_error,
+        readable = located is not None and not isinstance(located[0], _Unreadable)
+        item_idx = row_item_idx(*located) if readable else None
+        mode = "raise" if self.on_error == "raise" else "skip"
+        sample, record = apply_policy(
+            mode,
             attempt,
             config=self.config,
             key=key,
@@ -441,6 +484,9 @@ class TaliStream(torch.utils.data.IterableDataset):
             shard=self.index.shards[ref.shard].path,
             row=ref.shard_row + key - ref.first_row,
         )
+        if record is not None and self.on_error == "substitute":
+            sample = self._placeholder(key, record.item_idx)
+        return sample, record
 
     def loader(self, *, batch_size: int = 8, num_workers: int = 2, **kwargs: Any) -> StreamingLoader:
         """A :class:`~tali.data.stateful.StreamingLoader` over this stream (checkpointable)."""
@@ -452,6 +498,13 @@ class TaliStream(torch.utils.data.IterableDataset):
             f"row_groups={len(self.unit_rows)}, rank={self.rank}/{self.world_size}, shuffle={self.shuffle}, "
             f"buffer_size={self.buffer_size})"
         )
+
+
+class _Unreadable:
+    """Stands for a row group that could not be read; each of its rows is a bad row."""
+
+    def __init__(self, error: TaliSourceError) -> None:
+        self.error = error
 
 
 def _with_stats_pair(produce):
