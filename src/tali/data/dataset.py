@@ -161,6 +161,7 @@ class TaliDataset(torch.utils.data.Dataset):
         for step in range(limit):
             j = (index + step) % n
             known = self._bad.get(self._global_row(j))
+            record: SkipRecord | None
             if known is not None:
                 sample, record = None, known
             else:
@@ -212,8 +213,9 @@ class TaliDataset(torch.utils.data.Dataset):
             located["item_idx"] = row_item_idx(table, offset)
             return self._produce(row_to_python(table, offset), row_number)
 
+        mode: OnError = "raise" if self.on_error == "raise" else "skip"
         return apply_policy(
-            "raise" if self.on_error == "raise" else "skip",
+            mode,
             attempt,
             config=self.config,
             key=row_number,

@@ -87,7 +87,9 @@ class TaliDistributedSampler(torch.utils.data.Sampler[int]):
         }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        state = check_mapping(state, ("epoch", "start", "seed", "world_size", "num_rows"), what="sampler")
+        state = dict(
+            check_mapping(state, ("epoch", "start", "seed", "world_size", "num_rows"), what="sampler")
+        )
         for name in ("world_size", "num_rows", "seed"):
             check_int(state[name], name, low=-(1 << 62) if name == "seed" else 0, what="sampler")
         if (state["world_size"], state["num_rows"], state["seed"]) != (

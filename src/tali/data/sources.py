@@ -98,10 +98,10 @@ def resolve_local_files(source: SourceLike, split: str | None = None) -> list[st
             )
         check_complete(files)
         return [str(f) for f in files]
-    files = [str(Path(f)) for f in source]
-    missing = [f for f in files if not Path(f).is_file()]
+    listed = [str(Path(f)) for f in source]
+    missing = [f for f in listed if not Path(f).is_file()]
     if missing:
         raise TaliSourceError(f"parquet files not found: {', '.join(missing[:5])}")
-    if not files:
+    if not listed:
         raise TaliSourceError("an empty list of files is not a source")
-    return files
+    return listed

@@ -240,7 +240,8 @@ class TaliStream(torch.utils.data.IterableDataset):
         Every field is checked first (:mod:`tali.data.checkpoint`); a state from
         another plan, corrupt or out of range raises ``TaliConfigError`` naming it."""
         fields = ("version", "epoch", "plan", "world_size", "num_workers", "base", "counts")
-        state = check_mapping(state, fields, what="stream")
+        checked = check_mapping(state, fields, what="stream")
+        state = dict(checked)
         if state["version"] != STATE_VERSION:
             raise TaliConfigError(f"stream state version {state['version']!r:.40} is not {STATE_VERSION}")
         plan, now = state["plan"], self._plan_key()
@@ -472,8 +473,8 @@ class TaliStream(torch.utils.data.IterableDataset):
                 return self.processors(sample)
 
         readable = located is not None and not isinstance(located[0], _Unreadable)
-        item_idx = row_item_idx(*located) if readable else None
-        mode = "raise" if self.on_error == "raise" else "skip"
+        item_idx = row_item_idx(*located) if readable and located is not None else None
+        mode: OnError = "raise" if self.on_error == "raise" else "skip"
         sample, record = apply_policy(
             mode,
             attempt,

@@ -34,7 +34,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,7 +52,7 @@ __all__ = [
 
 #: Media columns a predicate can never see.
 METADATA_EXCLUDED = (str(Column.IMAGE), str(Column.YOUTUBE_VIDEO_CONTENT))
-MetricsLike = str | os.PathLike[str] | pa.Table | None
+MetricsLike: TypeAlias = str | os.PathLike[str] | pa.Table | None
 
 #: Expression node classes a clause may contain (DuckDB's parse tree names).
 _ALLOWED_CLASSES = frozenset(
