@@ -19,6 +19,8 @@ COMMANDS = {
     "filter": "filter",
     "profile": "profile",
     "bench": "bench",
+    "durations": "durations",
+    "view": "view",
 }
 
 

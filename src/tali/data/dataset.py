@@ -18,6 +18,7 @@ import torch.utils.data
 
 from tali.config import TaliConfig
 from tali.data.collate import collate
+from tali.data.durations import load_durations
 from tali.data.policy import (
     OnError,
     SkipRecord,
@@ -95,7 +96,7 @@ class TaliDataset(torch.utils.data.Dataset):
         self.index = ShardIndex.from_files(self.files, opener)
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.reader = RowGroupReader(self.index, self.columns, opener=opener, max_open_shards=max_open_shards)
-        self.transform = TaliTransform(self.config)
+        self.transform = TaliTransform(self.config, durations=load_durations(self.files))
         #: Runs in the worker after decoding (e.g. model processors); its
         #: TaliDataErrors follow ``on_error`` like decode errors do.
         self.processors = processors
