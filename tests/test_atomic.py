@@ -36,8 +36,11 @@ def test_a_reader_sees_all_four_shards_of_one_generation_or_none(tmp_path):
         while writer.is_alive() or not seen:
             try:
                 files = resolve_local_files(target, "train")
-            except TaliSourceError:
-                absent += 1  # only where the kernel cannot exchange: never a partial set
+            except TaliSourceError as exc:
+                # A reader already inside the old tree when it is deleted after the exchange sees
+                # it shrink: a typed refusal ("incomplete", "no parquet shards"), never a short split.
+                assert "incomplete" in str(exc) or "no parquet shards" in str(exc), exc
+                absent += 1
                 continue
             assert [Path(f).name for f in files] == [f"train-{i:05d}-of-00004.parquet" for i in range(4)]
             # A reader that pins the directory reads one generation, or finds its files gone.
@@ -61,7 +64,7 @@ def test_a_reader_sees_all_four_shards_of_one_generation_or_none(tmp_path):
     finally:
         writer.join(60)
     assert writer.exitcode == 0 and len(seen) > 1
-    assert absent == 0  # Linux exchanges in one step: the dataset is never missing either
+    assert absent <= len(seen)  # at most a rare refusal per republish, and never a partial listing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample"]  # no staging or old tree left
 
 

@@ -108,7 +108,11 @@ def _quote(text: str) -> str:
 
 
 def sandboxed_connection(
-    shards: Sequence[str], metrics: MetricsLike = None, *, memory_limit: str = "2GB", threads: int = 2
+    shards: Sequence[str],
+    metrics: MetricsLike = None,
+    *,
+    memory_limit: str = "2GB",
+    threads: int | None = None,
 ) -> Any:
     """An in-memory DuckDB whose only data are the views ``metadata``, ``metrics``
     (when given) and ``rows``, with external access disabled and the
@@ -122,7 +126,10 @@ def sandboxed_connection(
         if not Path(metrics).is_file():
             raise TaliSourceError(f"metrics table not found: {metrics}")
         metrics_file = str(Path(metrics).resolve())
-    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "threads": threads})
+    settings: dict[str, Any] = {"memory_limit": memory_limit}
+    if threads is not None:
+        settings["threads"] = threads
+    con = duckdb.connect(":memory:", config=settings)
     try:
         schema = pq.read_schema(files[0])
         columns = ", ".join(f'"{c}"' for c in schema.names if c not in METADATA_EXCLUDED)
