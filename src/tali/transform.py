@@ -20,14 +20,14 @@ plus ``item_idx``, ``key`` (the row's position in its source) and ``epoch``.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from tali.config import FrameOutput, TaliConfig
+from tali.config import FrameOutput, TaliConfig, WindowConfig
 from tali.decode.audio import decode_audio_window, silent_window
 from tali.decode.clip import Clip, open_clip
 from tali.decode.image import decode_image
@@ -39,9 +39,10 @@ from tali.schema import Column, ImageField, SubModality
 from tali.text import caption, choose_language, main_body, read_wit, title
 from tali.window import Window, choose_window, plan_frames, plan_single_frame, select_slots
 
-__all__ = ["TaliTransform", "sample_rng_for"]
+__all__ = ["TaliTransform", "WindowChooser", "default_choose", "sample_rng_for"]
 
 S = SubModality
+WindowChooser = Callable[[WindowConfig, float, Callable[[str], np.random.Generator]], Window]
 
 
 def sample_rng_for(seed: int, epoch: int, key: int, purpose: str) -> np.random.Generator:
@@ -66,11 +67,24 @@ def _pixels_out(array: np.ndarray, output: FrameOutput, *, channels_first: bool 
     return tensor
 
 
-class TaliTransform:
-    """Row dict -> sample dict, for one :class:`~tali.config.TaliConfig`. Picklable."""
+def default_choose(
+    config: WindowConfig, clip_seconds: float, rng: Callable[[str], np.random.Generator]
+) -> Window:
+    """The window choice of :class:`TaliTransform` (``choose=`` replaces it, e.g. with
+    :meth:`tali.augment.Augment.choose`); ``rng(purpose)`` is the sample's generator."""
+    return choose_window(config, clip_seconds, rng("window"))
 
-    def __init__(self, config: TaliConfig | None = None) -> None:
+
+class TaliTransform:
+    """Row dict -> sample dict, for one :class:`~tali.config.TaliConfig`. Picklable.
+
+    ``choose(window_config, clip_seconds, rng) -> Window`` picks the window every
+    clip-based output is cut from (default: :func:`default_choose`).
+    """
+
+    def __init__(self, config: TaliConfig | None = None, *, choose: WindowChooser | None = None) -> None:
         self.config = config or TaliConfig()
+        self.choose = choose or default_choose
 
     def __repr__(self) -> str:
         return f"TaliTransform(modalities={[s.value for s in self.config.modalities]})"
@@ -91,10 +105,10 @@ class TaliTransform:
             with timed(Stage.OPEN):
                 clip = open_clip(data, item_idx=item_idx, max_seconds=cfg.video.max_decode_seconds)
             with clip:
-                window = choose_window(cfg.window, clip.info.duration_seconds, rng("window"))
+                window = self.choose(cfg.window, clip.info.duration_seconds, rng)
                 sample.update(self._from_clip(clip, window, row, rng))
         elif cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
-            window = choose_window(cfg.window, cfg.window.nominal_clip_seconds, rng("window"))
+            window = self.choose(cfg.window, cfg.window.nominal_clip_seconds, rng)
         if window is not None:
             sample["window"] = {
                 "start_seconds": window.start_seconds,
