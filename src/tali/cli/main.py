@@ -19,6 +19,7 @@ COMMANDS = {
     "filter": "filter",
     "profile": "profile",
     "bench": "bench",
+    "durations": "durations",
 }
 
 
