@@ -25,8 +25,8 @@ from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.observe.clock import Stage, TimedCollate, add_bytes, timed, with_stats
+from tali.pipeline.pipeline import Pipeline, resolve_pipeline
 from tali.schema import Column, columns_for
-from tali.transform import TaliTransform
 
 __all__ = ["TaliDataset", "make_loader"]
 
@@ -68,8 +68,9 @@ class TaliDataset(torch.utils.data.Dataset):
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         item_ids: Iterable[int] | None = None,
         collect_stats: bool = False,
+        pipeline: Pipeline | None = None,
     ) -> None:
-        self.config = config or TaliConfig()
+        self.config = pipeline.config if pipeline is not None and config is None else (config or TaliConfig())
         self.on_error = check_on_error(on_error)
         self.max_skips_per_sample = max_skips_per_sample
         if files is None:
@@ -81,7 +82,9 @@ class TaliDataset(torch.utils.data.Dataset):
         self.index = ShardIndex.from_files(self.files, opener)
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.reader = RowGroupReader(self.index, self.columns, opener=opener)
-        self.transform = TaliTransform(self.config, durations=load_durations(self.files))
+        #: Every sample is ``pipeline(row)``: decode (+ processors) unless given one.
+        self.pipeline = resolve_pipeline(config, processors, pipeline, load_durations(self.files))
+        self.transform = self.pipeline.transform
         #: Runs in the worker after decoding (e.g. model processors); its
         #: TaliDataErrors follow ``on_error`` like decode errors do.
         self.processors = processors
@@ -151,11 +154,7 @@ class TaliDataset(torch.utils.data.Dataset):
         )
 
     def _produce(self, row: dict[str, Any], index: int) -> dict[str, Any]:
-        sample = self.transform(row, key=index, epoch=self.epoch)
-        if self.processors is None:
-            return sample
-        with timed(Stage.PROCESSORS):
-            return self.processors(sample)
+        return self.pipeline(row, key=index, epoch=self.epoch)
 
     def _attempt(self, index: int):
         # Randomness is keyed by the row's place in the split, so a filter
@@ -176,10 +175,10 @@ class TaliDataset(torch.utils.data.Dataset):
             shard=self.index.shards[ref.shard].path,
             row=ref.shard_row + offset,
         )
-        if sample is not None and record is not None and self.processors is not None:
+        if sample is not None and record is not None:
             # A substituted placeholder goes through the processors too, so it
             # batches with the good samples (same keys, shapes and dtypes).
-            sample = self.processors(sample)
+            sample = self.pipeline.finish_placeholder(sample)
         return sample, record
 
     def __repr__(self) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,8 +41,8 @@ from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliSourceError
 from tali.observe.clock import Stage, timed, with_stats
+from tali.pipeline.pipeline import UNREAD_ROW, Pipeline, resolve_pipeline
 from tali.schema import Column, columns_for
-from tali.transform import TaliTransform
 
 __all__ = ["StreamingLoader", "TaliStream", "merge_states", "resolve_rank"]
 
@@ -110,8 +110,9 @@ class TaliStream(torch.utils.data.IterableDataset):
         cache: Any | None = None,
         index: ShardIndex | None = None,
         collect_stats: bool = False,
+        pipeline: Pipeline | None = None,
     ) -> None:
-        self.config = config or TaliConfig()
+        self.config = pipeline.config if pipeline is not None and config is None else (config or TaliConfig())
         self.split = split
         self.files = list(files)
         if not self.files:
@@ -128,8 +129,12 @@ class TaliStream(torch.utils.data.IterableDataset):
         self.on_error = check_on_error(on_error)
         self.processors = processors
         self.collect_stats = bool(collect_stats)  # per-sample stage times, as in TaliDataset
+        #: Every sample is ``pipeline(row)``: decode (+ processors) unless given one.
+        self.pipeline = resolve_pipeline(config, processors, pipeline, load_durations(self.files))
+        self.transform = self.pipeline.transform
         self.cache = cache
-        self.transform = TaliTransform(self.config, durations=load_durations(self.files))
+        if cache is not None:
+            cache.bind(self.pipeline)
         self.unit_rows = np.asarray([rg.num_rows for rg in self.index.row_groups], dtype=np.int64)
         self.allowed = self._allowed_rows(item_ids) if item_ids is not None else None
         self.epoch = 0
@@ -398,19 +403,17 @@ class TaliStream(torch.utils.data.IterableDataset):
 
         def attempt() -> dict[str, Any]:
             sample = self.cache.get(key, self.epoch) if located is None else None
+            raw: Mapping[str, Any] = UNREAD_ROW
             if sample is None:  # not cached, or evicted by another worker since contains()
                 table, offset = (
                     located if located is not None else (self._read_unit(unit), key - ref.first_row)
                 )
                 with timed(Stage.READ):
                     raw = row_to_python(table, offset)
-                sample = self.transform(raw, key=key, epoch=self.epoch)
+                sample = self.pipeline.decode(raw, key=key, epoch=self.epoch)
                 if self.cache is not None:
                     self.cache.put(key, self.epoch, sample)
-            if self.processors is None:
-                return sample
-            with timed(Stage.PROCESSORS):
-                return self.processors(sample)
+            return self.pipeline.finish(sample, raw, key=key, epoch=self.epoch)
 
         item_idx = row_item_idx(*located) if located is not None else None
         return apply_policy(
