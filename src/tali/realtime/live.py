@@ -34,8 +34,8 @@ import av
 from tali.config import TaliConfig
 from tali.decode.resample import mono_resampler
 from tali.errors import TaliConfigError, TaliLiveError, TaliStreamStalledError
-from tali.live.source import ReconnectPolicy, open_source
-from tali.live.windows import Windower
+from tali.realtime.source import ReconnectPolicy, open_source
+from tali.realtime.windows import Windower
 from tali.schema import SubModality
 
 __all__ = ["LiveStats", "LiveStream", "live"]

@@ -15,8 +15,8 @@ import torch
 
 from tali import TaliConfig, VideoConfig, WindowConfig, sample_data
 from tali.errors import TaliConfigError, TaliLiveError, TaliStreamStalledError
-from tali.live import ReconnectPolicy, live
-from tali.live.testing import StreamServer, mpegts_of
+from tali.realtime import ReconnectPolicy, live
+from tali.realtime.testing import StreamServer, mpegts_of
 
 CONFIG = TaliConfig(
     modalities=("youtube_content_video", "youtube_content_audio"),
@@ -166,3 +166,27 @@ def test_unreachable_source_and_bad_settings():
         live("x", CONFIG.replace(window=WindowConfig(seconds=None)))
     with pytest.raises(TaliConfigError, match="reconnect= needs a URL"):
         live(sys.stdin, CONFIG, reconnect=ReconnectPolicy())
+
+
+def test_cli_prints_windows_and_latency(stream_bytes, tmp_path):
+    data, _, _ = stream_bytes
+    path = tmp_path / "clip.ts"
+    path.write_bytes(data)
+    out = subprocess.run(
+        [sys.executable, "-m", "tali.cli.main", "live", str(path), "--hop", "3", "--stats", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    import json
+
+    windows = [json.loads(line) for line in out[:-1]]
+    stats = json.loads(out[-1])["stats"]
+    assert [w["index"] for w in windows] == list(range(10)) and stats["windows"] == 10
+    assert stats["latency_ms"]["p99"] >= stats["latency_ms"]["median"] > 0
+    bad = subprocess.run(
+        [sys.executable, "-m", "tali.cli.main", "live", str(tmp_path / "missing.ts")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and "cannot open live source" in bad.stderr
