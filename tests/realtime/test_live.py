@@ -188,5 +188,6 @@ def test_cli_prints_windows_and_latency(stream_bytes, tmp_path):
         [sys.executable, "-m", "tali.cli.main", "live", str(tmp_path / "missing.ts")],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert bad.returncode == 1 and "cannot open live source" in bad.stderr
