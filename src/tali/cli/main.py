@@ -21,6 +21,7 @@ COMMANDS = {
     "bench": "bench",
     "durations": "durations",
     "live": "live",
+    "view": "view",
 }
 
 
