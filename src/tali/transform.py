@@ -45,12 +45,13 @@ from tali.errors import TaliDataError, TaliDecodeError, TaliSchemaError
 from tali.observe.clock import Stage, timed
 from tali.schema import Column, ImageField, SubModality
 from tali.text import caption, choose_language, main_body, read_wit, title
-from tali.window import Window, choose_window, plan_frames, plan_single_frame, select_slots
+from tali.window import FramePlan, Window, choose_window, plan_frames, plan_single_frame, select_slots
 
-__all__ = ["TaliTransform", "WindowChooser", "default_choose", "sample_rng_for"]
+__all__ = ["FramePlanner", "TaliTransform", "WindowChooser", "default_choose", "sample_rng_for"]
 
 S = SubModality
 WindowChooser = Callable[[WindowConfig, float, Callable[[str], np.random.Generator]], Window]
+FramePlanner = Callable[[np.ndarray, int, str, np.random.Generator], FramePlan]
 
 
 def sample_rng_for(seed: int, epoch: int, key: int, purpose: str) -> np.random.Generator:
@@ -87,7 +88,9 @@ class TaliTransform:
     """Row dict -> sample dict, for one :class:`~tali.config.TaliConfig`. Picklable.
 
     ``choose(window_config, clip_seconds, rng) -> Window`` picks the window every
-    clip-based output is cut from (default: :func:`default_choose`).
+    clip-based output is cut from (default: :func:`default_choose`);
+    ``plan(candidate_seconds, num_frames, selection, rng) -> FramePlan`` picks the
+    frames among the window's (default: :func:`tali.window.plan_frames`).
     """
 
     def __init__(
@@ -96,12 +99,14 @@ class TaliTransform:
         *,
         durations: Mapping[int, float] | None = None,
         choose: WindowChooser | None = None,
+        plan: FramePlanner | None = None,
     ) -> None:
         self.config = config or TaliConfig()
         #: Clip seconds by item_idx (``tali.data.durations``): the window of a config that
         #: does not open the clip (text only); without it, ``nominal_clip_seconds``.
         self.durations = durations
         self.choose = choose or default_choose
+        self.plan = plan or plan_frames
 
     def __repr__(self) -> str:
         return f"TaliTransform(modalities={[s.value for s in self.config.modalities]})"
@@ -188,7 +193,7 @@ class TaliTransform:
             candidates = frames.in_window(window.start_seconds, window.end_seconds)
             indices: list[int] = []
             if want_video and not vcfg.keyframes_only:
-                plan = plan_frames(
+                plan = self.plan(
                     frames.clip_seconds(candidates), vcfg.num_frames, vcfg.selection, rng("frames")
                 )
                 indices.extend(candidates[plan.indices].tolist() if candidates.size else [])

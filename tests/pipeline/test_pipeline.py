@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tali import SampleCache, TaliConfig, TaliDataset, TaliStream, WindowConfig, make_loader
+from tali import SampleCache, TaliConfig, TaliDataset, TaliStream, WindowConfig, make_loader, sample_data
 from tali.augment import Augment, TimeAugment
 from tali.data.policy import ErrorReport
 from tali.data.sources import resolve_local_files
@@ -257,3 +257,17 @@ def test_yaml_and_toml_files_build_the_same_pipeline(tmp_path):
 def test_config_errors_name_stage_argument_and_choices(spec, message):
     with pytest.raises(TaliConfigError, match=message):
         Pipeline.from_dict(spec)
+
+
+def test_swap_the_frame_sampler(files):
+    from tests.pipeline.user_stages import first_frames
+
+    config = CONFIG.replace(modalities=("youtube_content_video",))
+    default = TaliDataset(files=files, pipeline=Pipeline(config))[0]["youtube_content_video"]
+    mine = Pipeline(config, frames=first_frames)
+    sample = TaliDataset(files=files, pipeline=mine)[0]
+    video = sample["youtube_content_video"]
+    codes = [sample_data.read_frame_index(f) for f in video["frames"]]
+    assert codes == list(range(codes[0], codes[0] + 8))  # consecutive frames
+    assert not torch.equal(default["pts_seconds"], video["pts_seconds"])
+    assert mine.fingerprint() != Pipeline(config).fingerprint() and not mine.default_decode

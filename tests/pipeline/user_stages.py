@@ -26,3 +26,10 @@ def fail_on(sample: dict[str, Any], ctx: Any, *, item_idx: int = 3) -> dict[str,
 def upper_title(sample: dict[str, Any], ctx: Any) -> dict[str, Any]:
     sample["youtube_title_text"]["text"] = sample["youtube_title_text"]["text"].upper()
     return sample
+
+
+def first_frames(candidates, num_frames, selection, rng):
+    """A user frame sampler: the window's first frames, whatever the config's selection."""
+    from tali.window import plan_frames
+
+    return plan_frames(candidates, num_frames, "sequential", rng)

@@ -98,7 +98,9 @@ class Augment:
 
     # -- before decoding ------------------------------------------------------------------------
 
-    def decoder(self, config: TaliConfig, *, durations: Mapping[int, float] | None = None) -> TaliTransform:
+    def decoder(
+        self, config: TaliConfig, *, durations: Mapping[int, float] | None = None, plan: Any = None
+    ) -> TaliTransform:
         """The decode stage for ``config``: the window comes from :meth:`choose`; with a
         time map, subtitles are cut by :meth:`apply` (once, with their times) instead."""
         decode_config = config
@@ -106,7 +108,7 @@ class Augment:
             decode_config = config.replace(
                 modalities=tuple(m for m in config.modalities if m is not S.YOUTUBE_SUBTITLE_TEXT)
             )
-        return TaliTransform(decode_config, durations=durations, choose=self.choose)
+        return TaliTransform(decode_config, durations=durations, choose=self.choose, plan=plan)
 
     def choose(self, config: WindowConfig, clip_seconds: float, rng: Rng) -> Window:
         if self.time is None:

@@ -7,8 +7,9 @@ is ``[decode]`` (+ ``[process]``), which is exactly what ``TaliDataset`` and
 >>> pipe = Pipeline(config, ["decode", AugmentStage(Augment()), ("clean", UserStage("mypkg:clean"))])
 >>> pipe = pipe.insert(UserStage("mypkg:tag", label="x"), after="decode").drop("clean")
 
-The window choice is a slot (``choose=``), not a stage: it runs inside decode,
-before any media is read. An ``augment`` stage with a time augmentation
+The window choice (``choose=``) and the frame choice (``frames=``, a
+replacement for :func:`tali.window.plan_frames`) are slots, not stages: they
+run inside decode, before any frame is decoded. An ``augment`` stage with a time augmentation
 supplies it (frames, audio and subtitles are then cut from the perturbed window).
 """
 
@@ -24,7 +25,7 @@ from tali.config import TaliConfig
 from tali.data.collate import collate as default_collate
 from tali.errors import TaliConfigError, TaliDataError, TaliStageError
 from tali.pipeline.stages import AugmentStage, Decode, Process, SpecAugmentStage, StageContext, UserStage
-from tali.transform import TaliTransform, WindowChooser, default_choose
+from tali.transform import FramePlanner, TaliTransform, WindowChooser, default_choose
 
 __all__ = ["UNREAD_ROW", "Pipeline", "StageLike", "resolve_pipeline"]
 
@@ -73,6 +74,7 @@ class Pipeline:
         stages: Iterable[StageLike] = ("decode",),
         *,
         choose: WindowChooser | None = None,
+        frames: FramePlanner | None = None,
         durations: Mapping[int, float] | None = None,
     ) -> None:
         self.config = config or TaliConfig()
@@ -80,6 +82,7 @@ class Pipeline:
             raise TaliConfigError(f"Pipeline config must be a TaliConfig, got {type(self.config).__name__}")
         self.durations = durations
         self._choose = choose
+        self._frames = frames
         named: list[tuple[str, Any]] = []
         for item in stages:
             named.append(self._named(item))
@@ -151,15 +154,21 @@ class Pipeline:
 
     def _transform(self) -> TaliTransform:
         if self.augment is not None and self.augment.time is not None:
-            return self.augment.decoder(self.config, durations=self.durations)
-        return TaliTransform(self.config, durations=self.durations, choose=self._choose or default_choose)
+            return self.augment.decoder(self.config, durations=self.durations, plan=self._frames)
+        return TaliTransform(
+            self.config, durations=self.durations, choose=self._choose or default_choose, plan=self._frames
+        )
 
     def _rebuilt(self, stages: list[tuple[str, Any]]) -> Pipeline:
-        return Pipeline(self.config, stages, choose=self._choose, durations=self.durations)
+        return Pipeline(
+            self.config, stages, choose=self._choose, frames=self._frames, durations=self.durations
+        )
 
     def with_durations(self, durations: Mapping[int, float] | None) -> Pipeline:
         """The same pipeline with clip lengths for text-only windows (the loaders pass theirs)."""
-        return Pipeline(self.config, self.stages, choose=self._choose, durations=durations)
+        return Pipeline(
+            self.config, self.stages, choose=self._choose, frames=self._frames, durations=durations
+        )
 
     @property
     def transform(self) -> TaliTransform:
@@ -290,6 +299,7 @@ class Pipeline:
         return {
             "config": self.config.to_dict(),
             "choose": _ref(self._choose) if self._choose is not None else "default",
+            "frames": _ref(self._frames) if self._frames is not None else "default",
             "stages": stages,
         }
 
@@ -301,7 +311,11 @@ class Pipeline:
     @property
     def default_decode(self) -> bool:
         """Whether decode is the plain one (the window chosen by the config alone)."""
-        return self._choose is None and (self.augment is None or self.augment.time is None)
+        return (
+            self._choose is None
+            and self._frames is None
+            and (self.augment is None or self.augment.time is None)
+        )
 
     def cache_fingerprint(self) -> str:
         """What a :class:`SampleCache` keys decoded samples on: the config's fingerprint
