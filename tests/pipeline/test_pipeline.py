@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tali import SampleCache, TaliConfig, TaliDataset, TaliStream, WindowConfig, make_loader, sample_data
+from tali import (
+    SampleCache,
+    TaliConfig,
+    TaliDataset,
+    TaliStream,
+    VideoConfig,
+    WindowConfig,
+    make_loader,
+    sample_data,
+)
 from tali.augment import Augment, TimeAugment
 from tali.data.policy import ErrorReport
 from tali.data.sources import resolve_local_files
@@ -37,6 +46,7 @@ def U(name: str, **args) -> UserStage:
 CONFIG = TaliConfig(
     modalities=("youtube_content_video", "youtube_subtitle_text", "youtube_title_text"),
     window=WindowConfig(seconds=2.0),
+    video=VideoConfig(num_frames=3, size=96),  # small: these tests are about the stages
     seed=3,
 )
 
@@ -94,10 +104,11 @@ def test_fingerprint_is_stable_across_processes_and_keys_the_cache(files, tmp_pa
     code = textwrap.dedent(
         f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
-        from tali import TaliConfig, WindowConfig
+        from tali import TaliConfig, VideoConfig, WindowConfig
         from tali.augment import Augment
         from tali.pipeline import AugmentStage, Pipeline, UserStage
-        config = TaliConfig(modalities={[m.value for m in CONFIG.modalities]!r}, window=WindowConfig(seconds=2.0), seed=3)
+        config = TaliConfig(modalities={[m.value for m in CONFIG.modalities]!r}, window=WindowConfig(seconds=2.0),
+                            video=VideoConfig(num_frames=3, size=96), seed=3)
         print(Pipeline(config, ["decode", AugmentStage(Augment()), UserStage("tests.pipeline.user_stages:tag_window", label="a")]).fingerprint())
         """
     )
@@ -268,6 +279,6 @@ def test_swap_the_frame_sampler(files):
     sample = TaliDataset(files=files, pipeline=mine)[0]
     video = sample["youtube_content_video"]
     codes = [sample_data.read_frame_index(f) for f in video["frames"]]
-    assert codes == list(range(codes[0], codes[0] + 8))  # consecutive frames
+    assert codes == list(range(codes[0], codes[0] + len(codes)))  # consecutive frames
     assert not torch.equal(default["pts_seconds"], video["pts_seconds"])
     assert mine.fingerprint() != Pipeline(config).fingerprint() and not mine.default_decode
