@@ -118,6 +118,15 @@ def test_fingerprint_is_stable_across_processes_and_keys_the_cache(files, tmp_pa
     assert out == pipe.fingerprint()
     assert pipe.replace("tag_window", U("tag_window", label="b")).fingerprint() != out
     assert pickle.loads(pickle.dumps(pipe)).fingerprint() == out
+    from tali.pipeline import Process
+    from tali.processors import ClipPixels, ProcessorSet
+
+    def with_pixels(size: int) -> str:
+        return pipe.insert(
+            Process(ProcessorSet({"youtube_content_video": ClipPixels(size=size)}))
+        ).fingerprint()
+
+    assert with_pixels(96) == with_pixels(96) != with_pixels(64)
     # The cache: plain decode keys on the config (old entries stay valid); a
     # perturbed window keys on the pipeline and never spans epochs.
     cache = SampleCache(tmp_path / "c", cache_config())

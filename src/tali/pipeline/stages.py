@@ -116,7 +116,25 @@ class Process:
             return self.processors(sample)
 
     def spec(self) -> dict[str, Any]:
-        return {"stage": self.name, "processors": repr(self.processors)}
+        procs = getattr(self.processors, "processors", None)
+        if isinstance(procs, Mapping):  # a ProcessorSet: each processor's class and settings
+            described: Any = {name: describe(p) for name, p in sorted(procs.items())}
+            described["keep_raw"] = bool(getattr(self.processors, "keep_raw", False))
+        else:
+            described = describe(self.processors)
+        return {"stage": self.name, "processors": described}
+
+
+def describe(obj: Any) -> dict[str, Any]:
+    """Class and plain-valued public attributes: stable across processes (no addresses)."""
+    plain = (int, float, str, bool, type(None))
+    attrs = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in sorted(vars(obj).items() if hasattr(obj, "__dict__") else ())
+        if not k.startswith("_")
+        and (isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(x, plain) for x in v)))
+    }
+    return {"class": f"{type(obj).__module__}:{type(obj).__qualname__}", **attrs}
 
 
 def resolve_target(target: str) -> Callable[..., Any]:
