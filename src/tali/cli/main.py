@@ -22,6 +22,8 @@ COMMANDS = {
     "durations": "durations",
     "live": "live",
     "view": "view",
+    "stats": "stats",
+    "show": "show",
 }
 
 
