@@ -94,7 +94,10 @@ def main() -> None:
             "p99": 1000 * lat[min(len(lat) - 1, int(np.ceil(0.99 * len(lat))) - 1)],
             "max": 1000 * lat[-1],
         },
-        "goal": {"latency_ms_max": 200, "met": 1000 * lat[min(len(lat) - 1, int(np.ceil(0.99 * len(lat))) - 1)] < 200},
+        "goal": {
+            "latency_ms_max": 200,
+            "met": 1000 * lat[min(len(lat) - 1, int(np.ceil(0.99 * len(lat))) - 1)] < 200,
+        },
         "drift": {"max_window_offset_seconds": float(np.max(np.abs(starts)))},
         "rss_mb": {
             "first_minute_peak": max(np.array(rss)[first]) / 2**20,

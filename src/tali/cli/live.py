@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 HELP = "aligned windows from a live stream, with latency (--stats)"
 
@@ -36,11 +37,11 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tali import TaliConfig, VideoConfig, WindowConfig, live
+    from tali import SubModality, TaliConfig, VideoConfig, WindowConfig, live
     from tali.realtime import ReconnectPolicy
 
     config = TaliConfig(
-        modalities=("youtube_content_video", "youtube_content_audio"),
+        modalities=(SubModality.YOUTUBE_CONTENT_VIDEO, SubModality.YOUTUBE_CONTENT_AUDIO),
         window=WindowConfig(seconds=args.seconds),
         video=VideoConfig(num_frames=args.frames, size=args.size),
     )
@@ -48,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
     if args.process:
         from tali.processors import ClipPixels, ProcessorSet, WhisperLogMel
 
-        processors = ProcessorSet(
-            {"youtube_content_video": ClipPixels(size=args.size), "youtube_content_audio": WhisperLogMel()}
-        )
+        chosen: dict[str, Any] = {
+            "youtube_content_video": ClipPixels(size=args.size),
+            "youtube_content_audio": WhisperLogMel(),
+        }
+        processors = ProcessorSet(chosen)
     source = sys.stdin.buffer if args.source == "-" else args.source
     stream = live(
         source,
