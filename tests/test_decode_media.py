@@ -15,7 +15,6 @@ from typing import Any
 
 import av
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from tali import TaliConfig
@@ -27,16 +26,6 @@ from tali.sample_data.realworld import REALWORLD_VARIANTS
 from tali.transform import TaliTransform
 
 VIDEO = ("youtube_content_video",)
-
-
-@pytest.fixture(scope="session")
-def real_rows(sample_root) -> dict[str, dict[str, Any]]:
-    """The ``realworld`` rows keyed by variant name."""
-    out = {}
-    for path in sorted((sample_root / "data").glob("realworld-*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            out[row["item_idx"]] = row
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,17 @@ from tali.quality.runner import part_path
 from tali.quality.similarity import TextEmbedder, cosine_rows
 
 
+@pytest.fixture(scope="module")
+def truth(truth):
+    """The 24 generated rows: the real-world split's clips (VFR, cuts, rotation...) have their
+    own truth checks in tests/test_decode_media.py; their metrics must only be error-free."""
+    return {i: t for i, t in truth.items() if not t.get("realworld")}
+
+
 def test_table_is_keyed_by_item_idx_with_the_declared_schema(metrics_path, truth):
     table = pq.read_table(metrics_path)
     assert table.schema.equals(METRICS_SCHEMA)
-    assert sorted(table.column("item_idx").to_pylist()) == sorted(truth)
+    assert set(truth) < set(table.column("item_idx").to_pylist())  # and the real-world rows
     assert all(errors == [] for errors in table.column("errors").to_pylist())
 
 

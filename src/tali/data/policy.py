@@ -140,6 +140,7 @@ def placeholder_sample(config: TaliConfig, *, key: int, epoch: int, item_idx: in
             "frames": pixels((n, 3, size_v, size_v), config.video.output),
             "pts_seconds": torch.zeros(n, dtype=torch.float64),
             "mask": torch.zeros(n, dtype=torch.bool),
+            "rotation": 0,
         }
     for sub in (s.YOUTUBE_RANDOM_VIDEO_FRAME, s.YOUTUBE_THUMBNAIL_IMAGE):
         if config.wants(sub):
