@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test bench screenshots setup setup-dev clean
+.PHONY: demo test bench screenshots notebooks-html setup setup-dev clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ screenshots: setup-dev
 
 bench: setup-dev
 	$(PY) benchmarks/run_all.py
+
+# Executed HTML copies of notebooks/ for the docs (the committed notebooks stay without outputs).
+notebooks-html: setup-dev
+	# Executed in a copy: the notebooks write their scratch files (metrics, plots) next to themselves.
+	mkdir -p build/notebooks && cp notebooks/*.ipynb build/notebooks/
+	cd build/notebooks && ../../$(PY) -m nbconvert --to html --execute --ExecutePreprocessor.timeout=600 *.ipynb
 
 clean:
 	rm -rf $(VENV)

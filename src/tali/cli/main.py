@@ -21,6 +21,8 @@ COMMANDS = {
     "bench": "bench",
     "durations": "durations",
     "view": "view",
+    "stats": "stats",
+    "show": "show",
 }
 
 
