@@ -20,6 +20,7 @@ COMMANDS = {
     "profile": "profile",
     "bench": "bench",
     "durations": "durations",
+    "live": "live",
     "view": "view",
     "stats": "stats",
     "show": "show",

@@ -35,7 +35,7 @@ from tali.schema import TALI_SCHEMA, Column, WitField
 __all__ = ["GENERATOR_VERSION", "VARIANTS", "ClipSpec", "encode_clip", "write_dataset"]
 
 #: Bump when the content changes, so cached copies are rebuilt.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 
 @dataclass(frozen=True)
