@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from tali.errors import TaliConfigError, TaliSourceError
 
@@ -48,6 +48,7 @@ __all__ = [
 REPO_ID = "Antreas/TALI"
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 Verify = Literal["size", "sha256"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,19 +69,39 @@ class SplitSpec:
     stop: str | None = None
 
     def apply(self, n: int) -> slice:
+        """The shards of ``n`` this spec keeps. Percentages must lie in [-100%, 100%]
+        (``train[:150%]`` is refused, as in HF ``datasets``); shard indices past
+        the end are clamped, as Python slices are."""
+
         def bound(text: str | None, default: int) -> int:
             if text is None or text == "":
                 return default
             if text.endswith("%"):
                 value = float(text[:-1])
+                if not -100.0 <= value <= 100.0:
+                    raise TaliConfigError(
+                        f"split {self!s}: {text} is outside -100%..100%; "
+                        f"a percentage slices the split's shards (e.g. '{self.split}[:50%]')"
+                    )
                 return math.ceil(n * value / 100.0) if value >= 0 else math.floor(n * value / 100.0)
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:
+                raise TaliConfigError(
+                    f"split {self!s}: {text!r} is not a shard index; write whole numbers "
+                    f"('{self.split}[2:4]') or percentages ('{self.split}[:5%]')"
+                ) from None
 
         start, stop = bound(self.start, 0), bound(self.stop, n)
         # "train[:1%]" of 20 shards is one shard, never zero.
         if self.stop and self.stop.endswith("%") and stop == start and n:
             stop = start + 1
         return slice(start, stop)
+
+    def __str__(self) -> str:
+        if self.start is None and self.stop is None:
+            return self.split
+        return f"{self.split}[{self.start or ''}:{self.stop or ''}]"
 
 
 _SPLIT_RE = re.compile(r"^(?P<split>[A-Za-z0-9_\-]+)(?:\[(?P<start>-?[\d.]*%?):(?P<stop>-?[\d.]*%?)\])?$")
@@ -92,7 +113,17 @@ def parse_split(spec: str) -> SplitSpec:
         raise TaliConfigError(
             f"split {spec!r} is not understood; write e.g. 'train', 'train[:5%]', 'train[10%:20%]' or 'val[0:2]'"
         )
-    return SplitSpec(match["split"], match["start"], match["stop"])
+    parsed = SplitSpec(match["split"], match["start"], match["stop"])
+    parsed.apply(1)  # refuse bad bounds now, before any listing or download
+    return parsed
+
+
+def sliced(items: Sequence[T], spec: SplitSpec) -> list[T]:
+    """``items[spec]``; a slice that keeps nothing is an error naming how many there were."""
+    chosen = list(items)[spec.apply(len(items))]
+    if items and not chosen:
+        raise TaliConfigError(f"split {spec!s} selects none of the split's {len(items)} shards")
+    return chosen
 
 
 def _api(endpoint: str | None, token: str | bool | None):
@@ -184,7 +215,7 @@ def select_shards(
     files: Sequence[HubFile], spec: SplitSpec, shards: Sequence[int | str] | None = None
 ) -> list[HubFile]:
     """Apply the split's slice, then an explicit list of shard indices or file names."""
-    chosen = list(files)[spec.apply(len(files))]
+    chosen = sliced(files, spec)
     if shards is None:
         return chosen
     by_name = {f.path: f for f in files} | {Path(f.path).name: f for f in files}

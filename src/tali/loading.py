@@ -32,7 +32,7 @@ from tali.data.shards import ShardIndex
 from tali.data.sources import resolve_local_files
 from tali.data.streaming import TaliStream
 from tali.errors import TaliConfigError, TaliSourceError
-from tali.hub import REPO_ID, SplitSpec, parse_split
+from tali.hub import REPO_ID, SplitSpec, parse_split, sliced
 from tali.schema import Modality, SubModality
 
 __all__ = ["FsOpener", "load", "resolve_files"]
@@ -55,7 +55,7 @@ class FsOpener:
 
 
 def _slice(files: list[str], spec: SplitSpec, shards: Sequence[int | str] | None) -> list[str]:
-    chosen = files[spec.apply(len(files))]
+    chosen = sliced(files, spec)
     if shards is None:
         return chosen
     out = []

@@ -9,15 +9,17 @@ directory of shards, one parquet file, or a list of files. Remote sources
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from tali.errors import TaliSourceError
 
-__all__ = ["SPLITS", "SourceLike", "resolve_local_files"]
+__all__ = ["SPLITS", "SourceLike", "available_splits", "resolve_local_files"]
 
 SourceLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 SPLITS = ("train", "val", "test")
+_SHARD_RE = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d+-of-\d+\.parquet$")
 
 
 def _split_files(root: Path, split: str) -> list[Path]:
@@ -31,6 +33,18 @@ def _split_files(root: Path, split: str) -> list[Path]:
         if found:
             return found
     return []
+
+
+def available_splits(root: str | os.PathLike[str]) -> list[str]:
+    """Split names a local directory holds, from its shard file names (``data/val-00000-of-00001.parquet``)."""
+    names: set[str] = set()
+    for path in Path(root).glob("**/*.parquet"):
+        match = _SHARD_RE.match(path.name)
+        if match:
+            names.add(match["split"])
+        elif path.parent != Path(root) and path.parent.name != "data":  # data/{split}/*.parquet
+            names.add(path.parent.name)
+    return sorted(names)
 
 
 def resolve_local_files(source: SourceLike, split: str | None = None) -> list[str]:
@@ -47,8 +61,10 @@ def resolve_local_files(source: SourceLike, split: str | None = None) -> list[st
             files = _split_files(path, split)
         if not files:
             where = f"split {split!r} in " if split else ""
+            found = available_splits(path)
+            there = f"; splits there: {', '.join(found)}" if found else "; it holds no parquet shards"
             raise TaliSourceError(
-                f"no parquet shards for {where}{path} (looked for data/{split or '*'}-*.parquet)"
+                f"no parquet shards for {where}{path} (looked for data/{split or '*'}-*.parquet{there})"
             )
         return [str(f) for f in files]
     files = [str(Path(f)) for f in source]
