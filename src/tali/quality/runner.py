@@ -5,6 +5,11 @@ atomically (written aside, then renamed), so an interrupted run leaves only
 complete parts; running again skips every shard whose part exists. Workers
 report rows as they finish them through a queue, so the progress bar moves
 per row, not per multi-gigabyte shard.
+
+Workers are *spawned* (never forked from a process that may hold threads and
+open decoders), and they do not re-run the caller's ``__main__``: a plain script
+that calls ``validate(..., workers=8)`` at its top level, without an
+``if __name__ == "__main__":`` guard, works (see :func:`_main_not_rerun`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import multiprocessing
 import os
 import queue as queue_module
 import shutil
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
@@ -130,7 +137,8 @@ def run_shards(
             with ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
             ) as pool:
-                pending: set[Future] = {pool.submit(job, shard, part) for shard, part in todo}
+                with _main_not_rerun(job):  # workers start during submit()
+                    pending: set[Future] = {pool.submit(job, shard, part) for shard, part in todo}
                 while pending:
                     done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     _drain(progress_queue, bar)
@@ -138,6 +146,38 @@ def run_shards(
                         future.result()  # re-raise a job's failure here
                 _drain(progress_queue, bar)
     return parts
+
+
+@contextmanager
+def _main_not_rerun(job: Any) -> Iterator[None]:
+    """Start spawned workers without re-running the parent's ``__main__``.
+
+    ``spawn`` normally imports the parent's main script (or ``-m`` module) in
+    every child so that functions defined there can be unpickled; an unguarded
+    script would then call ``validate`` again in each child, which
+    ``multiprocessing`` refuses ("An attempt has been made to start a new process
+    before the current process has finished its bootstrapping phase"). tali's
+    jobs live in tali's own modules, so the children never need ``__main__``:
+    while workers start, the main module does not say where it came from. A job
+    defined in ``__main__`` itself keeps the default (and needs the guard).
+    """
+    main = sys.modules.get("__main__")
+    if (
+        main is None
+        or getattr(type(job), "__module__", None) == "__main__"
+        or (getattr(job, "__module__", None) == "__main__")
+    ):
+        yield
+        return
+    saved = {name: main.__dict__[name] for name in ("__spec__", "__file__") if name in main.__dict__}
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            main.__dict__.pop("__spec__", None)
 
 
 def _drain(progress_queue: Any, bar: _Bar) -> None:
