@@ -24,7 +24,7 @@ from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.observe.clock import Stage, TimedCollate, add_bytes, timed, with_stats
-from tali.schema import Column, columns_for
+from tali.schema import Column, columns_for, require_columns
 from tali.transform import TaliTransform
 
 __all__ = ["TaliDataset", "make_loader"]
@@ -78,6 +78,9 @@ class TaliDataset(torch.utils.data.Dataset):
         self.split = split
         self.files = list(files)
         self.index = ShardIndex.from_files(self.files, opener)
+        needed = columns_for(self.config.modalities)
+        for shard in self.index.shards:  # from footers: a foreign file fails here, not at sample 0
+            require_columns(shard.path, shard.column_names, needed, purpose="this config's modalities")
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.reader = RowGroupReader(self.index, self.columns, opener=opener)
         self.transform = TaliTransform(self.config)

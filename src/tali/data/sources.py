@@ -13,9 +13,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from tali.errors import TaliSourceError
+from tali.errors import TaliSchemaError, TaliSourceError
+from tali.schema import foreign_shard
 
-__all__ = ["SPLITS", "SourceLike", "available_splits", "resolve_local_files"]
+__all__ = ["SPLITS", "SourceLike", "available_splits", "refuse_foreign_shards", "resolve_local_files"]
 
 SourceLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 SPLITS = ("train", "val", "test")
@@ -74,3 +75,20 @@ def resolve_local_files(source: SourceLike, split: str | None = None) -> list[st
     if not files:
         raise TaliSourceError("an empty list of files is not a source")
     return files
+
+
+def refuse_foreign_shards(shards: Sequence[str]) -> None:
+    """A parquet file that is not TALI at all is one :class:`~tali.errors.TaliSchemaError`
+    (from its footer), not a failure of every check of every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for shard in shards:
+        try:
+            names = pq.read_schema(shard).names
+        except (OSError, pa.ArrowException):
+            continue  # an unreadable footer is reported per shard by the run itself
+        why = foreign_shard(names)
+        if why is not None:
+            name = Path(shard).name
+            raise TaliSchemaError(f"{name} is not a TALI shard: {why}", shard=name)

@@ -40,7 +40,7 @@ from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliSourceError
 from tali.observe.clock import Stage, timed, with_stats
-from tali.schema import Column, columns_for
+from tali.schema import Column, columns_for, require_columns
 from tali.transform import TaliTransform
 
 __all__ = ["StreamingLoader", "TaliStream", "merge_states", "resolve_rank"]
@@ -117,6 +117,9 @@ class TaliStream(torch.utils.data.IterableDataset):
             raise TaliSourceError("a stream needs at least one parquet shard")
         self.opener = opener
         self.index = index or ShardIndex.from_files(self.files, opener)
+        needed = columns_for(self.config.modalities)
+        for shard in self.index.shards:  # from footers: a foreign file fails here, not mid-epoch
+            require_columns(shard.path, shard.column_names, needed, purpose="this config's modalities")
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.shuffle = bool(shuffle)
         if not isinstance(buffer_size, int) or buffer_size < 0:

@@ -101,10 +101,11 @@ def load_clip(name: str = DEFAULT_CLIP, **kwargs: Any) -> tuple[Any, Any]:
             CLIPImageProcessor.from_pretrained(name, **kwargs),
             CLIPTokenizer.from_pretrained(name, **kwargs),
         )
-    except ImportError as exc:
-        raise TaliModelAssetError(
-            "CLIP processors need transformers: pip install 'tali-dataset[models]'"
-        ) from exc
+    except ImportError:
+        from tali._optional import require
+
+        require("transformers", extra="models", feature="CLIP processors")
+        raise
     except (OSError, ValueError) as exc:
         raise _asset_error(name, CLIP_FILES, exc, why) from exc
 
@@ -122,10 +123,11 @@ def load_whisper(name: str = DEFAULT_WHISPER, **kwargs: Any) -> Any:
         from transformers import WhisperFeatureExtractor
 
         return WhisperFeatureExtractor.from_pretrained(name, **kwargs)
-    except ImportError as exc:
-        raise TaliModelAssetError(
-            "Whisper processors need transformers: pip install 'tali-dataset[models]'"
-        ) from exc
+    except ImportError:
+        from tali._optional import require
+
+        require("transformers", extra="models", feature="Whisper processors")
+        raise
     except (OSError, ValueError) as exc:
         raise _asset_error(name, WHISPER_FILES, exc, why) from exc
 

@@ -38,13 +38,9 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 
 
 def _duckdb() -> Any:
-    try:
-        import duckdb
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise TaliConfigError(
-            "SQL filtering needs the quality extra: pip install 'tali-dataset[quality]'"
-        ) from None
-    return duckdb
+    from tali._optional import require
+
+    return require("duckdb", extra="quality", feature="SQL filtering")
 
 
 def _quote(text: str) -> str:

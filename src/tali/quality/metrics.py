@@ -40,13 +40,14 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from tali.data.rows import row_to_python_lenient
-from tali.data.sources import SourceLike, resolve_local_files
+from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_files
 from tali.decode.clip import open_clip
 from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.errors import TaliDataError, TaliSourceError
 from tali.quality.checks import parse_start_seconds
 from tali.quality.runner import atomic_write_table, parts_dir_of, remove_parts, report_rows, run_shards
 from tali.quality.scan import ScanThresholds, scan_clip
+from tali.quality.similarity import require_embeddings
 from tali.schema import Column, ImageField, WitField
 from tali.text import caption, read_wit, title
 
@@ -303,7 +304,10 @@ def compute_metrics(
     ``<out>.parts/`` until the run finishes, so an interrupted run resumes.
     """
     opts = options or MetricsOptions()
+    if opts.similarity:
+        require_embeddings()  # before the decode pass, not after it
     shards = resolve_local_files(source, split)
+    refuse_foreign_shards(shards)
     scratch = tempfile.mkdtemp(prefix="tali-metrics-") if out is None else None
     parts_dir = Path(scratch) if scratch else parts_dir_for(out, opts)
     try:

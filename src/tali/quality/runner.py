@@ -9,7 +9,7 @@ per row, not per multi-gigabyte shard.
 Workers are *spawned* (never forked from a process that may hold threads and
 open decoders), and they do not re-run the caller's ``__main__``: a plain script
 that calls ``validate(..., workers=8)`` at its top level, without an
-``if __name__ == "__main__":`` guard, works (see :func:`_main_not_rerun`).
+``if __name__ == "__main__":`` guard, works (see :func:`tali._mp.main_not_rerun`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ import multiprocessing
 import os
 import queue as queue_module
 import shutil
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tali._mp import main_not_rerun
 from tali.errors import TaliConfigError
 
 __all__ = [
@@ -137,7 +136,7 @@ def run_shards(
             with ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
             ) as pool:
-                with _main_not_rerun(job):  # workers start during submit()
+                with main_not_rerun(job):  # workers start during submit()
                     pending: set[Future] = {pool.submit(job, shard, part) for shard, part in todo}
                 while pending:
                     done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -146,38 +145,6 @@ def run_shards(
                         future.result()  # re-raise a job's failure here
                 _drain(progress_queue, bar)
     return parts
-
-
-@contextmanager
-def _main_not_rerun(job: Any) -> Iterator[None]:
-    """Start spawned workers without re-running the parent's ``__main__``.
-
-    ``spawn`` normally imports the parent's main script (or ``-m`` module) in
-    every child so that functions defined there can be unpickled; an unguarded
-    script would then call ``validate`` again in each child, which
-    ``multiprocessing`` refuses ("An attempt has been made to start a new process
-    before the current process has finished its bootstrapping phase"). tali's
-    jobs live in tali's own modules, so the children never need ``__main__``:
-    while workers start, the main module does not say where it came from. A job
-    defined in ``__main__`` itself keeps the default (and needs the guard).
-    """
-    main = sys.modules.get("__main__")
-    if (
-        main is None
-        or getattr(type(job), "__module__", None) == "__main__"
-        or (getattr(job, "__module__", None) == "__main__")
-    ):
-        yield
-        return
-    saved = {name: main.__dict__[name] for name in ("__spec__", "__file__") if name in main.__dict__}
-    main.__spec__ = None
-    main.__dict__.pop("__file__", None)
-    try:
-        yield
-    finally:
-        main.__dict__.update(saved)
-        if "__spec__" not in saved:
-            main.__dict__.pop("__spec__", None)
 
 
 def _drain(progress_queue: Any, bar: _Bar) -> None:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tali.data.rows import row_item_idx, row_to_python
-from tali.data.sources import SourceLike, resolve_local_files
+from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.quality.checks import CHECKS, CheckLimits, check_shard_schema, columns_for_checks
 from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
@@ -204,6 +204,7 @@ def validate(
     chosen = _parse_checks(checks)
     limits = limits or CheckLimits()
     shards = resolve_local_files(source, split)
+    refuse_foreign_shards(shards)
     scratch = None
     if report is not None:
         parts_dir = parts_dir_for(report, chosen, limits)
