@@ -17,6 +17,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=32, width=100)
 
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+            return action.help  # "(default: None)" says nothing
+        return super()._get_help_string(action)
+
 
 class CliError(TaliConfigError):
     """A command-line value that cannot work; printed as one ``tali CMD: error: ...`` line."""

