@@ -9,11 +9,13 @@ TORCH  ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test bench setup setup-dev clean
+.PHONY: demo test lint bench setup setup-dev clean
 
+# The demo's venv has the observe extra too, so `tali demo --monitor` and
+# `tali profile --profiler pyinstrument` work in it (small wheels: psutil, prometheus_client, pyinstrument).
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) "$(TORCH)" -e .
+	$(PIP) "$(TORCH)" -e ".[observe]"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
@@ -33,6 +35,12 @@ demo: setup
 
 test: setup-dev
 	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+# What CI checks before the tests: lint, formatting, and types of the package.
+lint: setup-dev
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m mypy src/
 
 bench: setup-dev
 	$(PY) benchmarks/run_all.py

@@ -31,7 +31,7 @@ def main_not_rerun(job: Any = None) -> Iterator[None]:
     ):
         yield
         return
-    saved = {name: main.__dict__[name] for name in ("__spec__", "__file__") if name in main.__dict__}
+    saved: dict[str, Any] = {n: main.__dict__[n] for n in ("__spec__", "__file__") if n in main.__dict__}
     main.__spec__ = None
     main.__dict__.pop("__file__", None)
     try:

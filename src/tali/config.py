@@ -303,4 +303,4 @@ class TaliConfig:
 
     @classmethod
     def for_modalities(cls, modalities: Iterable[str | Modality | SubModality], **kwargs: Any) -> TaliConfig:
-        return cls(modalities=tuple(modalities), **kwargs)
+        return cls(modalities=tuple(modalities), **kwargs)  # type: ignore[arg-type]  # normalised in __post_init__

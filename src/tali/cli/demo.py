@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(
         f"{seen} samples in {elapsed:.2f} s: [bold]{seen / elapsed:.1f} samples/s[/bold] "
-        f"with {args.workers} workers (time to first batch {first_batch_at - start:.2f} s); "
+        f"with {args.workers} workers (time to first batch {(first_batch_at or start) - start:.2f} s); "
         f"{missing_audio} samples had no audio stream (zeros, flagged missing)"
     )
     return 0

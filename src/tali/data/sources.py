@@ -56,6 +56,7 @@ def resolve_local_files(source: SourceLike, split: str | None = None) -> list[st
             return [str(path)]
         if not path.is_dir():
             raise TaliSourceError(f"no such file or directory: {path}")
+        files: list[Path]
         if split is None:
             files = sorted(path.rglob("*.parquet"))
         else:
@@ -68,13 +69,13 @@ def resolve_local_files(source: SourceLike, split: str | None = None) -> list[st
                 f"no parquet shards for {where}{path} (looked for data/{split or '*'}-*.parquet{there})"
             )
         return [str(f) for f in files]
-    files = [str(Path(f)) for f in source]
-    missing = [f for f in files if not Path(f).is_file()]
+    names = [str(Path(f)) for f in source]
+    missing = [f for f in names if not Path(f).is_file()]
     if missing:
         raise TaliSourceError(f"parquet files not found: {', '.join(missing[:5])}")
-    if not files:
+    if not names:
         raise TaliSourceError("an empty list of files is not a source")
-    return files
+    return names
 
 
 def refuse_foreign_shards(shards: Sequence[str]) -> None:

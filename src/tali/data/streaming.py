@@ -399,7 +399,8 @@ class TaliStream(torch.utils.data.IterableDataset):
         ref = self.index.row_groups[unit]
 
         def attempt() -> dict[str, Any]:
-            sample = self.cache.get(key, self.epoch) if located is None else None
+            # located is None only when the cache said it holds the row
+            sample = self.cache.get(key, self.epoch) if located is None and self.cache is not None else None
             if sample is None:  # not cached, or evicted by another worker since contains()
                 table, offset = (
                     located if located is not None else (self._read_unit(unit), key - ref.first_row)

@@ -186,7 +186,7 @@ def _pyinstrument_functions(
         {"function": f, "where": w, "calls": None, "self_seconds": s, "cumulative_seconds": None}
         for (f, w), s in totals.items()
     ]
-    rows.sort(key=lambda r: r["self_seconds"], reverse=True)
+    rows.sort(key=lambda r: float(r["self_seconds"] or 0.0), reverse=True)
     return rows[:top], profiler.output_text(unicode=True, color=False, show_all=False)
 
 

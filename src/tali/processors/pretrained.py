@@ -188,7 +188,7 @@ def clip_tokenizer_from_bpe(path: str | Path, *, model_max_length: int = 77) -> 
     vocab_list = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: i for i, token in enumerate(vocab_list)}
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)  # type: ignore[arg-type]
 
 
 def _bytes_to_unicode() -> dict[int, str]:

@@ -238,7 +238,7 @@ def select(
             # Only a metrics table listing one item_idx twice can repeat a row in the join.
             raise TaliSourceError(f"the metrics table lists item_idx {item_idx} more than once")
         seen.add((shard, row))
-        if records is not None and not predicate(_clean(records[i])):
+        if records is not None and predicate is not None and not predicate(_clean(records[i])):
             continue
         result.positions.setdefault(shard, []).append(int(row))
         if item_idx is not None:

@@ -308,8 +308,12 @@ def compute_metrics(
         require_embeddings()  # before the decode pass, not after it
     shards = resolve_local_files(source, split)
     refuse_foreign_shards(shards)
-    scratch = tempfile.mkdtemp(prefix="tali-metrics-") if out is None else None
-    parts_dir = Path(scratch) if scratch else parts_dir_for(out, opts)
+    scratch: str | None = None
+    if out is None:
+        scratch = tempfile.mkdtemp(prefix="tali-metrics-")
+        parts_dir = Path(scratch)
+    else:
+        parts_dir = parts_dir_for(out, opts)
     try:
         rows = [_open(s).metadata.num_rows for s in shards]
         parts = run_shards(

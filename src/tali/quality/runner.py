@@ -162,8 +162,8 @@ class _Bar:
         self.enabled = enabled
         self.total = total
         self.description = description
-        self._progress = None
-        self._task = None
+        self._progress: Any = None
+        self._task: Any = None
 
     def __enter__(self) -> Self:
         if self.enabled:

@@ -64,7 +64,7 @@ class ValidationReport:
         return len({(f.shard, f.row) for f in self.failures})
 
     def summary(self) -> dict[str, Any]:
-        per_check = {name: Counter() for name in ("parquet", "read", *self.checks)}
+        per_check: dict[str, Counter[str]] = {name: Counter() for name in ("parquet", "read", *self.checks)}
         for f in self.failures:
             per_check.setdefault(f.check, Counter())[f.error] += 1
         return {

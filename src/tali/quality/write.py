@@ -68,6 +68,7 @@ class _ShardWriter:
         while start < table.num_rows:
             if self.writer is None:
                 self._open()
+            assert self.writer is not None  # _open set it
             take = min(table.num_rows - start, self.rows_per_shard - self.rows_in_shard)
             self.writer.write_table(table.slice(start, take), row_group_size=self.row_group_size)
             self.rows_in_shard += take
