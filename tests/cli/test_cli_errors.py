@@ -102,7 +102,7 @@ def test_an_unknown_split_lists_the_splits_there(sample_root):
     done = _tali("validate", str(sample_root), "--split", "dev")
     assert done.returncode == 1
     line = _one_error_line(done, "tali validate: error: no parquet shards for split 'dev'")
-    assert "splits there: test, train, val" in line
+    assert "splits there: realworld, test, train, val" in line
 
 
 def test_filter_on_a_metrics_column_without_metrics(sample_root, tmp_path):

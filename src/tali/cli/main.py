@@ -40,6 +40,7 @@ COMMANDS = {
     "filter": "filter",
     "profile": "profile",
     "bench": "bench",
+    "durations": "durations",
 }
 
 #: Library keyword -> command-line flag, for messages shown by the CLI.
