@@ -98,3 +98,10 @@ def test_missing_audio_defaults_to_zeros_and_error_says_how_to_switch(sample_roo
     )
     with pytest.raises(tali.TaliMissingStreamError, match=r"on_missing='zeros'.*on_error='skip'"):
         strict[row]
+
+
+def test_metrics_language_is_a_code_too():
+    from tali.quality import MetricsOptions
+
+    with pytest.raises(TaliConfigError, match=r"MetricsOptions.language='English'.*did you mean 'en'"):
+        MetricsOptions(language="English")

@@ -214,7 +214,7 @@ class TextConfig:
     max_text_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
-        _check_language(self.language)
+        check_language(self.language)
         _check_choice("TextConfig", "fallback", self.fallback, LanguageFallback)
         _check_choice("TextConfig", "subtitles", self.subtitles, SubtitleScope)
         _check_positive("TextConfig", "max_subtitle_bytes", self.max_subtitle_bytes)
@@ -233,13 +233,14 @@ _LANGUAGE_NAMES = {
 }  # fmt: skip
 
 
-def _check_language(value: Any) -> None:
+def check_language(value: Any, *, owner: str = "TextConfig") -> None:
+    """``None`` or a WIT (Wikipedia) language code; a name such as ``"english"`` is refused."""
     if value is None:
         return
     if not isinstance(value, str) or not _LANGUAGE_RE.match(value):
         hint = _LANGUAGE_NAMES.get(str(value).strip().lower())
         raise TaliConfigError(
-            f"TextConfig.language={value!r} is not a Wikipedia language code; WIT names languages by "
+            f"{owner}.language={value!r} is not a Wikipedia language code; WIT names languages by "
             f"code ('en', 'de', 'zh-TW'){f', did you mean {hint!r}?' if hint else ''} "
             f"(None returns every language)"
         )

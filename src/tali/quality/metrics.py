@@ -125,6 +125,11 @@ class MetricsOptions:
     max_subtitle_bytes: int = 4_000_000
     max_image_pixels: int = 64_000_000
 
+    def __post_init__(self) -> None:
+        from tali.config import check_language
+
+        check_language(self.language, owner="MetricsOptions")
+
 
 def _error(out: dict[str, Any], exc: BaseException, fallback_field: str) -> None:
     where = getattr(exc, "field", None) or fallback_field
