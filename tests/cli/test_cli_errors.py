@@ -197,6 +197,9 @@ def test_sample_data_reports_progress_per_row(tmp_path):
 
     seen: list[tuple[int, int]] = []
     write_dataset(
-        tmp_path / "ds", splits={"train": (2, 1)}, progress=lambda done, total: seen.append((done, total))
+        tmp_path / "ds",
+        splits={"train": (2, 1)},
+        realworld=False,
+        progress=lambda done, total: seen.append((done, total)),
     )
     assert seen == [(1, 2), (2, 2)]
