@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test lint bench setup setup-dev clean
+.PHONY: demo test lint bench screenshots setup setup-dev clean
 
 # The demo's venv has the observe extra too, so `tali demo --monitor` and
 # `tali profile --profiler pyinstrument` work in it (small wheels: psutil, prometheus_client, pyinstrument).
@@ -20,6 +20,7 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
 	scripts/install-ffmpeg-libs
+	scripts/install-chromium
 	# torchcodec 0.13 is the release that loads beside the CPU torch 2.13.
 	$(PIP) "$(TORCH)" "torchcodec==0.13.0" -e ".[dev]"
 	# Tests read CLIP's BPE vocabulary file that open_clip_torch vendors; --no-deps
@@ -41,6 +42,10 @@ lint: setup-dev
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m mypy src/
+
+# The viewer's screenshots in docs/img/, taken by its browser tests.
+screenshots: setup-dev
+	TALI_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q -n 0 tests/view/test_view_browser.py -k screenshots
 
 bench: setup-dev
 	$(PY) benchmarks/run_all.py

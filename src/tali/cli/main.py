@@ -41,6 +41,7 @@ COMMANDS = {
     "profile": "profile",
     "bench": "bench",
     "durations": "durations",
+    "view": "view",
 }
 
 #: Library keyword -> command-line flag, for messages shown by the CLI.
