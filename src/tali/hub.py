@@ -349,11 +349,9 @@ def cached_split_files(
         files = sorted(str(p) for p in base.glob(f"data/{split}-*-of-*.parquet"))
         return None, files, [str(base / "data" / f"{split}-*.parquet")]
     from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
 
-    storage = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
-        repo_id=repo_id, repo_type="dataset"
-    )
+    # huggingface_hub's repo_folder_name, without importing its HTTP stack.
+    storage = Path(cache_dir or constants.HF_HUB_CACHE) / ("datasets--" + repo_id.replace("/", "--"))
     ref = storage / "refs" / (revision or "main")
     commit = revision if revision and re.fullmatch(r"[0-9a-f]{40}", revision) else None
     if commit is None:
@@ -554,13 +552,13 @@ def download(
     download left (no new verification), or the error lists where they were looked for.
     An unreachable Hub fails within ``timeout`` seconds (see the module docstring).
     """
-    from huggingface_hub import hf_hub_url
-
     if verify not in ("size", "sha256"):
         raise TaliConfigError(f"verify={verify!r} is not allowed; choose one of 'size', 'sha256'")
     spec = parse_split(split)
-    if offline():
+    if offline():  # before importing the HTTP client: offline answers in milliseconds
         return _offline_report(repo_id, spec, shards, revision, cache_dir, local_dir)
+    from huggingface_hub import hf_hub_url
+
     commit, files = list_split_files(
         repo_id,
         spec.split,

@@ -130,6 +130,13 @@ def resolve_files(
         raise TaliSourceError(_no_local_path(text, spec.split))
     if _REPO_RE.match(text):
         if not download:
+            from tali.hub import offline
+
+            if offline():
+                raise TaliSourceError(
+                    f"HF_HUB_OFFLINE is set: {text!r} with download=False streams from the Hub; "
+                    f"use download=True to read shards already downloaded"
+                )
             url = f"hf://datasets/{text}@{revision}" if revision else f"hf://datasets/{text}"
             options = dict(storage_options or {})
             if endpoint:

@@ -15,6 +15,7 @@ import huggingface_hub.constants  # noqa: F401 - read HF_HUB_OFFLINE (at import)
 import pytest
 
 import tali
+import tali.loading  # imported here so the timings below measure calls, not imports
 from tali.errors import TaliSourceError
 
 REPO = "Antreas/TALI"
@@ -166,3 +167,9 @@ def test_download_command_offline_is_one_line(env, closed_port):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tali download: error: HF_HUB_OFFLINE is set"), done.stderr
+
+
+def test_offline_streaming_from_the_hub_is_refused_at_once(env, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    seconds, message = _timed(lambda: tali.load(REPO, split="val", download=False))
+    assert seconds < 1.0 and "HF_HUB_OFFLINE is set: 'Antreas/TALI' with download=False" in message
