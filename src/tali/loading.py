@@ -13,6 +13,10 @@ Sources, in the order they are recognised:
 3. an existing local file or directory (Hub layout ``data/{split}-*.parquet``);
 4. ``owner/name``: a Hub dataset repo, downloaded with :func:`tali.hub.download`.
 
+Anything else, and a path-like string that exists nowhere (``"data/TALI"``, ``"./x"``,
+``"a/b/c"``, ``"x.parquet"``), is a local-path :class:`~tali.errors.TaliSourceError`
+naming the absolute path looked for; it is never sent to the Hub.
+
 ``split`` may slice shards (``"train[:5%]"``, ``"train[2:4]"``) for every source;
 ``shards`` picks shard indices or file names.
 """
