@@ -8,6 +8,10 @@ TORCH  ?= torch==2.13.0
 # This machine keeps the CPU torch wheel in /opt/wheels; elsewhere pip uses its index.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
+# Elsewhere, PyPI's torch for Linux is the CUDA build (GBs of wheels). For the CPU build:
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_FIRST := $(if $(TORCH_INDEX),$(PIP) --index-url $(TORCH_INDEX) "$(TORCH)",true)
 
 .PHONY: demo test lint bench screenshots setup setup-dev clean
 
@@ -15,6 +19,7 @@ PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
 # `tali profile --profiler pyinstrument` work in it (small wheels: psutil, prometheus_client, pyinstrument).
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(TORCH_FIRST)
 	$(PIP) "$(TORCH)" -e ".[observe]"
 	touch $@
 
