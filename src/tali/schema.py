@@ -260,12 +260,17 @@ def _listed(names: Iterable[str], most: int = 6) -> str:
     return ", ".join(names[:most]) + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
 
-def foreign_shard(names: Iterable[str]) -> str | None:
-    """Why a parquet file with these columns is not a TALI shard at all (``None``: it is
-    one, perhaps with a column missing). Used to give one error instead of one per row."""
+def foreign_shard(names: Iterable[str], needed: Iterable[str] | None = None) -> str | None:
+    """Why a parquet file with these columns is not a TALI shard at all (``None``: it is one,
+    perhaps a partial one). With ``needed`` (the columns a tool reads), a file holding none
+    of them is foreign; without, one lacking ``item_idx`` or most TALI columns is. Used to
+    give one error instead of one per row."""
     have = list(names)
     present = [n for n in TALI_SCHEMA.names if n in have]
-    if str(Column.ITEM_IDX) in have and 2 * len(present) >= len(TALI_SCHEMA.names):
+    if needed is not None:
+        if any(n in have for n in needed):
+            return None
+    elif str(Column.ITEM_IDX) in have and 2 * len(present) >= len(TALI_SCHEMA.names):
         return None
     missing = [n for n in TALI_SCHEMA.names if n not in have]
     return (

@@ -78,9 +78,10 @@ def resolve_local_files(source: SourceLike, split: str | None = None) -> list[st
     return names
 
 
-def refuse_foreign_shards(shards: Sequence[str]) -> None:
-    """A parquet file that is not TALI at all is one :class:`~tali.errors.TaliSchemaError`
-    (from its footer), not a failure of every check of every row."""
+def refuse_foreign_shards(shards: Sequence[str], needed: Sequence[str]) -> None:
+    """A parquet file that is not TALI at all (none of the ``needed`` columns) is one
+    :class:`~tali.errors.TaliSchemaError` from its footer, not a failure of every check of
+    every row. A partial shard (text columns only, say) is left to the per-shard report."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -89,7 +90,7 @@ def refuse_foreign_shards(shards: Sequence[str]) -> None:
             names = pq.read_schema(shard).names
         except (OSError, pa.ArrowException):
             continue  # an unreadable footer is reported per shard by the run itself
-        why = foreign_shard(names)
+        why = foreign_shard(names, needed)
         if why is not None:
             name = Path(shard).name
             raise TaliSchemaError(f"{name} is not a TALI shard: {why}", shard=name)

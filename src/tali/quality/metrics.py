@@ -312,7 +312,7 @@ def compute_metrics(
     if opts.similarity:
         require_embeddings()  # before the decode pass, not after it
     shards = resolve_local_files(source, split)
-    refuse_foreign_shards(shards)
+    refuse_foreign_shards(shards, [str(c) for c in _READ])
     scratch: str | None = None
     if out is None:
         scratch = tempfile.mkdtemp(prefix="tali-metrics-")

@@ -29,6 +29,7 @@ from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_f
 from tali.errors import TaliConfigError, TaliDataError
 from tali.quality.checks import CHECKS, CheckLimits, check_shard_schema, columns_for_checks
 from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
+from tali.schema import TALI_SCHEMA
 
 __all__ = ["ALL_CHECKS", "Failure", "ValidationReport", "parts_dir_for", "validate"]
 
@@ -204,7 +205,7 @@ def validate(
     chosen = _parse_checks(checks)
     limits = limits or CheckLimits()
     shards = resolve_local_files(source, split)
-    refuse_foreign_shards(shards)
+    refuse_foreign_shards(shards, columns_for_checks(chosen, tuple(TALI_SCHEMA.names)))
     scratch = None
     if report is not None:
         parts_dir = parts_dir_for(report, chosen, limits)
