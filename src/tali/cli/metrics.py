@@ -34,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from tali._optional import available
     from tali.quality import MetricsOptions, compute_metrics
 
+    sql = available("duckdb")  # the summary's flag counts; the table itself needs no extra
     options = MetricsOptions(similarity=args.similarity, language=args.language)
     table = compute_metrics(
         args.source,
@@ -66,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
         column = table.column(name)
         finite = pc.filter(column, pc.is_finite(column)) if pa.types.is_floating(column.type) else column
         mean = pc.mean(finite).as_py()
-        flagged = "-" if rule is None else str(_count(table, rule))
+        flagged = "-" if rule is None or not sql else str(_count(table, rule))
         measured = str(len(column) - column.null_count)
         summary.add_row(name, measured, "-" if mean is None else f"{mean:.3f}", flagged, rule or "")
+    if not sql:
+        Console().print("flagged counts need duckdb: pip install 'tali-dataset[quality]'")
     errors = sum(1 for e in table.column("errors").to_pylist() if e)
     Console().print(summary)
     Console().print(f"{errors} rows had parts that could not be measured (see the 'errors' column)")
