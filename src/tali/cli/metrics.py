@@ -71,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
         flagged = "-" if rule is None or not sql else str(_count(table, rule))
         measured = str(len(column) - column.null_count)
         summary.add_row(name, measured, "-" if mean is None else f"{mean:.3f}", flagged, rule or "")
-    if not sql:
-        Console().print("flagged counts need duckdb: pip install 'tali-dataset[quality]'")
     errors = sum(1 for e in table.column("errors").to_pylist() if e)
     Console().print(summary)
+    if not sql:
+        Console().print("flagged counts need duckdb: pip install 'tali-dataset[quality]'")
     Console().print(f"{errors} rows had parts that could not be measured (see the 'errors' column)")
     return 0
 
