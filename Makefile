@@ -13,7 +13,7 @@ PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
 TORCH_INDEX ?=
 TORCH_FIRST := $(if $(TORCH_INDEX),$(PIP) --index-url $(TORCH_INDEX) "$(TORCH)",true)
 
-.PHONY: demo test lint bench screenshots setup setup-dev clean
+.PHONY: demo test lint bench screenshots notebooks-html setup setup-dev clean
 
 # The demo's venv has the observe extra too, so `tali demo --monitor` and
 # `tali profile --profiler pyinstrument` work in it (small wheels: psutil, prometheus_client, pyinstrument).
@@ -54,6 +54,12 @@ screenshots: setup-dev
 
 bench: setup-dev
 	$(PY) benchmarks/run_all.py
+
+# Executed HTML copies of notebooks/ for the docs (the committed notebooks stay without outputs).
+notebooks-html: setup-dev
+	# Executed in a copy: the notebooks write their scratch files (metrics, plots) next to themselves.
+	mkdir -p build/notebooks && cp notebooks/*.ipynb build/notebooks/
+	cd build/notebooks && ../../$(PY) -m nbconvert --to html --execute --ExecutePreprocessor.timeout=600 *.ipynb
 
 clean:
 	rm -rf $(VENV)

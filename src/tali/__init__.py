@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 # `tali --help` do not pay for torch, PyAV and pyarrow. The imports below are what
 # type checkers and IDEs see; _LAZY says where each public name lives.
 if TYPE_CHECKING:
-    from tali import hf, hub, processors, sample_data
+    from tali import hf, hub, processors, sample_data, stats, viz
     from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
     from tali.data.cache import SampleCache
     from tali.data.collate import collate
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 
 _LAZY: dict[str, str] = {
-    **dict.fromkeys(["hf", "hub", "processors", "sample_data"], ""),
+    **dict.fromkeys(["hf", "hub", "processors", "sample_data", "stats", "viz"], ""),
     **dict.fromkeys(
         ["AudioConfig", "ImageConfig", "TaliConfig", "TextConfig", "VideoConfig", "WindowConfig"],
         "tali.config",
@@ -90,7 +90,7 @@ _SUBMODULES = frozenset(
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        for module in {m for m in _LAZY.values() if m} | {"tali.hf", "tali.hub", "tali.processors"}:
+        for module in {m for m in _LAZY.values() if m} | {f"tali.{n}" for n, m in _LAZY.items() if m == ""}:
             importlib.import_module(module)
         return importlib.import_module(f"tali.{name}")
     where = _LAZY.get(name)
@@ -149,4 +149,6 @@ __all__ = [
     "make_loader",
     "processors",
     "sample_data",
+    "stats",
+    "viz",
 ]

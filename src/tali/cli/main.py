@@ -42,6 +42,8 @@ COMMANDS = {
     "bench": "bench",
     "durations": "durations",
     "view": "view",
+    "stats": "stats",
+    "show": "show",
 }
 
 #: Library keyword -> command-line flag, for messages shown by the CLI.
