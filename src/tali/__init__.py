@@ -80,25 +80,38 @@ _LAZY: dict[str, str] = {
 }
 
 
-#: Submodules reachable as attributes (``tali.data.policy.ErrorReport`` after ``import tali``):
-#: the first such access imports what ``import tali`` used to import eagerly.
+#: Submodules reachable as attributes (``tali.data.policy.ErrorReport`` after ``import tali``).
 _SUBMODULES = frozenset(
     ["cli", "config", "data", "decode", "errors", "loading", "observe", "quality", "schema", "text"]
     + ["transform", "window"]
 )
+_loaded = False
+
+
+def _load_all() -> None:
+    """What ``import tali`` imported eagerly before it became lazy, once, on the first
+    attribute access: ``tali.data.policy`` and friends then resolve as they always did."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in sorted(
+            {m for m in _LAZY.values() if m} | {f"tali.{n}" for n, m in _LAZY.items() if not m}
+        ):
+            importlib.import_module(module)
 
 
 def __getattr__(name: str) -> Any:
+    if name.startswith("__"):  # dunder probes (copy, pickle, doctest) never load the package
+        raise AttributeError(f"module 'tali' has no attribute {name!r}")
+    _load_all()
     if name in _SUBMODULES:
-        for module in {m for m in _LAZY.values() if m} | {f"tali.{n}" for n, m in _LAZY.items() if m == ""}:
-            importlib.import_module(module)
         return importlib.import_module(f"tali.{name}")
     where = _LAZY.get(name)
     if where is None:
         raise AttributeError(f"module 'tali' has no attribute {name!r}")
     value = (
         importlib.import_module(f"tali.{name}")
-        if where == ""
+        if not where
         else getattr(importlib.import_module(where), name)
     )
     globals()[name] = value  # later lookups skip this function
