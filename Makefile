@@ -8,12 +8,19 @@ TORCH  ?= torch==2.13.0
 # This machine keeps the CPU torch wheel in /opt/wheels; elsewhere pip uses its index.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
+# Elsewhere, PyPI's torch for Linux is the CUDA build (GBs of wheels). For the CPU build:
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_FIRST := $(if $(TORCH_INDEX),$(PIP) --index-url $(TORCH_INDEX) "$(TORCH)",true)
 
-.PHONY: demo test bench screenshots notebooks-html setup setup-dev clean
+.PHONY: demo test lint bench screenshots notebooks-html setup setup-dev clean
 
+# The demo's venv has the observe extra too, so `tali demo --monitor` and
+# `tali profile --profiler pyinstrument` work in it (small wheels: psutil, prometheus_client, pyinstrument).
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) "$(TORCH)" -e .
+	$(TORCH_FIRST)
+	$(PIP) "$(TORCH)" -e ".[observe]"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
@@ -34,6 +41,12 @@ demo: setup
 
 test: setup-dev
 	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+# What CI checks before the tests: lint, formatting, and types of the package.
+lint: setup-dev
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m mypy src/
 
 # The viewer's screenshots in docs/img/, taken by its browser tests.
 screenshots: setup-dev

@@ -63,8 +63,9 @@ def test_truncated_clip_never_hangs_or_escapes_untyped(rows):
 def test_audio_from_a_clip_without_audio(rows, truth):
     item = next(i for i, t in truth.items() if not t["has_audio"])
     with pytest.raises(TaliMissingStreamError, match="no audio stream") as info:
-        _run(rows[item], ["audio"])
+        _run(rows[item], ["audio"], audio=AudioConfig(on_missing="error"))
     assert info.value.item_idx == item
+    assert "on_missing='zeros'" in str(info.value)  # says how to choose the other behaviour
     sample = _run(rows[item], ["audio", "video"], audio=AudioConfig(on_missing="zeros"))
     audio = sample["youtube_content_audio"]
     assert audio["missing"] is True and audio["valid_samples"] == 0
@@ -162,7 +163,8 @@ def test_errors_keep_their_location_across_processes(rows):
 
 
 def test_dataset_error_names_shard_and_row_through_workers(sample_root):
-    dataset = tali.TaliDataset(sample_root, split="train", config=TaliConfig(modalities=["audio"]))
+    config = TaliConfig(modalities=["audio"], audio=AudioConfig(on_missing="error"))
+    dataset = tali.TaliDataset(sample_root, split="train", config=config)
     loader = tali.make_loader(dataset, batch_size=2, num_workers=2)
     with pytest.raises(
         TaliMissingStreamError, match=r"item_idx=7.*shard=train-00000-of-00002.parquet, row=7"
@@ -176,7 +178,10 @@ def test_skip_and_substitute_policies_count_every_row(sample_root, truth, on_err
     from tali.data.policy import ErrorReport
 
     dataset = tali.TaliDataset(
-        sample_root, split="train", config=TaliConfig(modalities=["audio"]), on_error=on_error
+        sample_root,
+        split="train",
+        config=TaliConfig(modalities=["audio"], audio=AudioConfig(on_missing="error")),
+        on_error=on_error,
     )
     report = ErrorReport()
     sizes = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -64,6 +66,12 @@ class WindowConfig:
     ``"start"`` uses 0, ``"centre"`` centres the window in the clip; a number
     fixes ``t0`` in seconds (clamped so the window stays inside the clip).
     ``seconds=None`` means the whole clip.
+
+    A window longer than ``nominal_clip_seconds`` (TALI's clips are 30 s) is
+    refused: it could only be padding. A clip that is shorter than the window
+    (a few TALI clips are) keeps the configured duration so a batch has one
+    shape; the sample records ``clip_seconds`` and every output marks what is
+    padding (frame ``mask``, audio ``valid_samples``).
     """
 
     seconds: Seconds | None = 3.0
@@ -84,6 +92,17 @@ class WindowConfig:
             _check_positive("WindowConfig", "start", self.start, allow_zero=True)
         _check_positive("WindowConfig", "nominal_clip_seconds", self.nominal_clip_seconds)
         _check_positive("WindowConfig", "max_clip_seconds", self.max_clip_seconds)
+        if self.seconds is not None and self.seconds > self.nominal_clip_seconds:
+            raise TaliConfigError(
+                f"WindowConfig.seconds={self.seconds!r} is longer than the clips "
+                f"(nominal_clip_seconds={self.nominal_clip_seconds!r}; TALI's clips are 30 s): "
+                f"use seconds=None for the whole clip, or raise nominal_clip_seconds for longer clips"
+            )
+        if not isinstance(self.start, str) and self.start >= self.nominal_clip_seconds:
+            raise TaliConfigError(
+                f"WindowConfig.start={self.start!r} is past the end of the clips "
+                f"(nominal_clip_seconds={self.nominal_clip_seconds!r})"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,11 +178,17 @@ class VideoConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AudioConfig:
-    """``youtube_content_audio``: mono float32 at ``sample_rate``, exactly ``round(d * sr)`` samples."""
+    """``youtube_content_audio``: mono float32 at ``sample_rate``, exactly ``round(d * sr)`` samples.
+
+    ``on_missing``: a clip whose mp4 has no audio stream (a property of some
+    clips, not corruption) gives zeros with ``missing=True`` and
+    ``valid_samples=0`` by default, so a batch keeps its rows; ``"error"``
+    raises :class:`~tali.errors.TaliMissingStreamError` instead (combine with
+    ``on_error="skip"`` to drop such rows, counted).
+    """
 
     sample_rate: int = 16_000
-    #: A clip without an audio stream: raise, or return zeros with ``missing=True``.
-    on_missing: OnMissingAudio = "error"
+    on_missing: OnMissingAudio = "zeros"
     #: Many channels to mono. ``"swresample"`` (default): FFmpeg's weights, the mono
     #: ``ffmpeg -ac 1`` and torchcodec give (stereo: each channel times sqrt(1/2), so
     #: loud correlated stereo can exceed 1.0); ``"mean"``: weights scaled to sum to 1,
@@ -227,12 +252,43 @@ class TextConfig:
     max_text_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
+        check_language(self.language)
         _check_choice("TextConfig", "fallback", self.fallback, LanguageFallback)
         _check_choice("TextConfig", "subtitles", self.subtitles, SubtitleScope)
         _check_positive("TextConfig", "max_subtitle_bytes", self.max_subtitle_bytes)
         _check_positive("TextConfig", "max_subtitle_nodes", self.max_subtitle_nodes)
         _check_positive("TextConfig", "max_subtitle_aliases", self.max_subtitle_aliases, allow_zero=True)
         _check_positive("TextConfig", "max_text_chars", self.max_text_chars)
+
+
+#: A Wikipedia language code as WIT spells them: ``en``, ``zh-TW``, ``sr-Latn``, ``be-tarask``,
+#: plus Simple English (``simple``). Names such as ``"english"`` are refused.
+_LANGUAGE_RE = re.compile(r"^(?:[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*|simple)$")
+#: For the error message only: a few names people type instead of the code.
+_LANGUAGE_NAMES = {
+    "english": "en", "german": "de", "deutsch": "de", "french": "fr", "spanish": "es", "italian": "it",
+    "portuguese": "pt", "dutch": "nl", "russian": "ru", "chinese": "zh", "japanese": "ja", "korean": "ko",
+    "arabic": "ar", "hindi": "hi", "polish": "pl", "swedish": "sv", "turkish": "tr", "ukrainian": "uk",
+    "greek": "el", "hebrew": "he", "persian": "fa", "vietnamese": "vi", "indonesian": "id",
+}  # fmt: skip
+
+
+def check_language(value: Any, *, owner: str = "TextConfig") -> None:
+    """``None`` or a WIT (Wikipedia) language code; a name such as ``"english"`` is refused."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not _LANGUAGE_RE.match(value):
+        hint = _LANGUAGE_NAMES.get(str(value).strip().lower())
+        raise TaliConfigError(
+            f"{owner}.language={value!r} is not a Wikipedia language code; WIT names languages by "
+            f"code ('en', 'de', 'zh-TW'){f', did you mean {hint!r}?' if hint else ''} "
+            f"(None returns every language)"
+        )
+
+
+#: Frames per second no TALI clip exceeds (YouTube serves at most 60); with it a
+#: window's frame count is bounded, so ``num_frames`` far above it can only be padding.
+MAX_FPS = 120
 
 
 def _default_modalities() -> tuple[SubModality, ...]:
@@ -274,6 +330,14 @@ class TaliConfig:
                 raise TaliConfigError(
                     f"TaliConfig.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}"
                 )
+        seconds = self.window.seconds or self.window.nominal_clip_seconds
+        most = max(32, math.ceil(seconds * MAX_FPS))
+        if self.video.num_frames > most and self.wants(SubModality.YOUTUBE_CONTENT_VIDEO):
+            raise TaliConfigError(
+                f"VideoConfig.num_frames={self.video.num_frames} is more than a {seconds:g} s window "
+                f"can hold ({most} frames at {MAX_FPS} fps; TALI clips are 25-60 fps): the rest would be "
+                f"padding. Ask for fewer frames or a longer window"
+            )
 
     def wants(self, *subs: SubModality) -> bool:
         return any(s in self.modalities for s in subs)
@@ -297,4 +361,4 @@ class TaliConfig:
 
     @classmethod
     def for_modalities(cls, modalities: Iterable[str | Modality | SubModality], **kwargs: Any) -> TaliConfig:
-        return cls(modalities=tuple(modalities), **kwargs)
+        return cls(modalities=tuple(modalities), **kwargs)  # type: ignore[arg-type]  # normalised in __post_init__

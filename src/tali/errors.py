@@ -15,6 +15,7 @@ __all__ = [
     "TaliDecodeError",
     "TaliError",
     "TaliImageError",
+    "TaliMissingDependencyError",
     "TaliMissingStreamError",
     "TaliModelAssetError",
     "TaliProcessorError",
@@ -112,6 +113,21 @@ class TaliSubtitleError(TaliDataError):
 
 class TaliProcessorError(TaliDataError):
     """A decoded output cannot become model input (wrong dtype, size or sample rate)."""
+
+
+class TaliMissingDependencyError(TaliError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
+
+    def __init__(self, message: str, *, extra: str, module: str | None = None) -> None:
+        super().__init__(message, name=module)
+        self.extra = extra
+
+    def __reduce__(self):
+        return (_rebuild_dependency, (type(self), str(self), self.extra, self.name))
+
+
+def _rebuild_dependency(cls, message, extra, module):
+    return cls(message, extra=extra, module=module)
 
 
 class TaliModelAssetError(TaliSourceError):

@@ -65,7 +65,9 @@ def as_transform(config: TaliConfig | None = None, *, epoch: int = 0) -> HfTrans
 def prepare(dataset: Any) -> Any:
     """Keep image columns as bytes (``Image(decode=False)``): ``tali`` decodes them itself,
     with its pixel-limit guard and resizing, instead of receiving PIL images."""
-    import datasets
+    from tali._optional import require
+
+    datasets = require("datasets", extra="hf", feature="tali.hf (Hugging Face datasets interop)")
 
     features = getattr(dataset, "features", None) or {}
     for name, feature in features.items():

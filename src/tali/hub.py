@@ -17,6 +17,17 @@ links, so ``datasets`` and ``hf`` see the files). On top we add:
   blob (remembered in a small marker keyed by sha256, size and mtime, since
   re-hashing 2 TB per run is not an option); a mismatching shard is deleted
   and fetched again, never read.
+
+Offline and unreachable (bounded time, never a minute of retries):
+
+- ``HF_HUB_OFFLINE=1``: no request at all; the split is served from what an
+  earlier download left in the cache (``refs/<revision>`` -> snapshot), or a
+  :class:`~tali.errors.TaliSourceError` says what was looked for, at once.
+- a Hub that refuses the connection (or whose name does not resolve) fails on
+  the first metadata call, without retries; one that accepts but does not answer
+  fails after ``timeout`` seconds (default :data:`METADATA_TIMEOUT`, 10 s) per
+  metadata call. Only answers that say "busy" (429, 5xx) are retried, and
+  dropped connections while file bytes are being transferred.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from tali.errors import TaliConfigError, TaliSourceError
 
@@ -46,8 +57,11 @@ __all__ = [
 ]
 
 REPO_ID = "Antreas/TALI"
+#: Seconds a Hub metadata call (repo info, file list) may take before it counts as unreachable.
+METADATA_TIMEOUT = 10.0
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 Verify = Literal["size", "sha256"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,19 +82,39 @@ class SplitSpec:
     stop: str | None = None
 
     def apply(self, n: int) -> slice:
+        """The shards of ``n`` this spec keeps. Percentages must lie in [-100%, 100%]
+        (``train[:150%]`` is refused, as in HF ``datasets``); shard indices past
+        the end are clamped, as Python slices are."""
+
         def bound(text: str | None, default: int) -> int:
             if text is None or text == "":
                 return default
             if text.endswith("%"):
                 value = float(text[:-1])
+                if not -100.0 <= value <= 100.0:
+                    raise TaliConfigError(
+                        f"split {self!s}: {text} is outside -100%..100%; "
+                        f"a percentage slices the split's shards (e.g. '{self.split}[:50%]')"
+                    )
                 return math.ceil(n * value / 100.0) if value >= 0 else math.floor(n * value / 100.0)
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:
+                raise TaliConfigError(
+                    f"split {self!s}: {text!r} is not a shard index; write whole numbers "
+                    f"('{self.split}[2:4]') or percentages ('{self.split}[:5%]')"
+                ) from None
 
         start, stop = bound(self.start, 0), bound(self.stop, n)
         # "train[:1%]" of 20 shards is one shard, never zero.
         if self.stop and self.stop.endswith("%") and stop == start and n:
             stop = start + 1
         return slice(start, stop)
+
+    def __str__(self) -> str:
+        if self.start is None and self.stop is None:
+            return self.split
+        return f"{self.split}[{self.start or ''}:{self.stop or ''}]"
 
 
 _SPLIT_RE = re.compile(r"^(?P<split>[A-Za-z0-9_\-]+)(?:\[(?P<start>-?[\d.]*%?):(?P<stop>-?[\d.]*%?)\])?$")
@@ -92,7 +126,17 @@ def parse_split(spec: str) -> SplitSpec:
         raise TaliConfigError(
             f"split {spec!r} is not understood; write e.g. 'train', 'train[:5%]', 'train[10%:20%]' or 'val[0:2]'"
         )
-    return SplitSpec(match["split"], match["start"], match["stop"])
+    parsed = SplitSpec(match["split"], match["start"], match["stop"])
+    parsed.apply(1)  # refuse bad bounds now, before any listing or download
+    return parsed
+
+
+def sliced(items: Sequence[T], spec: SplitSpec) -> list[T]:
+    """``items[spec]``; a slice that keeps nothing is an error naming how many there were."""
+    chosen = list(items)[spec.apply(len(items))]
+    if items and not chosen:
+        raise TaliConfigError(f"split {spec!s} selects none of the split's {len(items)} shards")
+    return chosen
 
 
 def _api(endpoint: str | None, token: str | bool | None):
@@ -101,27 +145,108 @@ def _api(endpoint: str | None, token: str | bool | None):
     return HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
 
 
-def _retrying(what: str, call, *, max_retries: int, base_delay: float):
-    """``call()`` with exponential backoff and full jitter on transient failures."""
-    from huggingface_hub.errors import HfHubHTTPError
+def offline() -> bool:
+    """``HF_HUB_OFFLINE`` as ``huggingface_hub`` reads it (at its import) or as set since."""
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is not None:
+        return value.strip().upper() in ("1", "ON", "YES", "TRUE")
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - a core dependency
+        return False
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def endpoint_of(endpoint: str | None) -> str:
+    from huggingface_hub import constants
+
+    return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def reachable(endpoint: str | None = None, timeout: float = 3.0) -> str | None:
+    """``None`` when a TCP connection to the Hub endpoint opens within ``timeout``
+    seconds (name resolution included); else why not. One cheap probe, used before
+    clients that would otherwise retry an unreachable Hub for most of a minute."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint_of(endpoint))
+    port = url.port or (443 if url.scheme == "https" else 80)
+
+    def connect() -> None:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+
+    try:
+        _bounded(connect, timeout + 0.5)  # getaddrinfo itself has no timeout
+    except (OSError, TimeoutError) as exc:
+        return f"cannot connect to {url.scheme}://{url.netloc} ({type(exc).__name__}: {exc})"
+    return None
+
+
+class _Unreachable(TaliSourceError):
+    """The connection could not be made at all: retrying will not help."""
+
+
+def _bounded(call, seconds: float | None):
+    """``call()`` in a daemon thread, abandoned after ``seconds``: ``list_repo_tree`` takes no
+    timeout and the client's default is none, so a Hub that accepts and never answers would
+    otherwise hang the caller forever. A daemon thread does not hold up interpreter exit."""
+    if seconds is None:
+        return call()
+    import threading
+
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="tali-hub-metadata")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]
+
+
+def _retrying(what: str, call, *, max_retries: int, base_delay: float, fail_fast: bool = False):
+    """``call()`` with exponential backoff and full jitter on transient failures.
+
+    ``fail_fast`` (metadata calls): a connection that cannot be made or a call that
+    times out is raised at once instead of retried, so an unreachable Hub costs at most
+    one timeout; 429/5xx answers are still retried.
+    """
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     transient = _transport_errors()
 
     for attempt in range(max_retries + 1):
         try:
             return call()
+        except OfflineModeIsEnabled as exc:
+            raise TaliSourceError(f"{what}: HF_HUB_OFFLINE is set, so the Hub is not asked") from exc
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else None
             if status not in RETRY_STATUS or attempt == max_retries:
-                raise TaliSourceError(f"{what}: HTTP {status}: {exc}") from exc
+                raise TaliSourceError(f"{what}: HTTP {status}: {_one_line(exc)}") from exc
             retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
             delay = float(retry_after) if retry_after and retry_after.isdigit() else base_delay * 2**attempt
         except transient as exc:
-            if attempt == max_retries:
-                raise TaliSourceError(f"{what}: {type(exc).__name__}: {exc}") from exc
+            if fail_fast or attempt == max_retries:
+                raise _Unreachable(f"{what}: {type(exc).__name__}: {exc}") from exc
             delay = base_delay * 2**attempt
         time.sleep(random.uniform(0.5, 1.0) * delay)
     raise AssertionError("unreachable")
+
+
+def _one_line(exc: BaseException) -> str:
+    """The client's multi-line HTTP error as one line, without its boilerplate link."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return "; ".join(line for line in lines if line and not line.startswith("For more information"))
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -144,26 +269,50 @@ def list_split_files(
     token: str | bool | None = None,
     max_retries: int = 5,
     base_delay: float = 1.0,
+    timeout: float | None = METADATA_TIMEOUT,
 ) -> tuple[str, list[HubFile]]:
-    """The commit ``revision`` points at, and the split's shards there (sorted)."""
+    """The commit ``revision`` points at, and the split's shards there (sorted).
+
+    Raises :class:`~tali.errors.TaliSourceError` at once when offline, and after at
+    most ``timeout`` seconds per call when the Hub cannot be reached.
+    """
+    if offline():
+        raise TaliSourceError(
+            f"HF_HUB_OFFLINE is set: cannot list {repo_id}@{revision or 'main'} on the Hub "
+            f"(unset it, or use shards already downloaded)"
+        )
     api = _api(endpoint, token)
-    info = _retrying(
-        f"repo info of {repo_id}@{revision or 'main'}",
-        lambda: api.repo_info(repo_id, repo_type="dataset", revision=revision),
-        max_retries=max_retries,
-        base_delay=base_delay,
-    )
-    commit = info.sha
-    entries = _retrying(
-        f"file list of {repo_id}@{commit}",
-        lambda: list(
-            api.list_repo_tree(
-                repo_id, path_in_repo="data", recursive=True, repo_type="dataset", revision=commit
-            )
-        ),
-        max_retries=max_retries,
-        base_delay=base_delay,
-    )
+    try:
+        info = _retrying(
+            f"repo info of {repo_id}@{revision or 'main'}",
+            lambda: _bounded(
+                lambda: api.repo_info(repo_id, repo_type="dataset", revision=revision, timeout=timeout),
+                None if timeout is None else timeout + 1.0,
+            ),
+            max_retries=max_retries,
+            base_delay=base_delay,
+            fail_fast=True,
+        )
+        commit = info.sha
+        entries = _retrying(
+            f"file list of {repo_id}@{commit}",
+            lambda: _bounded(
+                lambda: list(
+                    api.list_repo_tree(
+                        repo_id, path_in_repo="data", recursive=True, repo_type="dataset", revision=commit
+                    )
+                ),
+                timeout,
+            ),
+            max_retries=max_retries,
+            base_delay=base_delay,
+            fail_fast=True,
+        )
+    except _Unreachable as exc:
+        raise TaliSourceError(
+            f"the Hub at {endpoint_of(endpoint)} is unreachable ({exc}); check the network or "
+            f"HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use shards already downloaded"
+        ) from exc.__cause__
     pattern = re.compile(rf"^data/{re.escape(split)}-\d+-of-\d+\.parquet$")
     files = sorted(
         (
@@ -174,17 +323,52 @@ def list_split_files(
         key=lambda f: f.path,
     )
     if not files:
+        there = sorted({m["split"] for e in entries if (m := _HUB_SHARD_RE.match(getattr(e, "path", "")))})
         raise TaliSourceError(
-            f"{repo_id}@{commit} has no shards for split {split!r} (looked for data/{split}-*)"
+            f"{repo_id}@{commit} has no shards for split {split!r} (looked for data/{split}-*"
+            + (f"; splits there: {', '.join(there)})" if there else ")")
         )
     return commit, files
+
+
+_HUB_SHARD_RE = re.compile(r"^data/(?P<split>[A-Za-z0-9_]+)-\d+-of-\d+\.parquet$")
+
+
+def cached_split_files(
+    repo_id: str,
+    split: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
+) -> tuple[str | None, list[str], list[str]]:
+    """``(commit, files, looked_in)``: the split's shards an earlier :func:`download` left
+    on disk, found without any request (``HF_HUB_OFFLINE``)."""
+    if local_dir is not None:
+        base = Path(local_dir)
+        files = sorted(str(p) for p in base.glob(f"data/{split}-*-of-*.parquet"))
+        return None, files, [str(base / "data" / f"{split}-*.parquet")]
+    from huggingface_hub import constants
+
+    # huggingface_hub's repo_folder_name, without importing its HTTP stack.
+    storage = Path(cache_dir or constants.HF_HUB_CACHE) / ("datasets--" + repo_id.replace("/", "--"))
+    ref = storage / "refs" / (revision or "main")
+    commit = revision if revision and re.fullmatch(r"[0-9a-f]{40}", revision) else None
+    if commit is None:
+        try:
+            commit = ref.read_text().strip()
+        except OSError:
+            return None, [], [str(ref)]
+    snapshot = storage / "snapshots" / commit / "data"
+    files = sorted(str(p) for p in snapshot.glob(f"{split}-*-of-*.parquet") if p.exists())
+    return commit, files, [str(ref), str(snapshot / f"{split}-*.parquet")]
 
 
 def select_shards(
     files: Sequence[HubFile], spec: SplitSpec, shards: Sequence[int | str] | None = None
 ) -> list[HubFile]:
     """Apply the split's slice, then an explicit list of shard indices or file names."""
-    chosen = list(files)[spec.apply(len(files))]
+    chosen = sliced(files, spec)
     if shards is None:
         return chosen
     by_name = {f.path: f for f in files} | {Path(f.path).name: f for f in files}
@@ -354,6 +538,7 @@ def download(
     progress: bool = True,
     max_retries: int = 5,
     base_delay: float = 1.0,
+    timeout: float | None = METADATA_TIMEOUT,
 ) -> DownloadReport:
     """Download the selected shards of one split in parallel; return their local paths.
 
@@ -362,12 +547,18 @@ def download(
     present and verified cost no file request; a partial file left by a killed
     run is continued, not restarted. ``split`` may slice shards (``"train[:5%]"``);
     ``shards`` picks indices or names.
-    """
-    from huggingface_hub import hf_hub_url
 
+    With ``HF_HUB_OFFLINE=1`` no request is made: the shards come from what an earlier
+    download left (no new verification), or the error lists where they were looked for.
+    An unreachable Hub fails within ``timeout`` seconds (see the module docstring).
+    """
     if verify not in ("size", "sha256"):
         raise TaliConfigError(f"verify={verify!r} is not allowed; choose one of 'size', 'sha256'")
     spec = parse_split(split)
+    if offline():  # before importing the HTTP client: offline answers in milliseconds
+        return _offline_report(repo_id, spec, shards, revision, cache_dir, local_dir)
+    from huggingface_hub import hf_hub_url
+
     commit, files = list_split_files(
         repo_id,
         spec.split,
@@ -376,6 +567,7 @@ def download(
         token=token,
         max_retries=max_retries,
         base_delay=base_delay,
+        timeout=timeout,
     )
     wanted = select_shards(files, spec, shards)
     base = endpoint or os.environ.get("HF_ENDPOINT") or None
@@ -416,14 +608,30 @@ def download(
         futures = {pool.submit(one, f, advance): f for f in wanted}
         for future in as_completed(futures):
             results[futures[future].path] = future.result()
-    if revision and revision != commit and local_dir is None:
-        _write_ref(repo_id, cache_dir, revision, commit)
+    if (revision or "main") != commit and local_dir is None:
+        _write_ref(repo_id, cache_dir, revision or "main", commit)  # what offline lookups read
     return DownloadReport(
         commit=commit,
         files=[results[f.path] for f in wanted],
         refetched=refetched,
         downloaded_bytes=transferred[0],
     )
+
+
+def _offline_report(repo_id, spec: SplitSpec, shards, revision, cache_dir, local_dir) -> DownloadReport:
+    commit, found, looked = cached_split_files(
+        repo_id, spec.split, revision=revision, cache_dir=cache_dir, local_dir=local_dir
+    )
+    if not found:
+        raise TaliSourceError(
+            f"HF_HUB_OFFLINE is set and no shards of {repo_id}@{revision or 'main'} split "
+            f"{spec.split!r} were downloaded before (looked in {', '.join(looked)}); unset "
+            f"HF_HUB_OFFLINE, or run `tali download {repo_id} --split {spec!s}` where the Hub is reachable"
+        )
+    files = [HubFile(f"data/{Path(f).name}", os.stat(f).st_size, None) for f in found]
+    chosen = select_shards(files, spec, shards)
+    by_path = {h.path: f for h, f in zip(files, found, strict=True)}
+    return DownloadReport(commit=commit or "local", files=[by_path[h.path] for h in chosen], refetched=[])
 
 
 def _write_ref(repo_id: str, cache_dir, revision: str, commit: str) -> None:

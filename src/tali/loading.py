@@ -13,6 +13,10 @@ Sources, in the order they are recognised:
 3. an existing local file or directory (Hub layout ``data/{split}-*.parquet``);
 4. ``owner/name``: a Hub dataset repo, downloaded with :func:`tali.hub.download`.
 
+Anything else, and a path-like string that exists nowhere (``"data/TALI"``, ``"./x"``,
+``"a/b/c"``, ``"x.parquet"``), is a local-path :class:`~tali.errors.TaliSourceError`
+naming the absolute path looked for; it is never sent to the Hub.
+
 ``split`` may slice shards (``"train[:5%]"``, ``"train[2:4]"``) for every source;
 ``shards`` picks shard indices or file names.
 """
@@ -32,7 +36,7 @@ from tali.data.shards import ShardIndex
 from tali.data.sources import resolve_local_files
 from tali.data.streaming import TaliStream
 from tali.errors import TaliConfigError, TaliSourceError
-from tali.hub import REPO_ID, SplitSpec, parse_split
+from tali.hub import REPO_ID, SplitSpec, parse_split, sliced
 from tali.schema import Modality, SubModality
 
 __all__ = ["FsOpener", "load", "resolve_files"]
@@ -55,7 +59,7 @@ class FsOpener:
 
 
 def _slice(files: list[str], spec: SplitSpec, shards: Sequence[int | str] | None) -> list[str]:
-    chosen = files[spec.apply(len(files))]
+    chosen = sliced(files, spec)
     if shards is None:
         return chosen
     out = []
@@ -126,8 +130,17 @@ def resolve_files(
         return _slice(files, spec, shards), opener
     if Path(text).exists():
         return _slice(resolve_local_files(text, spec.split), spec, shards), None
+    if _looks_local(text) or not _REPO_RE.match(text):
+        raise TaliSourceError(_no_local_path(text, spec.split))
     if _REPO_RE.match(text):
         if not download:
+            from tali.hub import offline
+
+            if offline():
+                raise TaliSourceError(
+                    f"HF_HUB_OFFLINE is set: {text!r} with download=False streams from the Hub; "
+                    f"use download=True to read shards already downloaded"
+                )
             url = f"hf://datasets/{text}@{revision}" if revision else f"hf://datasets/{text}"
             options = dict(storage_options or {})
             if endpoint:
@@ -138,20 +151,56 @@ def resolve_files(
             return _slice(files, spec, shards), opener
         from tali.hub import download as hub_download
 
-        report = hub_download(
-            text,
-            split=split,
-            shards=shards,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_dir=local_dir,
-            endpoint=endpoint,
-            token=token,
-            max_workers=max_workers,
-            progress=progress,
-        )
+        try:
+            report = hub_download(
+                text,
+                split=split,
+                shards=shards,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_dir=local_dir,
+                endpoint=endpoint,
+                token=token,
+                max_workers=max_workers,
+                progress=progress,
+            )
+        except TaliSourceError as exc:
+            # The string was also a possible local path: say so, in case that was meant.
+            raise TaliSourceError(
+                f"{exc} ({text!r} is not a local path either: {_looked_for(text)})"
+            ) from exc
         return report.files, None
-    raise TaliSourceError(f"{text!r} is neither an existing path, a URL, nor a Hub repo id (owner/name)")
+    raise AssertionError("unreachable")
+
+
+#: First path parts that are directories, not Hub owners, in practice.
+_LOCAL_FIRST_PARTS = frozenset({"data", "datasets", "dataset", "tmp", "home", "mnt", "scratch", "work"})
+
+
+def _looks_local(text: str) -> bool:
+    """A string that means a path even though it has the ``owner/name`` shape:
+    ``./x``, ``~/x``, ``x/y.parquet``, ``data/TALI``, or ``x/y`` where ``x`` exists here."""
+    if text.startswith((".", "/", "~")) or text.endswith(".parquet") or os.sep == "\\" and "\\" in text:
+        return True
+    first = text.split("/", 1)[0]
+    return first.lower() in _LOCAL_FIRST_PARTS or ("/" in text and Path(first).is_dir())
+
+
+def _looked_for(text: str) -> str:
+    path = Path(text).expanduser()
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    parent = absolute.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return f"looked for {absolute}; the nearest existing directory is {parent}"
+
+
+def _no_local_path(text: str, split: str) -> str:
+    return (
+        f"no such local path {text!r} ({_looked_for(text)}). A source is a directory in the Hub layout "
+        f"(DIR/data/{split}-*.parquet), a parquet file, a URL (s3://, hf://...), or a Hub dataset id "
+        f"such as {REPO_ID!r}"
+    )
 
 
 def _remote_index(files: list[str], opener: FsOpener, max_workers: int) -> ShardIndex:

@@ -23,7 +23,9 @@ __all__ = [
     "SubModality",
     "WitField",
     "columns_for",
+    "foreign_shard",
     "parse_submodalities",
+    "require_columns",
 ]
 
 
@@ -251,3 +253,44 @@ def columns_for(submodalities: Iterable[SubModality], available: Iterable[str] |
         for c in ordered
         if (names is None and c not in OPTIONAL_COLUMNS) or (names is not None and str(c) in names)
     ]
+
+
+def _listed(names: Iterable[str], most: int = 6) -> str:
+    names = list(names)
+    return ", ".join(names[:most]) + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def foreign_shard(names: Iterable[str], needed: Iterable[str] | None = None) -> str | None:
+    """Why a parquet file with these columns is not a TALI shard at all (``None``: it is one,
+    perhaps a partial one). With ``needed`` (the columns a tool reads), a file holding none
+    of them is foreign; without, one lacking ``item_idx`` or most TALI columns is. Used to
+    give one error instead of one per row."""
+    have = list(names)
+    present = [n for n in TALI_SCHEMA.names if n in have]
+    if needed is not None:
+        if any(n in have for n in needed):
+            return None
+    elif str(Column.ITEM_IDX) in have and 2 * len(present) >= len(TALI_SCHEMA.names):
+        return None
+    missing = [n for n in TALI_SCHEMA.names if n not in have]
+    return (
+        f"it has {len(present)} of the {len(TALI_SCHEMA.names)} TALI columns (missing: {_listed(missing)}; "
+        f"its columns: {_listed(have) or 'none'})"
+    )
+
+
+def require_columns(shard: str, available: Iterable[str], needed: Iterable[str], *, purpose: str) -> None:
+    """Raise :class:`~tali.errors.TaliSchemaError` naming ``shard`` when it lacks a needed column."""
+    from tali.errors import TaliSchemaError
+
+    have = list(available)
+    missing = [n for n in needed if n not in have]
+    if not missing:
+        return
+    name = shard.rsplit("/", 1)[-1]
+    why = foreign_shard(have)
+    if why is not None:
+        raise TaliSchemaError(f"{name} is not a TALI shard: {why}", field=missing[0], shard=name)
+    raise TaliSchemaError(
+        f"{name} has no {_listed(missing)} column(s), which {purpose} needs", field=missing[0], shard=name
+    )

@@ -309,7 +309,7 @@ class TaliTransform:
         origin = clip.video.start_time or 0
         middle = Fraction(origin + end, 2)
         time_base = clip.video.time_base
-        middle_seconds = float((middle - origin) * time_base)
+        middle_seconds = float((middle - origin) * (time_base or 0))  # probed clips have a time base
         with timed(Stage.VIDEO_DECODE):
             # From a frame interval before the middle: the scan must list the frame shown then.
             frames = frames_between(clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds)

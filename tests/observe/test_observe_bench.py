@@ -162,5 +162,7 @@ def test_cli_bench_json(root, capsys):
 
 
 def test_cli_bench_rejects_bad_arguments(root, capsys):
-    assert main(["bench", root, "--split", "val", "--workers", "-1"]) == 1
-    assert "--workers must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", root, "--split", "val", "--workers", "-1"])
+    assert exit_info.value.code == 2
+    assert "argument --workers: must be an integer >= 0, got -1" in capsys.readouterr().err

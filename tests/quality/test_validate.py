@@ -186,3 +186,32 @@ def test_a_run_killed_midway_redoes_only_unfinished_shards(sample_root, tmp_path
     assert report.ok and report.rows == 16
     assert checked == list(range(8, 16))  # only the unfinished shard was checked again
     assert out.exists() and not parts_dir.exists()
+
+
+def test_validate_with_workers_from_an_unguarded_script(sample_root, tmp_path):
+    """docs/QUALITY.md's call at a script's top level, no ``if __name__ == "__main__":``:
+    spawned workers must not re-run the script (they used to, and multiprocessing refused)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "check.py"
+    script.write_text(
+        "from tali.quality import validate\n"
+        f"report = validate({str(sample_root)!r}, split='train', workers=2, checks=['item_idx', 'start_time'],"
+        " progress=False)\n"
+        "print('rows', report.rows, 'failed', report.failed_rows)\n"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["rows 16 failed 0"]  # printed once: the script ran once

@@ -6,24 +6,36 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tali.cli._common import positive_float, positive_int
+
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sample config")
-    group.add_argument("--split", default="train")
+    group.add_argument("--split", default="train", help="split to read (train, val, test)")
     group.add_argument(
         "--modalities", default=None, help="comma-separated sub-modalities or modalities (default: all)"
     )
-    group.add_argument("--seconds", type=float, default=3.0, help="window length in seconds")
+    group.add_argument("--seconds", type=positive_float, default=3.0, help="window length in seconds")
     group.add_argument("--whole-clip", action="store_true", help="window = the whole clip")
-    group.add_argument("--num-frames", type=int, default=8)
+    group.add_argument("--num-frames", type=positive_int, default=8, help="video frames per sample")
     group.add_argument(
-        "--size", type=int, default=224, help="output frame/image size (short side, then crop)"
+        "--size", type=positive_int, default=224, help="output frame/image size (short side, then crop)"
     )
-    group.add_argument("--selection", default="uniform", help="frame selection: random, uniform, sequential")
-    group.add_argument("--interpolation", default="bicubic", help="bicubic, bilinear or area")
-    group.add_argument("--keyframes-only", action="store_true")
-    group.add_argument("--sample-rate", type=int, default=16_000, help="audio sample rate (Hz)")
-    group.add_argument("--seed", type=int, default=0)
+    group.add_argument(
+        "--selection",
+        default="uniform",
+        choices=("random", "uniform", "sequential"),
+        help="which frames of the window",
+    )
+    group.add_argument(
+        "--interpolation",
+        default="bicubic",
+        choices=("bicubic", "bilinear", "area"),
+        help="frame scaling filter",
+    )
+    group.add_argument("--keyframes-only", action="store_true", help="decode keyframes only (fast, coarse)")
+    group.add_argument("--sample-rate", type=positive_int, default=16_000, help="audio sample rate (Hz)")
+    group.add_argument("--seed", type=int, default=0, help="root of every random choice")
 
 
 def config_from_args(args: argparse.Namespace) -> Any:

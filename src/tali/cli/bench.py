@@ -14,6 +14,7 @@ import argparse
 import json
 from typing import Any
 
+from tali.cli._common import non_negative_int, positive_int
 from tali.cli._config_args import add_config_arguments, config_from_args, resolve_source
 
 HELP = "throughput of tali on a source and config, per worker count, with a live monitor panel"
@@ -26,9 +27,16 @@ def register(parser: argparse.ArgumentParser) -> None:
         default="sample",
         help="dataset directory or parquet file ('sample': the embedded sample dataset)",
     )
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        nargs="+",
+        default=[1, 2],
+        metavar="N",
+        help="DataLoader worker counts to measure, one run each (0: in this process)",
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="samples per batch")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="passes over the split per run")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--prometheus-file",
@@ -43,13 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from tali import TaliDataset
-    from tali.errors import TaliConfigError
 
-    if any(w < 0 for w in args.workers) or args.epochs < 1 or args.batch_size < 1:
-        raise TaliConfigError(
-            f"--workers must be >= 0 and --epochs, --batch-size >= 1; got workers={args.workers}, "
-            f"epochs={args.epochs}, batch-size={args.batch_size}"
-        )
     console = Console(stderr=args.json)
     dataset = TaliDataset(
         resolve_source(args.source), split=args.split, config=config_from_args(args), collect_stats=True

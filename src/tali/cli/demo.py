@@ -1,21 +1,30 @@
 """Build the sample dataset if needed, stream it through a 2-worker DataLoader with
-every sub-modality, and print each output's shape and dtype and the samples/s."""
+every sub-modality, and print each output's shape and dtype and the samples/s.
+
+    tali demo
+    tali demo --monitor                       # live panel (needs the observe extra)
+    tali demo --source /data/TALI --split val --workers 8 --batch-size 16
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
 
+from tali.cli._common import non_negative_int, positive_int
+
 HELP = "stream aligned batches from the embedded sample dataset"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="dataset directory (default: build the sample dataset)")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="train", help="split to stream (train, val, test)")
+    parser.add_argument(
+        "--workers", type=non_negative_int, default=2, help="DataLoader workers (0: in this process)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="samples per batch")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="passes over the split")
+    parser.add_argument("--seed", type=int, default=0, help="root of every random choice")
     parser.add_argument(
         "--monitor",
         action="store_true",
@@ -62,15 +71,25 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from tali import AudioConfig, TaliConfig, TaliDataset, make_loader, sample_data
+    from tali import TaliConfig, TaliDataset, make_loader, sample_data
 
     console = Console()
+    if args.monitor:  # the panel's dependencies, before anything is built or streamed
+        from tali._optional import require
+
+        require("psutil", extra="observe", feature="tali demo --monitor")
+        if args.prometheus_port is not None or args.prometheus_file:
+            require("prometheus_client", extra="observe", feature="--prometheus-port/--prometheus-file")
+    elif args.prometheus_port is not None or args.prometheus_file:
+        from tali.cli._common import CliError
+
+        raise CliError("--prometheus-port and --prometheus-file need --monitor")
     source = args.source
     if source is None:
         with console.status("building the sample dataset (once; cached afterwards)"):
             source = sample_data.build()
-    # The sample dataset has a clip without audio on purpose: give zeros and flag it.
-    config = TaliConfig(seed=args.seed, audio=AudioConfig(on_missing="zeros"))
+    # A clip without audio (the sample dataset has one on purpose) gives zeros, flagged `missing`.
+    config = TaliConfig(seed=args.seed)
     dataset = TaliDataset(source, split=args.split, config=config, collect_stats=args.monitor)
     console.print(f"[bold]{dataset}[/bold]")
     if args.monitor:
@@ -133,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(
         f"{seen} samples in {elapsed:.2f} s: [bold]{seen / elapsed:.1f} samples/s[/bold] "
-        f"with {args.workers} workers (time to first batch {first_batch_at - start:.2f} s); "
+        f"with {args.workers} workers (time to first batch {(first_batch_at or start) - start:.2f} s); "
         f"{missing_audio} samples had no audio stream (zeros, flagged missing)"
     )
     return 0

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import argparse
 
+from tali.cli._common import positive_float
+
 HELP = "index every clip's true length next to the shards (text-only configs use it)"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="dataset directory (Hub layout) or a shard")
     parser.add_argument("--split", help="only this split (default: every parquet file)")
-    parser.add_argument("--max-clip-seconds", type=float, default=600.0)
+    parser.add_argument(
+        "--max-clip-seconds",
+        type=positive_float,
+        default=600.0,
+        help="clips whose frames span longer are left out of the index (the nominal length is used)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

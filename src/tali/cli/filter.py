@@ -1,23 +1,33 @@
 """Select rows with a DuckDB SQL WHERE clause over metadata and metrics (video bytes are
-never read), then write an index of item ids or new shards in the TALI layout."""
+never read), then write an index of item ids or new shards in the TALI layout.
+
+    tali filter /data/TALI --split train --where "list_contains(languages, 'en')" --index keep.json
+    tali metrics /data/TALI --split train --out m.parquet
+    tali filter /data/TALI --split train --metrics m.parquet \
+        --where "audio_silence_ratio < 0.5 AND frozen_frame_ratio < 0.2" --out clean/
+
+--where sees the metadata columns (the 'rows' view) and, with --metrics, the metrics columns.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from tali.cli._common import positive_int
 
 HELP = "filter rows by SQL over metadata + metrics; write an index or new shards"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
-    parser.add_argument("--split", required=True)
-    parser.add_argument("--where", default=None, help="SQL boolean expression over the 'rows' view")
+    parser.add_argument("--split", required=True, help="split to filter (train, val, test)")
+    parser.add_argument("--where", default=None, help="DuckDB SQL boolean expression over the 'rows' view")
     parser.add_argument("--metrics", default=None, help="metrics parquet from `tali metrics`")
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--index", help="write the kept item ids as a JSON index here")
     out.add_argument("--out", help="write new shards in Hub layout under this directory")
-    parser.add_argument("--rows-per-shard", type=int, default=10_000)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--rows-per-shard", type=positive_int, default=10_000, help="rows per written shard")
+    parser.add_argument("--overwrite", action="store_true", help="with --out: replace shards already there")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,33 +1,43 @@
 """Compute per-row quality metrics (video, audio, sync, text, cross-modal agreement)
-in one decode pass and store them as a parquet table keyed by item_idx."""
+in one decode pass and store them as a parquet table keyed by item_idx.
+
+    tali metrics /data/TALI --split val --out val-metrics.parquet --workers 8
+    tali metrics sample.parquet --out m.parquet --similarity     # needs the embeddings extra
+
+Use the table in `tali filter --metrics FILE --where SQL`.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from tali.cli._common import positive_int
 
 HELP = "per-row quality metrics as a parquet table keyed by item_idx"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
-    parser.add_argument("--split", default=None)
+    parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
     parser.add_argument("--out", required=True, help="output parquet file")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one shard each)")
     parser.add_argument(
         "--similarity",
         action="store_true",
         help="title vs Wikipedia title/caption similarity (needs the embeddings extra)",
     )
     parser.add_argument("--language", default="en", help="caption language when the row has it")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from tali._optional import available
     from tali.quality import MetricsOptions, compute_metrics
 
+    sql = available("duckdb")  # the summary's flag counts; the table itself needs no extra
     options = MetricsOptions(similarity=args.similarity, language=args.language)
     table = compute_metrics(
         args.source,
@@ -58,11 +68,13 @@ def run(args: argparse.Namespace) -> int:
         column = table.column(name)
         finite = pc.filter(column, pc.is_finite(column)) if pa.types.is_floating(column.type) else column
         mean = pc.mean(finite).as_py()
-        flagged = "-" if rule is None else str(_count(table, rule))
+        flagged = "-" if rule is None or not sql else str(_count(table, rule))
         measured = str(len(column) - column.null_count)
         summary.add_row(name, measured, "-" if mean is None else f"{mean:.3f}", flagged, rule or "")
     errors = sum(1 for e in table.column("errors").to_pylist() if e)
     Console().print(summary)
+    if not sql:
+        Console().print("flagged counts need duckdb: pip install 'tali-dataset[quality]'")
     Console().print(f"{errors} rows had parts that could not be measured (see the 'errors' column)")
     return 0
 

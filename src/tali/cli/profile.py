@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tali.cli._common import positive_int
 from tali.cli._config_args import add_config_arguments, config_from_args, resolve_source
 
 HELP = "where a sample's time goes (per stage and per function) and how many workers a target rate needs"
@@ -23,10 +24,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         default="sample",
         help="dataset directory or parquet file ('sample': the embedded sample dataset)",
     )
-    parser.add_argument("--samples", type=int, default=32, help="rows to decode in each pass")
+    parser.add_argument("--samples", type=positive_int, default=32, help="rows to decode in each pass")
     parser.add_argument("--target", default=None, help="rate to feed, e.g. 500/s or 30000/min")
-    parser.add_argument("--profiler", default="cprofile", help="cprofile or pyinstrument")
-    parser.add_argument("--top", type=int, default=15, help="functions to list")
+    parser.add_argument(
+        "--profiler",
+        default="cprofile",
+        choices=("cprofile", "pyinstrument"),
+        help="per-function profiler (pyinstrument needs the observe extra)",
+    )
+    parser.add_argument("--top", type=positive_int, default=15, help="functions to list")
     parser.add_argument(
         "--tree", action="store_true", help="with --profiler pyinstrument: print the call tree"
     )
@@ -47,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from tali.observe.profile import parse_rate, profile_dataset
 
     console = Console()
+    if args.profiler == "pyinstrument":  # before the first pass, not after it
+        from tali._optional import require
+
+        require("pyinstrument", extra="observe", feature="--profiler pyinstrument")
     target = parse_rate(args.target) if args.target is not None else None
     dataset = TaliDataset(resolve_source(args.source), split=args.split, config=config_from_args(args))
     report = profile_dataset(

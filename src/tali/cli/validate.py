@@ -1,10 +1,16 @@
 """Check every row of a TALI source: schema, mp4 streams decoded across the clip,
 image, subtitle YAML, WIT language lists, start time. Exits 1 when any row fails,
-so it can gate a pipeline. An interrupted run with --report resumes."""
+so it can gate a pipeline. An interrupted run with --report resumes.
+
+    tali validate /data/TALI --split train --workers 8 --report train-report.json
+    tali validate shard.parquet --checks clip,subtitles
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from tali.cli._common import positive_int
 
 HELP = "validate every row of a source; non-zero exit when any row fails"
 
@@ -12,10 +18,14 @@ HELP = "validate every row of a source; non-zero exit when any row fails"
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (one shard each)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one shard each)")
     parser.add_argument("--report", default=None, help="write the JSON report here (enables resume)")
-    parser.add_argument("--checks", default=None, help="comma-separated subset of checks")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--checks",
+        default=None,
+        help="comma-separated subset of: item_idx, clip, image, subtitles, start_time, wit, texts",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.observe.clock import Stage, TimedCollate, add_bytes, timed, with_stats
 from tali.pipeline.pipeline import Pipeline, resolve_pipeline
-from tali.schema import Column, columns_for
+from tali.schema import Column, columns_for, require_columns
 
 __all__ = ["TaliDataset", "make_loader"]
 
@@ -95,6 +95,9 @@ class TaliDataset(torch.utils.data.Dataset):
         self.split = split
         self.files = list(files)
         self.index = ShardIndex.from_files(self.files, opener)
+        needed = columns_for(self.config.modalities)
+        for shard in self.index.shards:  # from footers: a foreign file fails here, not at sample 0
+            require_columns(shard.path, shard.column_names, needed, purpose="this config's modalities")
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.reader = RowGroupReader(self.index, self.columns, opener=opener, max_open_shards=max_open_shards)
         #: Every sample is ``pipeline(row)``: decode (+ processors) unless given one.

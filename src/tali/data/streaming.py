@@ -51,7 +51,7 @@ from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.observe.clock import Stage, timed, with_stats
 from tali.pipeline.pipeline import UNREAD_ROW, Pipeline, resolve_pipeline
-from tali.schema import Column, columns_for
+from tali.schema import Column, columns_for, require_columns
 
 __all__ = ["StreamingLoader", "TaliStream", "merge_states", "resolve_rank"]
 
@@ -121,6 +121,9 @@ class TaliStream(torch.utils.data.IterableDataset):
             raise TaliSourceError("a stream needs at least one parquet shard")
         self.opener = opener
         self.index = index or ShardIndex.from_files(self.files, opener)
+        needed = columns_for(self.config.modalities)
+        for shard in self.index.shards:  # from footers: a foreign file fails here, not mid-epoch
+            require_columns(shard.path, shard.column_names, needed, purpose="this config's modalities")
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.shuffle = bool(shuffle)
         if not isinstance(buffer_size, int) or buffer_size < 0:
@@ -461,7 +464,8 @@ class TaliStream(torch.utils.data.IterableDataset):
         ref = self.index.row_groups[unit]
 
         def attempt() -> dict[str, Any]:
-            sample = self.cache.get(key, self.epoch) if located is None else None
+            # located is None only when the cache said it holds the row
+            sample = self.cache.get(key, self.epoch) if located is None and self.cache is not None else None
             raw: Mapping[str, Any] = UNREAD_ROW
             if sample is None:  # not cached, or evicted by another worker since contains()
                 table, offset = (

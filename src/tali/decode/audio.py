@@ -76,7 +76,8 @@ def decode_audio_window(
     """
     if clip.audio is None:
         raise TaliMissingStreamError(
-            "audio requested but the clip has no audio stream",
+            "audio requested but the clip has no audio stream (AudioConfig(on_missing='zeros') "
+            "gives silence with missing=True instead; on_error='skip' drops such rows)",
             item_idx=clip.item_idx,
             field="youtube_video_content",
         )

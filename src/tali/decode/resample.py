@@ -66,7 +66,7 @@ def swr_resample(
     frames = swr_frames(mono_frame(samples, in_rate, pts, time_base), out_rate)
     if not frames:
         return 0, np.zeros(0, np.float32)
-    return frames[0].pts, np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+    return frames[0].pts or 0, np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
 
 
 class Polyphase:

@@ -161,12 +161,9 @@ def _cprofile_functions(dataset: TaliDataset, indices: list[int], batch_size: in
 def _pyinstrument_functions(
     dataset: TaliDataset, indices: list[int], batch_size: int, top: int
 ) -> tuple[list[dict], str]:
-    try:
-        from pyinstrument import Profiler as PyiProfiler
-    except ImportError as exc:  # pragma: no cover - part of the observe extra
-        raise ImportError(
-            "profiler='pyinstrument' needs pyinstrument: pip install 'tali-dataset[observe]'"
-        ) from exc
+    from tali._optional import require
+
+    PyiProfiler = require("pyinstrument", extra="observe", feature="profiler='pyinstrument'").Profiler
     # 0.2 ms sampling: a sample takes tens of ms, so each gets a few hundred stacks.
     profiler = PyiProfiler(interval=0.0002)
     loader = make_loader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, num_workers=0)
@@ -189,7 +186,7 @@ def _pyinstrument_functions(
         {"function": f, "where": w, "calls": None, "self_seconds": s, "cumulative_seconds": None}
         for (f, w), s in totals.items()
     ]
-    rows.sort(key=lambda r: r["self_seconds"], reverse=True)
+    rows.sort(key=lambda r: float(r["self_seconds"] or 0.0), reverse=True)
     return rows[:top], profiler.output_text(unicode=True, color=False, show_all=False)
 
 

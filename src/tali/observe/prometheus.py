@@ -19,13 +19,9 @@ __all__ = ["MonitorCollector", "current_rank", "registry_for", "serve", "write_t
 
 
 def _client() -> Any:
-    try:
-        import prometheus_client
-    except ImportError as exc:  # pragma: no cover - part of the observe extra
-        raise ImportError(
-            "Prometheus export needs prometheus_client: pip install 'tali-dataset[observe]'"
-        ) from exc
-    return prometheus_client
+    from tali._optional import require
+
+    return require("prometheus_client", extra="observe", feature="Prometheus export")
 
 
 Rank = int | None | Literal["auto"]

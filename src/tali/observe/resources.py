@@ -21,11 +21,9 @@ __all__ = ["ProcessUsage", "ResourceSampler"]
 
 
 def _psutil() -> Any:
-    try:
-        import psutil
-    except ImportError as exc:  # pragma: no cover - psutil ships with the observe extra
-        raise ImportError("resource tracking needs psutil: pip install 'tali-dataset[observe]'") from exc
-    return psutil
+    from tali._optional import require
+
+    return require("psutil", extra="observe", feature="resource tracking (Monitor, --monitor)")
 
 
 @dataclass

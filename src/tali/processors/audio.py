@@ -35,12 +35,11 @@ AudioPadding = Literal["30s", "window"]
 def slaney_mel_filters(n_mels: int, *, n_fft: int = 400, sample_rate: int = 16_000) -> np.ndarray:
     """Whisper's filter bank ``[n_fft // 2 + 1, n_mels]`` (Slaney scale and norm, 0-8 kHz),
     from ``transformers.audio_utils`` so it is the same array the reference uses."""
-    try:
-        from transformers.audio_utils import mel_filter_bank
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise TaliConfigError(
-            "WhisperLogMel needs transformers for its mel filters: pip install 'tali-dataset[models]'"
-        ) from exc
+    from tali._optional import require
+
+    mel_filter_bank = require(
+        "transformers.audio_utils", extra="models", feature="WhisperLogMel's mel filters"
+    ).mel_filter_bank
     return mel_filter_bank(
         num_frequency_bins=1 + n_fft // 2,
         num_mel_filters=n_mels,

@@ -44,10 +44,14 @@ CLIP_FILES = ("preprocessor_config.json", "tokenizer_config.json", "vocab.json",
 WHISPER_FILES = ("preprocessor_config.json",)
 
 
-def _asset_error(name: str, files: tuple[str, ...], exc: BaseException) -> TaliModelAssetError:
+def _asset_error(
+    name: str, files: tuple[str, ...], exc: BaseException, offline: str | None = None
+) -> TaliModelAssetError:
     listed = " ".join(files)
+    cause = f"the Hub was not asked: {offline}; no cached copy" if offline else type(exc).__name__
+    first = (str(exc).splitlines() or [""])[0][:200]
     return TaliModelAssetError(
-        f"cannot load the processor files of {name!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+        f"cannot load the processor files of {name!r} ({cause}: {first}). "
         f"Needed: {', '.join(files)}. Provide them by either (1) running once where the Hub is reachable: "
         f"`hf download {name} {listed} --local-dir DIR` and passing DIR as the model name, or "
         f"(2) letting transformers cache them there (HF_HOME) and copying that cache here, or "
@@ -67,6 +71,20 @@ def _missing_local(name: str, files: tuple[str, ...]) -> list[str]:
     return missing
 
 
+def _offline_kwargs(name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """With no way to reach the Hub (``HF_HUB_OFFLINE``, or a failed one-second-scale
+    probe), ask ``transformers`` for cached files only: otherwise it retries every file
+    for most of a minute before the same error. Returns the kwargs and why."""
+    if Path(name).is_dir() or kwargs.get("local_files_only"):
+        return kwargs, None
+    from tali.hub import offline, reachable
+
+    why = "HF_HUB_OFFLINE is set" if offline() else reachable()
+    if why is None:
+        return kwargs, None
+    return {**kwargs, "local_files_only": True}, why
+
+
 def load_clip(name: str = DEFAULT_CLIP, **kwargs: Any) -> tuple[Any, Any]:
     """``(CLIPImageProcessor, CLIPTokenizer)`` for a model name or local directory."""
     missing = _missing_local(name, CLIP_FILES)
@@ -75,6 +93,7 @@ def load_clip(name: str = DEFAULT_CLIP, **kwargs: Any) -> tuple[Any, Any]:
             f"{name} is a directory but lacks {', '.join(missing)}; needed: {', '.join(CLIP_FILES)} "
             f"(get them with `hf download {DEFAULT_CLIP} {' '.join(CLIP_FILES)} --local-dir {name}`)"
         )
+    kwargs, why = _offline_kwargs(name, kwargs)
     try:
         from transformers import CLIPImageProcessor, CLIPTokenizer
 
@@ -82,12 +101,13 @@ def load_clip(name: str = DEFAULT_CLIP, **kwargs: Any) -> tuple[Any, Any]:
             CLIPImageProcessor.from_pretrained(name, **kwargs),
             CLIPTokenizer.from_pretrained(name, **kwargs),
         )
-    except ImportError as exc:
-        raise TaliModelAssetError(
-            "CLIP processors need transformers: pip install 'tali-dataset[models]'"
-        ) from exc
+    except ImportError:
+        from tali._optional import require
+
+        require("transformers", extra="models", feature="CLIP processors")
+        raise
     except (OSError, ValueError) as exc:
-        raise _asset_error(name, CLIP_FILES, exc) from exc
+        raise _asset_error(name, CLIP_FILES, exc, why) from exc
 
 
 def load_whisper(name: str = DEFAULT_WHISPER, **kwargs: Any) -> Any:
@@ -98,16 +118,18 @@ def load_whisper(name: str = DEFAULT_WHISPER, **kwargs: Any) -> Any:
             f"{name} is a directory but lacks {', '.join(missing)} "
             f"(get it with `hf download {DEFAULT_WHISPER} preprocessor_config.json --local-dir {name}`)"
         )
+    kwargs, why = _offline_kwargs(name, kwargs)
     try:
         from transformers import WhisperFeatureExtractor
 
         return WhisperFeatureExtractor.from_pretrained(name, **kwargs)
-    except ImportError as exc:
-        raise TaliModelAssetError(
-            "Whisper processors need transformers: pip install 'tali-dataset[models]'"
-        ) from exc
+    except ImportError:
+        from tali._optional import require
+
+        require("transformers", extra="models", feature="Whisper processors")
+        raise
     except (OSError, ValueError) as exc:
-        raise _asset_error(name, WHISPER_FILES, exc) from exc
+        raise _asset_error(name, WHISPER_FILES, exc, why) from exc
 
 
 def default_processors(
@@ -166,7 +188,7 @@ def clip_tokenizer_from_bpe(path: str | Path, *, model_max_length: int = 77) -> 
     vocab_list = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: i for i, token in enumerate(vocab_list)}
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)  # type: ignore[arg-type]
 
 
 def _bytes_to_unicode() -> dict[int, str]:

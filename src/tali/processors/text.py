@@ -131,7 +131,7 @@ class Tokenize:
 
     def process(self, value: dict[str, Any], *, item_idx: int | None, field: str) -> dict[str, Any]:
         text = value.get("text")
-        texts = text if isinstance(text, list) else [text]
+        texts: list[Any] = text if isinstance(text, list) else [text]
         for t in texts:
             if not isinstance(t, str):
                 raise TaliProcessorError(
@@ -167,7 +167,7 @@ def _kind_of(tokenizer: Any) -> tuple[str, Any]:
     try:
         import tiktoken
     except ImportError:  # pragma: no cover - tiktoken is in the models extra
-        tiktoken = None
+        tiktoken = None  # type: ignore[assignment]
     if tiktoken is not None and isinstance(tokenizer, tiktoken.Encoding):
         return "tiktoken", tokenizer
     inner = getattr(tokenizer, "tokenizer", None)  # a transformers processor (CLIPProcessor...)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,22 @@ from tali.schema import TALI_SCHEMA
 __all__ = ["METADATA_EXCLUDED", "FilterResult", "WriteSummary", "explain", "load_index", "select"]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def _where_hint(exc: Exception, metrics: object) -> str | None:
+    """DuckDB's "column not found", said in terms of tali's two tables."""
+    match = re.search(r'column "?([A-Za-z_][\w]*)"? not found', str(exc), re.IGNORECASE)
+    if match is None:
+        return None
+    from tali.quality.metrics import METRICS_COLUMNS
+
+    column = match[1]
+    if column in METRICS_COLUMNS and metrics is None:
+        return (
+            f"--where uses {column!r}, a column of the metrics table: compute it with `tali metrics` "
+            f"and pass it (metrics=FILE, or --metrics FILE on the command line)"
+        )
+    return f"--where uses {column!r}, which is neither a metadata nor a metrics column: {' '.join(str(exc).split())}"
 
 
 @dataclass(frozen=True)
@@ -146,12 +163,18 @@ def select(
     shards = resolve_local_files(source, split)
     read = sum(_footer_rows(s) for s in shards)
     # The user's clause is untrusted text: evaluated in the sandbox (metadata views only).
-    table = evaluate_where(
-        shards,
-        where,
-        metrics=metrics,
-        columns=None if predicate is not None else ("item_idx", "shard_path", "row"),
-    )
+    try:
+        table = evaluate_where(
+            shards,
+            where,
+            metrics=metrics,
+            columns=None if predicate is not None else ("item_idx", "shard_path", "row"),
+        )
+    except TaliConfigError as exc:
+        hint = _where_hint(exc, metrics)
+        if hint is None:
+            raise
+        raise TaliConfigError(hint) from None
     roots = [str(source)] if isinstance(source, str | os.PathLike) and Path(source).is_dir() else []
     result = FilterResult(split=split, shards=shards, read=read, where=where, source_roots=roots)
     records = table.to_pylist() if predicate is not None else None
@@ -165,7 +188,7 @@ def select(
             # Only a metrics table listing one item_idx twice can repeat a row in the join.
             raise TaliSourceError(f"the metrics table lists item_idx {item_idx} more than once")
         seen.add((shard, row))
-        if records is not None and not predicate(_clean(records[i])):
+        if records is not None and predicate is not None and not predicate(_clean(records[i])):
             continue
         result.positions.setdefault(shard, []).append(int(row))
         if item_idx is not None:

@@ -42,7 +42,7 @@ from PIL import Image
 
 from tali.atomic import exclusive
 from tali.data.rows import row_to_python_lenient
-from tali.data.sources import SourceLike, resolve_local_files
+from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_files
 from tali.decode.clip import open_clip
 from tali.decode.image import IMAGE_FORMATS
 from tali.decode.subtitles import lines_between, parse_subtitles
@@ -50,6 +50,7 @@ from tali.errors import TaliDataError, TaliSourceError
 from tali.quality.checks import parse_start_seconds
 from tali.quality.runner import atomic_write_table, parts_dir_of, remove_parts, report_rows, run_shards
 from tali.quality.scan import ScanThresholds, scan_clip
+from tali.quality.similarity import require_embeddings
 from tali.schema import Column, ImageField, WitField
 from tali.text import caption, read_wit, title
 
@@ -126,6 +127,11 @@ class MetricsOptions:
     max_clip_seconds: float = 60.0
     max_subtitle_bytes: int = 4_000_000
     max_image_pixels: int = 64_000_000
+
+    def __post_init__(self) -> None:
+        from tali.config import check_language
+
+        check_language(self.language, owner="MetricsOptions")
 
 
 def _error(out: dict[str, Any], exc: BaseException, fallback_field: str) -> None:
@@ -307,9 +313,16 @@ def compute_metrics(
     ``<out>.parts/`` until the run finishes, so an interrupted run resumes.
     """
     opts = options or MetricsOptions()
+    if opts.similarity:
+        require_embeddings()  # before the decode pass, not after it
     shards = resolve_local_files(source, split)
-    scratch = tempfile.mkdtemp(prefix="tali-metrics-") if out is None else None
-    parts_dir = Path(scratch) if scratch else parts_dir_for(out, opts)
+    refuse_foreign_shards(shards, [str(c) for c in _READ])
+    scratch: str | None = None
+    if out is None:
+        scratch = tempfile.mkdtemp(prefix="tali-metrics-")
+        parts_dir = Path(scratch)
+    else:
+        parts_dir = parts_dir_for(out, opts)
     # Two runs writing one ``out`` take turns: the first must not remove the parts of the second.
     lock = exclusive(out) if out is not None else contextlib.nullcontext()
     try:

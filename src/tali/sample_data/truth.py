@@ -63,8 +63,8 @@ def expected_tone_second(truth: Truth, clip_seconds: float, *, margin: float = 0
     ``margin`` of a stream edge, where either answer is acceptable."""
     if not truth["has_audio"] or truth["silent"]:
         return None
-    start = truth["audio_offset_seconds"]
-    end = truth.get("audio_end_seconds", truth["duration_seconds"])
+    start = float(truth["audio_offset_seconds"])
+    end = float(truth.get("audio_end_seconds", truth["duration_seconds"]))  # type: ignore[arg-type]
     if abs(clip_seconds - start) < margin or abs(clip_seconds - end) < margin:
         return False
     if clip_seconds < start or clip_seconds >= end:
