@@ -17,6 +17,7 @@ COMMANDS = {
     "validate": "validate",
     "metrics": "metrics",
     "filter": "filter",
+    "prepare": "prepare",
     "profile": "profile",
     "bench": "bench",
 }
