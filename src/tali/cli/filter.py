@@ -9,6 +9,8 @@ HELP = "filter rows by SQL over metadata + metrics; write an index or new shards
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from tali.cli.prepare import add_ray_argument
+
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
     parser.add_argument("--split", required=True)
     parser.add_argument("--where", default=None, help="SQL boolean expression over the 'rows' view")
@@ -18,6 +20,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--out", help="write new shards in Hub layout under this directory")
     parser.add_argument("--rows-per-shard", type=int, default=10_000)
     parser.add_argument("--overwrite", action="store_true")
+    add_ray_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
         result.write_index(args.index)
         console.print(f"index of {len(result.item_ids)} item ids -> {args.index}")
         return 0
-    summary = result.write_shards(args.out, rows_per_shard=args.rows_per_shard, overwrite=args.overwrite)
+    summary = result.write_shards(
+        args.out, rows_per_shard=args.rows_per_shard, overwrite=args.overwrite, ray=args.ray
+    )
     table = Table(title="row counts")
     for column in ("file", "rows read", "rows kept / written"):
         table.add_column(column)

@@ -9,6 +9,8 @@ HELP = "per-row quality metrics as a parquet table keyed by item_idx"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from tali.cli.prepare import add_ray_argument
+
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
     parser.add_argument("--split", default=None)
     parser.add_argument("--out", required=True, help="output parquet file")
@@ -20,6 +22,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--language", default="en", help="caption language when the row has it")
     parser.add_argument("--no-progress", action="store_true")
+    add_ray_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         workers=args.workers,
         progress=not args.no_progress,
+        ray=args.ray,
     )
     summary = Table(title=f"{table.num_rows} rows -> {args.out}")
     for column in ("metric", "measured", "mean", "flagged", "flag rule (SQL)"):

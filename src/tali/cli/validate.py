@@ -10,12 +10,15 @@ HELP = "validate every row of a source; non-zero exit when any row fails"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from tali.cli.prepare import add_ray_argument
+
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (one shard each)")
     parser.add_argument("--report", default=None, help="write the JSON report here (enables resume)")
     parser.add_argument("--checks", default=None, help="comma-separated subset of checks")
     parser.add_argument("--no-progress", action="store_true")
+    add_ray_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         report=args.report,
         progress=not args.no_progress,
+        ray=args.ray,
     )
     console = Console()
     console.print(report.table())

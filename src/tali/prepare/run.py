@@ -172,6 +172,8 @@ class _PrepareShard:
         if not schema_matches(schema):
             raise TaliSourceError(f"{shard} does not have the TALI schema; refusing to prepare it")
         final = Path(self.data_dir) / name
+        for stale in final.parent.glob(f".{name}.partial-*"):  # from a killed attempt
+            stale.unlink(missing_ok=True)
         partial = final.with_name(f".{name}.partial-{os.getpid()}")
         failures: list[RowFailure] = []
         bytes_in = bytes_out = written = rows = 0

@@ -142,13 +142,15 @@ class FilterResult:
         rows_per_shard: int = 10_000,
         row_group_size: int = 100,
         overwrite: bool = False,
+        ray: str | bool | None = None,
     ) -> WriteSummary:
         """Copy the kept rows into ``out_dir/data/{split}-{i:05d}-of-{n:05d}.parquet``.
 
         The schema (with its Hub metadata) is the source's, byte for byte. Each
         shard is written under a hidden ``.partial`` name and renamed when
         complete, so a crash never leaves a file that looks like a shard. Row
-        counts are read back from the new footers and reconciled.
+        counts are read back from the new footers and reconciled. ``ray`` writes
+        one output shard per Ray task (:mod:`tali.ray.filter`), byte-identical.
         """
         from tali.quality.write import write_kept_rows
 
@@ -157,14 +159,12 @@ class FilterResult:
             raise TaliConfigError("give split= to name the output shards")
         if rows_per_shard < 1 or row_group_size < 1:
             raise TaliConfigError("rows_per_shard and row_group_size must be >= 1")
-        return write_kept_rows(
-            self,
-            Path(out_dir),
-            split=name,
-            rows_per_shard=rows_per_shard,
-            row_group_size=row_group_size,
-            overwrite=overwrite,
-        )
+        kwargs = dict(split=name, rows_per_shard=rows_per_shard, row_group_size=row_group_size)
+        if ray:
+            from tali.ray.filter import write_kept_rows_on_ray
+
+            return write_kept_rows_on_ray(self, Path(out_dir), overwrite=overwrite, address=ray, **kwargs)
+        return write_kept_rows(self, Path(out_dir), overwrite=overwrite, **kwargs)
 
 
 def load_index(path: str | os.PathLike[str]) -> list[int]:
