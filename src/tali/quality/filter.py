@@ -159,7 +159,11 @@ class FilterResult:
             raise TaliConfigError("give split= to name the output shards")
         if rows_per_shard < 1 or row_group_size < 1:
             raise TaliConfigError("rows_per_shard and row_group_size must be >= 1")
-        kwargs = dict(split=name, rows_per_shard=rows_per_shard, row_group_size=row_group_size)
+        kwargs: dict[str, Any] = {
+            "split": name,
+            "rows_per_shard": rows_per_shard,
+            "row_group_size": row_group_size,
+        }
         if ray:
             from tali.ray.filter import write_kept_rows_on_ray
 
