@@ -34,6 +34,8 @@ FrameSelection = Literal["random", "uniform", "sequential"]
 FrameOutput = Literal["uint8", "float", "pil"]
 OnMissingAudio = Literal["error", "zeros"]
 SubtitleScope = Literal["window", "clip"]
+Orientation = Literal["display", "stored"]
+Downmix = Literal["swresample", "mean"]
 LanguageFallback = Literal["random", "first"]
 
 
@@ -65,8 +67,12 @@ class WindowConfig:
 
     seconds: Seconds | None = 3.0
     start: WindowStart | Seconds = "random"
-    #: Clip length assumed when the mp4 itself is not opened (text-only configs).
+    #: Clip length assumed when the mp4 itself is not opened (text-only configs) and the
+    #: dataset has no duration index (``tali durations``; docs/BATCH.md, "Clip length").
     nominal_clip_seconds: Seconds = 30.0
+    #: A clip whose frames span longer than this raises ``TaliDecodeError`` (hostile
+    #: timestamps claiming hours): bounds every output sized by the clip (whole-clip audio).
+    max_clip_seconds: Seconds = 600.0
 
     def __post_init__(self) -> None:
         if self.seconds is not None:
@@ -76,6 +82,7 @@ class WindowConfig:
         else:
             _check_positive("WindowConfig", "start", self.start, allow_zero=True)
         _check_positive("WindowConfig", "nominal_clip_seconds", self.nominal_clip_seconds)
+        _check_positive("WindowConfig", "max_clip_seconds", self.max_clip_seconds)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,8 +107,12 @@ class VideoConfig:
     #: Wall-clock limit for decoding one sample's clip (None: no limit). A hostile
     #: clip that would stall a worker raises ``TaliDecodeError`` instead.
     max_decode_seconds: float | None = 30.0
+    #: ``"display"``: frames upright as players show them (a clip's display-rotation tag
+    #: applied; the sample records it as ``rotation``); ``"stored"``: as encoded.
+    orientation: Orientation = "display"
 
     def __post_init__(self) -> None:
+        _check_choice("VideoConfig", "orientation", self.orientation, Orientation)
         if not isinstance(self.num_frames, int) or self.num_frames < 1:
             raise TaliConfigError(f"VideoConfig.num_frames must be an int >= 1, got {self.num_frames!r}")
         _check_choice("VideoConfig", "selection", self.selection, FrameSelection)
@@ -127,6 +138,11 @@ class AudioConfig:
     sample_rate: int = 16_000
     #: A clip without an audio stream: raise, or return zeros with ``missing=True``.
     on_missing: OnMissingAudio = "error"
+    #: Many channels to mono. ``"swresample"`` (default): FFmpeg's weights, the mono
+    #: ``ffmpeg -ac 1`` and torchcodec give (stereo: each channel times sqrt(1/2), so
+    #: loud correlated stereo can exceed 1.0); ``"mean"``: weights scaled to sum to 1,
+    #: never louder than the loudest channel.
+    downmix: Downmix = "swresample"
 
     def __post_init__(self) -> None:
         if not isinstance(self.sample_rate, int) or self.sample_rate < 1000:
@@ -134,6 +150,7 @@ class AudioConfig:
                 f"AudioConfig.sample_rate must be an int >= 1000 Hz, got {self.sample_rate!r}"
             )
         _check_choice("AudioConfig", "on_missing", self.on_missing, OnMissingAudio)
+        _check_choice("AudioConfig", "downmix", self.downmix, Downmix)
 
 
 @dataclass(frozen=True, kw_only=True)

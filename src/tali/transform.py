@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,16 @@ from tali.config import FrameOutput, TaliConfig
 from tali.decode.audio import decode_audio_window, silent_window
 from tali.decode.clip import Clip, open_clip
 from tali.decode.image import decode_image
+from tali.decode.index import clip_end_ticks, clip_seconds, frames_between
 from tali.decode.subtitles import lines_between, parse_subtitles
-from tali.decode.video import DecodedFrames, decode_frames_played_at, decode_keyframes_in
-from tali.errors import TaliDataError, TaliSchemaError
+from tali.decode.video import (
+    DecodedFrames,
+    decode_frames_at,
+    decode_keyframes_at,
+    keyframes_inside,
+    window_keyframes,
+)
+from tali.errors import TaliDataError, TaliDecodeError, TaliSchemaError
 from tali.observe.clock import Stage, timed
 from tali.schema import Column, ImageField, SubModality
 from tali.text import caption, choose_language, main_body, read_wit, title
@@ -69,8 +77,13 @@ def _pixels_out(array: np.ndarray, output: FrameOutput, *, channels_first: bool 
 class TaliTransform:
     """Row dict -> sample dict, for one :class:`~tali.config.TaliConfig`. Picklable."""
 
-    def __init__(self, config: TaliConfig | None = None) -> None:
+    def __init__(
+        self, config: TaliConfig | None = None, *, durations: Mapping[int, float] | None = None
+    ) -> None:
         self.config = config or TaliConfig()
+        #: Clip seconds by item_idx (``tali.data.durations``): the window of a config that
+        #: does not open the clip (text only); without it, ``nominal_clip_seconds``.
+        self.durations = durations
 
     def __repr__(self) -> str:
         return f"TaliTransform(modalities={[s.value for s in self.config.modalities]})"
@@ -91,10 +104,13 @@ class TaliTransform:
             with timed(Stage.OPEN):
                 clip = open_clip(data, item_idx=item_idx, max_seconds=cfg.video.max_decode_seconds)
             with clip:
-                window = choose_window(cfg.window, clip.info.duration_seconds, rng("window"))
+                length = clip_seconds(clip, cfg.window.max_clip_seconds)
+                window = choose_window(cfg.window, length, rng("window"))
                 sample.update(self._from_clip(clip, window, row, rng))
         elif cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
-            window = choose_window(cfg.window, cfg.window.nominal_clip_seconds, rng("window"))
+            known = self.durations.get(item_idx) if self.durations and item_idx is not None else None
+            length = min(known, cfg.window.max_clip_seconds) if known else cfg.window.nominal_clip_seconds
+            window = choose_window(cfg.window, length, rng("window"))
         if window is not None:
             sample["window"] = {
                 "start_seconds": window.start_seconds,
@@ -138,52 +154,76 @@ class TaliTransform:
     def _from_clip(self, clip: Clip, window: Window, row: Mapping[str, Any], rng) -> dict[str, Any]:
         cfg = self.config
         out: dict[str, Any] = {}
-        fps = clip.info.fps
         vcfg = cfg.video
+        rotate = vcfg.orientation == "display"
         want_video = cfg.wants(S.YOUTUBE_CONTENT_VIDEO)
         want_frame = cfg.wants(S.YOUTUBE_RANDOM_VIDEO_FRAME)
-        # One decode pass serves the clip's frames and the single random frame.
-        times: list[float] = []
-        plan = None
-        if want_video and not vcfg.keyframes_only:
-            plan = plan_frames(window, fps, vcfg.num_frames, vcfg.selection, rng("frames"))
-            times.extend(plan.times.tolist())
-        if want_frame:
-            times.append(plan_single_frame(window, fps, rng("frame")))
+        # One scan of the window's packets gives the real frame times every output is
+        # planned on; one decode pass over those packets serves the clip's frames and
+        # the single random frame.
         decoded = None
-        if times:
+        plan = None
+        frames = None
+        if want_video or want_frame:
             with timed(Stage.VIDEO_DECODE):
-                decoded = decode_frames_played_at(
-                    clip,
-                    times,
-                    size=vcfg.size,
-                    interpolation=vcfg.interpolation,
-                    threads=vcfg.decoder_threads,
+                frames = frames_between(clip, window.start_seconds, window.end_seconds)
+            candidates = frames.in_window(window.start_seconds, window.end_seconds)
+            indices: list[int] = []
+            if want_video and not vcfg.keyframes_only:
+                plan = plan_frames(
+                    frames.clip_seconds(candidates), vcfg.num_frames, vcfg.selection, rng("frames")
+                )
+                indices.extend(candidates[plan.indices].tolist() if candidates.size else [])
+            if want_frame:
+                single = plan_single_frame(candidates.size, rng("frame"))
+                indices.extend(candidates[[single]].tolist() if candidates.size else [])
+            if indices:
+                with timed(Stage.VIDEO_DECODE):
+                    decoded = decode_frames_at(
+                        clip,
+                        frames,
+                        indices,
+                        size=vcfg.size,
+                        interpolation=vcfg.interpolation,
+                        threads=vcfg.decoder_threads,
+                        rotate=rotate,
+                    )
+            elif plan is not None or want_frame:
+                raise TaliDecodeError(
+                    "clip has no video frames in the window",
+                    item_idx=clip.item_idx,
+                    field=str(Column.YOUTUBE_VIDEO_CONTENT),
                 )
         if want_video:
             if plan is not None:
                 assert decoded is not None
                 n = vcfg.num_frames
-                frames, pts = decoded.pixels[:n], decoded.pts_seconds[:n]
+                pixels, pts = decoded.pixels[:n], decoded.pts_seconds[:n]
                 mask = plan.mask & decoded.found[:n]
-                pts = _pad_pts(pts, mask)
+                rotation = decoded.rotation
             else:
+                assert frames is not None
+                keys = window_keyframes(frames, window.start_seconds, window.end_seconds)
+                slots, mask = select_slots(keys.size, vcfg.num_frames, vcfg.selection, rng("frames"))
                 with timed(Stage.VIDEO_DECODE):
-                    keys = decode_keyframes_in(
+                    got = decode_keyframes_at(
                         clip,
-                        window.start_seconds,
-                        window.end_seconds,
+                        frames,
+                        keys[slots] if keys.size else keys,
                         size=vcfg.size,
                         interpolation=vcfg.interpolation,
+                        rotate=rotate,
                     )
-                slots, mask = select_slots(
-                    len(keys.pts_seconds), vcfg.num_frames, vcfg.selection, rng("frames")
-                )
-                frames, pts = keys.pixels[slots], keys.pts_seconds[slots]
+                pixels, pts, rotation = got.pixels, got.pts_seconds, got.rotation
+                # The keyframe in force at the start stands in for a window without one:
+                # its pixels fill the slots, but it is not a frame of the window (mask False).
+                inside = keyframes_inside(frames, window.start_seconds, window.end_seconds) > 0
+                mask = mask & got.found & inside
             out[S.YOUTUBE_CONTENT_VIDEO.value] = {
-                "frames": _pixels_out(frames, vcfg.output, channels_first=True),
-                "pts_seconds": torch.from_numpy(np.asarray(pts, dtype=np.float64)),
+                "frames": _pixels_out(pixels, vcfg.output, channels_first=True),
+                "pts_seconds": torch.from_numpy(np.asarray(_pad_pts(pts, mask), dtype=np.float64)),
                 "mask": torch.from_numpy(np.asarray(mask, dtype=bool)),
+                "rotation": rotation,
             }
         if want_frame:
             assert decoded is not None
@@ -196,7 +236,11 @@ class TaliTransform:
             else:
                 with timed(Stage.AUDIO_DECODE):
                     audio = decode_audio_window(
-                        clip, window.start_seconds, window.duration_seconds, cfg.audio.sample_rate
+                        clip,
+                        window.start_seconds,
+                        window.duration_seconds,
+                        cfg.audio.sample_rate,
+                        downmix=cfg.audio.downmix,
                     )
             out[S.YOUTUBE_CONTENT_AUDIO.value] = {
                 "waveform": torch.from_numpy(audio.samples),
@@ -222,14 +266,31 @@ class TaliTransform:
                     field=str(Column.YOUTUBE_THUMBNAIL),
                 )
             return {"pixels": _pixels_out(np.asarray(pil), cfg.image.output), "pts_seconds": float("nan")}
-        middle = clip.info.duration_seconds / 2
+        # The middle in exact ticks: at 29.97 fps (time base 1/30000) the middle of a
+        # clip can be exactly a frame start, which float seconds can round either way.
+        end = clip_end_ticks(clip)
+        origin = clip.video.start_time or 0
+        middle = Fraction(origin + end, 2)
+        time_base = clip.video.time_base
+        middle_seconds = float((middle - origin) * time_base)
         with timed(Stage.VIDEO_DECODE):
-            decoded = decode_frames_played_at(
+            # From a frame interval before the middle: the scan must list the frame shown then.
+            frames = frames_between(clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds)
+            shown = frames.shown_at_ticks(middle)
+            if shown is None:
+                raise TaliDecodeError(
+                    "no frame is shown at the middle of the clip",
+                    item_idx=clip.item_idx,
+                    field=str(Column.YOUTUBE_VIDEO_CONTENT),
+                )
+            decoded = decode_frames_at(
                 clip,
-                [middle],
+                frames,
+                [shown],
                 size=cfg.image.size,
                 interpolation=cfg.video.interpolation,
                 threads=cfg.video.decoder_threads,
+                rotate=cfg.video.orientation == "display",
             )
         return _single(decoded, 0, cfg.image.output)
 
@@ -243,10 +304,12 @@ class TaliTransform:
             item_idx=item_idx,
             max_bytes=cfg.text.max_subtitle_bytes,
         )
+        # Never past the clip's end: no frame or sound is aligned with a later line.
         if cfg.text.subtitles == "clip":
             lo, hi = start, start + window.clip_seconds
         else:
-            lo, hi = start + window.start_seconds, start + window.end_seconds
+            end = min(window.end_seconds, window.clip_seconds)
+            lo, hi = start + window.start_seconds, start + end
         chosen = lines_between(lines, lo, hi)
         return {
             "text": " ".join(line.text for line in chosen if line.text),

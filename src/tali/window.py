@@ -63,23 +63,16 @@ def choose_window(config: WindowConfig, clip_seconds: Seconds, rng: np.random.Ge
 
 @dataclass(frozen=True)
 class FramePlan:
-    """Frames to fetch: ``times`` (clip seconds, one per output slot) and which slots are real.
+    """Frames to fetch, one per output slot: ``indices`` into the window's frames
+    (``candidates`` of :func:`plan_frames`), ``times`` their clip seconds, and which
+    slots are real.
 
-    A padded slot repeats the last real time, so decoding it costs nothing extra.
+    A padded slot repeats the last real frame, so decoding it costs nothing extra.
     """
 
+    indices: np.ndarray  # int64 [N]
     times: np.ndarray  # float64 [N]
     mask: np.ndarray  # bool [N]
-
-
-def _frame_grid(window: Window, fps: float) -> tuple[int, int]:
-    """First frame index and count of frames whose display starts inside the window."""
-    last_frame = max(int(np.ceil(window.clip_seconds * fps - 1e-6)) - 1, 0)
-    first = int(np.ceil(window.start_seconds * fps - 1e-6))
-    end = int(np.ceil(window.end_seconds * fps - 1e-6))  # exclusive
-    first = min(first, last_frame)
-    end = min(max(end, first + 1), last_frame + 1)
-    return first, end - first
 
 
 def select_slots(
@@ -102,27 +95,28 @@ def select_slots(
 
 
 def plan_frames(
-    window: Window,
-    fps: float,
+    candidates: np.ndarray,
     num_frames: int,
     selection: FrameSelection,
     rng: np.random.Generator,
 ) -> FramePlan:
-    """Choose ``num_frames`` frames of the window by ``selection``.
+    """Choose ``num_frames`` of the window's frames by ``selection``.
 
-    ``uniform`` spreads them evenly over the window's frames, ``random`` draws
-    distinct frames (sorted), ``sequential`` takes consecutive frames from the
-    window start. A window with fewer frames keeps all of them and pads.
-    Times point at the middle of each frame's display interval, so decoding the
-    frame *played at* that time is robust to timestamp rounding.
+    ``candidates`` are the clip seconds of the frames the window holds, ascending:
+    the real timestamps of the frames starting in it (``FrameTimes.in_window``), not
+    a constant-rate grid, so variable frame rate, reordering and late starts plan
+    the frames the decoder will show. ``uniform`` spreads them evenly over those
+    frames, ``random`` draws distinct ones (sorted), ``sequential`` takes
+    consecutive ones from the window start. Fewer frames than slots: all, then
+    padding. No frames at all: every slot is padding (index 0, NaN time).
     """
-    first, count = _frame_grid(window, fps)
-    offsets, mask = select_slots(count, num_frames, selection, rng)
-    times = (first + offsets + 0.5) / fps
-    return FramePlan(times=times.astype(np.float64), mask=mask)
+    candidates = np.asarray(candidates, dtype=np.float64)
+    offsets, mask = select_slots(candidates.size, num_frames, selection, rng)
+    if candidates.size == 0:
+        return FramePlan(indices=np.zeros(num_frames, np.int64), times=np.full(num_frames, np.nan), mask=mask)
+    return FramePlan(indices=offsets, times=candidates[offsets], mask=mask)
 
 
-def plan_single_frame(window: Window, fps: float, rng: np.random.Generator) -> float:
-    """One frame drawn uniformly from the window's frames."""
-    first, count = _frame_grid(window, fps)
-    return float((first + int(rng.integers(count)) + 0.5) / fps)
+def plan_single_frame(count: int, rng: np.random.Generator) -> int:
+    """One of the window's ``count`` frames, drawn uniformly (0 when there are none)."""
+    return int(rng.integers(count)) if count > 0 else 0

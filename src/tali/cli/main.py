@@ -20,6 +20,7 @@ COMMANDS = {
     "prepare": "prepare",
     "profile": "profile",
     "bench": "bench",
+    "durations": "durations",
 }
 
 

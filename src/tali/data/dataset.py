@@ -18,6 +18,7 @@ import torch.utils.data
 
 from tali.config import TaliConfig
 from tali.data.collate import collate
+from tali.data.durations import load_durations
 from tali.data.policy import OnError, apply_policy, check_on_error, mark
 from tali.data.rows import row_item_idx, row_to_python
 from tali.data.shards import Opener, RowGroupReader, ShardIndex
@@ -80,7 +81,7 @@ class TaliDataset(torch.utils.data.Dataset):
         self.index = ShardIndex.from_files(self.files, opener)
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.reader = RowGroupReader(self.index, self.columns, opener=opener)
-        self.transform = TaliTransform(self.config)
+        self.transform = TaliTransform(self.config, durations=load_durations(self.files))
         #: Runs in the worker after decoding (e.g. model processors); its
         #: TaliDataErrors follow ``on_error`` like decode errors do.
         self.processors = processors

@@ -33,6 +33,7 @@ import torch.distributed as dist
 import torch.utils.data
 
 from tali.config import TaliConfig
+from tali.data.durations import load_durations
 from tali.data.plan import EpochPlan, EqualPerRank, Topology, check_equal_per_rank
 from tali.data.policy import OnError, SkipRecord, apply_policy, check_on_error, mark, placeholder_sample
 from tali.data.rows import row_item_idx, row_to_python
@@ -128,7 +129,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         self.processors = processors
         self.collect_stats = bool(collect_stats)  # per-sample stage times, as in TaliDataset
         self.cache = cache
-        self.transform = TaliTransform(self.config)
+        self.transform = TaliTransform(self.config, durations=load_durations(self.files))
         self.unit_rows = np.asarray([rg.num_rows for rg in self.index.row_groups], dtype=np.int64)
         self.allowed = self._allowed_rows(item_ids) if item_ids is not None else None
         self.epoch = 0

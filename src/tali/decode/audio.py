@@ -12,7 +12,9 @@ starts late (or has a gap) lands at the right time, with zeros elsewhere.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -26,6 +28,9 @@ __all__ = ["AudioWindow", "decode_audio_window", "silent_window"]
 #: Decode from this long before the window: AAC's first frame after a seek
 #: lacks the overlap of the frame before it and comes out attenuated.
 _PREROLL_SECONDS = 0.1
+#: Longer where a decoder needs more to converge after a seek: Opus (SILK/CELT state)
+#: is 0.017 off a one-pass decode after 0.1 s, 1.7e-5 after 0.3 s.
+_PREROLL_BY_CODEC = {"opus": 0.3}
 
 
 @dataclass
@@ -53,9 +58,22 @@ def silent_window(start: float, duration: float, sample_rate: int) -> AudioWindo
 
 
 def decode_audio_window(
-    clip: Clip, start_seconds: float, duration_seconds: float, sample_rate: int
+    clip: Clip,
+    start_seconds: float,
+    duration_seconds: float,
+    sample_rate: int,
+    *,
+    downmix: str = "swresample",
 ) -> AudioWindow:
-    """Decode ``[start, start + duration]`` (clip seconds) of the first audio stream."""
+    """Decode ``[start, start + duration]`` (clip seconds) of the first audio stream.
+
+    The samples equal the same span of the whole stream decoded and resampled in one
+    pass, at zero lag: a run decoded after a seek is resampled on the stream's own
+    output grid (``_align``), not on one that starts where the seek landed.
+    ``downmix``: ``"swresample"`` (its weights: stereo is ``(L + R) * sqrt(1/2)``) or
+    ``"mean"`` (the same weights scaled to sum to 1, so mono never exceeds the loudest
+    channel).
+    """
     if clip.audio is None:
         raise TaliMissingStreamError(
             "audio requested but the clip has no audio stream",
@@ -63,6 +81,7 @@ def decode_audio_window(
             field="youtube_video_content",
         )
     window = _Window(clip, start_seconds, duration_seconds, sample_rate)
+    window.mean = downmix == "mean"
     with decode_errors(clip.item_idx, what="decode audio of"):
         ctx = clip.audio.codec_context
         if ctx.format is not None and ctx.format.name == "fltp":
@@ -91,18 +110,22 @@ class _Window:
         self.sample_rate = sample_rate
         self.origin = clip.info.video_start_seconds + start_seconds  # stream seconds of out[0]
         self.first_index = round(self.origin * sample_rate)
+        self.mean = False  # normalise the downmix weights to sum to 1
 
     def clear(self) -> None:
         self.out[:] = 0
         self.filled[:] = False
 
-    def place(self, frames: list[av.AudioFrame]) -> bool:
+    def place(self, frames: list[av.AudioFrame], gain: float = 1.0) -> bool:
         """Copy resampled frames into ``out``; True once past the window end."""
         for frame in frames:
             if frame.pts is None:
                 continue
+            data = frame.to_ndarray().reshape(-1)
+            if gain != 1.0:
+                data = data * np.float32(gain)
             # The resampler's output time base is 1 / sample_rate: pts counts samples.
-            if self.put(frame.pts, frame.to_ndarray().reshape(-1)):
+            if self.put(frame.pts, data):
                 return True
         return False
 
@@ -120,19 +143,25 @@ class _Window:
 def _seek(clip: Clip, window: _Window) -> None:
     stream = clip.audio
     assert stream is not None
-    seek_to = max(window.origin - _PREROLL_SECONDS, 0.0)
-    clip.container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
+    # Not clamped at 0: an AAC stream's first packet (encoder priming) often sits at a
+    # negative time; skipping it leaves the first frame without its overlap.
+    seek_to = window.origin - _PREROLL_BY_CODEC.get(stream.codec_context.name, _PREROLL_SECONDS)
+    clip.container.seek(math.floor(seek_to / stream.time_base), stream=stream, backward=True)
 
 
 def _by_frames(clip: Clip, window: _Window) -> None:
     """Any layout and sample format: ``swresample`` downmixes and resamples frame by frame."""
     _seek(clip, window)
     resampler = resample.mono_resampler(window.sample_rate)
+    gain = 1.0
+    if window.mean and clip.audio is not None:
+        weights = downmix_weights(clip.audio.codec_context.layout.name)
+        gain = 1.0 / float(weights.sum()) if weights is not None and weights.sum() > 0 else 1.0
     for frame in clip.container.decode(clip.audio):
         clip.deadline.check()
-        if window.place(resampler.resample(frame)):
+        if window.place(resampler.resample(frame), gain):
             return
-    window.place(resampler.resample(None))
+    window.place(resampler.resample(None), gain)
 
 
 @functools.lru_cache(maxsize=32)
@@ -195,6 +224,8 @@ def _by_runs(clip: Clip, window: _Window) -> None:
             weights = downmix_weights(layout)
             if weights is None:
                 raise _NotUniform
+            if window.mean:
+                weights = weights / weights.sum()
             runs.append(_Run(frame, layout, weights))
         elif layout != runs[-1].layout:
             raise _NotUniform
@@ -202,8 +233,9 @@ def _by_runs(clip: Clip, window: _Window) -> None:
         expected_pts = frame.pts + round(frame.samples / frame.sample_rate / time_base)
         if frame.pts * time_base >= end:
             break
+    origin = stream.start_time if stream.start_time is not None else 0
     for run in runs:
-        _resample_run(run, window)
+        _resample_run(run, window, origin)
 
 
 class _Run:
@@ -248,11 +280,36 @@ class _Run:
         return mono
 
 
-def _resample_run(run: _Run, window: _Window) -> None:
+def _align(
+    run: _Run, samples: np.ndarray, polyphase: resample.Polyphase, origin: int
+) -> tuple[np.ndarray, int]:
+    """Zeros before ``samples`` so the run starts a whole number of resampling periods
+    (``M`` input samples, 441 at 44.1 -> 16 kHz) after the stream's first sample.
+
+    Then its outputs fall on the grid a one-pass resample of the whole stream has
+    (output ``j`` at input position ``j * M / L`` from the stream start), instead of
+    one starting where the seek landed, rounded to the output grid (up to half an
+    output sample off: 31 us at 16 kHz). The zeros are within the pre-roll, before
+    the window. Returns the samples and the run's new pts.
+    """
+    offset = (run.pts - origin) * Fraction(run.time_base) * run.rate  # input samples from the start
+    if offset.denominator != 1:
+        return samples, run.pts
+    pad = int(offset) % polyphase.base_m
+    if pad == 0:
+        return samples, run.pts
+    shift = Fraction(pad, run.rate) / Fraction(run.time_base)
+    if shift.denominator != 1:
+        return samples, run.pts
+    return np.concatenate([np.zeros(pad, np.float32), samples]), run.pts - int(shift)
+
+
+def _resample_run(run: _Run, window: _Window, origin: int = 0) -> None:
     samples = run.mono()
     polyphase = resample.polyphase(run.rate, window.sample_rate)
     if polyphase is not None and samples.size >= polyphase.min_samples:
-        window.put(polyphase.first_output_index(run.pts, run.time_base), polyphase(samples))
+        samples, pts = _align(run, samples, polyphase, origin)
+        window.put(polyphase.first_output_index(pts, run.time_base), polyphase(samples))
         return
     # Rates without an exact polyphase form, and runs shorter than its filter.
     joined = resample.mono_frame(samples, run.rate, run.pts, run.time_base)

@@ -19,9 +19,21 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from tali.decode.clip import Clip, decode_errors
+from tali.decode.index import FrameTimes, frames_between, ticks_at
 from tali.errors import TaliDecodeError
 
-__all__ = ["DecodedFrames", "decode_frames_played_at", "decode_keyframes_in", "scaled_size", "to_rgb"]
+__all__ = [
+    "DecodedFrames",
+    "decode_frames_at",
+    "decode_frames_played_at",
+    "decode_keyframes_at",
+    "decode_keyframes_in",
+    "keyframes_inside",
+    "rotation_of",
+    "scaled_size",
+    "to_rgb",
+    "window_keyframes",
+]
 
 _INTERPOLATION = {
     "bicubic": av.video.reformatter.Interpolation.BICUBIC,
@@ -39,6 +51,8 @@ class DecodedFrames:
     found: np.ndarray  # bool [N]
     #: Video packets the decoder decoded (not skipped or never fed): the cost of these frames.
     decoded_packets: int = 0
+    #: Counter-clockwise degrees applied to turn the frames upright (0: as stored).
+    rotation: int = 0
 
     def __repr__(self) -> str:
         return f"DecodedFrames(pixels={tuple(self.pixels.shape)}, found={int(self.found.sum())})"
@@ -82,9 +96,21 @@ def _reformatter(frame: av.VideoFrame) -> VideoReformatter:
     return formatter
 
 
-def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.ndarray:
+def rotation_of(frame: av.VideoFrame) -> int:
+    """Counter-clockwise degrees (0, 90, 180, 270) that turn ``frame`` upright, from its
+    display matrix (a phone clip tagged 90 is stored sideways)."""
+    try:
+        degrees = frame.rotation
+    except (AttributeError, ValueError):
+        return 0
+    return (round((degrees or 0) / 90) % 4) * 90
+
+
+def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str, *, rotate: bool = False) -> np.ndarray:
     """Scale the short side to ``size`` in swscale, convert to RGB, crop the centre
-    square: uint8 ``[3, H, W]``, the layout a model takes.
+    square: uint8 ``[3, H, W]``, the layout a model takes. ``rotate``: turn the
+    picture upright by its display matrix (after the crop: the centre square of a
+    rotated frame is the rotated centre square).
 
     swscale writes planar RGB (``gbrp``), so the crop and the channel order are one
     copy of contiguous rows, with no interleave and no transpose after it (the
@@ -94,7 +120,28 @@ def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.nda
     chroma edges); ``gbrp`` is 0.48 ms with mean error 0.14 (p99 2), since
     swscale then filters chroma at full resolution instead of taking the nearest
     sample.
+
+    ``size=None`` (no scaling) converts to packed ``rgb24`` and transposes instead:
+    swscale's unscaled yuv420p -> gbrp path in the FFmpeg PyAV ships leaves the last
+    columns black or wrong at widths with ``w % 16`` in 2..8 (854x480, 360x640),
+    while its unscaled rgb24 path is exact at every width (equal to gbrp of the frame
+    padded to a multiple of 32 columns; ``tests/test_decode_media.py``).
     """
+    if size is None:
+        packed = _reformatter(frame).reformat(
+            frame, format="rgb24", interpolation=_INTERPOLATION[interpolation], threads=1
+        )
+        out = np.ascontiguousarray(packed.to_ndarray().transpose(2, 0, 1))
+    else:
+        out = _planar(frame, size, interpolation)
+    if rotate:
+        turns = rotation_of(frame) // 90
+        if turns:
+            out = np.ascontiguousarray(np.rot90(out, turns, axes=(1, 2)))
+    return out
+
+
+def _planar(frame: av.VideoFrame, size: int, interpolation: str) -> np.ndarray:
     width, height = scaled_size(frame.width, frame.height, size)
     planar = _reformatter(frame).reformat(
         frame,
@@ -104,13 +151,12 @@ def to_rgb(frame: av.VideoFrame, size: int | None, interpolation: str) -> np.nda
         interpolation=_INTERPOLATION[interpolation],
         threads=1,
     )
-    top, left = (0, 0) if size is None else ((height - size) // 2, (width - size) // 2)
-    out_h, out_w = (height, width) if size is None else (size, size)
-    out = np.empty((3, out_h, out_w), dtype=np.uint8)
+    top, left = (height - size) // 2, (width - size) // 2
+    out = np.empty((3, size, size), dtype=np.uint8)
     for channel, plane_index in enumerate((2, 0, 1)):  # gbrp stores G, B, R
         plane = planar.planes[plane_index]
         rows = np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)
-        out[channel] = rows[top : top + out_h, left : left + out_w]
+        out[channel] = rows[top : top + size, left : left + size]
     return out
 
 
@@ -248,10 +294,19 @@ class _NeededPackets:
     """Decodes only the packets that show a wanted time or that those depend on;
     counts what went through the decoder (``decoded``)."""
 
-    def __init__(self, clip: Clip, wanted: list[float]) -> None:
-        self.clip, self.wanted = clip, wanted
+    def __init__(self, clip: Clip, wanted: list[float], source: FrameTimes | None = None) -> None:
+        self.clip, self.wanted, self.source = clip, wanted, source
         self.ctx = clip.video.codec_context
         self.decoded = 0
+
+    def _packets(self) -> Iterator[av.Packet | None]:
+        """Demuxed from the current position, or the packets an index scan already read
+        (then ``None`` ends them: feed what is held and drain)."""
+        if self.source is None:
+            yield from self.clip.container.demux(self.clip.video)
+            return
+        yield from self.source.packets
+        yield None
 
     def frames(self) -> Iterator[av.VideoFrame]:
         """The decoded frames, in display order.
@@ -275,9 +330,9 @@ class _NeededPackets:
         held: list[av.Packet] = []
         k, n = 0, len(wanted)  # wanted[k]: the first time no decoded packet starts after
         after = 0  # packets read since every wanted time was passed
-        for packet in clip.container.demux(clip.video):
+        for packet in self._packets():
             clip.deadline.check()
-            if packet.size == 0:  # end of stream: what is held may show the last times
+            if packet is None or packet.size == 0:  # end: what is held may show the last times
                 if k < n:
                     yield from self._feed(held)
                 break
@@ -341,6 +396,156 @@ def _decode_sorted(
     return picker.pixels, picker.pts, packets.decoded
 
 
+def decode_frames_at(
+    clip: Clip,
+    frames: FrameTimes,
+    indices: Sequence[int] | np.ndarray,
+    *,
+    size: int | None,
+    interpolation: str = "bicubic",
+    threads: int = 1,
+    rotate: bool = True,
+) -> DecodedFrames:
+    """Frames ``indices`` of ``frames`` (a :func:`~tali.decode.index.frames_between` scan;
+    any order, repeats allowed), decoded from the packets the scan read.
+
+    A slot is ``found`` only if a decoded frame carries exactly the planned timestamp,
+    so a frame shown at another time (hostile timestamps, a broken GOP) is never
+    reported as the planned one: its slot is padding (``found=False``, ``pts`` NaN,
+    pixels of the nearest found slot).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size == 0 or not len(frames):
+        raise TaliDecodeError(
+            "clip has no decodable video frames", item_idx=clip.item_idx, field="youtube_video_content"
+        )
+    order = np.argsort(frames.pts[indices], kind="stable")
+    wanted = frames.stream_seconds(indices[order])  # ascending
+    rotation = [0]
+
+    def convert(frame: av.VideoFrame) -> np.ndarray:
+        with decode_errors(clip.item_idx, what="convert"):
+            if rotate:
+                rotation[0] = rotation_of(frame)
+            return to_rgb(frame, size, interpolation, rotate=rotate)
+
+    with decode_errors(clip.item_idx):
+        _configure(clip, threads, keyframes_only=False)
+        ctx = clip.video.codec_context
+        if ctx.is_open:
+            ctx.flush_buffers()  # the scan's packets start at a keyframe: a clean decoder
+        picker = _Picker(wanted, convert)
+        packets = _NeededPackets(clip, wanted, source=frames)
+        time_base = float(clip.video.time_base)
+        for frame in packets.frames():  # checks the deadline once a packet
+            t = _frame_seconds(frame, time_base)
+            if t is None:
+                continue
+            picker.offer(frame, t)
+            if picker.done:
+                break
+        else:
+            picker.finish(0.0)
+    exact = np.array([p is not None and t == w for p, t, w in zip(picker.pixels, picker.pts, wanted)])
+    pixels = [p if ok else None for p, ok in zip(picker.pixels, exact)]
+    pts = np.where(exact, frames.clip_seconds(indices[order]), np.nan)
+    return _unsort(clip, pixels, pts, order, packets.decoded, rotation[0])
+
+
+def _unsort(
+    clip: Clip,
+    pixels: list[np.ndarray | None],
+    pts: np.ndarray,
+    order: np.ndarray,
+    decoded: int,
+    rotation: int,
+) -> DecodedFrames:
+    """Slots back in request order; a slot without a frame takes the pixels of the one
+    before it (the first found for leading ones), ``found=False`` and NaN ``pts``."""
+    found = np.array([p is not None for p in pixels])
+    if not found.any():
+        raise TaliDecodeError(
+            "clip has no decodable video frames", item_idx=clip.item_idx, field="youtube_video_content"
+        )
+    last = next(p for p in pixels if p is not None)
+    filled = []
+    for p in pixels:
+        last = p if p is not None else last
+        filled.append(last)
+    out = np.empty((len(pixels),) + last.shape, dtype=np.uint8)
+    result_pts = np.full(len(pixels), np.nan)
+    result_found = np.zeros(len(pixels), dtype=bool)
+    for slot, src in enumerate(order):
+        out[src] = filled[slot]
+        result_pts[src] = pts[slot] if found[slot] else np.nan
+        result_found[src] = found[slot]
+    return DecodedFrames(
+        pixels=out, pts_seconds=result_pts, found=result_found, decoded_packets=decoded, rotation=rotation
+    )
+
+
+def decode_keyframes_at(
+    clip: Clip,
+    frames: FrameTimes,
+    indices: Sequence[int] | np.ndarray,
+    *,
+    size: int | None,
+    interpolation: str = "bicubic",
+    rotate: bool = True,
+) -> DecodedFrames:
+    """Keyframes ``indices`` of ``frames``, decoding those packets only.
+
+    Codec-independent: only the planned keyframe packets are fed to a flushed
+    decoder (a keyframe needs no other), so no decoder option has to be honoured
+    (libdav1d and the VP9 decoders ignore ``skip_frame`` once open). A decoded frame
+    counts only if the decoder itself calls it a keyframe and it carries the planned
+    timestamp; anything else is padding (``found=False``).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size == 0:
+        raise TaliDecodeError(
+            "no keyframe at or before the window", item_idx=clip.item_idx, field="youtube_video_content"
+        )
+    order = np.argsort(frames.pts[indices], kind="stable")
+    wanted = [int(p) for p in frames.pts[indices[order]]]
+    wanted_set = set(wanted)
+    by_pts: dict[int, np.ndarray] = {}
+    rotation = 0
+    decoded = 0
+    with decode_errors(clip.item_idx):
+        _configure(clip, threads=1, keyframes_only=False)
+        ctx = clip.video.codec_context
+        if ctx.is_open:
+            ctx.flush_buffers()
+
+        def take(out: list[av.VideoFrame]) -> None:
+            nonlocal rotation
+            for frame in out:
+                clip.deadline.check()
+                pts = frame.pts if frame.pts is not None else frame.dts
+                if pts in wanted_set and pts not in by_pts and _is_keyframe(frame):
+                    if rotate:
+                        rotation = rotation_of(frame)
+                    by_pts[pts] = to_rgb(frame, size, interpolation, rotate=rotate)
+
+        for packet in frames.packets:
+            clip.deadline.check()
+            if packet.is_keyframe and packet.pts in wanted_set and not packet.is_discard:
+                decoded += 1
+                take(ctx.decode(packet))
+        take(ctx.decode(None))
+    pixels = [by_pts.get(p) for p in wanted]
+    pts = np.where([p is not None for p in pixels], frames.clip_seconds(indices[order]), np.nan)
+    return _unsort(clip, pixels, pts, order, decoded, rotation)
+
+
+def _is_keyframe(frame: av.VideoFrame) -> bool:
+    try:
+        return bool(frame.key_frame) or frame.pict_type.name == "I"
+    except (AttributeError, ValueError):
+        return bool(frame.key_frame)
+
+
 def decode_keyframes_in(
     clip: Clip,
     start_seconds: float,
@@ -348,49 +553,40 @@ def decode_keyframes_in(
     *,
     size: int | None,
     interpolation: str = "bicubic",
+    rotate: bool = True,
 ) -> DecodedFrames:
     """Every keyframe shown in ``[start, end)`` (clip seconds), decoding keyframes only.
 
     If the window holds no keyframe, the keyframe in force at ``start`` (the
     last one before it) stands in, so the result is never empty.
     """
-    info = clip.info
-    lo, hi = start_seconds + info.video_start_seconds, end_seconds + info.video_start_seconds
-    pixels: list[np.ndarray] = []
-    pts: list[float] = []
-    decoded = 0
-    with decode_errors(clip.item_idx):
-        _configure(clip, threads=1, keyframes_only=True)
-        try:
-            _seek(clip, lo)
-            before: av.VideoFrame | None = None
-            before_t = 0.0
-            time_base = float(clip.video.time_base)
-            for frame in clip.container.decode(clip.video):
-                clip.deadline.check()
-                decoded += 1
-                t = _frame_seconds(frame, time_base)
-                if t is None:
-                    continue
-                if t >= hi:
-                    break
-                if t < lo - 1e-6:
-                    before, before_t = frame, t
-                    continue
-                pixels.append(to_rgb(frame, size, interpolation))
-                pts.append(t - info.video_start_seconds)
-            if not pixels and before is not None:
-                pixels.append(to_rgb(before, size, interpolation))
-                pts.append(before_t - info.video_start_seconds)
-        finally:
-            clip.video.codec_context.skip_frame = "DEFAULT"
-    if not pixels:
-        raise TaliDecodeError(
-            "no keyframe at or before the window", item_idx=clip.item_idx, field="youtube_video_content"
-        )
+    frames = frames_between(clip, start_seconds, end_seconds)
+    keys = window_keyframes(frames, start_seconds, end_seconds)
+    decoded = decode_keyframes_at(clip, frames, keys, size=size, interpolation=interpolation, rotate=rotate)
+    keep = decoded.found
     return DecodedFrames(
-        pixels=np.stack(pixels),
-        pts_seconds=np.asarray(pts),
-        found=np.ones(len(pts), dtype=bool),
-        decoded_packets=decoded,
+        pixels=decoded.pixels[keep],
+        pts_seconds=decoded.pts_seconds[keep],
+        found=decoded.found[keep],
+        decoded_packets=decoded.decoded_packets,
+        rotation=decoded.rotation,
     )
+
+
+def window_keyframes(frames: FrameTimes, start_seconds: float, end_seconds: float) -> np.ndarray:
+    """Indices of the keyframes starting in ``[start, end)``; if none, the keyframe in
+    force at ``start`` (the last one before it); empty if there is none. Use
+    :func:`keyframes_inside` to tell the two apart."""
+    inside = frames.starting_in(start_seconds, end_seconds)
+    keys = inside[frames.keyframe[inside]]
+    if keys.size:
+        return keys
+    first = int(np.searchsorted(frames.pts, ticks_at(start_seconds, frames.time_base, frames.origin)))
+    before = np.flatnonzero(frames.keyframe[:first])
+    return before[-1:]
+
+
+def keyframes_inside(frames: FrameTimes, start_seconds: float, end_seconds: float) -> int:
+    """How many keyframes start in ``[start, end)`` (0: :func:`window_keyframes` is a stand-in)."""
+    inside = frames.starting_in(start_seconds, end_seconds)
+    return int(frames.keyframe[inside].sum())

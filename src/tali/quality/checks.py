@@ -18,8 +18,9 @@ import pyarrow as pa
 
 from tali.decode.clip import open_clip
 from tali.decode.image import decode_image
+from tali.decode.index import audit_timestamps
 from tali.decode.subtitles import parse_subtitles
-from tali.errors import TaliDataError, TaliSchemaError
+from tali.errors import TaliDataError, TaliDecodeError, TaliSchemaError
 from tali.quality.scan import scan_clip
 from tali.schema import TALI_SCHEMA, Column, ImageField, WitField
 from tali.text import read_wit
@@ -43,6 +44,10 @@ class CheckLimits:
     max_text_chars: int = 1_000_000
     #: Wall-clock budget for decoding one clip end to end.
     max_clip_seconds: float = 60.0
+    #: Longest span a clip's frame timestamps may cover (``WindowConfig.max_clip_seconds``).
+    max_clip_length_seconds: float = 600.0
+    #: Largest composition offset or gap between frames a clip's timestamps may have.
+    max_frame_gap_seconds: float = 10.0
 
 
 Check = Callable[[Mapping[str, Any], CheckLimits], None]
@@ -62,6 +67,19 @@ def check_clip(row: Mapping[str, Any], limits: CheckLimits) -> None:
     item_idx = _item(row)
     data = row.get(str(Column.YOUTUBE_VIDEO_CONTENT))
     with open_clip(data, item_idx=item_idx, max_seconds=limits.max_clip_seconds) as clip:
+        # Timestamps first: hostile ones (offsets of hours, a 23 h gap) would give frames
+        # outside their window, and a full decode of them is the slow part.
+        problems = audit_timestamps(
+            clip,
+            max_clip_seconds=limits.max_clip_length_seconds,
+            max_gap_seconds=limits.max_frame_gap_seconds,
+        )
+        if problems:
+            raise TaliDecodeError(
+                "clip timestamps are not usable: " + "; ".join(problems),
+                item_idx=item_idx,
+                field=str(Column.YOUTUBE_VIDEO_CONTENT),
+            )
         scan_clip(clip, stats=False)
     size = row.get(str(Column.YOUTUBE_VIDEO_SIZE))
     if size is not None and data is not None and size != len(data):

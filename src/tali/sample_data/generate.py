@@ -28,12 +28,13 @@ import yaml
 from PIL import Image
 
 from tali.sample_data.patterns import WHITE, draw_code, subtitle_text, tone_hz
+from tali.sample_data.realworld import REALWORLD_VARIANTS, encode_real_clip
 from tali.schema import TALI_SCHEMA, Column, WitField
 
 __all__ = ["GENERATOR_VERSION", "VARIANTS", "ClipSpec", "encode_clip", "write_dataset"]
 
 #: Bump when the content changes, so cached copies are rebuilt.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -275,14 +276,23 @@ def _subtitles(item_idx: int, start_second: int, video_seconds: int) -> tuple[st
     return yaml.safe_dump(lines, sort_keys=False, allow_unicode=True), kind
 
 
-def _row(item_idx: int, seed: int, with_thumbnail: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def _row(
+    item_idx: int, seed: int, with_thumbnail: bool, real: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One row; ``real``: the index of its ``REALWORLD_VARIANTS`` clip (else the variant
+    cycles through ``VARIANTS`` by ``item_idx``)."""
     rng = np.random.default_rng([seed, item_idx])
-    spec = VARIANTS[item_idx % len(VARIANTS)]
-    clip = encode_clip(spec)
+    if real is None:
+        spec = VARIANTS[item_idx % len(VARIANTS)]
+        clip = encode_clip(spec)
+        clip_truth = dataclasses.asdict(spec)
+    else:
+        clip, clip_truth = encode_real_clip(REALWORLD_VARIANTS[real])
+    duration_seconds = float(clip_truth["duration_seconds"])
     languages = _LANGUAGE_SETS[item_idx % len(_LANGUAGE_SETS)]
     image_kind = _IMAGE_KINDS[item_idx % len(_IMAGE_KINDS)]
     start_second = int(rng.integers(0, 600)) if item_idx % 5 else 0
-    video_seconds = start_second + int(np.ceil(spec.duration_seconds)) + 40
+    video_seconds = start_second + int(np.ceil(duration_seconds)) + 40
     subtitles, subtitle_kind = _subtitles(item_idx, start_second, video_seconds)
     row: dict[str, Any] = {
         str(Column.IMAGE): {"bytes": _image_bytes(item_idx, image_kind), "path": None},
@@ -305,7 +315,7 @@ def _row(item_idx: int, seed: int, with_thumbnail: bool) -> tuple[dict[str, Any]
             "path": None,
         }
     truth = {
-        **dataclasses.asdict(spec),
+        **clip_truth,
         "item_idx": item_idx,
         "start_second": start_second,
         "video_seconds": video_seconds,
@@ -332,14 +342,18 @@ def write_dataset(
     splits: dict[str, tuple[int, int]] | None = None,
     rows_per_group: int = 3,
     with_thumbnail: bool = False,
+    realworld: bool = True,
 ) -> Path:
     """Generate the dataset into ``path`` atomically (built aside, then renamed).
 
     ``splits`` maps a split to ``(rows, shards)``; the default is 16 train rows
     in 2 shards, 4 val and 4 test rows in 1 shard each, every shard with
-    several row groups of ``rows_per_group`` rows.
+    several row groups of ``rows_per_group`` rows. ``realworld`` adds the split
+    ``realworld``: one row per ``REALWORLD_VARIANTS`` clip, numbered after the others.
     """
-    splits = splits or {"train": (16, 2), "val": (4, 1), "test": (4, 1)}
+    splits = dict(splits or {"train": (16, 2), "val": (4, 1), "test": (4, 1)})
+    if realworld:
+        splits["realworld"] = (len(REALWORLD_VARIANTS), 1)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tali-sample-", dir=target.parent))
@@ -367,8 +381,15 @@ def write_dataset(
         # Encoding dominates (x264): one process per core roughly halves the build.
         workers = max(1, min(os.cpu_count() or 1, 4))
         context = multiprocessing.get_context("spawn")
+        real = [
+            i - (item_idx - len(REALWORLD_VARIANTS)) if realworld and split == "realworld" else None
+            for split, _, items in layout
+            for i in items
+        ]
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            built = list(pool.map(_row, range(item_idx), [seed] * item_idx, [with_thumbnail] * item_idx))
+            built = list(
+                pool.map(_row, range(item_idx), [seed] * item_idx, [with_thumbnail] * item_idx, real)
+            )
         for split, name, items in layout:
             rows = []
             for i in items:

@@ -7,6 +7,7 @@ which subtitle lines a window holds. Tests and users compare against them.
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -24,7 +25,10 @@ Truth = dict[str, Any]
 
 
 def frame_index_at(truth: Truth, clip_seconds: float) -> int:
-    """Index of the frame displayed at ``clip_seconds``."""
+    """Index of the frame displayed at ``clip_seconds`` (display order)."""
+    times = truth.get("frame_seconds")
+    if times is not None:  # real-world variants: the frames' own timestamps
+        return max(bisect.bisect_right(times, clip_seconds + 1e-9) - 1, 0)
     last = round(truth["duration_seconds"] * truth["fps"]) - 1
     return min(math.floor(clip_seconds * truth["fps"] + 1e-9), last)
 
@@ -41,6 +45,8 @@ def frames_to_decode(truth: Truth, frame_indices: list[int]) -> tuple[set[int], 
 
 def expected_frame_code(truth: Truth, frame_index: int) -> int | None:
     """The code frame ``frame_index`` shows; ``None`` for a black frame (no code)."""
+    if "first_code" in truth:  # real-world variants: a copy cut starts at a later code
+        return int(truth["first_code"]) + frame_index
     t = frame_index / truth["fps"]
     black = truth.get("black_seconds")
     if black and black[0] <= t < black[1]:
@@ -57,7 +63,8 @@ def expected_tone_second(truth: Truth, clip_seconds: float, *, margin: float = 0
     ``margin`` of a stream edge, where either answer is acceptable."""
     if not truth["has_audio"] or truth["silent"]:
         return None
-    start, end = truth["audio_offset_seconds"], truth["duration_seconds"]
+    start = truth["audio_offset_seconds"]
+    end = truth.get("audio_end_seconds", truth["duration_seconds"])
     if abs(clip_seconds - start) < margin or abs(clip_seconds - end) < margin:
         return False
     if clip_seconds < start or clip_seconds >= end:
