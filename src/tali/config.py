@@ -110,6 +110,11 @@ class VideoConfig:
     #: ``"display"``: frames upright as players show them (a clip's display-rotation tag
     #: applied; the sample records it as ``rotation``); ``"stored"``: as encoded.
     orientation: Orientation = "display"
+    #: Skip H.264's in-loop deblocking filter while decoding (FFmpeg ``skip_loop_filter=all``):
+    #: measured 1.04-1.22x faster decoding on the sample clips, error at 224 px mean 0.2-0.3
+    #: levels, p99 3-5 (``benchmarks/decode/bench_fast_modes.py``; the error grows on
+    #: natural content and drifts within a GOP). Off by default: exact decoding.
+    skip_loop_filter: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("VideoConfig", "orientation", self.orientation, Orientation)

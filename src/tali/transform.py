@@ -102,7 +102,12 @@ class TaliTransform:
         if cfg.needs_clip:
             data = _field(row, Column.YOUTUBE_VIDEO_CONTENT, item_idx)
             with timed(Stage.OPEN):
-                clip = open_clip(data, item_idx=item_idx, max_seconds=cfg.video.max_decode_seconds)
+                clip = open_clip(
+                    data,
+                    item_idx=item_idx,
+                    max_seconds=cfg.video.max_decode_seconds,
+                    decoder_options={"skip_loop_filter": "all"} if cfg.video.skip_loop_filter else None,
+                )
             with clip:
                 length = clip_seconds(clip, cfg.window.max_clip_seconds)
                 window = choose_window(cfg.window, length, rng("window"))

@@ -155,18 +155,27 @@ class Clip:
 
 
 def open_clip(
-    data: bytes | memoryview | None, *, item_idx: int | None = None, max_seconds: float | None = None
+    data: bytes | memoryview | None,
+    *,
+    item_idx: int | None = None,
+    max_seconds: float | None = None,
+    decoder_options: dict[str, str] | None = None,
 ) -> Clip:
     """Open mp4 bytes (never a path: a row must not make us read the local disk).
 
     ``max_seconds`` bounds the wall-clock time every decode on this clip may take.
+    ``decoder_options`` are FFmpeg options of the video decoder (e.g. ``skip_loop_filter``),
+    set before it opens.
     """
     if data is None or len(data) == 0:
         raise TaliDecodeError("clip bytes are empty or null", item_idx=item_idx, field=_FIELD)
     with decode_errors(item_idx, what="open"):
         container = av.open(io.BytesIO(data), mode="r", format="mp4")
     try:
-        return Clip(container, item_idx, max_seconds=max_seconds)
+        clip = Clip(container, item_idx, max_seconds=max_seconds)
+        if decoder_options:
+            clip.video.codec_context.options = dict(decoder_options)
+        return clip
     except BaseException:
         container.close()
         raise

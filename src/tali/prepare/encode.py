@@ -22,6 +22,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from tali.decode.clip import Clip, decode_errors, open_clip
+from tali.decode.video import rotation_of
 from tali.errors import TaliDecodeError
 from tali.prepare.settings import PrepareSettings
 
@@ -209,6 +210,15 @@ def _transcode(clip: Clip, out: av.container.OutputContainer, settings: PrepareS
         for frame in packet.decode():
             if frame.pts is None:
                 continue
+            if frames == 0 and rotation_of(frame):
+                # The display matrix is not carried to the output yet: re-encoding would
+                # turn the clip sideways. Refused, so the row is kept unchanged (and reported).
+                raise TaliDecodeError(
+                    f"clip is display-rotated by {rotation_of(frame)} degrees; prepare does not re-encode "
+                    "rotated clips",
+                    item_idx=clip.item_idx,
+                    field=_FIELD,
+                )
             t = (frame.pts - video_start_ts) * time_base
             if t < -1e-9 or (last_kept is not None and t - last_kept < min_step):
                 continue
