@@ -25,9 +25,12 @@ COPY docs ./docs
 
 # The Makefile's venv, built now so `make demo` starts at once: CPU torch first (its own index
 # keeps the CUDA wheels out), then tali with the cluster extras.
+# TORCH_PIP_ARGS: where the CPU wheel comes from (an offline build: "--find-links /wheels"
+# with `podman build -v /path/to/wheels:/wheels`).
 ARG TORCH=torch==2.13.0
+ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 RUN python3 -m venv .venv \
- && .venv/bin/pip install "${TORCH}" --index-url https://download.pytorch.org/whl/cpu \
+ && .venv/bin/pip install "${TORCH}" ${TORCH_PIP_ARGS} \
  && .venv/bin/pip install -e ".[ray,quality,observe]" \
  && touch .venv/.core \
  && .venv/bin/python -c "import tali, ray, torch; assert '+cpu' in torch.__version__ or not torch.cuda.is_available()"

@@ -118,6 +118,8 @@ class VideoConfig:
 
     def __post_init__(self) -> None:
         _check_choice("VideoConfig", "orientation", self.orientation, Orientation)
+        if not isinstance(self.skip_loop_filter, bool):
+            raise TaliConfigError(f"VideoConfig.skip_loop_filter must be a bool, got {self.skip_loop_filter!r}")
         if not isinstance(self.num_frames, int) or self.num_frames < 1:
             raise TaliConfigError(f"VideoConfig.num_frames must be an int >= 1, got {self.num_frames!r}")
         _check_choice("VideoConfig", "selection", self.selection, FrameSelection)
