@@ -27,6 +27,8 @@ COPY docs ./docs
 # keeps the CUDA wheels out), then tali with the cluster extras.
 # TORCH_PIP_ARGS: where the CPU wheel comes from (an offline build: "--find-links /wheels"
 # with `podman build -v /path/to/wheels:/wheels`).
+# PIP_CERT: a CA bundle for a TLS-intercepting proxy (mounted with -v at build time).
+ARG PIP_CERT
 ARG TORCH=torch==2.13.0
 ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 RUN python3 -m venv .venv \

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from tali import TaliConfig, TaliTransform, VideoConfig
+from tali import AudioConfig, TaliConfig, TaliTransform, VideoConfig, WindowConfig
 from tali.errors import TaliConfigError
 from tali.sample_data import read_frame_index
+from tali.window import choose_window
 
 
 def test_skip_loop_filter_changes_pixels_a_little_and_keeps_every_frame(rows):
@@ -29,3 +31,38 @@ def test_skip_loop_filter_changes_pixels_a_little_and_keeps_every_frame(rows):
 def test_skip_loop_filter_is_a_bool():
     with pytest.raises(TaliConfigError, match="skip_loop_filter"):
         VideoConfig(skip_loop_filter="yes")
+
+
+def test_keyframe_windows_start_on_a_keyframe_with_a_full_window_after_it(rows, truth):
+    config = TaliConfig(
+        modalities=["video", "audio"],
+        window=WindowConfig(seconds=3.0, start="keyframe"),
+        video=VideoConfig(num_frames=4, selection="sequential"),
+        audio=AudioConfig(on_missing="zeros"),
+    )
+    transform = TaliTransform(config)
+    for item_idx in (0, 1, 6, 8):  # GOP 2 s at 30 and 25 fps, GOP 10 s, a 12 s clip
+        t = truth[item_idx]
+        gop, duration = t["gop_seconds"], t["duration_seconds"]
+        starts = set()
+        for key in range(12):
+            sample = transform(rows[item_idx], key=key)
+            t0 = sample["window"]["start_seconds"]
+            assert abs(t0 / gop - round(t0 / gop)) < 1e-6 and t0 + 3.0 <= duration + 1e-9
+            video = sample["youtube_content_video"]
+            assert float(video["pts_seconds"][0]) == pytest.approx(t0), "the window opens on its keyframe"
+            assert read_frame_index(video["frames"][0]) == round(t0 * t["fps"])
+            starts.add(t0)
+        assert len(starts) >= 2, "keyframe starts are drawn, not fixed"
+    # A window as long as the clip: only the first frame has a full window after it.
+    whole = TaliTransform(config.replace(window=WindowConfig(seconds=30.0, start="keyframe")))
+    assert whole(rows[0], key=3)["window"]["start_seconds"] == 0.0
+
+
+def test_keyframe_start_is_pure_and_falls_back_to_the_first_frame():
+    rng = np.random.default_rng(0)
+    config = WindowConfig(seconds=3.0, start="keyframe")
+    assert choose_window(config, 30.0, rng, np.array([0.0, 2.0, 28.0])).start_seconds in (0.0, 2.0)
+    assert choose_window(config, 30.0, rng, np.array([28.5])).start_seconds == 0.0
+    with pytest.raises(TaliConfigError, match="start='first_keyframe' is not allowed"):
+        WindowConfig(start="first_keyframe")

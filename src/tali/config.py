@@ -29,7 +29,7 @@ __all__ = [
 
 Seconds = float
 
-WindowStart = Literal["random", "start", "centre"]
+WindowStart = Literal["random", "start", "centre", "keyframe"]
 FrameSelection = Literal["random", "uniform", "sequential"]
 FrameOutput = Literal["uint8", "float", "pil"]
 OnMissingAudio = Literal["error", "zeros"]
@@ -62,7 +62,11 @@ class WindowConfig:
     ``start``: ``"random"`` draws ``t0`` uniformly from the per-sample seed,
     ``"start"`` uses 0, ``"centre"`` centres the window in the clip; a number
     fixes ``t0`` in seconds (clamped so the window stays inside the clip).
-    ``seconds=None`` means the whole clip.
+    ``"keyframe"`` draws ``t0`` among the clip's keyframes that have a full window
+    after them, so decoding starts at the window's first frame (no pre-roll; see
+    docs/PERFORMANCE.md, "Fast decode modes"); a clip with no such keyframe uses its
+    first frame (t0 = 0), and a config that never opens the clip (text only) draws
+    as ``"random"``. ``seconds=None`` means the whole clip.
     """
 
     seconds: Seconds | None = 3.0
@@ -119,7 +123,9 @@ class VideoConfig:
     def __post_init__(self) -> None:
         _check_choice("VideoConfig", "orientation", self.orientation, Orientation)
         if not isinstance(self.skip_loop_filter, bool):
-            raise TaliConfigError(f"VideoConfig.skip_loop_filter must be a bool, got {self.skip_loop_filter!r}")
+            raise TaliConfigError(
+                f"VideoConfig.skip_loop_filter must be a bool, got {self.skip_loop_filter!r}"
+            )
         if not isinstance(self.num_frames, int) or self.num_frames < 1:
             raise TaliConfigError(f"VideoConfig.num_frames must be an int >= 1, got {self.num_frames!r}")
         _check_choice("VideoConfig", "selection", self.selection, FrameSelection)
