@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.suite.peers import TorchCodecPeer, plans_from_tali
-from tali import AudioConfig, TaliConfig, TaliDataset, VideoConfig, sample_data
+from tali import AudioConfig, TaliConfig, TaliDataset, VideoConfig, WindowConfig, sample_data
 from tali.prepare import prepare
 
 
@@ -44,6 +44,7 @@ def main() -> None:
     root = sample_data.build()
     base = TaliConfig(modalities=["video", "audio"], audio=AudioConfig(on_missing="zeros"))
     fast = base.replace(video=VideoConfig(skip_loop_filter=True))
+    keyframe = WindowConfig(seconds=3.0, start="keyframe")
     with tempfile.TemporaryDirectory() as tmp:
         prepare(root, tmp, split="train", workers=2)
         files = sorted(str(p) for p in (root / "data").glob("train-*.parquet"))
@@ -54,6 +55,13 @@ def main() -> None:
             "tali skip_loop_filter": TaliDataset(files, config=fast),
             "tali keyframes_only": TaliDataset(
                 files, config=base.replace(video=VideoConfig(keyframes_only=True))
+            ),
+            "tali keyframe windows": TaliDataset(files, config=base.replace(window=keyframe)),
+            "tali keyframe windows + skip_loop_filter": TaliDataset(
+                files, config=fast.replace(window=keyframe)
+            ),
+            "tali keyframe windows, prepared shards": TaliDataset(
+                prepared_files, config=base.replace(window=keyframe)
             ),
             "tali exact, prepared shards": TaliDataset(prepared_files, config=base),
             "tali skip_loop_filter, prepared shards": TaliDataset(prepared_files, config=fast),
