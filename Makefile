@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP    := $(PY) -m pip install -q --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test bench setup setup-dev clean
+.PHONY: demo test bench screenshots notebooks-html setup setup-dev clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,7 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
 	scripts/install-ffmpeg-libs
+	scripts/install-chromium
 	# torchcodec 0.13 is the release that loads beside the CPU torch 2.13.
 	$(PIP) "$(TORCH)" "torchcodec==0.13.0" -e ".[dev]"
 	# Tests read CLIP's BPE vocabulary file that open_clip_torch vendors; --no-deps
@@ -34,8 +35,18 @@ demo: setup
 test: setup-dev
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
+# The viewer's screenshots in docs/img/, taken by its browser tests.
+screenshots: setup-dev
+	TALI_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q -n 0 tests/view/test_view_browser.py -k screenshots
+
 bench: setup-dev
 	$(PY) benchmarks/run_all.py
+
+# Executed HTML copies of notebooks/ for the docs (the committed notebooks stay without outputs).
+notebooks-html: setup-dev
+	# Executed in a copy: the notebooks write their scratch files (metrics, plots) next to themselves.
+	mkdir -p build/notebooks && cp notebooks/*.ipynb build/notebooks/
+	cd build/notebooks && ../../$(PY) -m nbconvert --to html --execute --ExecutePreprocessor.timeout=600 *.ipynb
 
 clean:
 	rm -rf $(VENV)

@@ -5,7 +5,7 @@
 >>> loader = tali.make_loader(ds, batch_size=8, num_workers=2)
 """
 
-from tali import hf, hub, processors, sample_data
+from tali import hf, hub, processors, sample_data, stats, viz
 from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
 from tali.data.cache import SampleCache
 from tali.data.collate import collate
@@ -70,4 +70,6 @@ __all__ = [
     "make_loader",
     "processors",
     "sample_data",
+    "stats",
+    "viz",
 ]

@@ -21,6 +21,9 @@ COMMANDS = {
     "profile": "profile",
     "bench": "bench",
     "durations": "durations",
+    "view": "view",
+    "stats": "stats",
+    "show": "show",
 }
 
 

@@ -1,0 +1,70 @@
+"""Browse TALI rows in a local web page: the Wikipedia image and every language's texts, the
+clip playing with its waveform, spectrogram and subtitles on one timeline, and the window,
+frames and audio the loader cuts for a config you edit in the page.
+
+Serves only the rows of the sources given here, on 127.0.0.1 (this machine) unless
+--allow-remote. Stop it with Ctrl+C.
+
+examples:
+  tali view sample                          # the built-in sample dataset
+  tali view ~/TALI --split val --port 0     # a downloaded dataset, any free port
+  tali view ~/TALI --metrics metrics.parquet   # show each row's metrics, filter on them
+  tali view ~/TALI --report validation.json    # show each row's failed checks
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "browse rows in a local web page: clip, timeline, texts and the loader's window"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "source",
+        nargs="+",
+        metavar="SOURCE",
+        help="dataset directory (Hub layout), parquet file(s), or 'sample' for the built-in sample data",
+    )
+    parser.add_argument("--split", action="append", default=None, help="serve only this split (repeatable)")
+    parser.add_argument(
+        "--metrics", default=None, help="metrics parquet from `tali metrics` (per-row table, filter)"
+    )
+    parser.add_argument(
+        "--report", default=None, help="JSON report from `tali validate --report` (failed checks)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a --host other machines can reach (no login!)"
+    )
+    parser.add_argument("--open", action="store_true", help="open the page in this machine's web browser")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tali.cli._config_args import resolve_source
+    from tali.view import Catalog, ViewerServer
+
+    sources = [resolve_source(s) if s == "sample" else s for s in args.source]
+    catalog = Catalog(sources, splits=args.split)
+    server = ViewerServer(
+        catalog,
+        host=args.host,
+        port=args.port,
+        metrics=args.metrics,
+        report=args.report,
+        allow_remote=args.allow_remote,
+    )
+    rows = ", ".join(f"{v.name} ({v.num_rows} rows)" for v in catalog.splits.values())
+    print(f"tali view: serving {rows}")
+    print(f"tali view: open {server.url}  (Ctrl+C stops)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,386 @@
+"""The viewer's web app (Starlette): one HTML page, a JSON API and the row's media.
+
+Routes (``SPLIT`` is a split name the catalog serves, ``I`` the row's index in it)::
+
+    /                               -> redirect to the first split's first row
+    /row/SPLIT/I                    the row page (HTML; its script calls the API below)
+    /api/splits                     splits, shards (first row, rows), whether metrics exist
+    /api/row/SPLIT/I                the row's texts, subtitle timeline, clip/image headers, metrics,
+                                    validation failures
+    /api/window/SPLIT/I?PARAMS      the loader's window for the page's config (SampleParams)
+    /api/item/N                     where the row with item_idx N is
+    /api/search?split=&q=           titles and captions containing q (DuckDB, metadata only)
+    /api/filter?split=&where=       rows passing a `tali filter` WHERE clause
+    /media/SPLIT/I/video.mp4        the clip's bytes, with HTTP Range (206 / 416)
+    /media/SPLIT/I/image.png        the Wikipedia image, decoded with tali's bounds, as PNG
+    /media/SPLIT/I/waveform.json    min/max envelope of the whole clip's audio
+    /media/SPLIT/I/spectrogram.png  the whole clip's spectrogram
+    /media/SPLIT/I/frame/K.png?PARAMS  window frame K, lossless
+    /media/SPLIT/I/window.wav?PARAMS   the window's audio, float32 WAV
+
+Errors are one-line JSON ``{"error": ...}`` (HTML on the page route): 404 for a split, row or
+item that is not served, 400 for a bad parameter, 416 for a bad range, 422 when the row's own
+content cannot be decoded. No route takes a path; nothing outside the catalog is opened.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from tali.config import ImageConfig
+from tali.decode.image import decode_image
+from tali.errors import TaliConfigError, TaliDataError, TaliError
+from tali.schema import Column, ImageField
+from tali.view.catalog import Catalog, MetricsTable, RowNotFound, ValidationFailures
+from tali.view.describe import describe_row
+from tali.view.media import (
+    ANALYSIS_RATE,
+    N_FFT,
+    RangeNotSatisfiable,
+    byte_range,
+    envelope,
+    png_bytes,
+    spectrogram_db,
+    spectrogram_png,
+    wav_float32,
+)
+from tali.view.sample import (
+    BoundedCache,
+    ClipOverview,
+    SampleParams,
+    WindowSample,
+    clip_overview,
+    decode_window,
+)
+
+__all__ = ["create_app", "starlette"]
+
+log = logging.getLogger("tali.view")
+_INDEX = re.compile(r"^\d{1,15}$")
+_STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css"}
+#: The page loads only its own script, style and media.
+_HEADERS = [
+    (
+        b"content-security-policy",
+        (
+            b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+            b"media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        ),
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+MAX_IMAGE_SIDE = 1024
+
+
+def starlette() -> Any:
+    try:
+        import starlette.applications
+    except ImportError:
+        raise TaliConfigError("tali view needs the view extra: pip install 'tali-dataset[view]'") from None
+    return starlette
+
+
+def _index(text: str) -> int:
+    if not _INDEX.match(text):
+        raise RowNotFound(f"row index {text[:40]!r} is not a non-negative integer")
+    return int(text)
+
+
+class _Viewer:
+    """State behind the routes: the catalog, the metrics table and a few bounded caches."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        metrics: str | os.PathLike[str] | None,
+        report: str | os.PathLike[str] | None,
+    ) -> None:
+        self.catalog = catalog
+        self.metrics_path = str(metrics) if metrics is not None else None
+        self.metrics = MetricsTable(metrics) if metrics is not None else None
+        self.report = ValidationFailures(report) if report is not None else None
+        self.rows: BoundedCache[tuple[str, int], dict[str, Any]] = BoundedCache(4)
+        self.overviews: BoundedCache[tuple[str, int], ClipOverview] = BoundedCache(8)
+        # A window holds its frames (up to 64 x 3 x 512 x 512 uint8 = 50 MB): keep a few.
+        self.windows: BoundedCache[tuple[str, int, SampleParams], WindowSample] = BoundedCache(6)
+
+    def row(self, split: str, index_text: str) -> tuple[int, dict[str, Any]]:
+        index = _index(index_text)
+        self.catalog.check_index(split, index)
+        return index, self.rows.get((split, index), lambda: self.catalog.read_row(split, index))
+
+    def window(self, split: str, index_text: str, query: Any) -> WindowSample:
+        params = SampleParams.from_query(query)
+        index, row = self.row(split, index_text)
+        return self.windows.get((split, index, params), lambda: decode_window(row, key=index, params=params))
+
+    def overview(self, split: str, index_text: str) -> ClipOverview:
+        index, row = self.row(split, index_text)
+        return self.overviews.get((split, index), lambda: clip_overview(row))
+
+
+def _columns(query: Any) -> int:
+    text = query.get("columns", "800")
+    if not _INDEX.match(text) or not 16 <= int(text) <= 4000:
+        raise TaliConfigError(f"columns={text[:20]!r} must be an integer in [16, 4000]")
+    return int(text)
+
+
+def create_app(
+    catalog: Catalog,
+    *,
+    metrics: str | os.PathLike[str] | None = None,
+    report: str | os.PathLike[str] | None = None,
+    allowed_hosts: list[str] | None = None,
+) -> Any:
+    """The ASGI app for ``catalog``. ``metrics``: a table from ``tali metrics``; ``report``: a
+    JSON report from ``tali validate --report``; ``allowed_hosts``: ``Host`` headers accepted (a page on
+    another site cannot reach a loopback server through DNS rebinding); ``None`` accepts any."""
+    starlette()
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    viewer = _Viewer(catalog, metrics, report)
+
+    def page(request: Request) -> Response:
+        split, index = request.path_params["split"], request.path_params["index"]
+        catalog.check_index(split, _index(index))
+        text = resources.files("tali.view").joinpath("static/index.html").read_text()
+        return HTMLResponse(text)
+
+    def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _STATIC:
+            raise RowNotFound(f"no static file {name[:40]!r}")
+        return Response(
+            resources.files("tali.view").joinpath(f"static/{name}").read_bytes(), media_type=_STATIC[name]
+        )
+
+    def home(request: Request) -> Response:
+        return RedirectResponse(f"/row/{catalog.first_split}/0", status_code=307)
+
+    def splits(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "splits": [
+                    {"name": v.name, "rows": v.num_rows, "shards": v.shards()}
+                    for v in catalog.splits.values()
+                ],
+                "first": {"split": catalog.first_split, "index": 0},
+                "metrics": viewer.metrics_path is not None,
+                "validation": viewer.report is not None,
+            }
+        )
+
+    def row(request: Request) -> Response:
+        split = request.path_params["split"]
+        index, data = viewer.row(split, request.path_params["index"])
+        view = catalog.split(split)
+        shard, shard_row = view.locate(index)
+        out = describe_row(data)
+        out.update(
+            split=split,
+            index=index,
+            num_rows=view.num_rows,
+            shard={"number": shard, "name": os.path.basename(view.files[shard]), "row": shard_row},
+            metrics=viewer.metrics.row(out["item_idx"]) if viewer.metrics is not None else None,
+            validation=(
+                viewer.report.row(out["item_idx"], view.files[shard], shard_row)
+                if viewer.report is not None
+                else None
+            ),
+        )
+        return JSONResponse(out)
+
+    def window(request: Request) -> Response:
+        split, index = request.path_params["split"], request.path_params["index"]
+        params = SampleParams.from_query(request.query_params)
+        sample = viewer.window(split, index, request.query_params)
+        query = "&".join(f"{k}={v}" for k, v in params.to_query().items())
+        out = sample.summary()
+        out["params"] = params.to_query()
+        out["frame_urls"] = [
+            f"/media/{split}/{sample.key}/frame/{k}.png?{query}" for k in range(len(sample.frames))
+        ]
+        out["audio_url"] = f"/media/{split}/{sample.key}/window.wav?{query}"
+        return JSONResponse(out)
+
+    def item(request: Request) -> Response:
+        text = request.path_params["item_idx"]
+        if not re.match(r"^-?\d{1,18}$", text):
+            raise RowNotFound(f"item_idx {text[:40]!r} is not an integer")
+        split, index = catalog.find_item(int(text))
+        return JSONResponse({"split": split, "index": index})
+
+    def search(request: Request) -> Response:
+        split = request.query_params.get("split", catalog.first_split)
+        hits, total = catalog.search(split, request.query_params.get("q", ""))
+        return JSONResponse(
+            {
+                "total": total,
+                "hits": [
+                    {"index": h.index, "item_idx": h.item_idx, "title": h.title, "page_title": h.page_title}
+                    for h in hits
+                ],
+            }
+        )
+
+    def filter_rows(request: Request) -> Response:
+        split = request.query_params.get("split", catalog.first_split)
+        where = request.query_params.get("where", "")
+        if len(where) > 2000:
+            raise TaliConfigError("a WHERE clause is at most 2000 characters")
+        rows, read = catalog.filter(split, where, viewer.metrics_path)
+        return JSONResponse(
+            {"split": split, "where": where, "read": read, "kept": len(rows), "indices": rows}
+        )
+
+    def video(request: Request) -> Response:
+        _, data = viewer.row(request.path_params["split"], request.path_params["index"])
+        body = data.get(str(Column.YOUTUBE_VIDEO_CONTENT)) or b""
+        headers = {"accept-ranges": "bytes", "cache-control": "no-cache"}
+        try:
+            span = byte_range(request.headers.get("range"), len(body))
+        except RangeNotSatisfiable:
+            return Response(status_code=416, headers={**headers, "content-range": f"bytes */{len(body)}"})
+        if span is None:
+            return Response(body, media_type="video/mp4", headers=headers)
+        first, last = span
+        headers["content-range"] = f"bytes {first}-{last}/{len(body)}"
+        return Response(body[first : last + 1], status_code=206, media_type="video/mp4", headers=headers)
+
+    def image(request: Request) -> Response:
+        _, data = viewer.row(request.path_params["split"], request.path_params["index"])
+        value = data.get(str(Column.IMAGE))
+        raw = value.get(str(ImageField.BYTES)) if isinstance(value, dict) else value
+        pil = decode_image(raw, size=None, max_pixels=ImageConfig().max_pixels, item_idx=data.get("item_idx"))
+        pil.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+        return Response(png_bytes(np.asarray(pil)), media_type="image/png")
+
+    def waveform(request: Request) -> Response:
+        columns = _columns(request.query_params)
+        overview = viewer.overview(request.path_params["split"], request.path_params["index"])
+        body: dict[str, Any] = {"duration_seconds": overview.info.duration_seconds, "columns": columns}
+        if overview.audio is None:
+            body.update(missing=True, min=[], max=[])
+        else:
+            low, high = envelope(overview.audio, columns)
+            body["audio_seconds"] = overview.audio.size / ANALYSIS_RATE
+            body.update(
+                missing=False, min=[round(float(v), 4) for v in low], max=[round(float(v), 4) for v in high]
+            )
+        return JSONResponse(body)
+
+    def spectrogram(request: Request) -> Response:
+        columns = _columns(request.query_params)
+        overview = viewer.overview(request.path_params["split"], request.path_params["index"])
+        if overview.audio is None:
+            raise TaliDataError(
+                "the clip has no audio stream", item_idx=None, field=str(Column.YOUTUBE_VIDEO_CONTENT)
+            )
+        return Response(
+            spectrogram_png(spectrogram_db(overview.audio, columns, n_fft=N_FFT)),
+            media_type="image/png",
+            headers={"x-frequency-max-hz": "8000"},
+        )
+
+    def frame(request: Request) -> Response:
+        sample = viewer.window(
+            request.path_params["split"], request.path_params["index"], request.query_params
+        )
+        slot = request.path_params["slot"]
+        if not _INDEX.match(slot) or int(slot) >= len(sample.frames):
+            raise RowNotFound(f"frame {slot[:20]!r} is not in this window's {len(sample.frames)} frames")
+        return Response(png_bytes(sample.frames[int(slot)]), media_type="image/png")
+
+    def window_audio(request: Request) -> Response:
+        sample = viewer.window(
+            request.path_params["split"], request.path_params["index"], request.query_params
+        )
+        return Response(wav_float32(sample.waveform, sample.sample_rate), media_type="audio/wav")
+
+    def error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, RowNotFound):
+            status = 404
+        elif isinstance(exc, TaliConfigError):
+            status = 400
+        elif isinstance(exc, TaliDataError):
+            status = 422
+        elif isinstance(exc, TaliError):
+            status = 500
+        else:
+            log.exception("tali view: %s %s failed", request.method, request.url.path)
+            status, exc = 500, RuntimeError(f"internal error ({type(exc).__name__}); see the server log")
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if request.url.path.startswith("/row/"):
+            return HTMLResponse(
+                f"<!doctype html><title>tali view: {status}</title><h1>{status}</h1>"
+                f'<p id="error">{html.escape(message)}</p><p><a href="/">first row</a></p>',
+                status_code=status,
+            )
+        return JSONResponse({"error": message}, status_code=status)
+
+    routes = [
+        Route("/", home),
+        Route("/row/{split}/{index}", page),
+        Route("/static/{name}", static),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/api/splits", splits),
+        Route("/api/row/{split}/{index}", row),
+        Route("/api/window/{split}/{index}", window),
+        Route("/api/item/{item_idx}", item),
+        Route("/api/search", search),
+        Route("/api/filter", filter_rows),
+        Route("/media/{split}/{index}/video.mp4", video),
+        Route("/media/{split}/{index}/image.png", image),
+        Route("/media/{split}/{index}/waveform.json", waveform),
+        Route("/media/{split}/{index}/spectrogram.png", spectrogram),
+        Route("/media/{split}/{index}/frame/{slot}.png", frame),
+        Route("/media/{split}/{index}/window.wav", window_audio),
+    ]
+    middleware = [Middleware(_SecurityHeaders)]
+    if allowed_hosts is not None:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={Exception: error, TaliError: error, 404: _not_found(JSONResponse)},
+    )
+
+
+def _not_found(json_response: Any) -> Any:
+    def handler(request: Any, exc: Any) -> Any:
+        return json_response({"error": f"no such page: {request.url.path[:200]}"}, status_code=404)
+
+    return handler
+
+
+class _SecurityHeaders:
+    """Adds the CSP and friends to every response (a plain ASGI wrapper: no body buffering)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, send=with_headers)

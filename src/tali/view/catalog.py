@@ -1,0 +1,404 @@
+"""What the viewer may serve: the splits and shards of the sources named on the command line.
+
+Every row is addressed as ``(split, index)`` with ``index`` the global row number in the
+split (the key :class:`~tali.data.dataset.TaliDataset` uses for its randomness), never by a
+path: a path stored in a row (``youtube_video_file_path``) or sent in a request is never
+opened. Rows are read with :class:`~tali.data.shards.RowGroupReader`; search runs in a
+DuckDB connection that can read only the split's shards, over metadata columns only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from tali.data.rows import row_to_python
+from tali.data.shards import RowGroupReader, ShardIndex
+from tali.data.sources import SourceLike, resolve_local_files
+from tali.errors import TaliConfigError, TaliError, TaliSourceError
+from tali.schema import Column, WitField
+
+__all__ = [
+    "Catalog",
+    "MetricsTable",
+    "RowNotFound",
+    "SearchHit",
+    "SplitView",
+    "ValidationFailures",
+    "clean_value",
+]
+
+#: Hub shard names: ``{split}-00000-of-00002.parquet``.
+_SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}\.parquet$")
+#: Text columns a search looks at (metadata only: never image or video bytes).
+_SEARCH_TEXT = (
+    str(Column.YOUTUBE_TITLE_TEXT),
+    *(
+        f"array_to_string({Column.WIT_FEATURES}.{f}, ' ')"
+        for f in (
+            WitField.PAGE_TITLE,
+            WitField.SECTION_TITLE,
+            WitField.CAPTION_REFERENCE_DESCRIPTION,
+            WitField.CAPTION_ALT_TEXT_DESCRIPTION,
+            WitField.CAPTION_TITLE_AND_REFERENCE_DESCRIPTION,
+        )
+    ),
+)
+
+
+class RowNotFound(TaliError, LookupError):
+    """A split, row or item the viewer does not serve (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    index: int
+    item_idx: int | None
+    title: str
+    page_title: str
+
+
+@dataclass
+class SplitView:
+    """One split: its shards in order and a reader over every column."""
+
+    name: str
+    files: tuple[str, ...]
+    index: ShardIndex
+    reader: RowGroupReader
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _item_rows: tuple[np.ndarray, np.ndarray] | None = None  # (sorted item_idx, their rows)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.index)
+
+    def shards(self) -> list[dict[str, Any]]:
+        """``name``, ``first`` global row and ``rows`` of every shard, for the shard picker."""
+        out, first = [], 0
+        for shard in self.index.shards:
+            out.append({"name": Path(shard.path).name, "first": first, "rows": shard.num_rows})
+            first += shard.num_rows
+        return out
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """``(shard number, row inside the shard)`` of global row ``index``."""
+        ref, offset = self.index.locate(index)
+        return ref.shard, ref.shard_row + offset
+
+    def global_row(self, shard_path: str, row: int) -> int:
+        wanted = os.path.realpath(shard_path)
+        first = 0
+        for shard in self.index.shards:
+            if os.path.realpath(shard.path) == wanted:
+                return first + row
+            first += shard.num_rows
+        raise RowNotFound(f"shard {shard_path} is not part of split {self.name!r}")
+
+    def item_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``item_idx`` sorted, and the global row of each (read once: one int column)."""
+        if self._item_rows is None:
+            ids = [
+                pq.ParquetFile(s.path).read(columns=[str(Column.ITEM_IDX)]).column(0).cast(pa.int64())
+                for s in self.index.shards
+            ]
+            values = pc.fill_null(pa.chunked_array([c for i in ids for c in i.chunks], pa.int64()), -1)
+            array = values.to_numpy()
+            order = np.argsort(array, kind="stable")
+            self._item_rows = (array[order], order)
+        return self._item_rows
+
+
+class Catalog:
+    """The splits of one or more local sources; only their rows are ever served."""
+
+    def __init__(self, sources: Sequence[SourceLike], *, splits: Sequence[str] | None = None) -> None:
+        if not sources:
+            raise TaliSourceError("give at least one source (a dataset directory or parquet files)")
+        found: dict[str, list[str]] = {}
+        for source in sources:
+            for name, files in _discover(source).items():
+                found.setdefault(name, []).extend(f for f in files if f not in found.get(name, []))
+        if splits:
+            unknown = [s for s in splits if s not in found]
+            if unknown:
+                raise TaliSourceError(
+                    f"split {unknown[0]!r} is not in the sources; they have: {', '.join(sorted(found))}"
+                )
+            found = {s: found[s] for s in splits}
+        self.splits: dict[str, SplitView] = {}
+        for name, files in found.items():
+            index = ShardIndex.from_files(files)
+            if len(index) == 0:
+                continue
+            # Every column: the viewer shows all of a row (one row group cached per split).
+            reader = RowGroupReader(index, index.column_names, cache_row_groups=1)
+            self.splits[name] = SplitView(name, tuple(files), index, reader)
+        if not self.splits:
+            raise TaliSourceError("the sources hold no rows")
+
+    @property
+    def first_split(self) -> str:
+        for preferred in ("train", "val", "test"):
+            if preferred in self.splits:
+                return preferred
+        return next(iter(self.splits))
+
+    def split(self, name: str) -> SplitView:
+        view = self.splits.get(name)
+        if view is None:
+            raise RowNotFound(f"no split {name!r}; this viewer serves: {', '.join(self.splits)}")
+        return view
+
+    def check_index(self, split: str, index: int) -> SplitView:
+        view = self.split(split)
+        if not 0 <= index < view.num_rows:
+            raise RowNotFound(f"row {index} is out of range: split {split!r} has rows 0..{view.num_rows - 1}")
+        return view
+
+    def read_row(self, split: str, index: int) -> dict[str, Any]:
+        """Every column of one row as Python values (bytes stay bytes)."""
+        view = self.check_index(split, index)
+        ref, offset = view.index.locate(index)
+        with view.lock:  # the reader's handles and cache are not thread-safe
+            table = view.reader.read_row_group(ref)
+        return row_to_python(table, offset)
+
+    def find_item(self, item_idx: int) -> tuple[str, int]:
+        """``(split, index)`` of the row with this ``item_idx``."""
+        for name, view in self.splits.items():
+            ids, rows = view.item_rows()
+            k = int(np.searchsorted(ids, item_idx))
+            if k < ids.size and ids[k] == item_idx:
+                return name, int(rows[k])
+        raise RowNotFound(f"no row has item_idx {item_idx}")
+
+    def search(self, split: str, query: str, *, limit: int = 50) -> tuple[list[SearchHit], int]:
+        """Rows whose YouTube title or WIT titles/captions contain ``query`` (case-insensitive),
+        and how many matched in all."""
+        view = self.split(split)
+        text = query.strip()
+        if not text:
+            return [], 0
+        if len(text) > 200:
+            raise TaliConfigError("a search is at most 200 characters")
+        con = _sandboxed(view.files)
+        try:
+            blob = "lower(concat_ws(' ', " + ", ".join(_SEARCH_TEXT) + "))"
+            con.execute(
+                f"CREATE TEMP TABLE hits AS SELECT * FROM meta WHERE contains({blob}, lower($q))", {"q": text}
+            )
+            total = con.execute("SELECT count(*) FROM hits").fetchone()[0]
+            rows = con.execute(
+                "SELECT filename, file_row_number, item_idx, youtube_title_text, "
+                f"array_to_string({Column.WIT_FEATURES}.{WitField.PAGE_TITLE}, ' / ') "
+                "FROM hits ORDER BY filename, file_row_number LIMIT $n",
+                {"n": int(limit)},
+            ).fetchall()
+        finally:
+            con.close()
+        hits = [
+            SearchHit(view.global_row(path, int(row)), item, title or "", page or "")
+            for path, row, item, title, page in rows
+        ]
+        hits.sort(key=lambda h: h.index)
+        return hits, int(total)
+
+    def filter(self, split: str, where: str, metrics: str | os.PathLike[str] | None) -> tuple[list[int], int]:
+        """Global rows of ``split`` that pass ``where``, the same SQL as ``tali filter``
+        (evaluated by :func:`tali.quality.select`, so its checks and sandbox apply), and
+        how many rows were read."""
+        from tali.quality import select
+
+        view = self.split(split)
+        if where.strip():
+            check_where_reads_no_file(view.files, where, metrics)
+        try:
+            result = select(list(view.files), split=split, metrics=metrics, where=where)
+        except TaliSourceError as exc:
+            # The shards and metrics table were read at startup: what fails now is the clause
+            # (DuckDB's catalog/type errors, e.g. an unknown function), a bad request.
+            raise TaliConfigError(str(exc)) from None
+        rows = sorted(view.global_row(path, r) for path, kept in result.positions.items() for r in kept)
+        return rows, result.read
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sandboxed(files: Sequence[str], metrics: str | os.PathLike[str] | None = None) -> Any:
+    """DuckDB over the view ``meta`` (metadata columns of these shards) and ``rows`` (``meta``
+    as ``tali filter`` names it, left-joined with the metrics table), then locked: no other
+    file can be read or written and the configuration cannot be changed back."""
+    from tali.quality.filter import METADATA_EXCLUDED
+
+    con = duckdb_module().connect(":memory:")
+    names = [n for n in pq.read_schema(files[0]).names if n not in METADATA_EXCLUDED]
+    listed = "[" + ", ".join(_quote(f) for f in files) + "]"
+    columns = ", ".join(f'"{n}"' for n in names)
+    con.execute(
+        f"CREATE VIEW meta AS SELECT {columns}, filename, file_row_number "
+        f"FROM read_parquet({listed}, filename=true, file_row_number=true)"
+    )
+    rows = "SELECT * EXCLUDE (filename, file_row_number), parse_filename(filename) AS shard, "
+    rows += "filename AS shard_path, file_row_number AS row FROM meta"
+    allowed = list(files)
+    if metrics is not None:
+        con.execute(
+            f"CREATE VIEW metrics AS SELECT * EXCLUDE (shard, row) FROM read_parquet({_quote(str(metrics))})"
+        )
+        rows = f"SELECT * FROM ({rows}) LEFT JOIN metrics USING (item_idx)"
+        allowed.append(str(metrics))
+    con.execute(f"CREATE VIEW rows AS {rows}")
+    con.execute("SET allowed_paths = $p", {"p": allowed})
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def check_where_reads_no_file(
+    files: Sequence[str], where: str, metrics: str | os.PathLike[str] | None
+) -> None:
+    """Run ``where`` once in the locked connection first: a clause that reaches for a file
+    (``read_text('/etc/passwd')`` in a subquery, whose content an error message would echo)
+    is refused before :func:`tali.quality.select` runs it with file access. Other errors are
+    left to ``select``, which reports them in ``tali filter``'s words."""
+    duckdb = duckdb_module()
+    con = _sandboxed(files, metrics)
+    try:
+        query = f"SELECT count(*) FROM rows WHERE ({where})"
+        statements = con.extract_statements(query)
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise TaliConfigError("the WHERE clause must be a single expression (no ';' or extra statements)")
+        con.execute(query)
+    except duckdb.PermissionException:
+        raise TaliConfigError(
+            "the WHERE clause may read only the rows of the split (no file access)"
+        ) from None
+    except duckdb.Error:
+        pass
+    finally:
+        con.close()
+
+
+def duckdb_module() -> Any:
+    try:
+        import duckdb
+    except ImportError:  # pragma: no cover - part of the view extra
+        raise TaliConfigError("search needs DuckDB: pip install 'tali-dataset[view]'") from None
+    return duckdb
+
+
+class MetricsTable:
+    """A metrics parquet from ``tali metrics``, looked up by ``item_idx`` (kept as Arrow,
+    not as Python dicts: 1.17 M rows of ~40 columns)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        if not Path(path).is_file():
+            raise TaliSourceError(f"metrics table not found: {path}")
+        try:
+            self.table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise TaliSourceError(f"cannot read metrics table {path}: {exc}") from None
+        if str(Column.ITEM_IDX) not in self.table.column_names:
+            raise TaliSourceError(f"metrics table {path} has no item_idx column (is it from `tali metrics`?)")
+        ids = pc.fill_null(self.table.column(str(Column.ITEM_IDX)).cast(pa.int64()), -1).to_numpy()
+        self._order = np.argsort(ids, kind="stable")
+        self._ids = ids[self._order]
+
+    def row(self, item_idx: int | None) -> dict[str, Any] | None:
+        if item_idx is None:
+            return None
+        k = int(np.searchsorted(self._ids, item_idx))
+        if k >= self._ids.size or self._ids[k] != item_idx:
+            return None
+        record = self.table.slice(int(self._order[k]), 1).to_pylist()[0]
+        return {name: clean_value(v) for name, v in record.items()}
+
+
+class ValidationFailures:
+    """A report from ``tali validate --report``: each row's failed checks, by ``item_idx``
+    (or shard file name and row, for rows whose ``item_idx`` could not be read)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        try:
+            blob = json.loads(Path(path).read_text())
+            failures = blob["failures"]
+            if not isinstance(failures, list):
+                raise TypeError("failures is not a list")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise TaliSourceError(f"cannot read validation report {path}: {exc}") from None
+        self.checks = blob.get("checks", [])
+        self._by_item: dict[int, list[dict[str, Any]]] = {}
+        self._by_place: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for failure in failures:
+            if not isinstance(failure, dict):
+                continue
+            shown = {k: failure.get(k) for k in ("check", "field", "error", "message")}
+            if isinstance(failure.get("item_idx"), int):
+                self._by_item.setdefault(failure["item_idx"], []).append(shown)
+            elif isinstance(failure.get("row"), int) and isinstance(failure.get("shard"), str):
+                self._by_place.setdefault((Path(failure["shard"]).name, failure["row"]), []).append(shown)
+
+    def row(self, item_idx: int | None, shard: str, row: int) -> list[dict[str, Any]]:
+        """The row's failures; ``[]``: it passed every check of the report."""
+        found = self._by_item.get(item_idx, []) if item_idx is not None else []
+        return found + self._by_place.get((Path(shard).name, row), [])
+
+
+def _discover(source: SourceLike) -> dict[str, list[str]]:
+    """Split name -> shard files. A directory is read in the Hub layout; a file or a list of
+    files is grouped by the split its Hub shard name gives (else the file's stem)."""
+    out: dict[str, list[str]] = {}
+    if isinstance(source, str | os.PathLike) and not Path(source).exists():
+        raise TaliSourceError(
+            f"no such file or directory: {source} (tali view reads local shards; "
+            "fetch Hub shards first with `tali download`)"
+        )
+    if isinstance(source, str | os.PathLike) and Path(source).is_dir():
+        files = resolve_local_files(source, None)
+        names = {_split_of(f) for f in files}
+        for name in sorted(names, key=lambda n: ({"train": 0, "val": 1, "test": 2}.get(n, 3), n)):
+            try:
+                out[name] = resolve_local_files(source, name)
+            except TaliSourceError:
+                out[name] = [f for f in files if _split_of(f) == name]
+        return out
+    for f in resolve_local_files(source, None):
+        out.setdefault(_split_of(f), []).append(f)
+    return out
+
+
+def _split_of(path: str) -> str:
+    p = Path(path)
+    if p.parent.name not in ("", "data") and p.parent.parent.name == "data":
+        return p.parent.name  # data/{split}/*.parquet
+    match = _SHARD_NAME.match(p.name)
+    return match.group("split") if match else p.stem
+
+
+def clean_value(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, bytes -> their length."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, list):
+        return [clean_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: clean_value(v) for k, v in value.items()}
+    return value
