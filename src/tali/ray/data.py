@@ -12,6 +12,7 @@ cache) or fsspec URLs (``s3://``, ``gs://``, ``hf://``), opened in the task.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ def _is_url(path: str) -> bool:
 
 def _open(path: str) -> pq.ParquetFile:
     if _is_url(path):
-        import fsspec
+        import fsspec  # type: ignore[import-untyped]
 
         return pq.ParquetFile(fsspec.open(path, "rb").open())
     return pq.ParquetFile(path)
@@ -85,10 +86,10 @@ def read_tali(
         def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context=None):
             tasks = []
             for shard, group, rows, size in groups:
-                meta = BlockMetadata(num_rows=rows, size_bytes=size, input_files=[shard], exec_stats=None)
+                meta = BlockMetadata(num_rows=rows, size_bytes=size, input_files=(shard,), exec_stats=None)
                 tasks.append(
                     ReadTask(
-                        lambda s=shard, g=group: _read_group(s, g, wanted),
+                        functools.partial(_read_group, shard, group, wanted),
                         meta,
                         per_task_row_limit=per_task_row_limit,
                     )
@@ -143,8 +144,9 @@ class TaliBatchTransform:
         out: dict[str, np.ndarray] = {}
         for name in samples[0] if samples else []:
             values = [s.get(name) for s in samples]
-            if all(isinstance(v, np.ndarray) for v in values) and len({v.shape for v in values}) == 1:
-                out[name] = np.stack(values)
+            arrays = [v for v in values if isinstance(v, np.ndarray)]
+            if len(arrays) == len(values) and len({a.shape for a in arrays}) == 1:
+                out[name] = np.stack(arrays)
             else:
                 column = np.empty(len(values), dtype=object)
                 column[:] = values
