@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import io
 from fractions import Fraction
+from typing import Any
 
 import av
 import av.container
@@ -46,13 +47,13 @@ def _video_stream(out: av.container.OutputContainer, clip: Clip, settings: Prepa
     info = clip.info
     fps = min(info.fps, settings.max_fps)
     rate = Fraction(fps).limit_denominator(1001)
-    stream = out.add_stream("libx264", rate=rate)
+    stream: Any = out.add_stream("libx264", rate=rate)
     stream.width, stream.height = output_size(info.width, info.height, settings.short_side)
     stream.pix_fmt = "yuv420p"
     # The source's time base: every kept frame keeps its exact timestamp.
     stream.codec_context.time_base = clip.video.time_base
     gop = str(max(1, round(settings.keyframe_seconds * fps)))
-    options = {
+    options: dict[str, Any] = {
         "preset": settings.preset,
         "crf": str(settings.crf),
         "g": gop,
@@ -68,7 +69,7 @@ def _video_stream(out: av.container.OutputContainer, clip: Clip, settings: Prepa
 
 
 def _audio_stream(out: av.container.OutputContainer, settings: PrepareSettings):
-    stream = out.add_stream(settings.audio_codec, rate=settings.audio_rate)
+    stream: Any = out.add_stream(settings.audio_codec, rate=settings.audio_rate)
     stream.layout = "mono"
     if settings.audio_codec != "flac":
         stream.bit_rate = settings.audio_bitrate
@@ -82,7 +83,7 @@ def encoder_delay(codec: str, rate: int) -> int:
     measured once per process by encoding silence: the first packet starts this much early."""
     out = av.open(io.BytesIO(), "w", format="mp4")
     try:
-        stream = out.add_stream(codec, rate=rate)
+        stream: Any = out.add_stream(codec, rate=rate)
         stream.layout = "mono"
         stream.codec_context.time_base = Fraction(1, rate)
         size = stream.codec_context.frame_size or 1024
@@ -119,7 +120,7 @@ class _AudioOut:
         if self.next_pts is None:
             if frame.pts is None:
                 raise TaliDecodeError("audio frame without a timestamp", field=_FIELD)
-            start = float(frame.pts * frame.time_base) - self.video_start
+            start = float(frame.pts * (frame.time_base or 0)) - self.video_start
             self.next_pts = round(start * self.rate)
             if self.next_pts <= 0:
                 self.skip = 0
@@ -134,6 +135,8 @@ class _AudioOut:
     def _drain(self, *, final: bool) -> None:
         while self.fifo.samples >= self.frame_size or (final and self.fifo.samples):
             chunk = self.fifo.read(min(self.frame_size, self.fifo.samples) if final else self.frame_size)
+            if chunk is None:
+                break
             assert self.next_pts is not None
             drop = max(-self.next_pts, 0) + self.skip  # before clip time 0: no window reaches it
             if drop:
@@ -143,7 +146,9 @@ class _AudioOut:
                     self.next_pts += chunk.samples
                     continue
                 data = chunk.to_ndarray()[:, -keep:]
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp", layout="mono")
+                chunk = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(data, dtype=np.float32), format="fltp", layout="mono"
+                )
                 chunk.sample_rate = self.rate
                 self.next_pts += drop
                 self.skip = 0
@@ -188,12 +193,13 @@ def _transcode(clip: Clip, out: av.container.OutputContainer, settings: PrepareS
     src_video = clip.video
     src_video.codec_context.thread_count = 1
     video_start_ts = src_video.start_time or 0
-    video_start = float(video_start_ts * src_video.time_base)
+    src_time_base = src_video.time_base or Fraction(1, 90_000)
+    video_start = float(video_start_ts * src_time_base)
     video, fps = _video_stream(out, clip, settings)
     audio = _AudioOut(out, _audio_stream(out, settings), settings, video_start) if clip.audio else None
     width, height = video.width, video.height
     min_step = 1.0 / fps - 1e-6  # seconds between kept frames (the fps cap)
-    time_base = float(src_video.time_base)
+    time_base = float(src_time_base)
     last_kept: float | None = None
     # One scaler for the clip: frame.reformat() rebuilds its SwsContext every call (measured
     # 30% of the whole re-encode on 640x360 -> 456x256).
@@ -205,10 +211,11 @@ def _transcode(clip: Clip, out: av.container.OutputContainer, settings: PrepareS
         if packet.stream.type == "audio":
             if audio is not None:
                 for frame in packet.decode():
-                    audio.add(frame)
+                    if isinstance(frame, av.AudioFrame):
+                        audio.add(frame)
             continue
         for frame in packet.decode():
-            if frame.pts is None:
+            if not isinstance(frame, av.VideoFrame) or frame.pts is None:
                 continue
             if frames == 0 and rotation_of(frame):
                 # The display matrix is not carried to the output yet: re-encoding would

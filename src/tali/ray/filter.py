@@ -52,7 +52,7 @@ def _plan(result: FilterResult, rows_per_shard: int) -> tuple[list[_Plan], dict[
                 # Offsets of this group that go to the same output shard, as one piece.
                 index = kept // rows_per_shard
                 room = (index + 1) * rows_per_shard - kept
-                piece = []
+                piece: list[int] = []
                 while k < len(wanted) and wanted[k] < first + count and len(piece) < room:
                     piece.append(wanted[k] - first)
                     k += 1
