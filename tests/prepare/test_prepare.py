@@ -145,3 +145,21 @@ def test_settings_are_checked_at_construction():
         PrepareSettings(short_side=255)
     with pytest.raises(TaliConfigError, match="on_error must be one of"):
         PrepareSettings(on_error="skip")
+
+
+def test_cli_prepare_exits_1_and_lists_the_failed_row(small_source, tmp_path, capsys):
+    from tali.cli.main import main
+
+    out = tmp_path / "cli"
+    code = main(["prepare", str(small_source), str(out), "--preset", "ultrafast", "--no-progress"])
+    assert code == 1
+    printed = capsys.readouterr().out
+    assert (
+        "1 of 2 rows re-encoded" in printed and "item_idx=8 train-00001-of-00002.parquet:0 [keep]" in printed
+    )
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+    ]
+    good = ["prepare", str(small_source / "data" / "train-00000-of-00002.parquet"), str(tmp_path / "one")]
+    assert main([*good, "--preset", "ultrafast", "--no-progress"]) == 0
