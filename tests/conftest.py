@@ -24,9 +24,22 @@ def truth(sample_root: Path) -> dict[int, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def rows(sample_root: Path) -> dict[int, dict[str, Any]]:
-    """Every row of every split as Python values, keyed by item_idx."""
+    """Every row of the train, val and test splits as Python values, keyed by item_idx
+    (the ``realworld`` split's clips have their own fixture, ``real_rows``)."""
     out: dict[int, dict[str, Any]] = {}
     for path in sorted((sample_root / "data").glob("*.parquet")):
+        if path.name.startswith("realworld-"):
+            continue
+        for row in pq.read_table(path).to_pylist():
+            out[row["item_idx"]] = row
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_rows(sample_root: Path) -> dict[int, dict[str, Any]]:
+    """The ``realworld`` split (one row per ``sample_data.REALWORLD_VARIANTS`` clip), by item_idx."""
+    out: dict[int, dict[str, Any]] = {}
+    for path in sorted((sample_root / "data").glob("realworld-*.parquet")):
         for row in pq.read_table(path).to_pylist():
             out[row["item_idx"]] = row
     return out

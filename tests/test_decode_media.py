@@ -15,7 +15,6 @@ from typing import Any
 
 import av
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from tali import TaliConfig
@@ -27,16 +26,6 @@ from tali.sample_data.realworld import REALWORLD_VARIANTS
 from tali.transform import TaliTransform
 
 VIDEO = ("youtube_content_video",)
-
-
-@pytest.fixture(scope="session")
-def real_rows(sample_root) -> dict[str, dict[str, Any]]:
-    """The ``realworld`` rows keyed by variant name."""
-    out = {}
-    for path in sorted((sample_root / "data").glob("realworld-*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            out[row["item_idx"]] = row
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -238,3 +227,23 @@ def test_rotation_upright_by_default_and_stored_on_request(by_variant):
     assert stored["rotation"] == 0
     assert tuple(stored["frames"].shape[2:]) == (truth["height"], truth["width"])
     np.testing.assert_array_equal(np.rot90(stored["frames"].numpy(), 1, axes=(2, 3)), video["frames"].numpy())
+
+
+def test_a_window_shorter_than_a_frame_holds_the_frame_on_screen(by_variant, full_decode):
+    """No frame starts in a 5 ms window inside a 33 ms frame: the window holds the frame
+    shown during it (not the next one, which starts after the window)."""
+    for name in ("vfr", "ntsc2997", "x264_bpyramid"):
+        row, truth = by_variant[name]
+        ref = full_decode[name]["pts"]
+        start = float(ref[40] + (ref[41] - ref[40]) / 3)
+        config = TaliConfig(
+            modalities=VIDEO,
+            window=WindowConfig(seconds=0.005, start=start),
+            video=VideoConfig(num_frames=2, size=64),
+        )
+        video = TaliTransform(config)(row, key=0)["youtube_content_video"]
+        assert video["mask"].tolist() == [True, False]
+        assert video["pts_seconds"][0].item() == pytest.approx(ref[40], abs=1e-9)
+        assert read_frame_index(video["frames"][0]) == expected_frame_code(
+            truth, frame_index_at(truth, ref[40])
+        )

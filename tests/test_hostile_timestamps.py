@@ -178,6 +178,19 @@ def test_validation_passes_a_clean_clip(base_clip):
     check_clip({"item_idx": 1, "youtube_video_content": base_clip}, CheckLimits())
 
 
+def test_a_last_frame_claiming_23h_does_not_stretch_the_clip(base_clip):
+    """The header says 23 h; the clip ends where its last frame ends (one frame interval on)."""
+    data = _last_claims_23h(base_clip)
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        assert float(stream.duration * stream.time_base) > 20 * HOUR  # what the header claims
+    row = {"item_idx": 2, "youtube_video_content": data}
+    config = TaliConfig(modalities=("youtube_content_audio",), window=WindowConfig(seconds=None))
+    sample = TaliTransform(config)(row, key=0)
+    assert sample["window"]["clip_seconds"] == pytest.approx(4.0, abs=1e-6)
+    assert sample["youtube_content_audio"]["waveform"].numel() == 4 * 16_000
+
+
 def test_clip_length_is_bounded_by_config(base_clip):
     row = {"item_idx": 5, "youtube_video_content": _gap(base_clip)}
     config = TaliConfig(modalities=("youtube_content_audio",), window=WindowConfig(seconds=None))

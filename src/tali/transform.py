@@ -102,7 +102,12 @@ class TaliTransform:
         def rng(purpose: str) -> np.random.Generator:
             return sample_rng_for(cfg.seed, epoch, key, purpose)
 
-        sample: dict[str, Any] = {"item_idx": item_idx, "key": key, "epoch": epoch}
+        # A null item_idx becomes the sentinel -1, so a batch's item_idx stays int64 [B].
+        sample: dict[str, Any] = {
+            "item_idx": -1 if item_idx is None else item_idx,
+            "key": key,
+            "epoch": epoch,
+        }
         window: Window | None = None
         if cfg.needs_clip:
             data = _field(row, Column.YOUTUBE_VIDEO_CONTENT, item_idx)

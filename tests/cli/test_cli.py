@@ -40,7 +40,7 @@ def test_sample_data_writes_to_a_path(sample_root, tmp_path):
     # Reuse the cached build: copying is what a second `sample-data` to the cache does too.
     done = _tali("sample-data", env={"TALI_CACHE_DIR": str(sample_root.parent)})
     assert done.returncode == 0, done.stderr
-    assert "24 rows" in done.stdout and str(sample_root) in done.stdout
+    assert "39 rows" in done.stdout and str(sample_root) in done.stdout  # 24 + the 15 real-world clips
 
 
 def test_errors_exit_non_zero_with_a_message(tmp_path):

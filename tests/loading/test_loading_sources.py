@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import pytest
 import torch
 
@@ -230,3 +231,74 @@ def test_hf_iterable_dataset_map(sample_root):
     assert all(s["epoch"] == 2 for s in got)
     with pytest.raises(TaliSchemaError, match="need an integer item_idx"):
         transform({"item_idx": None})
+
+
+class _Planted:
+    """Unpickling this runs ``os.system``: what a hostile file in a shared cache would do."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_pickle_never_runs_and_is_recomputed(sample_root, tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    cache = SampleCache(tmp_path / "c", FIXED)
+    stream = tali.load(sample_root, split="val", config=FIXED, cache=cache, shuffle=False)
+    honest = {s["key"]: s["youtube_subtitle_text"] for s in stream}
+    payload = pickle.dumps({"x": _Planted(str(marker))})
+    for key in honest:  # the attacker overwrites every entry, in both the old and the new format
+        cache.path(key, 0).write_bytes(payload)
+        torch.save({"x": _Planted(str(marker))}, cache.path(key, 0).with_suffix(".pt"), pickle_protocol=2)
+    again = SampleCache(tmp_path / "c", FIXED)
+    stream = tali.load(sample_root, split="val", config=FIXED, cache=again, shuffle=False)
+    assert {s["key"]: s["youtube_subtitle_text"] for s in stream} == honest
+    assert not marker.exists()
+    assert again.corrupt == 4 and again.hits == 0 and again.writes == 4
+    assert all(again.get(k, 0) is not None for k in honest) and again.hits == 4
+    assert again.evict(target=0.0) >= 0 and not marker.exists()
+
+
+def test_cache_round_trips_every_value_kind_and_refuses_foreign_manifests(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from tali.data.cache_format import CorruptEntry, decode_sample, encode_sample
+
+    shared = torch.arange(10)
+    sample = {
+        "t": shared[2:5],
+        "same": shared,
+        "b": torch.tensor([True, False]),
+        "f64": torch.zeros(0, dtype=torch.float64),
+        "arr": np.arange(6, dtype=np.int16).reshape(2, 3),
+        "pil": [Image.new("RGB", (4, 3), (1, 2, 3))],
+        "tuple": (1, "a", None, float("nan"), True),
+        "nested": {"text": "ünï", "n": 2**40},
+    }
+    back = decode_sample(encode_sample(sample))
+    assert torch.equal(back["t"], torch.tensor([2, 3, 4])) and torch.equal(back["same"], shared)
+    assert back["b"].dtype == torch.bool and back["f64"].shape == (0,)
+    assert back["arr"].dtype == np.int16 and back["arr"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert back["pil"][0].getpixel((0, 0)) == (1, 2, 3) and back["pil"][0].mode == "RGB"
+    assert back["tuple"][:3] == (1, "a", None) and np.isnan(back["tuple"][3]) and back["tuple"][4] is True
+    assert back["nested"] == {"text": "ünï", "n": 2**40}
+    import safetensors.torch
+
+    for manifest in (
+        {"format": "other", "root": {"t": "json", "v": 1}},
+        {"format": "tali-sample-v1", "root": {"t": "pickle", "v": "gASV..."}},
+        {"format": "tali-sample-v1", "root": {"t": "tensor", "k": "9"}},
+        {"format": "tali-sample-v1", "root": {"t": "json", "v": {"a": 1}}},
+    ):
+        blob = safetensors.torch.save({"0": torch.ones(1)}, metadata={"manifest": json.dumps(manifest)})
+        with pytest.raises(CorruptEntry):
+            decode_sample(blob)
+    for junk in (b"", b"\xff" * 8 + b"{}", b"torn", (2**60).to_bytes(8, "little") + b"{"):
+        with pytest.raises(CorruptEntry, match="not a safetensors cache entry"):
+            decode_sample(junk)

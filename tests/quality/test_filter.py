@@ -67,7 +67,7 @@ def test_predicates_never_touch_media_bytes(sample_root, metrics_path):
 
 
 def test_bad_clauses_raise_typed_errors(sample_root, metrics_path, tmp_path):
-    with pytest.raises(TaliConfigError, match="single expression"):
+    with pytest.raises(TaliConfigError, match="single boolean expression"):
         select(sample_root, split="val", where="true); COPY (SELECT 1) TO 'x.csv'; SELECT (1")
     with pytest.raises(TaliConfigError, match="cannot parse the WHERE clause|Parser"):
         select(sample_root, split="val", where="item_idx >")
@@ -144,8 +144,9 @@ def test_a_failed_write_leaves_no_shard_behind(sample_root, tmp_path):
         TaliSourceError, match="kept row 999 is not in train-00001-of-00002.parquet \\(8 rows\\)"
     ):
         broken.write_shards(tmp_path / "out", rows_per_shard=2)
-    # the shard finished before the failure is gone too, and no .partial is left
-    assert list((tmp_path / "out" / "data").iterdir()) == []
+    # the shard finished before the failure is gone too: nothing was published, no staging is left
+    assert not (tmp_path / "out" / "data").exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".data.lock"]
 
 
 def test_nothing_kept_still_writes_a_readable_empty_split(sample_root, tmp_path):

@@ -9,13 +9,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tali.sample_data import VARIANTS, ClipSpec, encode_clip, read_frame_index, read_image_code, tone_seconds
+from tali.sample_data import (
+    REALWORLD_VARIANTS,
+    VARIANTS,
+    ClipSpec,
+    encode_clip,
+    read_frame_index,
+    read_image_code,
+    tone_seconds,
+)
 from tali.sample_data.patterns import CodeUnreadable, draw_code, read_code
 
 
 def test_hub_layout_and_size(sample_root):
     names = sorted(p.name for p in (sample_root / "data").glob("*.parquet"))
     assert names == [
+        "realworld-00000-of-00001.parquet",
         "test-00000-of-00001.parquet",
         "train-00000-of-00002.parquet",
         "train-00001-of-00002.parquet",
@@ -26,8 +35,13 @@ def test_hub_layout_and_size(sample_root):
 
 
 def test_every_variant_is_present_and_streams_match_truth(rows, truth):
-    assert {t["variant"] for t in truth.values()} == {v.variant for v in VARIANTS}
+    assert {t["variant"] for t in truth.values() if not t.get("realworld")} == {v.variant for v in VARIANTS}
+    assert {t["variant"] for t in truth.values() if t.get("realworld")} == {
+        v.variant for v in REALWORLD_VARIANTS
+    }
     for item_idx, t in truth.items():
+        if t.get("realworld"):  # their streams: tests/test_decode_media.py
+            continue
         with av.open(io.BytesIO(rows[item_idx]["youtube_video_content"])) as container:
             video = container.streams.video[0]
             assert (video.codec_context.width, video.codec_context.height) == (t["width"], t["height"])

@@ -11,6 +11,13 @@ entry is written to a private temporary file and ``os.replace``-d into place,
 which is atomic on POSIX, so a reader sees a whole entry or none. Eviction is
 least-recently-used by mtime (a hit touches the file); a file deleted by
 another process mid-read is a miss, not an error.
+
+Entries never execute code when read (a shared cache directory is untrusted):
+they are safetensors files with a typed JSON manifest
+(:mod:`tali.data.cache_format`), never pickles. A file that is not a
+well-formed entry (torn, foreign, planted) is counted in ``corrupt``, removed
+and decoded again; a sample holding a value the format cannot store is served
+but not cached (``unstorable``).
 """
 
 from __future__ import annotations
@@ -20,9 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tali.config import TaliConfig
+from tali.data.cache_format import CorruptEntry, Unstorable, decode_sample, encode_sample
 from tali.errors import TaliConfigError
 from tali.schema import SubModality
 
@@ -62,13 +68,12 @@ class SampleCache:
         self.deterministic = is_deterministic(config)
         self.max_bytes = max_bytes
         self.scan_every = scan_every
-        self._weights_only = "pil" not in (config.video.output, config.image.output)
-        self.hits = self.misses = self.writes = self.evicted = 0
+        self.hits = self.misses = self.writes = self.evicted = self.corrupt = self.unstorable = 0
         self._since_scan = 0
 
     def path(self, key: int, epoch: int) -> Path:
         scope = "all-epochs" if self.deterministic else f"epoch-{int(epoch)}"
-        return self.root / self.fingerprint / scope / f"{int(key) // 4096:05d}" / f"{int(key)}.pt"
+        return self.root / self.fingerprint / scope / f"{int(key) // 4096:05d}" / f"{int(key)}.safetensors"
 
     def contains(self, key: int, epoch: int) -> bool:
         return self.path(key, epoch).is_file()
@@ -76,24 +81,31 @@ class SampleCache:
     def get(self, key: int, epoch: int) -> dict[str, Any] | None:
         path = self.path(key, epoch)
         try:
-            sample = torch.load(path, weights_only=self._weights_only)
+            data = path.read_bytes()
+            sample = decode_sample(data)
             os.utime(path)  # LRU by mtime
         except FileNotFoundError:
             self.misses += 1
             return None
-        except Exception:  # noqa: BLE001  a torn or foreign file (zip/pickle errors vary): decode again
+        except CorruptEntry:  # torn, foreign or planted: never trusted, decoded again
             path.unlink(missing_ok=True)
+            self.corrupt += 1
             self.misses += 1
             return None
         self.hits += 1
         return sample
 
     def put(self, key: int, epoch: int, sample: dict[str, Any]) -> None:
+        try:
+            data = encode_sample(sample)
+        except Unstorable:
+            self.unstorable += 1
+            return
         path = self.path(key, epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            torch.save(sample, tmp)
+            tmp.write_bytes(data)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -107,13 +119,14 @@ class SampleCache:
 
     def _entries(self) -> list[tuple[float, Path, int]]:
         out = []
-        for path in self.root.rglob("*.pt"):
+        # ``*.pt``: pickled entries of an older tali, never read, evicted first.
+        for path in [*self.root.rglob("*.safetensors"), *self.root.rglob("*.pt")]:
             try:
                 st = path.stat()
             except FileNotFoundError:
                 continue
             # Entries of other configs are stale: order them before every current one.
-            stale = path.relative_to(self.root).parts[0] != self.fingerprint
+            stale = path.suffix == ".pt" or path.relative_to(self.root).parts[0] != self.fingerprint
             out.append((float("-inf") if stale else st.st_mtime, path, st.st_size))
         return out
 

@@ -19,7 +19,15 @@ import torch.utils.data
 from tali.config import TaliConfig
 from tali.data.collate import collate
 from tali.data.durations import load_durations
-from tali.data.policy import OnError, apply_policy, check_on_error, mark
+from tali.data.policy import (
+    OnError,
+    SkipRecord,
+    apply_policy,
+    check_max_consecutive_bad,
+    check_on_error,
+    mark,
+    placeholder_sample,
+)
 from tali.data.rows import row_item_idx, row_to_python
 from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
@@ -39,9 +47,15 @@ class TaliDataset(torch.utils.data.Dataset):
     created, as with ``DistributedSampler``) to draw new windows and frames.
 
     ``on_error`` (see :mod:`tali.data.policy`): ``"raise"``; ``"skip"`` serves
-    the next good row in place of a bad one (at most ``max_skips_per_sample``
-    in a row); ``"substitute"`` serves a zero placeholder with ``valid=False``.
-    With either, samples gain ``valid`` and ``errors`` for :class:`ErrorReport`.
+    the next good row in place of a bad one; ``"substitute"`` serves a zero
+    placeholder with ``valid=False``. With either, samples gain ``valid`` and
+    ``errors`` for :class:`ErrorReport`; a row group that cannot be read counts
+    as bad rows, like a row that cannot be decoded. Each bad row is recorded
+    once, by the request for its own index. ``max_consecutive_bad``: the run
+    of bad rows after which a request gives up with ``TaliDataError``
+    (``None``, the default: only when every row is bad), the same rule as
+    :class:`~tali.data.streaming.TaliStream`. ``max_open_shards`` bounds open
+    file handles (least recently used closed first).
 
     ``item_ids``: keep only rows whose ``item_idx`` is in this collection (an
     index from ``tali filter``); only the ``item_idx`` column is read to find
@@ -64,14 +78,15 @@ class TaliDataset(torch.utils.data.Dataset):
         files: Sequence[str] | None = None,
         opener: Opener | None = None,
         on_error: OnError = "raise",
-        max_skips_per_sample: int = 64,
+        max_consecutive_bad: int | None = None,
+        max_open_shards: int = 16,
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         item_ids: Iterable[int] | None = None,
         collect_stats: bool = False,
     ) -> None:
         self.config = config or TaliConfig()
         self.on_error = check_on_error(on_error)
-        self.max_skips_per_sample = max_skips_per_sample
+        self.max_consecutive_bad = check_max_consecutive_bad(max_consecutive_bad)
         if files is None:
             if source is None:
                 raise ValueError("give a source (directory or files) or files=")
@@ -80,13 +95,16 @@ class TaliDataset(torch.utils.data.Dataset):
         self.files = list(files)
         self.index = ShardIndex.from_files(self.files, opener)
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
-        self.reader = RowGroupReader(self.index, self.columns, opener=opener)
+        self.reader = RowGroupReader(self.index, self.columns, opener=opener, max_open_shards=max_open_shards)
         self.transform = TaliTransform(self.config, durations=load_durations(self.files))
         #: Runs in the worker after decoding (e.g. model processors); its
         #: TaliDataErrors follow ``on_error`` like decode errors do.
         self.processors = processors
         self.collect_stats = bool(collect_stats)
         self.epoch = 0
+        # Rows of this epoch already found bad in this process: stepped over without decoding
+        # again (a broken shard costs one decode per row, not one per row per request).
+        self._bad: dict[int, SkipRecord] = {}
         #: Global row numbers this dataset serves (``None``: every row).
         self.rows: np.ndarray | None = None
         if item_ids is not None:
@@ -115,6 +133,8 @@ class TaliDataset(torch.utils.data.Dataset):
         return len(self.index) if self.rows is None else int(self.rows.size)
 
     def set_epoch(self, epoch: int) -> None:
+        if int(epoch) != self.epoch:
+            self._bad = {}
         self.epoch = int(epoch)
 
     def read_row(self, index: int) -> dict[str, Any]:
@@ -136,19 +156,39 @@ class TaliDataset(torch.utils.data.Dataset):
             sample, _ = self._attempt(index)
             assert sample is not None
             return sample
-        records = []
-        for step in range(self.max_skips_per_sample + 1):
-            sample, record = self._attempt((index + step) % len(self))
+        n = len(self)
+        limit = n if self.max_consecutive_bad is None else min(n, self.max_consecutive_bad + 1)
+        own: SkipRecord | None = None
+        for step in range(limit):
+            j = (index + step) % n
+            known = self._bad.get(self._global_row(j))
+            record: SkipRecord | None
+            if known is not None:
+                sample, record = None, known
+            else:
+                sample, record = self._attempt(j)
             if record is not None:
-                records.append(record)
+                if len(self._bad) < 1 << 16:
+                    self._bad[self._global_row(j)] = record
+                if step == 0:
+                    own = record
+                    if self.on_error == "substitute":
+                        sample = self._placeholder(j, record)
             if sample is not None:
-                return mark(sample, valid=record is None, records=records)
+                return mark(sample, valid=own is None or step > 0, records=[own] if own else [])
+        first = own or next(iter(self._bad.values()))
         raise TaliDataError(
-            f"rows {index}..{index + self.max_skips_per_sample} (mod {len(self)}) are all bad; "
-            f"first: {records[0].message}",
-            item_idx=records[0].item_idx,
-            field=records[0].field,
+            f"rows {index}..{index + limit - 1} (mod {n}) are all bad "
+            f"(max_consecutive_bad={self.max_consecutive_bad}); first: {first.message}",
+            item_idx=first.item_idx,
+            field=first.field,
         )
+
+    def _placeholder(self, index: int, record: SkipRecord) -> dict[str, Any]:
+        row = self._global_row(index)
+        sample = placeholder_sample(self.config, key=row, epoch=self.epoch, item_idx=record.item_idx)
+        # The placeholder goes through the processors too, so it batches with good samples.
+        return self.processors(sample) if self.processors is not None else sample
 
     def _produce(self, row: dict[str, Any], index: int) -> dict[str, Any]:
         sample = self.transform(row, key=index, epoch=self.epoch)
@@ -157,30 +197,34 @@ class TaliDataset(torch.utils.data.Dataset):
         with timed(Stage.PROCESSORS):
             return self.processors(sample)
 
-    def _attempt(self, index: int):
+    def _attempt(self, index: int) -> tuple[dict[str, Any] | None, SkipRecord | None]:
+        """``(sample, None)`` for a good row, ``(None, record)`` for a bad one (under raise: raises)."""
         # Randomness is keyed by the row's place in the split, so a filter
         # (``item_ids``) does not change the choices made for the rows it keeps.
         row_number = self._global_row(index)
         ref, offset = self.index.locate(row_number)
-        with timed(Stage.READ):
-            table = self.reader.read_row_group(ref)
-            add_bytes(table.slice(offset, 1).nbytes)
-        # Converting to Python runs inside the policy: invalid UTF-8 is a bad row, not a crash.
-        sample, record = apply_policy(
-            self.on_error,
-            lambda: self._produce(row_to_python(table, offset), row_number),
+        located: dict[str, Any] = {}
+
+        def attempt() -> dict[str, Any]:
+            # Reading runs inside the policy: an unreadable row group is bad rows, not a crash,
+            # and converting to Python too: invalid UTF-8 is a bad row.
+            with timed(Stage.READ):
+                table = self.reader.read_row_group(ref)
+                add_bytes(table.slice(offset, 1).nbytes)
+            located["item_idx"] = row_item_idx(table, offset)
+            return self._produce(row_to_python(table, offset), row_number)
+
+        mode: OnError = "raise" if self.on_error == "raise" else "skip"
+        return apply_policy(
+            mode,
+            attempt,
             config=self.config,
             key=row_number,
             epoch=self.epoch,
-            item_idx=row_item_idx(table, offset),
+            item_idx=lambda: located.get("item_idx"),
             shard=self.index.shards[ref.shard].path,
             row=ref.shard_row + offset,
         )
-        if sample is not None and record is not None and self.processors is not None:
-            # A substituted placeholder goes through the processors too, so it
-            # batches with the good samples (same keys, shapes and dtypes).
-            sample = self.processors(sample)
-        return sample, record
 
     def __repr__(self) -> str:
         return (

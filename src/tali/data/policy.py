@@ -6,6 +6,13 @@
 - ``substitute``: a placeholder of the same shapes, all zeros, with
   ``valid=False``, stands in; it carries the record too.
 
+One rule in both loaders: under ``skip`` and ``substitute`` no bad row ends
+a run: a row that cannot be decoded *and* a row group that cannot be read
+(a corrupt page, a truncated shard: every row in it is bad) are recorded and
+stepped over, however long the run of bad rows, unless the user sets
+``max_consecutive_bad`` (same meaning in both loaders). A run ends only when
+every row a request can reach is bad.
+
 Records travel *inside samples*, so they cross DataLoader workers and ranks
 with the data itself; :class:`ErrorReport` totals them from batches in the
 training loop, where ``yielded + skipped == read`` holds by construction.
@@ -22,10 +29,18 @@ from typing import Any, Literal, get_args
 import torch
 
 from tali.config import TaliConfig
-from tali.errors import TaliConfigError, TaliDataError
+from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.schema import SubModality
 
-__all__ = ["ErrorReport", "OnError", "SkipRecord", "check_on_error", "placeholder_sample", "record_of"]
+__all__ = [
+    "ErrorReport",
+    "OnError",
+    "SkipRecord",
+    "check_max_consecutive_bad",
+    "check_on_error",
+    "placeholder_sample",
+    "record_of",
+]
 
 OnError = Literal["raise", "skip", "substitute"]
 ERRORS_KEY = "errors"
@@ -36,6 +51,12 @@ def check_on_error(value: str) -> OnError:
     if value not in get_args(OnError):
         raise TaliConfigError(f"on_error={value!r} is not allowed; choose one of {get_args(OnError)}")
     return value  # type: ignore[return-value]
+
+
+def check_max_consecutive_bad(value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise TaliConfigError(f"max_consecutive_bad must be None or an int >= 0, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,7 @@ def placeholder_sample(config: TaliConfig, *, key: int, epoch: int, item_idx: in
             "frames": pixels((n, 3, size_v, size_v), config.video.output),
             "pts_seconds": torch.zeros(n, dtype=torch.float64),
             "mask": torch.zeros(n, dtype=torch.bool),
+            "rotation": 0,
         }
     for sub in (s.YOUTUBE_RANDOM_VIDEO_FRAME, s.YOUTUBE_THUMBNAIL_IMAGE):
         if config.wants(sub):
@@ -180,12 +202,13 @@ def apply_policy(
     config: TaliConfig,
     key: int,
     epoch: int,
-    item_idx: int | None,
+    item_idx: int | None | Callable[[], int | None],
     shard: str | None,
     row: int | None,
 ) -> tuple[dict[str, Any] | None, SkipRecord | None]:
     """Run ``attempt``; under ``skip`` return ``(None, record)`` for a bad row,
-    under ``substitute`` a placeholder and the record. ``raise`` re-raises located."""
+    under ``substitute`` a placeholder and the record. ``raise`` re-raises located.
+    ``item_idx`` may be a callable (known only once ``attempt`` read the row)."""
     try:
         return attempt(), None
     except TaliDataError as exc:
@@ -193,6 +216,21 @@ def apply_policy(
         if on_error == "raise":
             raise
         record = record_of(exc)
-        if on_error == "skip":
-            return None, record
-        return placeholder_sample(config, key=key, epoch=epoch, item_idx=item_idx), record
+    except TaliSourceError as exc:  # an unreadable row group: its rows are bad rows
+        if on_error == "raise":
+            raise
+        record = SkipRecord(
+            item_idx=None,
+            shard=Path(shard).name if shard else None,
+            row=row,
+            field=None,
+            error=type(exc).__name__,
+            message=str(exc)[:500],
+        )
+    if callable(item_idx):
+        item_idx = item_idx()
+    if record.item_idx is None and item_idx is not None:
+        record = SkipRecord(**{**record.to_dict(), "item_idx": item_idx})
+    if on_error == "skip":
+        return None, record
+    return placeholder_sample(config, key=key, epoch=epoch, item_idx=record.item_idx), record

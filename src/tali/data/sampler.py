@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sized
 import torch
 import torch.utils.data
 
+from tali.data.checkpoint import check_int, check_mapping
 from tali.data.plan import EqualPerRank, check_equal_per_rank
 from tali.data.streaming import resolve_rank
 from tali.errors import TaliConfigError
@@ -86,6 +87,11 @@ class TaliDistributedSampler(torch.utils.data.Sampler[int]):
         }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        state = dict(
+            check_mapping(state, ("epoch", "start", "seed", "world_size", "num_rows"), what="sampler")
+        )
+        for name in ("world_size", "num_rows", "seed"):
+            check_int(state[name], name, low=-(1 << 62) if name == "seed" else 0, what="sampler")
         if (state["world_size"], state["num_rows"], state["seed"]) != (
             self.world_size,
             self.num_rows,
@@ -96,4 +102,11 @@ class TaliDistributedSampler(torch.utils.data.Sampler[int]):
                 f"seed={state['seed']}; this sampler has {self.world_size}, {self.num_rows}, {self.seed} "
                 f"(use TaliStream for elastic resume)"
             )
+        check_int(state["epoch"], "epoch", what="sampler")
+        epoch = self.epoch
+        self.epoch = int(state["epoch"])
+        try:
+            check_int(state["start"], "start", high=len(self.indices()), what="sampler")
+        finally:
+            self.epoch = epoch
         self.epoch, self.start = int(state["epoch"]), int(state["start"])

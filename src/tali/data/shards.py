@@ -9,6 +9,7 @@ keeps the last row groups decoded, so neighbouring rows cost one read.
 from __future__ import annotations
 
 import bisect
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tali.errors import TaliSourceError
+from tali.errors import TaliConfigError, TaliSourceError
 
 __all__ = ["RowGroupReader", "RowGroupRef", "ShardIndex", "ShardInfo"]
 
@@ -106,8 +107,10 @@ class ShardIndex:
 class RowGroupReader:
     """Reads row groups with column projection; keeps the last few decoded.
 
-    Holds open file handles, so create one per process (it is rebuilt lazily
-    after pickling into a DataLoader worker).
+    Holds open file handles, at most ``max_open_shards`` (least recently used
+    closed first: TALI has ~1,000 shards and ``ulimit -n`` is often 1,024), so
+    create one per process (it is rebuilt lazily after pickling into a
+    DataLoader worker).
     """
 
     def __init__(
@@ -117,17 +120,22 @@ class RowGroupReader:
         *,
         cache_row_groups: int = 2,
         opener: Opener | None = None,
+        max_open_shards: int = 16,
     ) -> None:
+        if not isinstance(max_open_shards, int) or max_open_shards < 1:
+            raise TaliConfigError(f"max_open_shards must be an int >= 1, got {max_open_shards!r}")
+        self.max_open_shards = max_open_shards
         self.index = index
         self.columns = list(columns)
         self.cache_row_groups = cache_row_groups
         self.opener = opener
-        self._files: dict[int, pq.ParquetFile] = {}
+        self._files: OrderedDict[int, pq.ParquetFile] = OrderedDict()
+        self._sources: dict[int, Any] = {}
         self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_files"], state["_cache"] = {}, OrderedDict()
+        state["_files"], state["_cache"], state["_sources"] = OrderedDict(), OrderedDict(), {}
         return state
 
     def read_row_group(self, ref: RowGroupRef) -> pa.Table:
@@ -138,7 +146,12 @@ class RowGroupReader:
             return table
         handle = self._files.get(ref.shard)
         if handle is None:
-            handle = self._files[ref.shard] = _open_parquet(self.index.shards[ref.shard].path, self.opener)
+            while len(self._files) >= self.max_open_shards:
+                _, oldest = self._files.popitem(last=False)
+                self._close_handle(oldest)
+            handle = self._files[ref.shard] = self._open(self.index.shards[ref.shard].path)
+        else:
+            self._files.move_to_end(ref.shard)
         try:
             table = handle.read_row_group(ref.row_group, columns=self.columns)
         except (OSError, pa.ArrowException) as exc:
@@ -150,10 +163,35 @@ class RowGroupReader:
             self._cache.popitem(last=False)
         return table
 
+    def _open(self, path: str) -> pq.ParquetFile:
+        if self.opener is None:
+            return _open_parquet(path, None)
+        source = self.opener(path)
+        try:
+            handle = pq.ParquetFile(source)
+        except (OSError, pa.ArrowInvalid) as exc:
+            _close(source)
+            raise TaliSourceError(f"cannot read parquet footer of {path}: {exc}") from exc
+        self._sources[id(handle)] = source  # ParquetFile.close leaves an opener's file open
+        return handle
+
     def read_row(self, index: int) -> dict[str, Any]:
         ref, offset = self.index.locate(index)
         return self.read_row_group(ref).slice(offset, 1).to_pylist()[0]
 
+    def _close_handle(self, handle: pq.ParquetFile) -> None:
+        _close(handle)
+        source = self._sources.pop(id(handle), None)
+        if source is not None:
+            _close(source)
+
     def close(self) -> None:
+        for handle in self._files.values():
+            self._close_handle(handle)
         self._files.clear()
         self._cache.clear()
+
+
+def _close(handle: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a broken handle must not fail a read
+        handle.close()

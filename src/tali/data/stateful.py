@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.utils.data
 
+from tali.data.checkpoint import check_int, check_mapping
 from tali.data.collate import collate
 from tali.data.plan import Topology
 from tali.errors import TaliConfigError
@@ -29,6 +30,11 @@ def merge_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
     does under ``torch.distributed``; use this when ranks saved separately)."""
     if not states:
         raise TaliConfigError("merge_states needs at least one state")
+    fields = ("version", "epoch", "plan", "world_size", "num_workers", "base", "counts")
+    for state in states:
+        check_mapping(state, fields, what="stream")
+        if not isinstance(state["counts"], dict):
+            raise TaliConfigError("stream state field 'counts' must be a dict")
     first = states[0]
     for other in states[1:]:
         for name in ("version", "epoch", "plan", "world_size", "num_workers", "base"):
@@ -37,7 +43,8 @@ def merge_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
     counts: dict[int, int] = {}
     for state in states:
         for s, c in state["counts"].items():
-            counts[int(s)] = max(counts.get(int(s), 0), int(c))
+            sid, count = check_int(s, "counts (stream id)"), check_int(c, f"counts[{s}]")
+            counts[sid] = max(counts.get(sid, 0), count)
     return {**first, "counts": counts}
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,13 +33,22 @@ import torch.distributed as dist
 import torch.utils.data
 
 from tali.config import TaliConfig
+from tali.data.checkpoint import check_int, check_mapping, pack_mask, unpack_mask
 from tali.data.durations import load_durations
 from tali.data.plan import EpochPlan, EqualPerRank, Topology, check_equal_per_rank
-from tali.data.policy import OnError, SkipRecord, apply_policy, check_on_error, mark, placeholder_sample
+from tali.data.policy import (
+    OnError,
+    SkipRecord,
+    apply_policy,
+    check_max_consecutive_bad,
+    check_on_error,
+    mark,
+    placeholder_sample,
+)
 from tali.data.rows import row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
-from tali.errors import TaliConfigError, TaliSourceError
+from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.observe.clock import Stage, timed, with_stats
 from tali.schema import Column, columns_for
 from tali.transform import TaliTransform
@@ -65,16 +74,6 @@ def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return int(rank), int(world_size)
 
 
-def _pack(mask: np.ndarray | None) -> bytes | None:
-    return None if mask is None else zlib.compress(np.packbits(mask).tobytes())
-
-
-def _unpack(blob: bytes | None, n: int) -> np.ndarray | None:
-    if blob is None:
-        return None
-    return np.unpackbits(np.frombuffer(zlib.decompress(blob), dtype=np.uint8), count=n).astype(bool)
-
-
 class TaliStream(torch.utils.data.IterableDataset):
     """TALI rows of one split, streamed in a deterministic, resumable order.
 
@@ -88,7 +87,9 @@ class TaliStream(torch.utils.data.IterableDataset):
     ``tali filter``). ``on_error`` and ``processors`` behave as in
     :class:`~tali.data.dataset.TaliDataset`; under ``skip`` a bad row's record
     rides on the next sample of the same stream (or on a ``valid=False``
-    placeholder when the stream ends). ``cache``: a
+    placeholder when the stream ends); an unreadable row group is bad rows, and
+    ``max_consecutive_bad`` is the same rule as in ``TaliDataset``. Placeholders
+    go through ``processors`` like good samples. ``cache``: a
     :class:`~tali.data.cache.SampleCache` of decoded samples.
     """
 
@@ -106,6 +107,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         equal_per_rank: EqualPerRank = "off",
         item_ids: Sequence[int] | set[int] | None = None,
         on_error: OnError = "raise",
+        max_consecutive_bad: int | None = None,
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         cache: Any | None = None,
         index: ShardIndex | None = None,
@@ -126,6 +128,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         self.rank, self.world_size = resolve_rank(rank, world_size)
         self.equal_per_rank = check_equal_per_rank(equal_per_rank)
         self.on_error = check_on_error(on_error)
+        self.max_consecutive_bad = check_max_consecutive_bad(max_consecutive_bad)
         self.processors = processors
         self.collect_stats = bool(collect_stats)  # per-sample stage times, as in TaliDataset
         self.cache = cache
@@ -213,7 +216,7 @@ class TaliStream(torch.utils.data.IterableDataset):
             "plan": self._plan_key(),
             "world_size": segment.world_size,
             "num_workers": segment.num_workers,
-            "base": _pack(self._base),
+            "base": pack_mask(self._base),
             "counts": counts,
             "next_worker": self._rotation
             if last is None
@@ -233,21 +236,50 @@ class TaliStream(torch.utils.data.IterableDataset):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume mid-epoch: the next iteration yields exactly the rows not yet delivered."""
-        if state.get("version") != STATE_VERSION:
-            raise TaliConfigError(f"stream state version {state.get('version')!r} is not {STATE_VERSION}")
-        if state["plan"] != self._plan_key():
+        """Resume mid-epoch: the next iteration yields exactly the rows not yet delivered.
+
+        Every field is checked first (:mod:`tali.data.checkpoint`); a state from
+        another plan, corrupt or out of range raises ``TaliConfigError`` naming it."""
+        fields = ("version", "epoch", "plan", "world_size", "num_workers", "base", "counts")
+        checked = check_mapping(state, fields, what="stream")
+        state = dict(checked)
+        if state["version"] != STATE_VERSION:
+            raise TaliConfigError(f"stream state version {state['version']!r:.40} is not {STATE_VERSION}")
+        plan, now = state["plan"], self._plan_key()
+        if not isinstance(plan, dict):
+            raise TaliConfigError(f"stream state field 'plan' must be a dict, got {type(plan).__name__}")
+        if plan != now:
             diff = {
-                k: (v, self._plan_key().get(k))
-                for k, v in state["plan"].items()
-                if self._plan_key().get(k) != v
+                k: (plan.get(k), now.get(k))
+                for k in sorted(set(plan) | set(now), key=str)
+                if plan.get(k) != now.get(k)
             }
             raise TaliConfigError(f"checkpoint was taken with a different data plan (saved, now): {diff}")
-        self.epoch = int(state["epoch"])
-        self._base = _unpack(state["base"], int(self.unit_rows.sum()))
-        self._segment = Topology(int(state["world_size"]), int(state["num_workers"]))
-        self._counts = {int(s): int(c) for s, c in state["counts"].items()}
-        self._rotation, self._last_stream = int(state.get("next_worker", 0)), None
+        epoch = check_int(state["epoch"], "epoch")
+        segment = Topology(
+            check_int(state["world_size"], "world_size", low=1, high=1 << 20),
+            check_int(state["num_workers"], "num_workers", low=1, high=1 << 16),
+        )
+        base = unpack_mask(state["base"], int(self.unit_rows.sum()))
+        counts_in = state["counts"]
+        if not isinstance(counts_in, Mapping):
+            raise TaliConfigError(
+                f"stream state field 'counts' must be a dict, got {type(counts_in).__name__}"
+            )
+        streams = segment.world_size * segment.num_workers
+        saved_epoch, self.epoch = self.epoch, epoch
+        try:
+            saved_plan = self.plan(segment, excluded=base)
+        finally:
+            self.epoch = saved_epoch
+        counts: dict[int, int] = {}
+        for s, c in counts_in.items():
+            sid = check_int(s, "counts (stream id)", high=streams - 1)
+            rank, worker = divmod(sid, segment.num_workers)
+            counts[sid] = check_int(c, f"counts[{sid}]", high=len(saved_plan.stream_inputs(rank, worker)))
+        rotation = check_int(state.get("next_worker", 0), "next_worker", high=segment.num_workers - 1)
+        self.epoch, self._base, self._segment, self._counts = epoch, base, segment, counts
+        self._rotation, self._last_stream = rotation, None
 
     def _resolve(self, topology: Topology) -> tuple[EpochPlan, dict[int, int]]:
         """This epoch's plan for ``topology``: the saved segment's plan when the topology
@@ -341,7 +373,7 @@ class TaliStream(torch.utils.data.IterableDataset):
                     rows[p] = None
                     continue
                 if units[p] != table_unit:
-                    table_unit, table = int(units[p]), self._read_unit(int(units[p]))
+                    table_unit, table = int(units[p]), self._read_unit_or_mark(int(units[p]))
                 assert table is not None
                 # Python conversion waits for the policy: invalid UTF-8 is a bad row, not a crash.
                 rows[p] = (table, key - int(plan.unit_starts[table_unit]))
@@ -353,6 +385,15 @@ class TaliStream(torch.utils.data.IterableDataset):
                 sample, record = self._produce(int(inputs[p]), rows.pop(p), int(units[p]))
             if record is not None:
                 pending.append(record)
+                if self.max_consecutive_bad is not None and len(pending) > self.max_consecutive_bad:
+                    raise TaliDataError(
+                        f"{len(pending)} consecutive bad rows in stream {sid} "
+                        f"(max_consecutive_bad={self.max_consecutive_bad}); last: {record.message}",
+                        item_idx=record.item_idx,
+                        field=record.field,
+                        shard=record.shard,
+                        row=record.row,
+                    )
             if sample is None:
                 continue
             sample = self._finish(sample, sid, i, record is None, pending)
@@ -362,7 +403,7 @@ class TaliStream(torch.utils.data.IterableDataset):
             yield sample
         if pending:  # bad rows at the very end of a stream still reach ErrorReport
             key = int(inputs[order[-1]])
-            sample = placeholder_sample(self.config, key=key, epoch=self.epoch, item_idx=None)
+            sample = self._placeholder(key)
             if track:
                 self._counts[sid] = len(order)
             yield self._finish(sample, sid, len(order) - 1, False, pending)
@@ -375,6 +416,24 @@ class TaliStream(torch.utils.data.IterableDataset):
         sample["stream"] = sid
         sample["position"] = position
         return sample
+
+    def _placeholder(self, key: int, item_idx: int | None = None) -> dict[str, Any]:
+        """A placeholder that batches with good samples: through the processors, with stats."""
+
+        def build() -> dict[str, Any]:
+            sample = placeholder_sample(self.config, key=key, epoch=self.epoch, item_idx=item_idx)
+            return self.processors(sample) if self.processors is not None else sample
+
+        return with_stats(build) if self.collect_stats else build()
+
+    def _read_unit_or_mark(self, unit: int) -> Any:
+        """A row group, or (under skip/substitute) a marker that makes each of its rows a bad row."""
+        try:
+            return self._read_unit(unit)
+        except TaliSourceError as exc:
+            if self.on_error == "raise":
+                raise
+            return _Unreadable(exc)
 
     def _read_unit(self, unit: int):
         """One row group, projected. The current shard's file stays open (one handle
@@ -402,6 +461,8 @@ class TaliStream(torch.utils.data.IterableDataset):
                 table, offset = (
                     located if located is not None else (self._read_unit(unit), key - ref.first_row)
                 )
+                if isinstance(table, _Unreadable):
+                    raise table.error
                 with timed(Stage.READ):
                     raw = row_to_python(table, offset)
                 sample = self.transform(raw, key=key, epoch=self.epoch)
@@ -412,9 +473,11 @@ class TaliStream(torch.utils.data.IterableDataset):
             with timed(Stage.PROCESSORS):
                 return self.processors(sample)
 
-        item_idx = row_item_idx(*located) if located is not None else None
-        return apply_policy(
-            self.on_error,
+        readable = located is not None and not isinstance(located[0], _Unreadable)
+        item_idx = row_item_idx(*located) if readable and located is not None else None
+        mode: OnError = "raise" if self.on_error == "raise" else "skip"
+        sample, record = apply_policy(
+            mode,
             attempt,
             config=self.config,
             key=key,
@@ -423,6 +486,9 @@ class TaliStream(torch.utils.data.IterableDataset):
             shard=self.index.shards[ref.shard].path,
             row=ref.shard_row + key - ref.first_row,
         )
+        if record is not None and self.on_error == "substitute":
+            sample = self._placeholder(key, record.item_idx)
+        return sample, record
 
     def loader(self, *, batch_size: int = 8, num_workers: int = 2, **kwargs: Any) -> StreamingLoader:
         """A :class:`~tali.data.stateful.StreamingLoader` over this stream (checkpointable)."""
@@ -434,6 +500,13 @@ class TaliStream(torch.utils.data.IterableDataset):
             f"row_groups={len(self.unit_rows)}, rank={self.rank}/{self.world_size}, shuffle={self.shuffle}, "
             f"buffer_size={self.buffer_size})"
         )
+
+
+class _Unreadable:
+    """Stands for a row group that could not be read; each of its rows is a bad row."""
+
+    def __init__(self, error: TaliSourceError) -> None:
+        self.error = error
 
 
 def _with_stats_pair(produce):

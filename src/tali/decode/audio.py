@@ -157,11 +157,43 @@ def _by_frames(clip: Clip, window: _Window) -> None:
     if window.mean and clip.audio is not None:
         weights = downmix_weights(clip.audio.codec_context.layout.name)
         gain = 1.0 / float(weights.sum()) if weights is not None and weights.sum() > 0 else 1.0
+    first = True
     for frame in clip.container.decode(clip.audio):
         clip.deadline.check()
+        if first:
+            first = False
+            lead = _leading_silence(clip, frame, window.sample_rate)
+            if lead is not None:
+                window.place(resampler.resample(lead), gain)
         if window.place(resampler.resample(frame), gain):
             return
     window.place(resampler.resample(None), gain)
+
+
+def _leading_silence(clip: Clip, frame: av.AudioFrame, out_rate: int) -> av.AudioFrame | None:
+    """Zeros just before the first frame after a seek, so the resampler starts on the
+    stream's one-pass output grid (see ``_align``); ``None`` where it already does."""
+    stream = clip.audio
+    polyphase = resample.polyphase(frame.sample_rate, out_rate)
+    if stream is None or polyphase is None or frame.pts is None or frame.time_base is None:
+        return None
+    origin = stream.start_time if stream.start_time is not None else 0
+    offset = (frame.pts - origin) * Fraction(frame.time_base) * frame.sample_rate
+    if offset.denominator != 1 or int(offset) % polyphase.base_m == 0:
+        return None
+    pad = int(offset) % polyphase.base_m
+    shift = Fraction(pad, frame.sample_rate) / Fraction(frame.time_base)
+    if shift.denominator != 1:
+        return None
+    silence = av.AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=pad)
+    for plane in silence.planes:
+        plane.update(bytes(plane.buffer_size))
+    silence.sample_rate, silence.pts, silence.time_base = (
+        frame.sample_rate,
+        frame.pts - int(shift),
+        frame.time_base,
+    )
+    return silence
 
 
 @functools.lru_cache(maxsize=32)

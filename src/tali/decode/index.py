@@ -116,20 +116,27 @@ def _typical_interval(pts: np.ndarray, stream: av.video.stream.VideoStream) -> i
     return 1
 
 
+def _time_base(clip: Clip) -> Fraction:
+    time_base = clip.video.time_base
+    if not time_base:
+        raise TaliDecodeError("video stream has no time base", item_idx=clip.item_idx, field=_FIELD)
+    return Fraction(time_base)
+
+
 def _origin(clip: Clip) -> int:
     start = clip.video.start_time
     return int(start) if start is not None else 0
 
 
-def _demux(clip: Clip, lo: int, hi: int | None) -> FrameTimes:
-    """Packets from the keyframe at or before ``lo`` until every frame starting before
-    ``hi`` is read (``hi=None``: to the end of the stream)."""
+def _demux(clip: Clip, lo: int, hi: int | None, *, any_frame: bool = False) -> FrameTimes:
+    """Packets from the keyframe at or before ``lo`` (``any_frame``: the packet, decode
+    timestamps) until every frame starting before ``hi`` is read (``hi=None``: to the end)."""
     stream = clip.video
-    time_base = stream.time_base
+    time_base = _time_base(clip)
     origin = _origin(clip)
 
     def walk(seek_to: int) -> tuple[list[av.Packet], bool]:
-        clip.container.seek(max(seek_to, 0), stream=stream, backward=True, any_frame=False)
+        clip.container.seek(max(seek_to, 0), stream=stream, backward=True, any_frame=any_frame)
         packets: list[av.Packet] = []
         past = 0  # packets read since one started at or after ``hi``
         for packet in clip.container.demux(stream):
@@ -151,7 +158,7 @@ def _demux(clip: Clip, lo: int, hi: int | None) -> FrameTimes:
 
     packets, at_end = walk(lo)
     first = next((p.pts for p in packets if p.pts is not None), None)
-    if first is not None and first > lo > origin:  # the seek overshot: start over
+    if first is not None and first > lo > origin and not any_frame:  # the seek overshot: start over
         packets, at_end = walk(origin)
     shown = [
         (p.pts, p.is_keyframe, p.duration or 0) for p in packets if p.pts is not None and not p.is_discard
@@ -170,7 +177,7 @@ def _demux(clip: Clip, lo: int, hi: int | None) -> FrameTimes:
     return FrameTimes(
         pts=pts,
         keyframe=keyframe,
-        time_base=Fraction(time_base),
+        time_base=time_base,
         origin=origin,
         end=end,
         packets=packets,
@@ -189,12 +196,16 @@ def clip_end_ticks(clip: Clip) -> int:
         return int(cached)
     stream = clip.video
     with decode_errors(clip.item_idx, what="index"):
+        # The last frame shown is among the last packets in decode order (B-frames are
+        # reordered at most REORDER_LOOKAHEAD packets): read only those, from the index.
         entries = stream.index_entries
-        last_dts = entries[len(entries) - 1].timestamp if len(entries) else None
-        if last_dts is None:
-            header = (stream.duration or 0) + _origin(clip)
-            last_dts = header
-        times = _demux(clip, int(last_dts), None)
+        count = len(entries)
+        times = None
+        if count > 2 * REORDER_LOOKAHEAD:
+            times = _demux(clip, int(entries[count - 1 - REORDER_LOOKAHEAD].timestamp), None, any_frame=True)
+        if times is None or not len(times):
+            last = entries[count - 1].timestamp if count else (stream.duration or 0) + _origin(clip)
+            times = _demux(clip, int(last), None)
     if not len(times):
         raise TaliDecodeError("clip has no video frames", item_idx=clip.item_idx, field=_FIELD)
     clip._end_ticks = times.end  # type: ignore[attr-defined]
@@ -208,7 +219,7 @@ def clip_seconds(clip: Clip, max_seconds: float | None = None) -> float:
     row) raises ``TaliDecodeError`` instead of sizing every output by it.
     """
     end = clip_end_ticks(clip)
-    seconds = float((end - _origin(clip)) * clip.video.time_base)
+    seconds = float((end - _origin(clip)) * _time_base(clip))
     if seconds <= 0:
         raise TaliDecodeError(
             f"clip timestamps end before they start ({seconds:g} s)", item_idx=clip.item_idx, field=_FIELD
@@ -230,7 +241,7 @@ def frames_between(clip: Clip, start_seconds: float, end_seconds: float) -> Fram
     ``start`` is known) and B-frames of the span that follow it in decode order.
     """
     origin = _origin(clip)
-    time_base = Fraction(clip.video.time_base)
+    time_base = _time_base(clip)
     with decode_errors(clip.item_idx, what="index"):
         lo = ticks_at(max(start_seconds, 0.0), time_base, origin)
         hi = ticks_at(max(end_seconds, start_seconds), time_base, origin)
@@ -263,7 +274,7 @@ def audit_timestamps(
     and frames spanning more than ``max_clip_seconds``. A clean clip gives ``[]``.
     """
     stream = clip.video
-    time_base = Fraction(stream.time_base)
+    time_base = _time_base(clip)
     origin = _origin(clip)
     problems: list[str] = []
     with decode_errors(clip.item_idx, what="index"):

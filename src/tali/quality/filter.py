@@ -14,10 +14,11 @@ columns as a dict per row.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,65 +29,12 @@ import pyarrow.parquet as pq
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliSourceError
 from tali.quality.runner import atomic_write_bytes
-from tali.schema import TALI_SCHEMA, Column
+from tali.quality.sandbox import METADATA_EXCLUDED, check_where, evaluate_where, sandboxed_connection
+from tali.schema import TALI_SCHEMA
 
 __all__ = ["METADATA_EXCLUDED", "FilterResult", "WriteSummary", "explain", "load_index", "select"]
 
-#: Media columns a predicate can never see.
-METADATA_EXCLUDED = (str(Column.IMAGE), str(Column.YOUTUBE_VIDEO_CONTENT))
 Predicate = Callable[[Mapping[str, Any]], bool]
-
-
-def _duckdb() -> Any:
-    try:
-        import duckdb
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise TaliConfigError(
-            "SQL filtering needs the quality extra: pip install 'tali-dataset[quality]'"
-        ) from None
-    return duckdb
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _connect(shards: Sequence[str], metrics: str | os.PathLike[str] | pa.Table | None) -> Any:
-    """An in-memory DuckDB with the view ``rows`` (metadata [+ metrics])."""
-    duckdb = _duckdb()
-    con = duckdb.connect(":memory:")
-    schema = pq.read_schema(shards[0])
-    columns = [n for n in schema.names if n not in METADATA_EXCLUDED]
-    files = "[" + ", ".join(_quote(s) for s in shards) + "]"
-    select_list = ", ".join(f'"{c}"' for c in columns)
-    con.execute(
-        f"CREATE VIEW metadata AS SELECT {select_list}, parse_filename(filename) AS shard, filename AS shard_path, "
-        f"file_row_number AS row FROM read_parquet({files}, filename=true, file_row_number=true)"
-    )
-    if metrics is None:
-        con.execute("CREATE VIEW rows AS SELECT * FROM metadata")
-        return con
-    if isinstance(metrics, pa.Table):
-        con.register("metrics_table", metrics)
-        source = "metrics_table"
-    else:
-        if not Path(metrics).is_file():
-            raise TaliSourceError(f"metrics table not found: {metrics}")
-        source = f"read_parquet({_quote(str(metrics))})"
-    con.execute(f"CREATE VIEW metrics AS SELECT * EXCLUDE (shard, row) FROM {source}")
-    con.execute("CREATE VIEW rows AS SELECT * FROM metadata LEFT JOIN metrics USING (item_idx)")
-    return con
-
-
-def _check_where(con: Any, query: str) -> None:
-    """One SELECT statement only: a clause cannot smuggle in a second statement."""
-    duckdb = _duckdb()
-    try:
-        statements = con.extract_statements(query)
-    except duckdb.Error as exc:
-        raise TaliConfigError(f"cannot parse the WHERE clause: {exc}") from None
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise TaliConfigError("the WHERE clause must be a single expression (no ';' or extra statements)")
 
 
 @dataclass(frozen=True)
@@ -115,6 +63,8 @@ class FilterResult:
     positions: dict[str, list[int]] = field(default_factory=dict)
     item_ids: list[int] = field(default_factory=list)
     where: str | None = None
+    #: the directories the shards were resolved from (an output may not overlap them)
+    source_roots: list[str] = field(default_factory=list)
 
     @property
     def kept(self) -> int:
@@ -146,11 +96,12 @@ class FilterResult:
     ) -> WriteSummary:
         """Copy the kept rows into ``out_dir/data/{split}-{i:05d}-of-{n:05d}.parquet``.
 
-        The schema (with its Hub metadata) is the source's, byte for byte. Each
-        shard is written under a hidden ``.partial`` name and renamed when
-        complete, so a crash never leaves a file that looks like a shard. Row
-        counts are read back from the new footers and reconciled. ``ray`` writes
-        one output shard per Ray task (:mod:`tali.ray.filter`), byte-identical.
+        The schema (with its Hub metadata) is the source's, byte for byte. The
+        new ``data/`` is staged and published with one rename, so a reader (or
+        a crash) never sees part of a split; an ``out_dir`` that is, contains
+        or lies inside a source is refused. Row counts are read back from the
+        new footers and reconciled. ``ray`` writes one output shard per Ray task
+        (:mod:`tali.ray.filter`), byte-identical to the local writer's.
         """
         from tali.quality.write import write_kept_rows
 
@@ -165,9 +116,9 @@ class FilterResult:
             "row_group_size": row_group_size,
         }
         if ray:
-            from tali.ray.filter import write_kept_rows_on_ray
+            from tali.ray.filter import ray_copy
 
-            return write_kept_rows_on_ray(self, Path(out_dir), overwrite=overwrite, address=ray, **kwargs)
+            kwargs["copy"] = functools.partial(ray_copy, address=ray)
         return write_kept_rows(self, Path(out_dir), overwrite=overwrite, **kwargs)
 
 
@@ -198,30 +149,20 @@ def select(
     false, as SQL does.
     """
     shards = resolve_local_files(source, split)
-    con = _connect(shards, metrics)
-    duckdb = _duckdb()
-    clause = f"WHERE ({where})" if where and where.strip() else ""
-    query = f"SELECT * FROM rows {clause} ORDER BY shard_path, row"
-    if clause:
-        _check_where(con, query)
-    try:
-        read = con.sql("SELECT count(*) FROM metadata").fetchall()[0][0]
-        if predicate is None:
-            query = query.replace("SELECT *", "SELECT item_idx, shard_path, row", 1)
-        table = con.sql(query).to_arrow_table()
-    except duckdb.Error as exc:
-        kind = (
-            TaliConfigError
-            if isinstance(exc, duckdb.BinderException | duckdb.ParserException)
-            else TaliSourceError
-        )
-        raise kind(f"filter failed: {type(exc).__name__}: {exc}") from None
-    finally:
-        con.close()
-    result = FilterResult(split=split, shards=shards, read=read, where=where)
+    read = sum(_footer_rows(s) for s in shards)
+    # The user's clause is untrusted text: evaluated in the sandbox (metadata views only).
+    table = evaluate_where(
+        shards,
+        where,
+        metrics=metrics,
+        columns=None if predicate is not None else ("item_idx", "shard_path", "row"),
+    )
+    roots = [str(source)] if isinstance(source, str | os.PathLike) and Path(source).is_dir() else []
+    result = FilterResult(split=split, shards=shards, read=read, where=where, source_roots=roots)
     records = table.to_pylist() if predicate is not None else None
     ids = table.column("item_idx").to_pylist()
-    paths = table.column("shard_path").to_pylist()
+    given = {str(Path(s).resolve()): s for s in shards}  # the sandbox reads resolved paths
+    paths = [given.get(p, p) for p in table.column("shard_path").to_pylist()]
     rows = table.column("row").to_pylist()
     seen: set[tuple[str, int]] = set()
     for i, (item_idx, shard, row) in enumerate(zip(ids, paths, rows)):
@@ -246,15 +187,20 @@ def explain(
 ) -> str:
     """DuckDB's physical plan for a filter: its ``Projections`` list the only
     parquet columns the predicate reads."""
-    con = _connect(resolve_local_files(source, split), metrics)
-    clause = f"WHERE ({where})" if where and where.strip() else ""
-    query = f"SELECT item_idx, shard, row FROM rows {clause}"
+    con = sandboxed_connection(resolve_local_files(source, split), metrics)
     try:
-        if clause:
-            _check_where(con, query)
+        clause = f" WHERE ({check_where(con, where)}\n)" if where and where.strip() else ""
+        query = f"SELECT item_idx, shard, row FROM rows{clause}"
         return "\n".join(str(r[1]) for r in con.sql(f"EXPLAIN {query}").fetchall())
     finally:
         con.close()
+
+
+def _footer_rows(path: str) -> int:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise TaliSourceError(f"cannot read parquet footer of {path}: {exc}") from exc
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:

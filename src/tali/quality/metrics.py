@@ -25,6 +25,7 @@ A bad part of a row nulls only its own columns and is listed in ``errors``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import shutil
@@ -39,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from tali.atomic import exclusive
 from tali.data.rows import row_to_python_lenient
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.decode.clip import open_clip
@@ -307,24 +309,27 @@ def compute_metrics(
     shards = resolve_local_files(source, split)
     scratch = tempfile.mkdtemp(prefix="tali-metrics-") if out is None else None
     parts_dir = Path(scratch) if scratch else parts_dir_for(out, opts)
+    # Two runs writing one ``out`` take turns: the first must not remove the parts of the second.
+    lock = exclusive(out) if out is not None else contextlib.nullcontext()
     try:
-        rows = [_open(s).metadata.num_rows for s in shards]
-        parts = run_shards(
-            _MetricsShard(opts),
-            shards,
-            parts_dir=parts_dir,
-            suffix=".parquet",
-            workers=workers,
-            shard_rows=rows,
-            progress=progress,
-            description="metrics",
-            ray=ray,
-        )
-        table = pa.concat_tables([pq.read_table(p, schema=METRICS_SCHEMA) for p in parts])
-        if out is not None:
-            atomic_write_table(Path(out), table)
-            remove_parts(out)
-        return table
+        with lock:
+            rows = [_open(s).metadata.num_rows for s in shards]
+            parts = run_shards(
+                _MetricsShard(opts),
+                shards,
+                parts_dir=parts_dir,
+                suffix=".parquet",
+                workers=workers,
+                shard_rows=rows,
+                progress=progress,
+                description="metrics",
+                ray=ray,
+            )
+            table = pa.concat_tables([pq.read_table(p, schema=METRICS_SCHEMA) for p in parts])
+            if out is not None:
+                atomic_write_table(Path(out), table)
+                remove_parts(out)
+            return table
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -2,7 +2,11 @@
 
 Each shard's result is written as one *part* file in a parts directory,
 atomically (written aside, then renamed), so an interrupted run leaves only
-complete parts; running again skips every shard whose part exists. Workers
+complete parts; running again skips every shard whose part exists. A part's
+name holds the shard's identity (size, mtime and a checksum of its parquet
+footer), so a shard that changed since is recomputed, never served stale.
+Two runs writing one output take turns (:func:`tali.atomic.exclusive`, held by
+``validate``/``compute_metrics``), so neither removes the other's parts. Workers
 report rows as they finish them through a queue, so the progress bar moves
 per row, not per multi-gigabyte shard.
 """
@@ -15,6 +19,7 @@ import multiprocessing
 import os
 import queue as queue_module
 import shutil
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -34,6 +39,7 @@ __all__ = [
     "remove_parts",
     "report_rows",
     "run_shards",
+    "shard_identity",
 ]
 
 #: ``job(shard_path, part_path)`` computes one shard and writes ``part_path`` atomically.
@@ -70,10 +76,31 @@ def remove_parts(output: str | Path) -> None:
     shutil.rmtree(Path(f"{output}.parts"), ignore_errors=True)
 
 
+def shard_identity(shard_path: str) -> str:
+    """``size:mtime_ns:crc32(footer)`` of a shard; ``"unreadable"`` when it cannot be read
+    (the job then reports that). A rewrite that keeps size and mtime still changes the footer."""
+    try:
+        with open(shard_path, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            footer = b""
+            if st.st_size >= 12:
+                handle.seek(-8, os.SEEK_END)
+                tail = handle.read(8)
+                length = int.from_bytes(tail[:4], "little")
+                if tail[4:] == b"PAR1" and 0 < length <= st.st_size - 12:
+                    handle.seek(-8 - length, os.SEEK_END)
+                    footer = handle.read(length)
+            return f"{st.st_size}:{st.st_mtime_ns}:{zlib.crc32(footer):08x}"
+    except OSError:
+        return "unreadable"
+
+
 def part_path(parts_dir: Path, shard_path: str, suffix: str) -> Path:
-    """Part file for a shard; the name includes a hash of the full path so two
-    shards with one file name (``train/0.parquet``, ``val/0.parquet``) never collide."""
-    digest = hashlib.sha1(str(Path(shard_path).resolve()).encode()).hexdigest()[:8]
+    """Part file for a shard. The name hashes the full path (two shards with one file
+    name, ``train/0.parquet`` and ``val/0.parquet``, never collide) and the shard's
+    :func:`shard_identity` (a changed shard never reuses an old part)."""
+    key = f"{Path(shard_path).resolve()}\0{shard_identity(shard_path)}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return parts_dir / f"{Path(shard_path).stem}-{digest}{suffix}"
 
 

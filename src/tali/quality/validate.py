@@ -12,6 +12,7 @@ a typed one, under its own class name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tali.atomic import exclusive
 from tali.data.rows import row_item_idx, row_to_python
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
@@ -211,30 +213,33 @@ def validate(
     else:
         scratch = tempfile.mkdtemp(prefix="tali-validate-")
         parts_dir = Path(scratch)
+    # Two runs writing one ``report`` take turns: the first must not remove the parts of the second.
+    lock = exclusive(report) if report is not None else contextlib.nullcontext()
     try:
-        parts = run_shards(
-            _ValidateShard(chosen, limits),
-            shards,
-            parts_dir=parts_dir,
-            suffix=".json",
-            workers=workers,
-            shard_rows=[_num_rows(s) for s in shards],
-            progress=progress,
-            description="validating",
-            ray=ray,
-        )
-        result = ValidationReport(checks=chosen, shards=[Path(s).name for s in shards])
-        seen: dict[int, tuple[str, int]] = {}
-        for part in parts:
-            blob = json.loads(part.read_text())
-            result.rows += blob["rows"]
-            result.failures.extend(Failure(**f) for f in blob["failures"])
-            if "item_idx" in chosen:
-                result.failures.extend(_duplicates(blob, seen))
-        if report is not None:
-            result.write(report)
-            remove_parts(report)
-        return result
+        with lock:
+            parts = run_shards(
+                _ValidateShard(chosen, limits),
+                shards,
+                parts_dir=parts_dir,
+                suffix=".json",
+                workers=workers,
+                shard_rows=[_num_rows(s) for s in shards],
+                progress=progress,
+                description="validating",
+                ray=ray,
+            )
+            result = ValidationReport(checks=chosen, shards=[Path(s).name for s in shards])
+            seen: dict[int, tuple[str, int]] = {}
+            for part in parts:
+                blob = json.loads(part.read_text())
+                result.rows += blob["rows"]
+                result.failures.extend(Failure(**f) for f in blob["failures"])
+                if "item_idx" in chosen:
+                    result.failures.extend(_duplicates(blob, seen))
+            if report is not None:
+                result.write(report)
+                remove_parts(report)
+            return result
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

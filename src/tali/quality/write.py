@@ -3,31 +3,45 @@
 Rows are copied a source row group at a time (``take`` of the kept offsets),
 so memory is one row group plus one output row group, whatever the split's
 size. Output shards are named ``data/{split}-{i:05d}-of-{n:05d}.parquet`` with
-``n`` known up front (the kept count is), written as ``.partial`` files and
-renamed once their footer is on disk; if the run fails, the shards it already
-finished are removed too, so a split is either complete or absent.
+``n`` known up front (the kept count is).
+
+Nothing the user owns is lost or seen half-written:
+
+- an output that is, contains or lies inside a source is refused before
+  anything is touched (``tali filter SRC --out SRC --overwrite`` used to delete
+  the source split before reading it);
+- the new ``data/`` directory is staged beside the old one (other splits carried
+  over as hard links, so no copy) and published with one rename
+  (:func:`tali.atomic.publish_dir`): a reader sees the old split or the new
+  one, and a writer killed at any point (even ``kill -9``) leaves the old
+  ``data/`` as it was plus a hidden staging directory that the next write
+  removes;
+- writers of one output take turns (:func:`tali.atomic.exclusive`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tali.errors import TaliSourceError
+from tali.atomic import exclusive, publish_dir, remove_stale, staging_dir
+from tali.errors import TaliConfigError, TaliSourceError
 
 if TYPE_CHECKING:
     from tali.quality.filter import FilterResult, WriteSummary
 
-__all__ = ["write_kept_rows"]
+__all__ = ["check_output_is_apart", "write_kept_rows"]
 
 
 class _ShardWriter:
-    """Rolls output shards every ``rows_per_shard`` rows, each atomically renamed."""
+    """Rolls output shards every ``rows_per_shard`` rows inside the staging directory."""
 
     def __init__(
         self,
@@ -43,23 +57,19 @@ class _ShardWriter:
         self.index = 0
         self.rows_in_shard = 0
         self.writer: pq.ParquetWriter | None = None
-        self.partial: Path | None = None
         self.finished: list[Path] = []
 
-    def _name(self) -> str:
-        return f"{self.split}-{self.index:05d}-of-{self.total:05d}.parquet"
+    def _path(self) -> Path:
+        return self.data_dir / f"{self.split}-{self.index:05d}-of-{self.total:05d}.parquet"
 
     def _open(self) -> None:
-        self.partial = self.data_dir / f".{self._name()}.partial"
-        self.writer = pq.ParquetWriter(self.partial, self.schema)
+        self.writer = pq.ParquetWriter(self._path(), self.schema)
 
     def _close(self) -> None:
-        assert self.writer is not None and self.partial is not None
+        assert self.writer is not None
         self.writer.close()
-        final = self.data_dir / self._name()
-        os.replace(self.partial, final)
-        self.finished.append(final)
-        self.writer, self.partial = None, None
+        self.finished.append(self._path())
+        self.writer = None
         self.index += 1
         self.rows_in_shard = 0
 
@@ -68,6 +78,7 @@ class _ShardWriter:
         while start < table.num_rows:
             if self.writer is None:
                 self._open()
+            assert self.writer is not None
             take = min(table.num_rows - start, self.rows_per_shard - self.rows_in_shard)
             self.writer.write_table(table.slice(start, take), row_group_size=self.row_group_size)
             self.rows_in_shard += take
@@ -83,15 +94,42 @@ class _ShardWriter:
             self._close()
         return self.finished
 
-    def abort(self) -> None:
-        """A failed run leaves nothing that looks like a shard: the open ``.partial``
-        and the shards this run already finished are removed (all or nothing)."""
+    def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        if self.partial is not None:
-            self.partial.unlink(missing_ok=True)
-        for path in self.finished:
-            path.unlink(missing_ok=True)
+            self.writer = None
+
+
+def check_output_is_apart(out_dir: Path, sources: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse an output directory that is, contains or lies inside a source directory."""
+    out = Path(out_dir).resolve()
+    for source in sources:
+        src = Path(source).resolve()
+        if out == src or out in src.parents or src in out.parents:
+            relation = "is" if out == src else ("contains" if out in src.parents else "lies inside")
+            raise TaliConfigError(
+                f"the output {out} {relation} the source {src}; write the new split somewhere else"
+            )
+
+
+def _carry_over(data_dir: Path, staging: Path, replaced: set[Path]) -> None:
+    """Everything else in ``data/`` (other splits) goes into the staging tree as hard links."""
+    if not data_dir.is_dir():
+        return
+    for entry in data_dir.iterdir():
+        if entry in replaced or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, staging / entry.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, staging / entry.name)
+
+
+def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links: copy
+        shutil.copy2(src, dst)
 
 
 def write_kept_rows(
@@ -102,24 +140,48 @@ def write_kept_rows(
     rows_per_shard: int,
     row_group_size: int,
     overwrite: bool,
+    copy: Callable[..., WriteSummary] | None = None,
 ) -> WriteSummary:
+    """``copy`` fills the staging directory (default: this process, streaming; ``tali.ray.filter``
+    passes one task per output shard). Checks, lock, staging and publish stay here."""
     from tali.quality.filter import WriteSummary, schema_matches
 
+    out_dir = Path(out_dir).resolve()
+    roots = {Path(p).resolve().parent for p in result.shards} | {
+        Path(r).resolve() for r in result.source_roots
+    }
+    check_output_is_apart(out_dir, roots)
     data_dir = out_dir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    existing = sorted(data_dir.glob(f"{split}-*.parquet"))
-    if existing and not overwrite:
-        raise TaliSourceError(
-            f"{data_dir} already has {split} shards ({existing[0].name}, ...); pass overwrite=True"
-        )
-    schema = pq.read_schema(result.shards[0])  # keeps the HF features metadata
-    if not schema_matches(schema):
-        raise TaliSourceError(f"{result.shards[0]} does not have the TALI schema; refusing to write shards")
+    with exclusive(data_dir):
+        remove_stale(out_dir, ".data.staging-")  # left by a writer that was killed
+        remove_stale(out_dir, ".data.old-")
+        existing = sorted(data_dir.glob(f"{split}-*.parquet")) if data_dir.is_dir() else []
+        if existing and not overwrite:
+            raise TaliSourceError(
+                f"{data_dir} already has {split} shards ({existing[0].name}, ...); pass overwrite=True"
+            )
+        schema = pq.read_schema(result.shards[0])  # keeps the HF features metadata
+        if not schema_matches(schema):
+            raise TaliSourceError(
+                f"{result.shards[0]} does not have the TALI schema; refusing to write shards"
+            )
+        staging = staging_dir(data_dir)
+        try:
+            _carry_over(data_dir, staging, set(existing))
+            summary = (copy or _copy)(
+                result, staging, schema, split, rows_per_shard, row_group_size, WriteSummary
+            )
+            publish_dir(staging, data_dir)  # the old split stays whole until this one rename
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return summary
+
+
+def _copy(result, staging, schema, split, rows_per_shard, row_group_size, summary_type) -> WriteSummary:
     kept = result.kept
     total_shards = max(1, math.ceil(kept / rows_per_shard))
-    for path in existing:
-        path.unlink()
-    writer = _ShardWriter(data_dir, split, total_shards, schema, rows_per_shard, row_group_size)
+    writer = _ShardWriter(staging, split, total_shards, schema, rows_per_shard, row_group_size)
     per_source: dict[str, tuple[int, int]] = {}
     read = 0
     try:
@@ -144,15 +206,14 @@ def write_kept_rows(
                     writer.write(table.cast(schema))
                 first += count
         files = writer.finish()
-        shards = {f.name: pq.ParquetFile(f).metadata.num_rows for f in files}
-        summary = WriteSummary(
-            read=read, kept=kept, written=sum(shards.values()), shards=shards, per_source=per_source
+    finally:
+        writer.close()
+    shards = {f.name: pq.ParquetFile(f).metadata.num_rows for f in files}
+    summary = summary_type(
+        read=read, kept=kept, written=sum(shards.values()), shards=shards, per_source=per_source
+    )
+    if not summary.ok:
+        raise TaliSourceError(
+            f"row counts do not reconcile: kept {kept}, written {summary.written} ({shards})"
         )
-        if not summary.ok:
-            raise TaliSourceError(
-                f"row counts do not reconcile: kept {kept}, written {summary.written} ({shards})"
-            )
-    except BaseException:
-        writer.abort()
-        raise
     return summary

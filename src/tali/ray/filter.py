@@ -6,7 +6,7 @@ up front (the kept count is known), so output shard ``i`` is one task that
 makes exactly the local writer's ``write_table`` calls for its rows: same row
 groups, same bytes. Each task writes ``.name.partial`` and renames it, so a
 retried task (its worker killed) redoes one shard; if the run fails, every
-shard it finished is removed (all or nothing, as locally).
+shard it finished is removed with the staging directory (all or nothing, as locally).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tali.ray.jobs import MAX_RETRIES
 if TYPE_CHECKING:
     from tali.quality.filter import FilterResult, WriteSummary
 
-__all__ = ["write_kept_rows_on_ray"]
+__all__ = ["ray_copy"]
 
 #: Per output shard: (source shard, row group, offsets in the group) in write order.
 _Plan = list[tuple[str, int, list[int]]]
@@ -81,66 +81,39 @@ def _write_shard(plan: _Plan, path: str, schema: pa.Schema, row_group_size: int)
     return pq.ParquetFile(final).metadata.num_rows
 
 
-def write_kept_rows_on_ray(
+def ray_copy(
     result: FilterResult,
-    out_dir: Path,
-    *,
+    staging: Path,
+    schema: pa.Schema,
     split: str,
     rows_per_shard: int,
     row_group_size: int,
-    overwrite: bool,
+    summary_type: type[WriteSummary],
+    *,
     address: str | bool = True,
 ) -> WriteSummary:
-    from tali.quality.filter import WriteSummary, schema_matches
-    from tali.quality.write import write_kept_rows
-
-    if result.kept == 0:  # one empty shard: nothing to distribute
-        return write_kept_rows(
-            result,
-            out_dir,
-            split=split,
-            rows_per_shard=rows_per_shard,
-            row_group_size=row_group_size,
-            overwrite=overwrite,
-        )
-    data_dir = out_dir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    existing = sorted(data_dir.glob(f"{split}-*.parquet"))
-    if existing and not overwrite:
-        raise TaliSourceError(
-            f"{data_dir} already has {split} shards ({existing[0].name}, ...); pass overwrite=True"
-        )
-    schema = pq.read_schema(result.shards[0])
-    if not schema_matches(schema):
-        raise TaliSourceError(f"{result.shards[0]} does not have the TALI schema; refusing to write shards")
+    """The ``copy`` step of :func:`tali.quality.write.write_kept_rows` as Ray tasks: fills
+    ``staging`` with the output shards; the caller's lock, checks and one-rename publish
+    are unchanged (a failed run leaves the old split whole)."""
     plans, per_source, read = _plan(result, rows_per_shard)
-    for path in existing:
-        path.unlink()
     names = [f"{split}-{i:05d}-of-{len(plans):05d}.parquet" for i in range(len(plans))]
     ray = connect(address)
     task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(_write_shard)
     schema_ref = ray.put(schema)
     refs = [
-        task.remote(plan, str(data_dir / name), schema_ref, row_group_size)
+        task.remote(plan, str(Path(staging) / name), schema_ref, row_group_size)
         for plan, name in zip(plans, names)
     ]
     try:
-        try:
-            counts = ray.get(refs)
-        except ray.exceptions.RayTaskError as exc:
-            raise exc.cause from None
-        shards = dict(zip(names, counts))
-        summary = WriteSummary(
-            read=read, kept=result.kept, written=sum(counts), shards=shards, per_source=per_source
-        )
-        if not summary.ok:
-            raise TaliSourceError(
-                f"row counts do not reconcile: kept {result.kept}, written {summary.written}"
-            )
-    except BaseException:
+        counts = ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:
         for ref in refs:
             ray.cancel(ref, force=True)
-        for name in names:
-            (data_dir / name).unlink(missing_ok=True)
-        raise
+        raise exc.cause from None
+    shards = dict(zip(names, counts))
+    summary = summary_type(
+        read=read, kept=result.kept, written=sum(counts), shards=shards, per_source=per_source
+    )
+    if not summary.ok:
+        raise TaliSourceError(f"row counts do not reconcile: kept {result.kept}, written {summary.written}")
     return summary

@@ -22,6 +22,7 @@ from tali.sample_data.patterns import (
     tone_hz,
     tone_seconds,
 )
+from tali.sample_data.realworld import REALWORLD_VARIANTS, RealClip, encode_real_clip
 from tali.sample_data.truth import (
     expected_frame_code,
     expected_subtitle_lines,
@@ -32,13 +33,16 @@ from tali.sample_data.truth import (
 
 __all__ = [
     "GENERATOR_VERSION",
+    "REALWORLD_VARIANTS",
     "VARIANTS",
     "ClipSpec",
     "CodeUnreadable",
+    "RealClip",
     "build",
     "default_path",
     "dominant_hz",
     "encode_clip",
+    "encode_real_clip",
     "expected_frame_code",
     "expected_subtitle_lines",
     "expected_tone_second",

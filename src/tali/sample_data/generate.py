@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import yaml
 from PIL import Image
 
+from tali.atomic import publish_dir
 from tali.sample_data.patterns import WHITE, draw_code, subtitle_text, tone_hz
 from tali.sample_data.realworld import REALWORLD_VARIANTS, encode_real_clip
 from tali.schema import TALI_SCHEMA, Column, WitField
@@ -34,7 +35,7 @@ from tali.schema import TALI_SCHEMA, Column, WitField
 __all__ = ["GENERATOR_VERSION", "VARIANTS", "ClipSpec", "encode_clip", "write_dataset"]
 
 #: Bump when the content changes, so cached copies are rebuilt.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -404,9 +405,9 @@ def write_dataset(
             entry["rows"] += len(items)
             entry["files"].append(f"data/{name}")
         (staging / "truth.json").write_text(json.dumps(truth, indent=1))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        # One exchange: a concurrent reader of a forced rebuild sees the old dataset or the new one,
+        # never some of the shards (rmtree, then rename, showed it 3, 2, 1, 0 of 4).
+        publish_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

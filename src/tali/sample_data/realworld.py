@@ -216,6 +216,7 @@ def encode_real_clip(spec: RealClip) -> tuple[bytes, dict[str, Any]]:
     frame_seconds = [t / spec.ticks for t in ticks]
     duration = spec.duration_seconds
     audio_offset = spec.audio_offset_seconds
+    tone_shift = 0.0
     if spec.cut_seconds is not None:
         data = _copy_cut(data, spec.cut_seconds)
         cut = round(spec.cut_seconds * spec.ticks)
@@ -223,6 +224,7 @@ def encode_real_clip(spec: RealClip) -> tuple[bytes, dict[str, Any]]:
         frame_seconds = [(t - ticks[first_code]) / spec.ticks for t in ticks[first_code:]]
         duration = spec.duration_seconds - ticks[first_code] / spec.ticks
         audio_offset = spec.cut_seconds - ticks[first_code] / spec.ticks
+        tone_shift = ticks[first_code] / spec.ticks
     last_interval = float(1 / spec.rate) * (
         spec.vfr_pattern[(len(ticks) - 1) % len(spec.vfr_pattern)] if spec.vfr_pattern else 1
     )
@@ -247,6 +249,7 @@ def encode_real_clip(spec: RealClip) -> tuple[bytes, dict[str, Any]]:
         "audio_channels": av.AudioLayout(spec.audio_layout).nb_channels,
         "audio_offset_seconds": audio_offset,
         "audio_end_seconds": duration,
+        "tone_shift_seconds": tone_shift,
         "silent": False,
         "frozen_seconds": None,
         "black_seconds": None,

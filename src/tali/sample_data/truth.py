@@ -69,7 +69,8 @@ def expected_tone_second(truth: Truth, clip_seconds: float, *, margin: float = 0
         return False
     if clip_seconds < start or clip_seconds >= end:
         return None
-    return math.floor(clip_seconds)
+    # A copy cut keeps the tone of the clip it was cut from: clip time 0 was its second ``shift``.
+    return math.floor(clip_seconds + truth.get("tone_shift_seconds", 0.0))
 
 
 def expected_subtitle_lines(truth: Truth, absolute_start: float, absolute_end: float) -> list[str]:
