@@ -28,6 +28,8 @@ from tali.errors import (
 )
 from tali.loading import load
 from tali.observe import Monitor, MonitorSnapshot
+from tali.pipeline import Pipeline
+from tali.realtime import live
 from tali.schema import TALI_SCHEMA, Column, Modality, SubModality
 from tali.transform import TaliTransform
 
@@ -41,6 +43,7 @@ __all__ = [
     "Modality",
     "Monitor",
     "MonitorSnapshot",
+    "Pipeline",
     "SampleCache",
     "StreamingLoader",
     "SubModality",
@@ -66,6 +69,7 @@ __all__ = [
     "collate",
     "hf",
     "hub",
+    "live",
     "load",
     "make_loader",
     "processors",

@@ -116,3 +116,15 @@ class TaliProcessorError(TaliDataError):
 
 class TaliModelAssetError(TaliSourceError):
     """Files a model processor needs (configs, vocabularies) cannot be found or loaded."""
+
+
+class TaliStageError(TaliDataError):
+    """A user stage of a :class:`~tali.pipeline.Pipeline` raised; ``field`` is ``stage:<name>``."""
+
+
+class TaliLiveError(TaliSourceError):
+    """A live source cannot be opened, or broke and was not (or could not be) reconnected."""
+
+
+class TaliStreamStalledError(TaliLiveError, TimeoutError):
+    """A live source sent nothing for longer than its read timeout."""

@@ -20,7 +20,7 @@ plus ``item_idx``, ``key`` (the row's position in its source) and ``epoch``.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tali.config import FrameOutput, TaliConfig
+from tali.config import FrameOutput, TaliConfig, WindowConfig
 from tali.decode.audio import decode_audio_window, silent_window
 from tali.decode.clip import Clip, open_clip
 from tali.decode.image import decode_image
@@ -45,11 +45,13 @@ from tali.errors import TaliDataError, TaliDecodeError, TaliSchemaError
 from tali.observe.clock import Stage, timed
 from tali.schema import Column, ImageField, SubModality
 from tali.text import caption, choose_language, main_body, read_wit, title
-from tali.window import Window, choose_window, plan_frames, plan_single_frame, select_slots
+from tali.window import FramePlan, Window, choose_window, plan_frames, plan_single_frame, select_slots
 
-__all__ = ["TaliTransform", "sample_rng_for"]
+__all__ = ["FramePlanner", "TaliTransform", "WindowChooser", "default_choose", "sample_rng_for"]
 
 S = SubModality
+WindowChooser = Callable[[WindowConfig, float, Callable[[str], np.random.Generator]], Window]
+FramePlanner = Callable[[np.ndarray, int, str, np.random.Generator], FramePlan]
 
 
 def sample_rng_for(seed: int, epoch: int, key: int, purpose: str) -> np.random.Generator:
@@ -78,17 +80,38 @@ def _pixels_out(array: np.ndarray, output: FrameOutput, *, channels_first: bool 
 _KEYFRAME_CACHE_ROWS = 100_000
 
 
+def default_choose(
+    config: WindowConfig, clip_seconds: float, rng: Callable[[str], np.random.Generator]
+) -> Window:
+    """The window choice of :class:`TaliTransform` (``choose=`` replaces it, e.g. with
+    :meth:`tali.augment.Augment.choose`); ``rng(purpose)`` is the sample's generator."""
+    return choose_window(config, clip_seconds, rng("window"))
+
+
 class TaliTransform:
-    """Row dict -> sample dict, for one :class:`~tali.config.TaliConfig`. Picklable."""
+    """Row dict -> sample dict, for one :class:`~tali.config.TaliConfig`. Picklable.
+
+    ``choose(window_config, clip_seconds, rng) -> Window`` picks the window every
+    clip-based output is cut from (default: :func:`default_choose`);
+    ``plan(candidate_seconds, num_frames, selection, rng) -> FramePlan`` picks the
+    frames among the window's (default: :func:`tali.window.plan_frames`).
+    """
 
     def __init__(
-        self, config: TaliConfig | None = None, *, durations: Mapping[int, float] | None = None
+        self,
+        config: TaliConfig | None = None,
+        *,
+        durations: Mapping[int, float] | None = None,
+        choose: WindowChooser | None = None,
+        plan: FramePlanner | None = None,
     ) -> None:
         self.config = config or TaliConfig()
         self._keyframe_cache: dict[tuple[Any, ...], np.ndarray] = {}
         #: Clip seconds by item_idx (``tali.data.durations``): the window of a config that
         #: does not open the clip (text only); without it, ``nominal_clip_seconds``.
         self.durations = durations
+        self.choose = choose or default_choose
+        self.plan = plan or plan_frames
 
     def __repr__(self) -> str:
         return f"TaliTransform(modalities={[s.value for s in self.config.modalities]})"
@@ -120,13 +143,16 @@ class TaliTransform:
                 )
             with clip:
                 length = clip_seconds(clip, cfg.window.max_clip_seconds)
-                keyframes = self._keyframes(clip, data) if cfg.window.start == "keyframe" else None
-                window = choose_window(cfg.window, length, rng("window"), keyframes)
+                if cfg.window.start == "keyframe":  # the built-in choice, on the clip's keyframes
+                    keyframes = self._keyframes(clip, data)
+                    window = choose_window(cfg.window, length, rng("window"), keyframes)
+                else:
+                    window = self.choose(cfg.window, length, rng)
                 sample.update(self._from_clip(clip, window, row, rng))
         elif cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
             known = self.durations.get(item_idx) if self.durations and item_idx is not None else None
             length = min(known, cfg.window.max_clip_seconds) if known else cfg.window.nominal_clip_seconds
-            window = choose_window(cfg.window, length, rng("window"))
+            window = self.choose(cfg.window, length, rng)
         if window is not None:
             sample["window"] = {
                 "start_seconds": window.start_seconds,
@@ -186,7 +212,7 @@ class TaliTransform:
             candidates = frames.in_window(window.start_seconds, window.end_seconds)
             indices: list[int] = []
             if want_video and not vcfg.keyframes_only:
-                plan = plan_frames(
+                plan = self.plan(
                     frames.clip_seconds(candidates), vcfg.num_frames, vcfg.selection, rng("frames")
                 )
                 indices.extend(candidates[plan.indices].tolist() if candidates.size else [])

@@ -21,6 +21,7 @@ COMMANDS = {
     "profile": "profile",
     "bench": "bench",
     "durations": "durations",
+    "live": "live",
     "view": "view",
     "stats": "stats",
     "show": "show",

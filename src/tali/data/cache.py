@@ -71,6 +71,13 @@ class SampleCache:
         self.hits = self.misses = self.writes = self.evicted = self.corrupt = self.unstorable = 0
         self._since_scan = 0
 
+    def bind(self, pipeline: Any) -> None:
+        """Key entries on a :class:`~tali.pipeline.Pipeline`'s decode stage (the loaders
+        call this): the config's fingerprint for the plain decode, else one that also
+        names the window choice; a perturbed window is never shared across epochs."""
+        self.fingerprint = pipeline.cache_fingerprint()
+        self.deterministic = self.deterministic and pipeline.default_decode
+
     def path(self, key: int, epoch: int) -> Path:
         scope = "all-epochs" if self.deterministic else f"epoch-{int(epoch)}"
         return self.root / self.fingerprint / scope / f"{int(key) // 4096:05d}" / f"{int(key)}.safetensors"

@@ -33,8 +33,8 @@ from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.observe.clock import Stage, TimedCollate, add_bytes, timed, with_stats
+from tali.pipeline.pipeline import Pipeline, resolve_pipeline
 from tali.schema import Column, columns_for
-from tali.transform import TaliTransform
 
 __all__ = ["TaliDataset", "make_loader"]
 
@@ -83,8 +83,9 @@ class TaliDataset(torch.utils.data.Dataset):
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         item_ids: Iterable[int] | None = None,
         collect_stats: bool = False,
+        pipeline: Pipeline | None = None,
     ) -> None:
-        self.config = config or TaliConfig()
+        self.config = pipeline.config if pipeline is not None and config is None else (config or TaliConfig())
         self.on_error = check_on_error(on_error)
         self.max_consecutive_bad = check_max_consecutive_bad(max_consecutive_bad)
         if files is None:
@@ -96,7 +97,9 @@ class TaliDataset(torch.utils.data.Dataset):
         self.index = ShardIndex.from_files(self.files, opener)
         self.columns = columns_for(self.config.modalities, available=self.index.column_names)
         self.reader = RowGroupReader(self.index, self.columns, opener=opener, max_open_shards=max_open_shards)
-        self.transform = TaliTransform(self.config, durations=load_durations(self.files))
+        #: Every sample is ``pipeline(row)``: decode (+ processors) unless given one.
+        self.pipeline = resolve_pipeline(config, processors, pipeline, load_durations(self.files))
+        self.transform = self.pipeline.transform
         #: Runs in the worker after decoding (e.g. model processors); its
         #: TaliDataErrors follow ``on_error`` like decode errors do.
         self.processors = processors
@@ -188,14 +191,10 @@ class TaliDataset(torch.utils.data.Dataset):
         row = self._global_row(index)
         sample = placeholder_sample(self.config, key=row, epoch=self.epoch, item_idx=record.item_idx)
         # The placeholder goes through the processors too, so it batches with good samples.
-        return self.processors(sample) if self.processors is not None else sample
+        return self.pipeline.finish_placeholder(sample)
 
     def _produce(self, row: dict[str, Any], index: int) -> dict[str, Any]:
-        sample = self.transform(row, key=index, epoch=self.epoch)
-        if self.processors is None:
-            return sample
-        with timed(Stage.PROCESSORS):
-            return self.processors(sample)
+        return self.pipeline(row, key=index, epoch=self.epoch)
 
     def _attempt(self, index: int) -> tuple[dict[str, Any] | None, SkipRecord | None]:
         """``(sample, None)`` for a good row, ``(None, record)`` for a bad one (under raise: raises)."""

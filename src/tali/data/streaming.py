@@ -50,8 +50,8 @@ from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.observe.clock import Stage, timed, with_stats
+from tali.pipeline.pipeline import UNREAD_ROW, Pipeline, resolve_pipeline
 from tali.schema import Column, columns_for
-from tali.transform import TaliTransform
 
 __all__ = ["StreamingLoader", "TaliStream", "merge_states", "resolve_rank"]
 
@@ -112,8 +112,9 @@ class TaliStream(torch.utils.data.IterableDataset):
         cache: Any | None = None,
         index: ShardIndex | None = None,
         collect_stats: bool = False,
+        pipeline: Pipeline | None = None,
     ) -> None:
-        self.config = config or TaliConfig()
+        self.config = pipeline.config if pipeline is not None and config is None else (config or TaliConfig())
         self.split = split
         self.files = list(files)
         if not self.files:
@@ -131,8 +132,12 @@ class TaliStream(torch.utils.data.IterableDataset):
         self.max_consecutive_bad = check_max_consecutive_bad(max_consecutive_bad)
         self.processors = processors
         self.collect_stats = bool(collect_stats)  # per-sample stage times, as in TaliDataset
+        #: Every sample is ``pipeline(row)``: decode (+ processors) unless given one.
+        self.pipeline = resolve_pipeline(config, processors, pipeline, load_durations(self.files))
+        self.transform = self.pipeline.transform
         self.cache = cache
-        self.transform = TaliTransform(self.config, durations=load_durations(self.files))
+        if cache is not None:
+            cache.bind(self.pipeline)
         self.unit_rows = np.asarray([rg.num_rows for rg in self.index.row_groups], dtype=np.int64)
         self.allowed = self._allowed_rows(item_ids) if item_ids is not None else None
         self.epoch = 0
@@ -422,7 +427,7 @@ class TaliStream(torch.utils.data.IterableDataset):
 
         def build() -> dict[str, Any]:
             sample = placeholder_sample(self.config, key=key, epoch=self.epoch, item_idx=item_idx)
-            return self.processors(sample) if self.processors is not None else sample
+            return self.pipeline.finish_placeholder(sample)
 
         return with_stats(build) if self.collect_stats else build()
 
@@ -457,6 +462,7 @@ class TaliStream(torch.utils.data.IterableDataset):
 
         def attempt() -> dict[str, Any]:
             sample = self.cache.get(key, self.epoch) if located is None else None
+            raw: Mapping[str, Any] = UNREAD_ROW
             if sample is None:  # not cached, or evicted by another worker since contains()
                 table, offset = (
                     located if located is not None else (self._read_unit(unit), key - ref.first_row)
@@ -465,13 +471,10 @@ class TaliStream(torch.utils.data.IterableDataset):
                     raise table.error
                 with timed(Stage.READ):
                     raw = row_to_python(table, offset)
-                sample = self.transform(raw, key=key, epoch=self.epoch)
+                sample = self.pipeline.decode(raw, key=key, epoch=self.epoch)
                 if self.cache is not None:
                     self.cache.put(key, self.epoch, sample)
-            if self.processors is None:
-                return sample
-            with timed(Stage.PROCESSORS):
-                return self.processors(sample)
+            return self.pipeline.finish(sample, raw, key=key, epoch=self.epoch)
 
         readable = located is not None and not isinstance(located[0], _Unreadable)
         item_idx = row_item_idx(*located) if readable and located is not None else None

@@ -1,0 +1,127 @@
+"""Open a live source with timeouts: a URL PyAV can open, a file still being written, or a pipe.
+
+- URL or path: ``av.open(..., timeout=(open, read))``: PyAV's interrupt callback
+  aborts any FFmpeg read that waits longer than ``read`` seconds.
+- ``follow=True`` (a file still being written): FFmpeg's file protocol retries at
+  the end of the file (``follow=1``) until data arrives or the read timeout hits.
+- A file-like object (a pipe, a socket's file): read on a thread into a bounded
+  queue, so a stalled writer raises after ``read`` seconds instead of blocking
+  FFmpeg forever (a blocking ``read()`` never checks FFmpeg's interrupt callback).
+
+Every failure is typed: :class:`~tali.errors.TaliStreamStalledError` for a
+timeout, :class:`~tali.errors.TaliLiveError` for anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import av
+
+from tali.errors import TaliConfigError, TaliLiveError, TaliStreamStalledError
+
+__all__ = ["ReconnectPolicy", "TimedReader", "open_source"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconnectPolicy:
+    """Reopen a URL that stalled or broke, at most ``max_attempts`` times in a row,
+    waiting ``backoff_seconds * attempt`` before each try. Windows continue from the
+    new connection; each window records how many reconnects came before it."""
+
+    max_attempts: int = 3
+    backoff_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise TaliConfigError(
+                f"ReconnectPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}"
+            )
+        if not isinstance(self.backoff_seconds, int | float) or self.backoff_seconds < 0:
+            raise TaliConfigError(
+                f"ReconnectPolicy.backoff_seconds must be >= 0, got {self.backoff_seconds!r}"
+            )
+
+
+class TimedReader:
+    """A file-like wrapper whose ``read`` waits at most ``timeout`` seconds for data."""
+
+    def __init__(self, raw: Any, timeout: float, *, chunk: int = 1 << 16, depth: int = 64) -> None:
+        self.raw, self.timeout, self.chunk = raw, timeout, chunk
+        self._queue: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=depth)
+        self._buffer = b""
+        self._eof = False
+        self._thread = threading.Thread(target=self._pump, name="tali-live-reader", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while True:
+                data = self.raw.read1(self.chunk) if hasattr(self.raw, "read1") else self.raw.read(self.chunk)
+                if not data:
+                    self._queue.put(None)
+                    return
+                self._queue.put(bytes(data))
+        except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which raises it typed
+            self._queue.put(exc)
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._eof and (n < 0 or len(self._buffer) < n):
+            try:
+                item = self._queue.get(timeout=self.timeout)
+            except queue.Empty:
+                if self._buffer:
+                    break
+                raise TaliStreamStalledError(f"no data from the pipe for {self.timeout:g} s") from None
+            if item is None:
+                self._eof = True
+            elif isinstance(item, Exception):
+                raise TaliLiveError(f"reading the pipe failed: {type(item).__name__}: {item}") from item
+            else:
+                self._buffer += item
+            if n >= 0 and self._buffer:
+                break  # give FFmpeg what there is; it asks again
+        size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def open_source(
+    source: Any,
+    *,
+    timeout: float,
+    open_timeout: float | None = None,
+    follow: bool = False,
+    format: str | None = None,
+    options: dict[str, str] | None = None,
+) -> av.container.InputContainer:
+    """An opened input container; raises typed errors, never blocks past the timeouts."""
+    opts = dict(options or {})
+    if follow:
+        opts.setdefault("follow", "1")
+    try:
+        if isinstance(source, str | os.PathLike):
+            return av.open(
+                os.fspath(source),
+                mode="r",
+                format=format,
+                options=opts,
+                timeout=(open_timeout or timeout, timeout),
+            )
+        if hasattr(source, "read"):
+            return av.open(TimedReader(source, timeout), mode="r", format=format, options=opts)
+    except TaliLiveError:
+        raise
+    except av.ExitError as exc:
+        raise TaliStreamStalledError(
+            f"opening {source!r} timed out after {open_timeout or timeout:g} s"
+        ) from exc
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise TaliLiveError(f"cannot open live source {source!r}: {type(exc).__name__}: {exc}") from exc
+    raise TaliConfigError(
+        f"a live source is a URL, a path or a readable file object, got {type(source).__name__}"
+    )

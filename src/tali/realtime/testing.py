@@ -1,0 +1,110 @@
+"""Live sources for tests and benchmarks: a sample clip as MPEG-TS, served on loopback.
+
+``mpegts_of(mp4, repeat=k)`` remuxes (no re-encoding) a clip ``k`` times back
+to back with continuous timestamps, so a 30 s sample clip becomes a 10-minute
+stream in a second. :class:`StreamServer` serves bytes over real HTTP
+(``http.server``), paced at ``rate`` x real time, optionally stalling (keeping
+the connection open, sending nothing) after ``stall_after`` bytes on the first
+connection, to exercise timeouts and reconnects.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+import time
+from typing import Any, Self
+
+import av
+
+__all__ = ["StreamServer", "mpegts_of"]
+
+
+def mpegts_of(mp4: bytes, *, repeat: int = 1) -> tuple[bytes, float]:
+    """MPEG-TS bytes of ``mp4`` played ``repeat`` times, and their duration in seconds."""
+    out = io.BytesIO()
+    # One pass lasts until its last packet of any stream ends: the next pass starts
+    # there, so every stream's timestamps keep increasing.
+    # (Encoder priming starts streams before 0: the span runs from the earliest dts.)
+    first, last = 0.0, 0.0
+    with av.open(io.BytesIO(mp4), "r") as probe:
+        for packet in probe.demux():
+            if packet.pts is not None and packet.dts is not None and packet.time_base is not None:
+                last = max(last, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                first = min(first, float(packet.dts * packet.time_base))
+    duration = last - first + 0.05
+    with av.open(out, "w", format="mpegts") as dst:
+        mapping: dict[int, Any] = {}
+        with av.open(io.BytesIO(mp4), "r") as src:
+            for stream in src.streams:
+                if stream.type in ("video", "audio"):
+                    mapping[stream.index] = dst.add_stream_from_template(stream)
+        for k in range(repeat):
+            with av.open(io.BytesIO(mp4), "r") as src:
+                for packet in src.demux():
+                    target = mapping.get(packet.stream.index)
+                    if target is None or packet.dts is None:
+                        continue
+                    shift = round(k * duration / packet.time_base)
+                    packet.pts = None if packet.pts is None else packet.pts + shift
+                    packet.dts += shift
+                    packet.stream = target
+                    dst.mux(packet)
+    return out.getvalue(), duration * repeat
+
+
+class StreamServer:
+    """``http://127.0.0.1:<port>/stream.ts`` serving ``data`` at ``rate`` x real time
+    (``rate=None``: as fast as the client reads)."""
+
+    def __init__(
+        self, data: bytes, *, seconds: float, rate: float | None = None, stall_after: int | None = None
+    ) -> None:
+        self.data, self.seconds, self.rate, self.stall_after = data, seconds, rate, stall_after
+        self.connections = 0
+        self._stop = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.connections += 1
+                first = server.connections == 1
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.send_header("Content-Length", str(len(server.data)))
+                self.end_headers()
+                chunk = 16 * 188 * 7  # whole TS packets
+                start = time.monotonic()
+                bytes_per_second = len(server.data) / server.seconds
+                try:
+                    for offset in range(0, len(server.data), chunk):
+                        if first and server.stall_after is not None and offset >= server.stall_after:
+                            server._stop.wait(60)  # stall: connection open, nothing sent
+                            return
+                        if server.rate is not None:
+                            due = start + offset / bytes_per_second / server.rate
+                            delay = due - time.monotonic()
+                            if delay > 0:
+                                time.sleep(delay)
+                        self.wfile.write(server.data[offset : offset + chunk])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.ts"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
