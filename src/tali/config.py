@@ -32,7 +32,7 @@ __all__ = [
 
 Seconds = float
 
-WindowStart = Literal["random", "start", "centre"]
+WindowStart = Literal["random", "start", "centre", "keyframe"]
 FrameSelection = Literal["random", "uniform", "sequential"]
 FrameOutput = Literal["uint8", "float", "pil"]
 OnMissingAudio = Literal["error", "zeros"]
@@ -65,7 +65,11 @@ class WindowConfig:
     ``start``: ``"random"`` draws ``t0`` uniformly from the per-sample seed,
     ``"start"`` uses 0, ``"centre"`` centres the window in the clip; a number
     fixes ``t0`` in seconds (clamped so the window stays inside the clip).
-    ``seconds=None`` means the whole clip.
+    ``"keyframe"`` draws ``t0`` among the clip's keyframes that have a full window
+    after them, so decoding starts at the window's first frame (no pre-roll; see
+    docs/PERFORMANCE.md, "Fast decode modes"); a clip with no such keyframe uses its
+    first frame (t0 = 0), and a config that never opens the clip (text only) draws
+    as ``"random"``. ``seconds=None`` means the whole clip.
 
     A window longer than ``nominal_clip_seconds`` (TALI's clips are 30 s) is
     refused: it could only be padding. A clip that is shorter than the window
@@ -138,6 +142,11 @@ class VideoConfig:
     #: ``"display"``: frames upright as players show them (a clip's display-rotation tag
     #: applied; the sample records it as ``rotation``); ``"stored"``: as encoded.
     orientation: Orientation = "display"
+    #: Skip H.264's in-loop deblocking filter while decoding (FFmpeg ``skip_loop_filter=all``):
+    #: measured 1.04-1.22x faster decoding on the sample clips, error at 224 px mean 0.2-0.3
+    #: levels, p99 3-5 (``benchmarks/decode/bench_fast_modes.py``; the error grows on
+    #: natural content and drifts within a GOP). Off by default: exact decoding.
+    skip_loop_filter: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("VideoConfig", "orientation", self.orientation, Orientation)
@@ -148,6 +157,10 @@ class VideoConfig:
         if isinstance(self.codecs, str) or not all(isinstance(c, str) and c for c in self.codecs):
             raise TaliConfigError(f"VideoConfig.codecs must be a tuple of codec names, got {self.codecs!r}")
         object.__setattr__(self, "codecs", tuple(self.codecs))
+        if not isinstance(self.skip_loop_filter, bool):
+            raise TaliConfigError(
+                f"VideoConfig.skip_loop_filter must be a bool, got {self.skip_loop_filter!r}"
+            )
         if not isinstance(self.num_frames, int) or self.num_frames < 1:
             raise TaliConfigError(f"VideoConfig.num_frames must be an int >= 1, got {self.num_frames!r}")
         _check_choice("VideoConfig", "selection", self.selection, FrameSelection)

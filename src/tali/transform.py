@@ -32,7 +32,7 @@ from tali.config import FrameOutput, TaliConfig, WindowConfig
 from tali.decode.audio import decode_audio_window, silent_window
 from tali.decode.clip import Clip, open_clip
 from tali.decode.image import decode_image
-from tali.decode.index import clip_end_ticks, clip_seconds, frames_between
+from tali.decode.index import clip_end_ticks, clip_seconds, frames_between, keyframe_seconds
 from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.decode.video import (
     DecodedFrames,
@@ -76,6 +76,10 @@ def _pixels_out(array: np.ndarray, output: FrameOutput, *, channels_first: bool 
     return tensor
 
 
+#: Rows whose keyframe times a transform keeps (``start="keyframe"``): ~30 MB at most.
+_KEYFRAME_CACHE_ROWS = 100_000
+
+
 def default_choose(
     config: WindowConfig, clip_seconds: float, rng: Callable[[str], np.random.Generator]
 ) -> Window:
@@ -102,6 +106,7 @@ class TaliTransform:
         plan: FramePlanner | None = None,
     ) -> None:
         self.config = config or TaliConfig()
+        self._keyframe_cache: dict[tuple[Any, ...], np.ndarray] = {}
         #: Clip seconds by item_idx (``tali.data.durations``): the window of a config that
         #: does not open the clip (text only); without it, ``nominal_clip_seconds``.
         self.durations = durations
@@ -135,10 +140,15 @@ class TaliTransform:
                     item_idx=item_idx,
                     max_seconds=cfg.video.max_decode_seconds,
                     limits=cfg.video.clip_limits,
+                    decoder_options={"skip_loop_filter": "all"} if cfg.video.skip_loop_filter else None,
                 )
             with clip:
                 length = clip_seconds(clip, cfg.window.max_clip_seconds)
-                window = self.choose(cfg.window, length, rng)
+                if cfg.window.start == "keyframe":  # the built-in choice, on the clip's keyframes
+                    keyframes = self._keyframes(clip, data)
+                    window = choose_window(cfg.window, length, rng("window"), keyframes)
+                else:
+                    window = self.choose(cfg.window, length, rng)
                 sample.update(self._from_clip(clip, window, row, rng))
         elif cfg.wants(S.YOUTUBE_SUBTITLE_TEXT):
             known = self.durations.get(item_idx) if self.durations and item_idx is not None else None
@@ -284,6 +294,19 @@ class TaliTransform:
                 "missing": audio.missing,
             }
         return out
+
+    def _keyframes(self, clip: Clip, data: Any) -> np.ndarray:
+        """The clip's keyframe times (one demux of its packets), kept per row in this process:
+        ~0.3 KB a clip, and every later epoch of the row skips the demux."""
+        key = (clip.item_idx, len(data), zlib.crc32(memoryview(data)[:4096]))
+        cache = self._keyframe_cache
+        times = cache.get(key)
+        if times is None:
+            times = keyframe_seconds(clip)
+            if len(cache) >= _KEYFRAME_CACHE_ROWS:
+                cache.pop(next(iter(cache)))  # the oldest
+            cache[key] = times
+        return times
 
     def _thumbnail(self, clip: Clip, row: Mapping[str, Any]) -> dict[str, Any]:
         """A ``youtube_thumbnail`` column when the row has one; else the frame shown at

@@ -42,15 +42,27 @@ class Window:
         return self.start_seconds + self.duration_seconds
 
 
-def choose_window(config: WindowConfig, clip_seconds: Seconds, rng: np.random.Generator) -> Window:
+def choose_window(
+    config: WindowConfig,
+    clip_seconds: Seconds,
+    rng: np.random.Generator,
+    keyframes: np.ndarray | None = None,
+) -> Window:
     """Pick the window. Draws from ``rng`` exactly once whatever the mode, so the
-    choices after it (frames, language) do not shift when the mode changes."""
+    choices after it (frames, language) do not shift when the mode changes.
+
+    ``keyframes`` (clip seconds, ascending) is needed by ``start="keyframe"`` only;
+    without it that mode draws like ``"random"``."""
     draw = float(rng.random())
     # The duration stays as configured even for a shorter clip, so every sample of
     # a batch has the same shapes; outputs past the clip end are padding.
     duration = clip_seconds if config.seconds is None else float(config.seconds)
     slack = max(clip_seconds - duration, 0.0)
-    if config.start == "random":
+    if config.start == "keyframe" and keyframes is not None:
+        # Keyframes with a full window after them (a hair of float slack); else the first frame.
+        fits = keyframes[(keyframes >= 0) & (keyframes <= slack + 1e-9)]
+        start = float(fits[min(int(draw * len(fits)), len(fits) - 1)]) if len(fits) else 0.0
+    elif config.start in ("random", "keyframe"):
         start = draw * slack
     elif config.start == "start":
         start = 0.0

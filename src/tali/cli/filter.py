@@ -19,6 +19,8 @@ HELP = "filter rows by SQL over metadata + metrics; write an index or new shards
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from tali.cli.prepare import add_ray_argument
+
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
     parser.add_argument("--split", required=True, help="split to filter (train, val, test)")
     parser.add_argument("--where", default=None, help="DuckDB SQL boolean expression over the 'rows' view")
@@ -28,6 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--out", help="write new shards in Hub layout under this directory")
     parser.add_argument("--rows-per-shard", type=positive_int, default=10_000, help="rows per written shard")
     parser.add_argument("--overwrite", action="store_true", help="with --out: replace shards already there")
+    add_ray_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         result.write_index(args.index)
         console.print(f"index of {len(result.item_ids)} item ids -> {args.index}")
         return 0
-    summary = result.write_shards(args.out, rows_per_shard=args.rows_per_shard, overwrite=args.overwrite)
+    summary = result.write_shards(
+        args.out, rows_per_shard=args.rows_per_shard, overwrite=args.overwrite, ray=args.ray
+    )
     table = Table(title="row counts")
     for column in ("file", "rows read", "rows kept / written"):
         table.add_column(column)

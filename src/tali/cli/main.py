@@ -38,6 +38,7 @@ COMMANDS = {
     "validate": "validate",
     "metrics": "metrics",
     "filter": "filter",
+    "prepare": "prepare",
     "profile": "profile",
     "bench": "bench",
     "durations": "durations",

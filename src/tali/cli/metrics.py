@@ -17,6 +17,8 @@ HELP = "per-row quality metrics as a parquet table keyed by item_idx"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from tali.cli.prepare import add_ray_argument
+
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
     parser.add_argument("--out", required=True, help="output parquet file")
@@ -28,6 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--language", default="en", help="caption language when the row has it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_ray_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         workers=args.workers,
         progress=not args.no_progress,
+        ray=args.ray,
     )
     summary = Table(title=f"{table.num_rows} rows -> {args.out}")
     for column in ("metric", "measured", "mean", "flagged", "flag rule (SQL)"):

@@ -16,6 +16,8 @@ HELP = "validate every row of a source; non-zero exit when any row fails"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from tali.cli.prepare import add_ray_argument
+
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one shard each)")
@@ -26,6 +28,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="comma-separated subset of: item_idx, clip, image, subtitles, start_time, wit, texts",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_ray_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         report=args.report,
         progress=not args.no_progress,
+        ray=args.ray,
     )
     console = Console()
     console.print(report.table())

@@ -200,12 +200,14 @@ def open_clip(
     item_idx: int | None = None,
     max_seconds: float | None = None,
     limits: ClipLimits | None = None,
+    decoder_options: dict[str, str] | None = None,
 ) -> Clip:
     """Open mp4 bytes (never a path: a row must not make us read the local disk).
 
     ``max_seconds`` bounds the wall-clock time every decode on this clip may take
     (opening included); ``limits`` what the clip may hold, checked before FFmpeg
-    builds anything from it.
+    builds anything from it. ``decoder_options`` are extra FFmpeg options of the video
+    decoder (e.g. ``skip_loop_filter``), set before it opens.
     """
     limits = limits or ClipLimits()
     if data is None or len(data) == 0:
@@ -228,7 +230,10 @@ def open_clip(
             io.BytesIO(data), mode="r", format="mp4", options=_open_options(limits), timeout=max_seconds
         )
     try:
-        return Clip(container, item_idx, max_seconds=max_seconds, limits=limits)
+        clip = Clip(container, item_idx, max_seconds=max_seconds, limits=limits)
+        if decoder_options:
+            clip.video.codec_context.options = {**clip.video.codec_context.options, **decoder_options}
+        return clip
     except BaseException:
         container.close()
         raise

@@ -14,6 +14,7 @@ columns as a dict per row.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -108,6 +109,7 @@ class FilterResult:
         rows_per_shard: int = 10_000,
         row_group_size: int = 100,
         overwrite: bool = False,
+        ray: str | bool | None = None,
     ) -> WriteSummary:
         """Copy the kept rows into ``out_dir/data/{split}-{i:05d}-of-{n:05d}.parquet``.
 
@@ -115,7 +117,8 @@ class FilterResult:
         new ``data/`` is staged and published with one rename, so a reader (or
         a crash) never sees part of a split; an ``out_dir`` that is, contains
         or lies inside a source is refused. Row counts are read back from the
-        new footers and reconciled.
+        new footers and reconciled. ``ray`` writes one output shard per Ray task
+        (:mod:`tali.ray.filter`), byte-identical to the local writer's.
         """
         from tali.quality.write import write_kept_rows
 
@@ -124,14 +127,16 @@ class FilterResult:
             raise TaliConfigError("give split= to name the output shards")
         if rows_per_shard < 1 or row_group_size < 1:
             raise TaliConfigError("rows_per_shard and row_group_size must be >= 1")
-        return write_kept_rows(
-            self,
-            Path(out_dir),
-            split=name,
-            rows_per_shard=rows_per_shard,
-            row_group_size=row_group_size,
-            overwrite=overwrite,
-        )
+        kwargs: dict[str, Any] = {
+            "split": name,
+            "rows_per_shard": rows_per_shard,
+            "row_group_size": row_group_size,
+        }
+        if ray:
+            from tali.ray.filter import ray_copy
+
+            kwargs["copy"] = functools.partial(ray_copy, address=ray)
+        return write_kept_rows(self, Path(out_dir), overwrite=overwrite, **kwargs)
 
 
 def load_index(path: str | os.PathLike[str]) -> list[int]:

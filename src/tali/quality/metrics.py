@@ -306,6 +306,7 @@ def compute_metrics(
     options: MetricsOptions | None = None,
     workers: int = 1,
     progress: bool = False,
+    ray: str | bool | None = None,
 ) -> pa.Table:
     """Metrics of every row of ``source``; written to ``out`` (parquet) when given.
 
@@ -337,6 +338,7 @@ def compute_metrics(
                 shard_rows=rows,
                 progress=progress,
                 description="metrics",
+                ray=ray,
             )
             table = pa.concat_tables([pq.read_table(p, schema=METRICS_SCHEMA) for p in parts])
             if out is not None:

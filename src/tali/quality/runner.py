@@ -133,11 +133,14 @@ def run_shards(
     shard_rows: Sequence[int] | None = None,
     progress: bool = False,
     description: str = "rows",
+    ray: str | bool | None = None,
 ) -> list[Path]:
     """Run ``job`` over ``shards`` (skipping those with a part already), return part paths in shard order.
 
     ``workers <= 1`` runs in this process (no pickling, easiest to debug).
     ``shard_rows`` (rows per shard, from footers) sizes the progress bar.
+    ``ray`` (``True``: a local cluster, or an address) runs the jobs as Ray tasks
+    instead (:mod:`tali.ray.jobs`); parts, resume and results are the same.
     """
     if not isinstance(workers, int) or workers < 0:
         raise TaliConfigError(f"workers must be an int >= 0, got {workers!r}")
@@ -149,7 +152,11 @@ def run_shards(
         total = sum(rows for rows, part in zip(shard_rows, parts) if not part.exists())
     bar = _Bar(progress, total, description)
     with bar:
-        if workers <= 1:
+        if ray:
+            from tali.ray.jobs import run_shard_jobs
+
+            run_shard_jobs(job, todo, address=ray, advance=bar.advance)
+        elif workers <= 1:
             global _progress_queue
             _progress_queue = bar.advance
             try:

@@ -197,6 +197,7 @@ def validate(
     limits: CheckLimits | None = None,
     report: str | Path | None = None,
     progress: bool = False,
+    ray: str | bool | None = None,
 ) -> ValidationReport:
     """Validate every row of ``source`` (one split, or every shard with ``split=None``).
 
@@ -227,6 +228,7 @@ def validate(
                 shard_rows=[_num_rows(s) for s in shards],
                 progress=progress,
                 description="validating",
+                ray=ray,
             )
             result = ValidationReport(checks=chosen, shards=[Path(s).name for s in shards])
             seen: dict[int, tuple[str, int]] = {}

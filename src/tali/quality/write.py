@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,7 +140,10 @@ def write_kept_rows(
     rows_per_shard: int,
     row_group_size: int,
     overwrite: bool,
+    copy: Callable[..., WriteSummary] | None = None,
 ) -> WriteSummary:
+    """``copy`` fills the staging directory (default: this process, streaming; ``tali.ray.filter``
+    passes one task per output shard). Checks, lock, staging and publish stay here."""
     from tali.quality.filter import WriteSummary, schema_matches
 
     out_dir = Path(out_dir).resolve()
@@ -165,7 +168,9 @@ def write_kept_rows(
         staging = staging_dir(data_dir)
         try:
             _carry_over(data_dir, staging, set(existing))
-            summary = _copy(result, staging, schema, split, rows_per_shard, row_group_size, WriteSummary)
+            summary = (copy or _copy)(
+                result, staging, schema, split, rows_per_shard, row_group_size, WriteSummary
+            )
             publish_dir(staging, data_dir)  # the old split stays whole until this one rename
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,156 @@
+"""`tali prepare`: decode cost of prepared vs original shards, size, prepare throughput,
+and the measurements behind the default codec settings. Prints JSON.
+
+    PYTHONPATH=src python benchmarks/prepare/bench_prepare.py --out benchmarks/results/prepare.json
+
+CPU time is ``time.process_time()`` of this process (one thread for torch), so a
+loaded machine slows the wall clock, not the numbers. Rates are medians over
+rounds; prepared and original alternate within a round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+
+from tali import AudioConfig, TaliConfig, TaliTransform, sample_data
+from tali.prepare import PrepareSettings, prepare, reencode_clip
+
+
+def _rows(root: Path, split: str = "train") -> list[dict[str, Any]]:
+    return [
+        r for p in sorted((root / "data").glob(f"{split}-*.parquet")) for r in pq.read_table(p).to_pylist()
+    ]
+
+
+def _cpu_per_sample(transform: TaliTransform, rows: list[dict[str, Any]], epochs: int) -> float:
+    start = time.process_time()
+    n = 0
+    for epoch in range(epochs):
+        for row in rows:
+            transform(row, key=row["item_idx"], epoch=epoch)
+            n += 1
+    return (time.process_time() - start) / n
+
+
+def _alternate(configs: dict[str, TaliConfig], a: list, b: list, rounds: int, epochs: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, config in configs.items():
+        transform = TaliTransform(config)
+        _cpu_per_sample(transform, a[:2], 1), _cpu_per_sample(transform, b[:2], 1)  # warm-up
+        orig, prep, ratios = [], [], []
+        for _ in range(rounds):
+            x, y = _cpu_per_sample(transform, a, epochs), _cpu_per_sample(transform, b, epochs)
+            orig.append(x), prep.append(y), ratios.append(x / y)
+        out[name] = {
+            "original_ms_per_sample": 1e3 * statistics.median(orig),
+            "prepared_ms_per_sample": 1e3 * statistics.median(prep),
+            "original_samples_per_cpu_second": 1 / statistics.median(orig),
+            "prepared_samples_per_cpu_second": 1 / statistics.median(prep),
+            "speedup_median_of_round_ratios": statistics.median(ratios),
+            "speedup_rounds": ratios,
+        }
+    return out
+
+
+def _codec_choices(rows: list[dict[str, Any]], epochs: int) -> list[dict[str, Any]]:
+    """Decode cost (default A/V sample) and size for candidate settings, on 3 clips."""
+    base = PrepareSettings()
+    variants = {
+        "veryfast fastdecode bf0 aac (default)": base,
+        "veryfast bf0 aac (CABAC + deblock)": base.replace(fastdecode=False),
+        "veryfast bf2 aac": base.replace(fastdecode=False, bframes=2),
+        "veryfast fastdecode bf0 flac": base.replace(audio_codec="flac"),
+        "veryfast fastdecode bf0 opus": base.replace(audio_codec="libopus"),
+        "veryfast fastdecode bf0 crf 28": base.replace(crf=28),
+    }
+    transform = TaliTransform(
+        TaliConfig(modalities=["video", "audio"], audio=AudioConfig(on_missing="zeros"))
+    )
+    picked = rows[:3]
+    out = []
+    for name, settings in variants.items():
+        start = time.process_time()
+        clips = [
+            dict(r, youtube_video_content=reencode_clip(r["youtube_video_content"], settings)) for r in picked
+        ]
+        encode = (time.process_time() - start) / len(picked)
+        _cpu_per_sample(transform, clips, 1)
+        cost = statistics.median(_cpu_per_sample(transform, clips, epochs) for _ in range(3))
+        audio_bytes = []
+        for clip in clips:
+            import io
+
+            import av
+
+            with av.open(io.BytesIO(clip["youtube_video_content"])) as c:
+                audio_bytes.append(sum(p.size for p in c.demux(c.streams.audio[0])))
+        out.append(
+            {
+                "settings": name,
+                "av_sample_ms": 1e3 * cost,
+                "clip_kb": sum(len(c["youtube_video_content"]) for c in clips) / len(clips) / 1e3,
+                "audio_kb": sum(audio_bytes) / len(clips) / 1e3,
+                "encode_cpu_s_per_clip": encode,
+            }
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    root = sample_data.build()
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        report = prepare(root, tmp, split="train", workers=args.workers)
+        wall = time.monotonic() - started
+        summary = report.summary()
+        original, prepared = _rows(root), _rows(Path(tmp))
+        configs = {
+            "default (every sub-modality)": TaliConfig(audio=AudioConfig(on_missing="zeros")),
+            "A/V (8 frames at 224, 3 s of 16 kHz mono)": TaliConfig(
+                modalities=["video", "audio"], audio=AudioConfig(on_missing="zeros")
+            ),
+        }
+        result = {
+            "decode": _alternate(configs, original, prepared, args.rounds, args.epochs),
+            "size": {
+                "clip_bytes_original": summary["clip_bytes_in"],
+                "clip_bytes_prepared": summary["clip_bytes_out"],
+                "clip_ratio": summary["clip_size_ratio"],
+                "shard_bytes_original": sum(
+                    p.stat().st_size for p in (root / "data").glob("train-*.parquet")
+                ),
+                "shard_bytes_prepared": sum(p.stat().st_size for p in (Path(tmp) / "data").glob("*.parquet")),
+            },
+            "prepare": {
+                "clips": summary["rows"],
+                "cpu_seconds": summary["encode_cpu_seconds"],
+                "clips_per_cpu_second": summary["rows"] / summary["encode_cpu_seconds"],
+                "wall_seconds": wall,
+                "workers": args.workers,
+            },
+            "codec_choices": _codec_choices(original, args.epochs),
+        }
+    print(json.dumps(result, indent=1))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

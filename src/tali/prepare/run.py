@@ -1,0 +1,267 @@
+"""``prepare()``: every shard of a source re-encoded into the same Hub layout, resumably.
+
+>>> report = prepare(root, "prepared/", workers=2)
+>>> report.ok, report.summary()
+
+One job per source shard (:mod:`tali.quality.runner`: a local process pool, or
+Ray with ``ray=``). A job writes ``OUT/data/<same name>`` as a ``.partial``
+file, renamed once its footer is on disk, then its small JSON report as the
+run's part: a killed run leaves no shard that looks complete, and a rerun
+skips the shards whose part exists. The output has the source's exact schema
+(HF features metadata included) and row groups; only ``youtube_video_content``
+and ``youtube_video_size`` change. Every other column, the start time
+included, is copied as is.
+
+Each output shard's parquet footer (file key-value metadata) holds the provenance under
+``tali.prepare``: the source shard and its row count, the settings, the
+``tali`` version, and the rows that failed (kept unchanged or dropped, per
+``on_error``) with their errors. Output row ``k`` is the ``k``-th source row
+not listed as dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tali.data.sources import SourceLike, resolve_local_files
+from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
+from tali.prepare.encode import reencode_clip
+from tali.prepare.settings import PrepareSettings
+from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
+from tali.schema import Column
+
+__all__ = ["METADATA_KEY", "PrepareReport", "RowFailure", "prepare", "read_provenance"]
+
+METADATA_KEY = b"tali.prepare"
+REPORT_NAME = "tali-prepare.json"
+_VIDEO, _SIZE, _ITEM = str(Column.YOUTUBE_VIDEO_CONTENT), str(Column.YOUTUBE_VIDEO_SIZE), str(Column.ITEM_IDX)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tali-dataset")
+    except PackageNotFoundError:  # a source checkout
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """A row whose clip could not be re-encoded; ``action`` is ``keep`` or ``drop``."""
+
+    shard: str
+    row: int
+    item_idx: int | None
+    action: str
+    error: str
+    message: str
+
+
+@dataclass
+class PrepareReport:
+    shards: dict[str, dict[str, Any]] = field(default_factory=dict)  # output name -> shard report
+    failures: list[RowFailure] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(s["rows"] for s in self.shards.values())
+
+    @property
+    def written(self) -> int:
+        return sum(s["written"] for s in self.shards.values())
+
+    @property
+    def ok(self) -> bool:
+        """Every row re-encoded (no row kept unchanged or dropped)."""
+        return not self.failures
+
+    def summary(self) -> dict[str, Any]:
+        bytes_in = sum(s["bytes_in"] for s in self.shards.values())
+        bytes_out = sum(s["bytes_out"] for s in self.shards.values())
+        return {
+            "shards": len(self.shards),
+            "rows": self.rows,
+            "written": self.written,
+            "reencoded": self.rows - len(self.failures),
+            "kept_unchanged": sum(f.action == "keep" for f in self.failures),
+            "dropped": sum(f.action == "drop" for f in self.failures),
+            "errors": dict(Counter(f.error for f in self.failures)),
+            "clip_bytes_in": bytes_in,
+            "clip_bytes_out": bytes_out,
+            "clip_size_ratio": bytes_out / bytes_in if bytes_in else None,
+            "encode_cpu_seconds": sum(s["cpu_seconds"] for s in self.shards.values()),
+        }
+
+    def to_json(self) -> str:
+        failures = [f.__dict__ for f in self.failures]
+        return json.dumps({"summary": self.summary(), "shards": self.shards, "failures": failures}, indent=1)
+
+
+def read_provenance(shard: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``tali.prepare`` record of a prepared shard (``None`` for a shard not made by prepare)."""
+    metadata = pq.read_metadata(shard).metadata or {}
+    raw = metadata.get(METADATA_KEY)
+    return None if raw is None else json.loads(raw)
+
+
+def _reencode_column(
+    table: pa.Table, shard_name: str, first_row: int, settings: PrepareSettings
+) -> tuple[pa.Table, list[RowFailure], int, int]:
+    clips = table.column(_VIDEO).to_pylist()
+    items = table.column(_ITEM).to_pylist()
+    out: list[bytes | None] = []
+    keep_mask: list[bool] = []
+    failures: list[RowFailure] = []
+    bytes_in = bytes_out = 0
+    for offset, (clip, item_idx) in enumerate(zip(clips, items)):
+        bytes_in += len(clip or b"")
+        try:
+            new = reencode_clip(clip, settings, item_idx=item_idx)
+        except TaliDataError as exc:
+            if settings.on_error == "raise":
+                raise exc.with_location(shard=shard_name, row=first_row + offset)
+            action = "keep" if settings.on_error == "keep" else "drop"
+            failures.append(
+                RowFailure(
+                    shard_name, first_row + offset, item_idx, action, type(exc).__name__, str(exc)[:300]
+                )
+            )
+            new = clip
+            keep_mask.append(action == "keep")
+        else:
+            keep_mask.append(True)
+        out.append(new)
+        bytes_out += len(new or b"") if keep_mask[-1] else 0
+    index = table.schema.get_field_index(_VIDEO)
+    table = table.set_column(index, table.schema.field(index), pa.array(out, table.schema.field(index).type))
+    size_index = table.schema.get_field_index(_SIZE)
+    sizes = pa.array([None if c is None else len(c) for c in out], table.schema.field(size_index).type)
+    table = table.set_column(size_index, table.schema.field(size_index), sizes)
+    if not all(keep_mask):
+        table = table.filter(pa.array(keep_mask))
+    return table, failures, bytes_in, bytes_out
+
+
+@dataclass(frozen=True)
+class _PrepareShard:
+    """One source shard -> ``data_dir/<its name>`` (atomic), then its JSON report as ``part``."""
+
+    settings: PrepareSettings
+    data_dir: str
+
+    def __call__(self, shard: str, part: Path) -> None:
+        from tali.quality.filter import schema_matches
+
+        name = Path(shard).name
+        started = time.process_time()
+        try:
+            handle = pq.ParquetFile(shard)
+        except (OSError, pa.ArrowException) as exc:
+            raise TaliSourceError(f"cannot read parquet shard {shard}: {exc}") from exc
+        schema = handle.schema_arrow
+        if not schema_matches(schema):
+            raise TaliSourceError(f"{shard} does not have the TALI schema; refusing to prepare it")
+        final = Path(self.data_dir) / name
+        for stale in final.parent.glob(f".{name}.partial-*"):  # from a killed attempt
+            stale.unlink(missing_ok=True)
+        partial = final.with_name(f".{name}.partial-{os.getpid()}")
+        failures: list[RowFailure] = []
+        bytes_in = bytes_out = written = rows = 0
+        writer = pq.ParquetWriter(partial, schema)
+        try:
+            for group in range(handle.num_row_groups):
+                table = handle.read_row_group(group)
+                new, bad, b_in, b_out = _reencode_column(table, name, rows, self.settings)
+                rows += table.num_rows
+                failures += bad
+                bytes_in, bytes_out, written = bytes_in + b_in, bytes_out + b_out, written + new.num_rows
+                if new.num_rows:
+                    writer.write_table(new.cast(schema), row_group_size=max(1, table.num_rows))
+                report_rows(table.num_rows)
+            provenance = {
+                "source_shard": name,
+                "source_path": str(Path(shard).resolve()),
+                "source_rows": rows,
+                "written_rows": written,
+                "dropped_rows": [f.row for f in failures if f.action == "drop"],
+                "failures": [f.__dict__ for f in failures],
+                "settings": self.settings.to_dict(),
+                "tali_version": _version(),
+            }
+            writer.add_key_value_metadata({METADATA_KEY: json.dumps(provenance).encode()})
+            writer.close()
+            os.replace(partial, final)
+        except BaseException:
+            writer.close()
+            partial.unlink(missing_ok=True)
+            raise
+        report = {
+            "source": name,
+            "rows": rows,
+            "written": written,
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
+            "cpu_seconds": time.process_time() - started,
+            "failures": [f.__dict__ for f in failures],
+        }
+        atomic_write_bytes(part, json.dumps(report).encode())
+
+
+def prepare(
+    source: SourceLike,
+    out: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    settings: PrepareSettings | None = None,
+    workers: int = 1,
+    progress: bool = False,
+    ray: str | bool | None = None,
+) -> PrepareReport:
+    """Re-encode every shard of ``source`` (or of one ``split``) into ``out/data/``.
+
+    ``workers`` processes share the shards; ``ray`` runs them as Ray tasks instead
+    (``True``: a local cluster, or an address such as ``"auto"`` / ``"ray://host:10001"``).
+    A rerun with the same settings resumes; ``out/tali-prepare.json`` is written last.
+    """
+    settings = settings or PrepareSettings()
+    shards = resolve_local_files(source, split)
+    names = [Path(s).name for s in shards]
+    if len(set(names)) != len(names):
+        raise TaliConfigError("source shards must have distinct file names to keep the Hub layout")
+    out = Path(out)
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if any(Path(s).resolve().parent == data_dir.resolve() for s in shards):
+        raise TaliConfigError(f"output {out} is the source; choose another directory")
+    key = {"settings": settings.to_dict(), "shards": [str(Path(s).resolve()) for s in shards]}
+    parts_dir = parts_dir_of(out / ".tali-prepare", key)
+    rows = [pq.ParquetFile(s).metadata.num_rows for s in shards]
+    parts = run_shards(
+        _PrepareShard(settings, str(data_dir)),
+        shards,
+        parts_dir=parts_dir,
+        suffix=".json",
+        workers=workers,
+        shard_rows=rows,
+        progress=progress,
+        description="prepare",
+        ray=ray,
+    )
+    report = PrepareReport()
+    for name, part in zip(names, parts):
+        shard_report = json.loads(part.read_text())
+        report.failures += [RowFailure(**f) for f in shard_report.pop("failures")]
+        report.shards[name] = shard_report
+    atomic_write_bytes(out / REPORT_NAME, report.to_json().encode())
+    remove_parts(out / ".tali-prepare")
+    return report

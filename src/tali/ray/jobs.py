@@ -1,0 +1,61 @@
+"""Per-shard jobs (validate, metrics, prepare) as Ray tasks: the backend behind ``run_shards(ray=...)``.
+
+A job writes its part atomically and is idempotent, so a task whose worker
+dies is simply run again (``max_retries``): the part is either absent or
+complete, never half-written, and the rerun's output equals the first
+attempt's. A job's own error (a :class:`~tali.errors.TaliError`) is not
+retried; it is raised here as it was raised there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from tali.ray._backend import connect
+
+__all__ = ["MAX_RETRIES", "run_shard_jobs"]
+
+#: Retries of a task whose worker process died (killed, out of memory, node lost).
+MAX_RETRIES = 3
+
+
+def _run(job: Callable[[str, Path], Any], shard: str, part: str) -> str:
+    job(shard, Path(part))
+    return part
+
+
+def run_shard_jobs(
+    job: Callable[[str, Path], Any],
+    todo: Sequence[tuple[str, Path]],
+    *,
+    address: str | bool = True,
+    advance: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``job(shard, part)`` for each pair as one Ray task (one CPU each); wait for all.
+
+    ``advance(rows)`` moves a progress bar by a shard's row count as it completes.
+    """
+    if not todo:
+        return
+    ray = connect(address)
+    task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(_run)
+    job_ref = ray.put(job)
+    pending = {task.remote(job_ref, shard, str(part)): shard for shard, part in todo}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                shard = pending.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    raise exc.cause from None  # the job's own exception, as a local run raises it
+                if advance is not None:
+                    advance(pq.ParquetFile(shard).metadata.num_rows)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
