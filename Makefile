@@ -44,8 +44,8 @@ test: setup-dev
 
 # What CI checks before the tests: lint, formatting, and types of the package.
 lint: setup-dev
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m ruff format --check src tests benchmarks examples
 	$(PY) -m mypy src/
 
 # The viewer's screenshots in docs/img/, taken by its browser tests.

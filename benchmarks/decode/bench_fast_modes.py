@@ -12,7 +12,6 @@ ratios are medians of per-round ratios against torchcodec on the original shards
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.common import emit
 from benchmarks.suite.peers import TorchCodecPeer, plans_from_tali
 from tali import AudioConfig, TaliConfig, TaliDataset, VideoConfig, WindowConfig, sample_data
 from tali.prepare import prepare
@@ -83,10 +83,7 @@ def main() -> None:
         }
         for name, t in times.items()
     }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

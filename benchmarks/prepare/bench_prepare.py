@@ -11,8 +11,8 @@ rounds; prepared and original alternate within a round.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +21,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.common import emit
 from tali import AudioConfig, TaliConfig, TaliTransform, sample_data
 from tali.prepare import PrepareSettings, prepare, reencode_clip
 
@@ -146,10 +148,7 @@ def main() -> None:
             },
             "codec_choices": _codec_choices(original, args.epochs),
         }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

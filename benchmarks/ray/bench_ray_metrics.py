@@ -11,14 +11,17 @@ medians of ``--repeats``. Runs alternate by repeat so machine load hits all alik
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import ray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.common import emit
 from tali import sample_data
 from tali.quality import compute_metrics
 
@@ -76,10 +79,7 @@ def main() -> None:
         "ray_2cpu_overhead_vs_local_pool_2": med["ray_2cpu"] / med["local_pool_2"],
         "local_pool_2_vs_1": med["local_1"] / med["local_pool_2"],
     }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

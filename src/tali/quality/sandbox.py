@@ -39,6 +39,7 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tali._optional import require
 from tali.errors import TaliConfigError, TaliSourceError
 from tali.schema import Column
 
@@ -94,17 +95,15 @@ _REFUSED_FUNCTIONS = frozenset(
 
 
 def _duckdb() -> Any:
-    try:
-        import duckdb
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise TaliConfigError(
-            "SQL filtering needs the quality extra: pip install 'tali-dataset[quality]'"
-        ) from None
-    return duckdb
+    return require("duckdb", extra="quality", feature="SQL filtering")
 
 
-def _quote(text: str) -> str:
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal (paths in ``read_parquet([...])``)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+_quote = sql_string
 
 
 def sandboxed_connection(

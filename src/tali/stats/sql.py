@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tali._optional import require
 from tali.errors import TaliConfigError
+from tali.quality.sandbox import sql_string
 from tali.schema import Column, WitField
 
 __all__ = ["SUBTITLE_KEY", "connect", "create_features", "duckdb_module", "features_sql", "quote"]
@@ -30,17 +32,10 @@ C, W = Column, WitField
 
 
 def duckdb_module() -> Any:
-    try:
-        import duckdb
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise TaliConfigError(
-            "tali stats needs the quality extra: pip install 'tali-dataset[quality]'"
-        ) from None
-    return duckdb
+    return require("duckdb", extra="quality", feature="tali stats")
 
 
-def quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+quote = sql_string
 
 
 def connect(threads: int | None) -> Any:

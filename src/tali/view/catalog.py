@@ -28,6 +28,7 @@ from tali.data.rows import row_to_python
 from tali.data.shards import RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliError, TaliSourceError
+from tali.quality.sandbox import sandboxed_connection
 from tali.schema import Column, WitField
 
 __all__ = [
@@ -194,17 +195,19 @@ class Catalog:
             return [], 0
         if len(text) > 200:
             raise TaliConfigError("a search is at most 200 characters")
-        con = _sandboxed(view.files)
+        # The same locked connection as `tali filter`: the shards' metadata views, nothing else.
+        con = sandboxed_connection(view.files)
         try:
             blob = "lower(concat_ws(' ', " + ", ".join(_SEARCH_TEXT) + "))"
             con.execute(
-                f"CREATE TEMP TABLE hits AS SELECT * FROM meta WHERE contains({blob}, lower($q))", {"q": text}
+                f"CREATE TEMP TABLE hits AS SELECT * FROM metadata WHERE contains({blob}, lower($q))",
+                {"q": text},
             )
             total = con.execute("SELECT count(*) FROM hits").fetchone()[0]
             rows = con.execute(
-                "SELECT filename, file_row_number, item_idx, youtube_title_text, "
+                "SELECT shard_path, row, item_idx, youtube_title_text, "
                 f"array_to_string({Column.WIT_FEATURES}.{WitField.PAGE_TITLE}, ' / ') "
-                "FROM hits ORDER BY filename, file_row_number LIMIT $n",
+                "FROM hits ORDER BY shard_path, row LIMIT $n",
                 {"n": int(limit)},
             ).fetchall()
         finally:
@@ -223,8 +226,6 @@ class Catalog:
         from tali.quality import select
 
         view = self.split(split)
-        if where.strip():
-            check_where_reads_no_file(view.files, where, metrics)
         try:
             result = select(list(view.files), split=split, metrics=metrics, where=where)
         except TaliSourceError as exc:
@@ -233,73 +234,6 @@ class Catalog:
             raise TaliConfigError(str(exc)) from None
         rows = sorted(view.global_row(path, r) for path, kept in result.positions.items() for r in kept)
         return rows, result.read
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _sandboxed(files: Sequence[str], metrics: str | os.PathLike[str] | None = None) -> Any:
-    """DuckDB over the view ``meta`` (metadata columns of these shards) and ``rows`` (``meta``
-    as ``tali filter`` names it, left-joined with the metrics table), then locked: no other
-    file can be read or written and the configuration cannot be changed back."""
-    from tali.quality.filter import METADATA_EXCLUDED
-
-    con = duckdb_module().connect(":memory:")
-    names = [n for n in pq.read_schema(files[0]).names if n not in METADATA_EXCLUDED]
-    listed = "[" + ", ".join(_quote(f) for f in files) + "]"
-    columns = ", ".join(f'"{n}"' for n in names)
-    con.execute(
-        f"CREATE VIEW meta AS SELECT {columns}, filename, file_row_number "
-        f"FROM read_parquet({listed}, filename=true, file_row_number=true)"
-    )
-    rows = "SELECT * EXCLUDE (filename, file_row_number), parse_filename(filename) AS shard, "
-    rows += "filename AS shard_path, file_row_number AS row FROM meta"
-    allowed = list(files)
-    if metrics is not None:
-        con.execute(
-            f"CREATE VIEW metrics AS SELECT * EXCLUDE (shard, row) FROM read_parquet({_quote(str(metrics))})"
-        )
-        rows = f"SELECT * FROM ({rows}) LEFT JOIN metrics USING (item_idx)"
-        allowed.append(str(metrics))
-    con.execute(f"CREATE VIEW rows AS {rows}")
-    con.execute("SET allowed_paths = $p", {"p": allowed})
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
-
-
-def check_where_reads_no_file(
-    files: Sequence[str], where: str, metrics: str | os.PathLike[str] | None
-) -> None:
-    """Run ``where`` once in the locked connection first: a clause that reaches for a file
-    (``read_text('/etc/passwd')`` in a subquery, whose content an error message would echo)
-    is refused before :func:`tali.quality.select` runs it with file access. Other errors are
-    left to ``select``, which reports them in ``tali filter``'s words."""
-    duckdb = duckdb_module()
-    con = _sandboxed(files, metrics)
-    try:
-        query = f"SELECT count(*) FROM rows WHERE ({where})"
-        statements = con.extract_statements(query)
-        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-            raise TaliConfigError("the WHERE clause must be a single expression (no ';' or extra statements)")
-        con.execute(query)
-    except duckdb.PermissionException:
-        raise TaliConfigError(
-            "the WHERE clause may read only the rows of the split (no file access)"
-        ) from None
-    except duckdb.Error:
-        pass
-    finally:
-        con.close()
-
-
-def duckdb_module() -> Any:
-    try:
-        import duckdb
-    except ImportError:  # pragma: no cover - part of the view extra
-        raise TaliConfigError("search needs DuckDB: pip install 'tali-dataset[view]'") from None
-    return duckdb
 
 
 class MetricsTable:
