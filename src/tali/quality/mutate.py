@@ -228,14 +228,16 @@ def frame_size_lie(width: int = 3000, height: int = 3000, frames: int = 2) -> by
     small, raw = encode(64, 64, "mp4"), encode(width, height, "h264")
     out = io.BytesIO()
     with (
-        av.open(io.BytesIO(small)) as template,
-        av.open(io.BytesIO(raw), format="h264") as source,
+        av.open(io.BytesIO(small), "r") as template,
+        av.open(io.BytesIO(raw), "r", format="h264") as source,
         av.open(out, "w", format="mp4") as target,
     ):
         like = template.streams.video[0]
         stream = target.add_stream_from_template(like)
         for i, packet in enumerate(p for p in source.demux(source.streams.video[0]) if p.size):
-            packet.stream, packet.time_base = stream, like.time_base
+            packet.stream = stream
+            if like.time_base is not None:
+                packet.time_base = like.time_base
             packet.pts = packet.dts = i * 512
             target.mux(packet)
     return out.getvalue()
