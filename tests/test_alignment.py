@@ -133,7 +133,10 @@ def test_adding_a_modality_does_not_change_the_other_choices(rows):
 
 
 @pytest.mark.parametrize(
-    "start, expected_t0", [("start", 0.0), ("centre", 13.5), (5.25, 5.25), (100.0, 27.0)]
+    # 29.5 s leaves no room for 3 s: clamped so the window ends at the clip's end (a start
+    # past nominal_clip_seconds is refused at construction: tests/test_config_values.py).
+    "start, expected_t0",
+    [("start", 0.0), ("centre", 13.5), (5.25, 5.25), (29.5, 27.0)],
 )
 def test_fixed_window_starts(rows, start, expected_t0):
     config = TaliConfig(modalities=["audio", "video"], window=WindowConfig(seconds=3.0, start=start))
@@ -172,7 +175,7 @@ def test_window_longer_than_the_clip_pads_frames_and_audio(rows, truth):
     assert float(audio["waveform"][200_000:].abs().max()) == 0.0
     # 32 sequential frames of a 12 s clip are all real; now a sparse clip end:
     config = config.replace(
-        window=WindowConfig(seconds=0.05, start=100.0), video=VideoConfig(num_frames=8, size=112)
+        window=WindowConfig(seconds=0.05, start=29.0), video=VideoConfig(num_frames=8, size=112)
     )
     video = TaliTransform(config)(rows[short], key=0)["youtube_content_video"]
     mask = video["mask"]

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from tali.data.sources import record_selection
 from tali.errors import TaliConfigError, TaliSourceError
 
 __all__ = [
@@ -610,6 +611,14 @@ def download(
             results[futures[future].path] = future.result()
     if (revision or "main") != commit and local_dir is None:
         _write_ref(repo_id, cache_dir, revision or "main", commit)  # what offline lookups read
+    if local_dir is not None:
+        # A chosen subset of a split's shards is complete as chosen: readers that refuse a
+        # split with missing -of-N shards (a killed write) accept these (data/sources.py).
+        by_dir: dict[Path, list[str]] = {}
+        for f in wanted:
+            by_dir.setdefault((Path(local_dir) / f.path).parent, []).append(Path(f.path).name)
+        for directory, names in by_dir.items():
+            record_selection(directory, names)
     return DownloadReport(
         commit=commit,
         files=[results[f.path] for f in wanted],

@@ -253,3 +253,21 @@ def test_stream_from_the_hub_without_downloading(hub, env):
     reads = hub.downloads()
     assert reads and all(r.status == 206 and r.range for r in reads)  # byte ranges, never the whole file
     assert not list(env.rglob("*.parquet"))
+
+
+def test_a_chosen_subset_loads_but_a_lost_shard_is_still_refused(hub, env):
+    """The selection manifest makes a chosen subset complete as chosen; a shard of the
+    selection that is gone afterwards is a missing shard again."""
+    local = env / "subset"
+    tali.hub.download(
+        REPO,
+        split="train",
+        shards=["train-00001-of-00002.parquet"],
+        local_dir=local,
+        endpoint=hub.endpoint,
+        progress=False,
+    )
+    assert len(tali.load(local, split="train", progress=False)) == 8
+    (local / "data" / "train-00001-of-00002.parquet").rename(local / "data" / "train-00000-of-00002.parquet")
+    with pytest.raises(tali.TaliSourceError, match=r"split train is incomplete: 1 of 2 shards missing"):
+        tali.load(local, split="train", progress=False)

@@ -38,13 +38,14 @@ def test_sample_stats_match_truth(root, truth, config):
         t = truth[sample["item_idx"]]
         stats = sample["stats"]
         calls = dict(zip([s.label for s in STAGES], stats["stage_calls"].tolist(), strict=True))
-        # one row read, one open, one decode pass for frames + random frame and one for
-        # the thumbnail (mid-clip frame: the sample data stores no thumbnails), audio only
+        # one row read, one open, one scan of the window's packets (the real frame times),
+        # one decode pass for frames + random frame and one for the thumbnail (mid-clip
+        # frame: the sample data stores no thumbnails), audio only
         # when the clip has a stream, one image, subtitles + the WIT texts.
         assert calls == {
             "read": 1,
             "open": 1,
-            "video_decode": 2,
+            "video_decode": 3,
             "audio_decode": int(t["has_audio"]),
             "image_decode": 1,
             "text": 2,
@@ -137,5 +138,5 @@ def test_with_stats_makes_any_loader_observable(root, config):
     row = dataset.read_row(0)
     sample = with_stats(lambda: TaliTransform(config)(row, key=0))
     calls = sample["stats"]["stage_calls"]
-    assert calls[Stage.OPEN] == 1 and calls[Stage.VIDEO_DECODE] == 2 and calls[Stage.READ] == 0
+    assert calls[Stage.OPEN] == 1 and calls[Stage.VIDEO_DECODE] == 3 and calls[Stage.READ] == 0
     assert active_clock() is None

@@ -32,13 +32,14 @@ def test_cprofile_report_feasible_target(root, truth, config):
     assert not ds.collect_stats  # restored after the stage pass
     assert report.samples == 4 and report.samples_per_second_one_worker > 0
     # Rows 1, 2, 3, 0 of val (after the warm-up of row 0): every clip has audio.
-    assert report.stages["read"]["calls"] == 4 and report.stages["video_decode"]["calls"] == 8
+    assert report.stages["read"]["calls"] == 4 and report.stages["video_decode"]["calls"] == 12
     assert report.stages["audio_decode"]["calls"] == 4 and report.stages["collate"]["calls"] == 4
     assert report.bottleneck == max(report.stages, key=lambda k: report.stages[k]["seconds"])
     where = {f["where"].split(":")[0] for f in report.functions}
     assert "tali/decode/video.py" in where and "tali/transform.py" in where
     called = {f["function"]: f["calls"] for f in report.functions}
-    assert called["decode_frames_played_at"] == 8  # frames+random frame, and the thumbnail, per sample
+    # per sample: the window's packet scan, one decode for frames + random frame, one for the thumbnail
+    assert called["decode_frames_at"] == 8 and called["frames_between"] == 8
     assert report.workers_needed == 1 and report.feasible
     assert report.verdict.startswith("yes: 0.5/s needs 1 worker(s)")
     assert json.loads(json.dumps(report.to_dict()))["verdict"] == report.verdict
@@ -55,7 +56,7 @@ def test_unreachable_target_names_the_bottleneck(root):
     assert report.bottleneck == "video_decode" and report.feasible is False
     assert report.workers_needed > usable_cores()
     assert report.verdict.startswith("no: 1e+06/s needs") and "--num-frames" in report.verdict
-    assert "decode_frames_played_at" in report.tree
+    assert "decode_frames_at" in report.tree
     assert any(f["where"].startswith("tali/decode/video.py") for f in report.functions)
 
 
@@ -84,7 +85,7 @@ def test_cli_profile_json_and_tables(root, capsys):
     assert main([*args, "--target", "0.1/s", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["workers_needed"] == 1 and report["feasible"] is True
-    assert report["stages"]["video_decode"]["calls"] == 4
+    assert report["stages"]["video_decode"]["calls"] == 6  # 3 a sample: scan, frames, thumbnail
     assert main([*args, "--top", "5"]) == 0
     out = capsys.readouterr().out
     assert "video_decode" in out and "functions by self time (cprofile)" in out

@@ -40,7 +40,7 @@ CONFIGS = {
         modalities=("youtube_content_video", "youtube_content_audio"),
         window=WindowConfig(seconds=1.0, start="random"),
         video=VideoConfig(num_frames=2, size=32, max_decode_seconds=5.0, max_clip_bytes=FUZZ_CLIP_BYTES),
-        audio=AudioConfig(sample_rate=8000),
+        audio=AudioConfig(sample_rate=8000, on_missing="error"),  # clip.no_audio must fail here
     ),
     "image": TaliConfig(modalities=("wikipedia_caption_image",), image=ImageConfig(size=32)),
     "text": TaliConfig(modalities=("text",), text=TextConfig(**TEXT_LIMITS)),

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from tali.cli._common import non_negative_int, positive_float, positive_int
+
 HELP = "aligned windows from a live stream, with latency (--stats)"
 
 
@@ -14,21 +16,26 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source", help="URL PyAV can open, a path (with --follow if still written), or '-' (stdin)"
     )
-    parser.add_argument("--seconds", type=float, default=3.0, help="window length (s)")
-    parser.add_argument("--hop", type=float, default=1.0, help="seconds between window starts")
-    parser.add_argument("--frames", type=int, default=8, help="frames per window")
-    parser.add_argument("--size", type=int, default=224, help="frame side (px)")
+    parser.add_argument("--seconds", type=positive_float, default=3.0, help="window length (s)")
+    parser.add_argument("--hop", type=positive_float, default=1.0, help="seconds between window starts")
+    parser.add_argument("--frames", type=positive_int, default=8, help="frames per window")
+    parser.add_argument("--size", type=positive_int, default=224, help="frame side (px)")
     parser.add_argument(
-        "--timeout", type=float, default=5.0, help="read timeout (s): a longer stall is an error"
+        "--timeout", type=positive_float, default=5.0, help="read timeout (s): a longer stall is an error"
     )
     parser.add_argument(
-        "--reconnect", type=int, default=0, help="reopen a stalled/broken URL this many times"
+        "--reconnect", type=non_negative_int, default=0, help="reopen a stalled/broken URL this many times"
     )
     parser.add_argument("--follow", action="store_true", help="the file is still being written")
     parser.add_argument(
         "--format", default=None, help="container format (e.g. mpegts) when it cannot be probed"
     )
-    parser.add_argument("--max-windows", type=int, default=None)
+    parser.add_argument(
+        "--max-windows",
+        type=positive_int,
+        default=None,
+        help="stop after this many windows (default: the end)",
+    )
     parser.add_argument(
         "--process", action="store_true", help="CLIP pixels + Whisper log-mel, as in training"
     )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from tali.cli._common import non_negative_int, positive_float, positive_int
+
 HELP = "re-encode shards for training (small frames, 1 s keyframes, 16 kHz mono audio)"
 
 
@@ -26,17 +28,27 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
     parser.add_argument("out", help="output directory (Hub layout: OUT/data/*.parquet)")
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (one shard each)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one shard each)")
     add_ray_argument(parser)
-    parser.add_argument("--short-side", type=int, default=256)
-    parser.add_argument("--max-fps", type=float, default=30.0)
-    parser.add_argument("--keyframe-seconds", type=float, default=1.0)
-    parser.add_argument("--crf", type=int, default=23)
-    parser.add_argument("--preset", default="veryfast")
-    parser.add_argument("--audio-rate", type=int, default=16_000)
-    parser.add_argument("--audio-codec", default="aac")
+    parser.add_argument(
+        "--short-side", type=positive_int, default=256, help="frames scaled so their short side is this (px)"
+    )
+    parser.add_argument(
+        "--max-fps", type=positive_float, default=30.0, help="frame rate cap (faster clips drop frames)"
+    )
+    parser.add_argument(
+        "--keyframe-seconds", type=positive_float, default=1.0, help="a keyframe at least this often (s)"
+    )
+    parser.add_argument(
+        "--crf", type=non_negative_int, default=23, help="x264 constant rate factor (quality)"
+    )
+    parser.add_argument("--preset", default="veryfast", help="x264 preset (encode speed vs size)")
+    parser.add_argument(
+        "--audio-rate", type=positive_int, default=16_000, help="audio sample rate (Hz), mono"
+    )
+    parser.add_argument("--audio-codec", default="aac", help="audio codec of the prepared clips")
     parser.add_argument("--on-error", default="keep", help="keep (copy unchanged), drop, or raise")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ are never shards.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import defaultdict
@@ -28,6 +29,7 @@ __all__ = [
     "SourceLike",
     "available_splits",
     "check_complete",
+    "record_selection",
     "refuse_foreign_shards",
     "resolve_local_files",
 ]
@@ -53,6 +55,8 @@ def check_complete(files: Sequence[str | os.PathLike[str]]) -> None:
             groups[key][m["n"]].add(int(m["i"]))
             width[key] = len(m["i"])
     for (parent, prefix), by_total in groups.items():
+        if _deliberate_subset(parent, {Path(f).name for f in files if Path(f).parent == Path(parent)}):
+            continue
         if len(by_total) > 1:
             raise TaliSourceError(
                 f"{parent}: {prefix} shards from different writes are mixed "
@@ -69,6 +73,36 @@ def check_complete(files: Sequence[str | os.PathLike[str]]) -> None:
                 f"{parent}: split {prefix} is incomplete: {len(missing)} of {int(total)} shards missing "
                 f"({', '.join(names)}{more})" + (f"; unexpected shard numbers {extra[:10]}" if extra else "")
             )
+
+
+#: Written next to shards that ``tali download --split 'train[:5%]' --local-dir D`` chose
+#: on purpose: the names of the shards of the selection (a subset, not a broken write).
+SELECTION_FILE = ".tali-selection.json"
+
+
+def record_selection(directory: str | os.PathLike[str], names: Sequence[str]) -> None:
+    """Add ``names`` (shard file names in ``directory``) to its selection manifest, atomically."""
+    path = Path(directory) / SELECTION_FILE
+    chosen = set(_read_selection(path)) | set(names)
+    tmp = path.with_name(f"{SELECTION_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(sorted(chosen), indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_selection(path: Path) -> list[str]:
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _deliberate_subset(parent: str, present: set[str]) -> bool:
+    """Whether every numbered shard present was downloaded as part of a chosen subset
+    (then missing shard numbers are the ones the user did not ask for)."""
+    chosen = set(_read_selection(Path(parent) / SELECTION_FILE))
+    numbered = {n for n in present if _NUMBERED.match(n)}
+    return bool(numbered) and numbered <= chosen
 
 
 def _visible(root: Path, paths: list[Path]) -> list[Path]:
