@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -147,7 +149,8 @@ def _seek(clip: Clip, window: _Window) -> None:
     # Not clamped at 0: an AAC stream's first packet (encoder priming) often sits at a
     # negative time; skipping it leaves the first frame without its overlap.
     seek_to = window.origin - _PREROLL_BY_CODEC.get(stream.codec_context.name, _PREROLL_SECONDS)
-    clip.container.seek(math.floor(seek_to / stream.time_base), stream=stream, backward=True)
+    time_base = cast(Fraction, stream.time_base)  # checked non-None in Clip._probe
+    clip.container.seek(math.floor(seek_to / time_base), stream=stream, backward=True)
 
 
 def _by_frames(clip: Clip, window: _Window) -> None:
@@ -159,7 +162,9 @@ def _by_frames(clip: Clip, window: _Window) -> None:
         weights = downmix_weights(clip.audio.codec_context.layout.name)
         gain = 1.0 / float(weights.sum()) if weights is not None and weights.sum() > 0 else 1.0
     first = True
-    for frame in clip.container.decode(clip.audio):
+    # Decoding only the audio stream yields only audio frames.
+    frames = cast(Iterator[av.AudioFrame], clip.container.decode(clip.audio))
+    for frame in frames:
         clip.deadline.check()
         if first:
             first = False
@@ -214,7 +219,7 @@ def downmix_weights(layout: str) -> np.ndarray | None:
         # Not AudioFrame.from_ndarray: PyAV 18 lists a ninth plane for 8 channels and fails.
         frame = av.AudioFrame(format="fltp", layout=layout, samples=planes.shape[1])
         for plane, values in zip(frame.planes, planes):
-            plane.update(values)
+            plane.update(values.tobytes())
         frame.sample_rate, frame.pts = 48_000, 0
         frames = resample.swr_frames(frame, 48_000)
     except (av.FFmpegError, ValueError, IndexError):
@@ -244,11 +249,13 @@ def _by_runs(clip: Clip, window: _Window) -> None:
     stream = clip.audio
     assert stream is not None
     _seek(clip, window)
-    time_base = float(stream.time_base)
+    time_base = float(cast(Fraction, stream.time_base))  # checked non-None in Clip._probe
     end = window.origin + window.n / window.sample_rate
     runs: list[_Run] = []
     expected_pts = None
-    for frame in clip.container.decode(stream):
+    # Decoding only the audio stream yields only audio frames.
+    frames = cast(Iterator[av.AudioFrame], clip.container.decode(stream))
+    for frame in frames:
         clip.deadline.check()
         if frame.format.name != "fltp" or frame.pts is None:
             raise _NotUniform
@@ -281,10 +288,12 @@ class _Run:
     """
 
     def __init__(self, first: av.AudioFrame, layout: str, weights: np.ndarray) -> None:
+        # ``_by_runs`` never passes a frame without pts; a decoded frame carries its stream's
+        # time base, checked non-None in Clip._probe.
         self.rate, self.pts, self.time_base, self.layout = (
             first.sample_rate,
-            first.pts,
-            first.time_base,
+            cast(int, first.pts),
+            cast(Fraction, first.time_base),
             layout,
         )
         kept = np.flatnonzero(weights)
@@ -294,7 +303,9 @@ class _Run:
         self.chunks: list[np.ndarray] = []
 
     def add(self, frame: av.AudioFrame) -> None:
-        planes, n = frame.planes, frame.samples
+        # PyAV's planes are buffers; its stubs do not say so (np.frombuffer wants one).
+        planes: Sequence[Any] = frame.planes
+        n = frame.samples
         views = [np.frombuffer(planes[c], dtype=np.float32, count=n) for c in self.channels]
         if self.common is not None:
             chunk = views[0].copy() if len(views) == 1 else np.add(views[0], views[1])

@@ -129,6 +129,13 @@ class Clip:
 
     def _probe(self) -> ClipInfo:
         video = self.video
+        for stream in (video, self.audio):
+            # libavformat gives every stream it demuxes a time base; the decoders cast
+            # ``time_base`` to ``Fraction`` on the strength of this check.
+            if stream is not None and stream.time_base is None:
+                raise TaliDecodeError(
+                    f"clip's {stream.type} stream has no time base", item_idx=self.item_idx, field=_FIELD
+                )
         ctx = video.codec_context
         if not ctx.width or not ctx.height or ctx.width * ctx.height > self.limits.max_frame_pixels:
             raise TaliDecodeError(

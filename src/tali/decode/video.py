@@ -13,6 +13,8 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -155,7 +157,8 @@ def _planar(frame: av.VideoFrame, size: int, interpolation: str) -> np.ndarray:
     out = np.empty((3, size, size), dtype=np.uint8)
     for channel, plane_index in enumerate((2, 0, 1)):  # gbrp stores G, B, R
         plane = planar.planes[plane_index]
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)
+        # PyAV's planes are buffers; its stubs do not say so.
+        rows = np.frombuffer(cast(Any, plane), dtype=np.uint8).reshape(height, plane.line_size)
         out[channel] = rows[top : top + size, left : left + size]
     return out
 
@@ -178,7 +181,8 @@ def _configure(clip: Clip, threads: int, keyframes_only: bool) -> None:
 
 def _seek(clip: Clip, stream_seconds: float) -> None:
     stream = clip.video
-    target = int(max(stream_seconds, 0.0) / stream.time_base)
+    time_base = cast(Fraction, stream.time_base)  # checked non-None in Clip._probe
+    target = int(max(stream_seconds, 0.0) / time_base)
     clip.container.seek(target, stream=stream, backward=True, any_frame=False)
 
 
@@ -195,12 +199,12 @@ def decode_frames_played_at(
     A time past the last frame's display yields ``found=False`` and a copy of
     the last frame, so shapes never depend on the content.
     """
-    times = np.asarray(times, dtype=np.float64)
-    if times.size == 0:
+    requested = np.asarray(times, dtype=np.float64)
+    if requested.size == 0:
         raise ValueError("need at least one time")
     info = clip.info
-    order = np.argsort(times, kind="stable")
-    wanted = times[order] + info.video_start_seconds  # stream seconds, ascending
+    order = np.argsort(requested, kind="stable")
+    wanted = requested[order] + info.video_start_seconds  # stream seconds, ascending
     half_frame = 0.5 / info.fps
 
     def convert(frame: av.VideoFrame) -> np.ndarray:
@@ -226,13 +230,15 @@ def decode_frames_played_at(
         )
     # Slots past the end repeat the last real frame (slots before the first: the first).
     last = next(p for p in pixels if p is not None)
-    for slot, p in enumerate(pixels):
-        pixels[slot] = last = p if p is not None else last
-    result_pixels = np.empty((len(times),) + last.shape, dtype=np.uint8)
-    result_pts = np.full(len(times), np.nan)
-    result_found = np.zeros(len(times), dtype=bool)
+    filled: list[np.ndarray] = []
+    for p in pixels:
+        last = p if p is not None else last
+        filled.append(last)
+    result_pixels = np.empty((len(requested),) + last.shape, dtype=np.uint8)
+    result_pts = np.full(len(requested), np.nan)
+    result_found = np.zeros(len(requested), dtype=bool)
     for slot, src in enumerate(order):
-        result_pixels[src] = pixels[slot]
+        result_pixels[src] = filled[slot]
         result_pts[src] = pts[slot] - info.video_start_seconds if found[slot] else np.nan
         result_found[src] = found[slot]
     return DecodedFrames(
@@ -265,7 +271,8 @@ class _Picker:
 
     def _settle(self) -> None:
         if self.prev_pixels is None:
-            self.prev_pixels = self.convert(self.prev)
+            # Callers settle only once ``prev`` holds a frame.
+            self.prev_pixels = self.convert(cast(av.VideoFrame, self.prev))
         self.pixels[self.k], self.pts[self.k] = self.prev_pixels, self.prev_t
 
     def offer(self, frame: av.VideoFrame, t: float) -> None:
@@ -326,7 +333,7 @@ class _NeededPackets:
         decoder flush per frame.
         """
         clip, wanted = self.clip, self.wanted
-        time_base = float(clip.video.time_base)
+        time_base = float(cast(Fraction, clip.video.time_base))  # checked non-None in Clip._probe
         held: list[av.Packet] = []
         k, n = 0, len(wanted)  # wanted[k]: the first time no decoded packet starts after
         after = 0  # packets read since every wanted time was passed
@@ -384,7 +391,7 @@ def _decode_sorted(
     times = wanted.tolist()  # Python floats: numpy scalar indexing per packet costs
     picker = _Picker(times, convert)
     packets = _NeededPackets(clip, times)
-    time_base = float(clip.video.time_base)
+    time_base = float(cast(Fraction, clip.video.time_base))  # checked non-None in Clip._probe
     first = True
     for frame in packets.frames():  # checks the deadline before each decoded packet
         t = _frame_seconds(frame, time_base)
@@ -441,7 +448,7 @@ def decode_frames_at(
             ctx.flush_buffers()  # the scan's packets start at a keyframe: a clean decoder
         picker = _Picker(wanted, convert)
         packets = _NeededPackets(clip, wanted, source=frames)
-        time_base = float(clip.video.time_base)
+        time_base = float(cast(Fraction, clip.video.time_base))  # checked non-None in Clip._probe
         for frame in packets.frames():  # checks the deadline before each decoded packet
             t = _frame_seconds(frame, time_base)
             if t is None:
@@ -546,7 +553,9 @@ def decode_keyframes_at(
 
 def _is_keyframe(frame: av.VideoFrame) -> bool:
     try:
-        return bool(frame.key_frame) or frame.pict_type.name == "I"
+        # PyAV 18 gives ``pict_type`` as a plain int (so this is False there); older
+        # releases an enum with a ``name``.
+        return bool(frame.key_frame) or getattr(frame.pict_type, "name", None) == "I"
     except (AttributeError, ValueError):
         return bool(frame.key_frame)
 

@@ -19,7 +19,7 @@ import io
 import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -124,7 +124,7 @@ def _encode(spec: RealClip) -> tuple[bytes, list[int]]:
     ticks = _frame_ticks(spec)
     start_ticks = round(spec.video_start_seconds * spec.ticks)
     with av.open(buffer, "w", format="mp4") as container:
-        video = container.add_stream(spec.video_codec, rate=spec.rate)
+        video = cast(av.VideoStream, container.add_stream(spec.video_codec, rate=spec.rate))
         video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
         video.time_base = Fraction(1, spec.ticks)
         video.codec_context.time_base = Fraction(1, spec.ticks)
@@ -148,7 +148,7 @@ def _encode(spec: RealClip) -> tuple[bytes, list[int]]:
             video.set_display_rotation(spec.rotation)
         audio = None
         if spec.has_audio:
-            audio = container.add_stream(spec.audio_codec, rate=spec.sample_rate)
+            audio = cast(av.AudioStream, container.add_stream(spec.audio_codec, rate=spec.sample_rate))
             audio.layout = spec.audio_layout
             audio.bit_rate = 96_000
         for index, pts in enumerate(ticks):
@@ -186,13 +186,14 @@ def _copy_cut(data: bytes, cut_seconds: float) -> bytes:
     timestamp shifted so the cut is 0; the mp4 muxer writes an edit list that hides
     the frames before it (a reader marks their packets discard)."""
     out = io.BytesIO()
-    with av.open(io.BytesIO(data)) as src, av.open(out, "w", format="mp4") as dst:
+    with av.open(io.BytesIO(data), "r") as src, av.open(out, "w", format="mp4") as dst:
         streams = {
             s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")
         }
         video = src.streams.video[0]
-        src.seek(round(cut_seconds / video.time_base), stream=video, backward=True)
-        shift = {s.index: round(cut_seconds / s.time_base) for s in src.streams}
+        # Every stream of a clip just encoded here has a time base.
+        src.seek(round(cut_seconds / cast(Fraction, video.time_base)), stream=video, backward=True)
+        shift = {s.index: round(cut_seconds / cast(Fraction, s.time_base)) for s in src.streams}
         for packet in src.demux():
             if packet.dts is None or packet.stream.index not in streams:
                 continue
@@ -202,7 +203,7 @@ def _copy_cut(data: bytes, cut_seconds: float) -> bytes:
                 and packet.pts < shift[packet.stream.index]
             ):
                 continue  # audio is cut at the sample, like ffmpeg does
-            packet.pts -= shift[packet.stream.index]
+            packet.pts = cast(int, packet.pts) - shift[packet.stream.index]  # the encoder set every pts
             packet.dts -= shift[packet.stream.index]
             packet.stream = streams[packet.stream.index]
             dst.mux(packet)
