@@ -292,3 +292,17 @@ def test_bad_settings_name_the_field():
         Augment(time=SpatialAugment())  # type: ignore[arg-type]
     with pytest.raises(TaliConfigError, match="output='pil'"):
         Augment().check(TaliConfig(video=VideoConfig(output="pil")))
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: SpatialAugment(crop_scale=(0.9, 0.1)), r"SpatialAugment\.crop_scale must be \(low, high\)"),
+        (lambda: SpatialAugment(crop_ratio=(0.05, 2.0)), r"SpatialAugment\.crop_ratio .* 0\.1 <= low"),
+        (lambda: AudioAugment(gain_db=(5, 1)), r"AudioAugment\.gain_db must be \(low, high\)"),
+        (lambda: AudioAugment(noise_snr_db=(True, 3)), r"AudioAugment\.noise_snr_db .* got \(True, 3\)"),
+    ],
+)
+def test_ranges_are_checked_at_construction(build, message):
+    with pytest.raises(TaliConfigError, match=message):
+        build()

@@ -14,23 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from tali.augment._checks import check_range
 from tali.errors import TaliConfigError, TaliProcessorError
 
 __all__ = ["AudioAugment", "SpecAugment", "apply_audio", "apply_spec_augment"]
 
 
 def _check_pair(owner: str, name: str, value: Any, lo: float, hi: float) -> None:
-    if value is None:
-        return
-    if (
-        not isinstance(value, tuple | list)
-        or len(value) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        or not lo <= value[0] <= value[1] <= hi
-    ):
-        raise TaliConfigError(
-            f"{owner}.{name} must be (low, high) with {lo} <= low <= high <= {hi}, got {value!r}"
-        )
+    if value is not None:  # None: this augmentation is off
+        check_range(owner, name, value, lo, hi)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tali.augment._checks import check_range
 from tali.errors import TaliConfigError
 
 __all__ = ["SpatialAugment", "SpatialParams", "apply_spatial", "draw_spatial"]
@@ -34,18 +35,6 @@ __all__ = ["SpatialAugment", "SpatialParams", "apply_spatial", "draw_spatial"]
 #: ITU-R BT.601 luma, as torchvision's ``rgb_to_grayscale``.
 _LUMA = (0.299, 0.587, 0.114)
 _LUMA_T = torch.tensor(_LUMA, dtype=torch.float32)
-
-
-def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
-    if (
-        not isinstance(value, tuple | list)
-        or len(value) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        or not lo <= value[0] <= value[1] <= hi
-    ):
-        raise TaliConfigError(
-            f"SpatialAugment.{name} must be (low, high) with {lo} <= low <= high <= {hi}, got {value!r}"
-        )
 
 
 def _check_prob(owner: str, name: str, value: float) -> None:
@@ -71,8 +60,8 @@ class SpatialAugment:
 
     def __post_init__(self) -> None:
         if self.crop_scale is not None:
-            _check_range("crop_scale", tuple(self.crop_scale), 0.01, 1.0)
-        _check_range("crop_ratio", tuple(self.crop_ratio), 0.1, 10.0)
+            check_range("SpatialAugment", "crop_scale", tuple(self.crop_scale), 0.01, 1.0)
+        check_range("SpatialAugment", "crop_ratio", tuple(self.crop_ratio), 0.1, 10.0)
         for name in ("flip_p", "jitter_p", "grayscale_p"):
             _check_prob("SpatialAugment", name, getattr(self, name))
         for name in ("brightness", "contrast", "saturation"):
