@@ -191,3 +191,28 @@ def test_cli_prints_windows_and_latency(stream_bytes, tmp_path):
         check=False,
     )
     assert bad.returncode == 1 and "cannot open live source" in bad.stderr
+
+
+def test_subtitle_lines_follow_the_window(sample_root, truth, tmp_path):
+    """A source that carries a subtitle track: each window holds exactly the lines that
+    start inside it ("second s" at clip time s + 0.5), timed from the window start."""
+    from tali.realtime.testing import with_subtitles
+
+    item = next(i for i, t in truth.items() if t["variant"] == "standard" and t["split"] == "train")
+    mp4 = next(
+        row["youtube_video_content"]
+        for path in sorted((sample_root / "data").glob("train-*.parquet"))
+        for row in pq.read_table(path).to_pylist()
+        if row["item_idx"] == item
+    )
+    path = tmp_path / "with_subtitles.mkv"
+    path.write_bytes(with_subtitles(mp4, [(s + 0.5, s + 0.9, f"second {s}") for s in range(30)]))
+    # A hop of 1.2 s never puts a window edge on a line start (k * 1.2 is never n + 0.5).
+    windows = list(live(str(path), CONFIG, hop_seconds=1.2, timeout=5))
+    assert len(windows) == int((30.0 - 3.0) / 1.2) + 1
+    for window in windows:
+        start = window["window"]["start_seconds"]
+        want = [s for s in range(30) if start <= s + 0.5 <= start + 3.0]
+        subs = window["youtube_subtitle_text"]
+        assert subs["text"] == " ".join(f"second {s}" for s in want) and subs["num_lines"] == len(want)
+        assert subs["line_seconds"].tolist() == pytest.approx([s + 0.5 - start for s in want])

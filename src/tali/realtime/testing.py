@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import av
 
-__all__ = ["StreamServer", "mpegts_of"]
+__all__ = ["StreamServer", "mpegts_of", "with_subtitles"]
 
 
 def mpegts_of(mp4: bytes, *, repeat: int = 1) -> tuple[bytes, float]:
@@ -108,3 +108,41 @@ class StreamServer:
         self._stop.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def with_subtitles(mp4: bytes, lines: list[tuple[float, float, str]]) -> bytes:
+    """Matroska bytes of ``mp4``'s video and audio plus a SubRip track of ``lines``
+    (``(start, end, text)`` in clip seconds): a live source that carries subtitles.
+    PyAV cannot encode subtitles, so the track is demuxed from an SRT document."""
+
+    def stamp(t: float) -> str:
+        ms = round(t * 1000)
+        h, ms = divmod(ms, 3_600_000)
+        m, ms = divmod(ms, 60_000)
+        sec, ms = divmod(ms, 1000)
+        return f"{h:02d}:{m:02d}:{sec:02d},{ms:03d}"
+
+    srt = "".join(f"{i + 1}\n{stamp(a)} --> {stamp(b)}\n{text}\n\n" for i, (a, b, text) in enumerate(lines))
+    out = io.BytesIO()
+    with (
+        av.open(io.BytesIO(mp4), "r") as src,
+        av.open(io.BytesIO(srt.encode()), "r", format="srt") as sub,
+        av.open(out, "w", format="matroska") as dst,
+    ):
+        mapping = {
+            s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")
+        }
+        track = dst.add_stream_from_template(sub.streams.subtitles[0])
+        packets = []
+        for packet in src.demux():
+            if packet.dts is not None and packet.stream.index in mapping:
+                packet.stream = mapping[packet.stream.index]
+                packets.append(packet)
+        for packet in sub.demux():
+            if packet.dts is not None:
+                packet.stream = track
+                packets.append(packet)
+        packets.sort(key=lambda p: float((p.dts or 0) * (p.time_base or 0)))  # interleaved by time (dts set)
+        for packet in packets:
+            dst.mux(packet)
+    return out.getvalue()
