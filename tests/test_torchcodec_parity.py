@@ -19,16 +19,25 @@ Needs torchcodec and the FFmpeg libraries it links (``scripts/install-ffmpeg-lib
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from tali import TaliConfig
+from tali._optional import available
 from tali.config import VideoConfig, WindowConfig
 from tali.sample_data import expected_frame_code, frame_index_at, read_frame_index
 from tali.sample_data.patterns import CodeUnreadable
 from tali.transform import TaliTransform
 
-torchcodec_decoders = pytest.importorskip("torchcodec.decoders")
+if not available("torchcodec"):
+    # make setup-dev (what CI runs) installs torchcodec beside the pinned CPU torch.
+    _why = "the torchcodec comparison needs torchcodec==0.13.0 and FFmpeg 5 (make setup-dev installs both)"
+    if os.environ.get("CI"):
+        pytest.fail(_why, pytrace=False)
+    pytest.skip(_why, allow_module_level=True)
+import torchcodec.decoders as torchcodec_decoders
 
 
 def _code(pixels) -> int | None:
@@ -45,13 +54,15 @@ def test_frames_equal_torchcodec_or_torchcodec_is_wrong(real_rows, truth):
         video=VideoConfig(size=None, num_frames=6),
     )
     identical = disagreements = 0
+    unopened: list[str] = []
     for item_idx, row in real_rows.items():
         t = truth[item_idx]
         video = TaliTransform(config)(row, key=0)["youtube_content_video"]
         try:
             decoder = torchcodec_decoders.VideoDecoder(row["youtube_video_content"], seek_mode="exact")
         except RuntimeError as exc:  # a codec torchcodec's FFmpeg lacks: nothing to compare
-            pytest.skip(f"torchcodec cannot open {t['variant']}: {exc}")
+            unopened.append(f"{t['variant']}: {exc}")
+            continue
         stream_seconds = video["pts_seconds"].numpy() + t["video_start_seconds"]
         asked = np.flatnonzero(stream_seconds < decoder.metadata.end_stream_seconds)
         assert asked.size >= 5, t["variant"]
@@ -66,4 +77,4 @@ def test_frames_equal_torchcodec_or_torchcodec_is_wrong(real_rows, truth):
             want = expected_frame_code(truth[item_idx], frame_index_at(t, float(video["pts_seconds"][slot])))
             assert _code(mine) == want, f"{t['variant']} slot {slot}: tali's frame is wrong"
             assert _code(theirs.data[k]) != want or not same_pts, f"{t['variant']} slot {slot}"
-    assert identical >= 70 and disagreements <= 4, (identical, disagreements)
+    assert identical >= 70 and disagreements <= 4, (identical, disagreements, unopened)

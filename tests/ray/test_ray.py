@@ -15,8 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-ray = pytest.importorskip("ray")
+from tali._optional import available, install_hint
 
+if not available("ray"):
+    _why = f"the Ray tests need the ray extra: {install_hint('ray')} (make setup-dev installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(_why, pytrace=False)
+    pytest.skip(_why, allow_module_level=True)
+import ray
 from tali import AudioConfig, TaliConfig, TaliTransform, VideoConfig
 from tali.prepare import PrepareSettings, prepare
 from tali.quality import MetricsOptions, compute_metrics, select, validate
