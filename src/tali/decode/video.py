@@ -21,7 +21,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from tali.decode.clip import Clip, decode_errors
-from tali.decode.index import FrameTimes, frames_between, ticks_at
+from tali.decode.index import FrameTimes, ticks_at
 from tali.errors import TaliDecodeError
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "decode_frames_at",
     "decode_frames_played_at",
     "decode_keyframes_at",
-    "decode_keyframes_in",
     "keyframes_inside",
     "rotation_of",
     "scaled_size",
@@ -558,33 +557,6 @@ def _is_keyframe(frame: av.VideoFrame) -> bool:
         return bool(frame.key_frame) or getattr(frame.pict_type, "name", None) == "I"
     except (AttributeError, ValueError):
         return bool(frame.key_frame)
-
-
-def decode_keyframes_in(
-    clip: Clip,
-    start_seconds: float,
-    end_seconds: float,
-    *,
-    size: int | None,
-    interpolation: str = "bicubic",
-    rotate: bool = True,
-) -> DecodedFrames:
-    """Every keyframe shown in ``[start, end)`` (clip seconds), decoding keyframes only.
-
-    If the window holds no keyframe, the keyframe in force at ``start`` (the
-    last one before it) stands in, so the result is never empty.
-    """
-    frames = frames_between(clip, start_seconds, end_seconds)
-    keys = window_keyframes(frames, start_seconds, end_seconds)
-    decoded = decode_keyframes_at(clip, frames, keys, size=size, interpolation=interpolation, rotate=rotate)
-    keep = decoded.found
-    return DecodedFrames(
-        pixels=decoded.pixels[keep],
-        pts_seconds=decoded.pts_seconds[keep],
-        found=decoded.found[keep],
-        decoded_packets=decoded.decoded_packets,
-        rotation=decoded.rotation,
-    )
 
 
 def window_keyframes(frames: FrameTimes, start_seconds: float, end_seconds: float) -> np.ndarray:
