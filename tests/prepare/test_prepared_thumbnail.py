@@ -1,0 +1,68 @@
+"""The loader's thumbnail on a prepared clip is an IDR frame: its decode is that one frame.
+
+Without a ``youtube_thumbnail`` column the loader shows the frame on screen at the middle
+of the clip; prepare forces a keyframe exactly there (on the output's timeline: after the
+fps cap, from clip time 0), so every sample decodes one packet for it instead of the GOP
+before it. Checked on every prepared train and realworld row.
+"""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from tali import TaliConfig, TaliTransform
+from tali.decode.clip import open_clip
+from tali.decode.index import clip_end_ticks, frames_between
+from tali.decode.video import decode_frames_at, to_rgb
+from tali.prepare.timeline import loader_thumbnail
+
+_VIDEO = "youtube_video_content"
+CONFIG = TaliConfig(modalities=["youtube_thumbnail_image"])
+
+
+def _check(row: dict, label: object) -> None:
+    data = row[_VIDEO]
+    thumb = TaliTransform(CONFIG)(dict(row, youtube_thumbnail=None), key=7, epoch=2)[
+        "youtube_thumbnail_image"
+    ]
+    t = thumb["pts_seconds"]
+    picked, is_key = loader_thumbnail(data)
+    assert abs(float(picked) - t) < 1e-9 and is_key, label  # prepare's own check agrees with the transform
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        origin = stream.start_time or 0
+        key = {
+            (p.pts - origin) * stream.time_base: p.is_keyframe  # exact clip seconds
+            for p in container.demux(stream)
+            if p.pts is not None and p.size
+        }
+        assert key[picked], f"{label}: the thumbnail's packet at {t} s is not a keyframe"
+        container.seek(0)
+        full = [f for f in container.decode(stream) if (f.pts - origin) * stream.time_base == picked]
+    assert len(full) == 1, label
+    reference = to_rgb(full[0], CONFIG.image.size, CONFIG.video.interpolation, rotate=True)
+    np.testing.assert_array_equal(thumb["pixels"].numpy(), reference, err_msg=str(label))
+    # The loader's thumbnail plan decodes from that keyframe: it and the packet after it (a
+    # frame is settled once the next one arrives), not the GOP before it.
+    with open_clip(data) as clip:
+        middle = Fraction(origin + clip_end_ticks(clip), 2)
+        seconds = float((middle - origin) * clip.video.time_base)
+        frames = frames_between(clip, max(seconds - 1 / clip.info.fps, 0.0), seconds)
+        shown = frames.shown_at_ticks(middle)
+        assert shown is not None, label
+        decoded = decode_frames_at(clip, frames, [shown], size=CONFIG.image.size)
+    assert decoded.decoded_packets <= 2 and decoded.pts_seconds[0] == t, label
+
+
+def test_the_thumbnail_is_a_keyframe_on_every_prepared_train_row(rows):
+    for item_idx, row in rows.items():
+        _check(row, item_idx)
+
+
+def test_the_thumbnail_is_a_keyframe_on_every_prepared_realworld_row(real_pairs, real_truth):
+    for item_idx, (_original, prepared) in real_pairs.items():
+        _check(prepared, real_truth[item_idx]["variant"])
