@@ -8,17 +8,21 @@ before it. Checked on every prepared train and realworld row.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from fractions import Fraction
 
 import av
 import numpy as np
+import pytest
 
 from tali import TaliConfig, TaliTransform
 from tali.decode.clip import open_clip
 from tali.decode.index import clip_end_ticks, frames_between
 from tali.decode.video import decode_frames_at, to_rgb
-from tali.prepare.timeline import loader_thumbnail
+from tali.errors import TaliDecodeError
+from tali.prepare import PrepareSettings
+from tali.prepare.timeline import loader_thumbnail, plan_timeline
 
 _VIDEO = "youtube_video_content"
 CONFIG = TaliConfig(modalities=["youtube_thumbnail_image"])
@@ -66,3 +70,40 @@ def test_the_thumbnail_is_a_keyframe_on_every_prepared_train_row(rows):
 def test_the_thumbnail_is_a_keyframe_on_every_prepared_realworld_row(real_pairs, real_truth):
     for item_idx, (_original, prepared) in real_pairs.items():
         _check(prepared, real_truth[item_idx]["variant"])
+
+
+def _source(real_pairs, real_truth, variant: str) -> bytes:
+    item = next(i for i, t in real_truth.items() if t["variant"] == variant)
+    return real_pairs[item][0][_VIDEO]
+
+
+def test_a_wrong_prediction_is_caught_on_the_output_and_encoded_again(real_pairs, real_truth, monkeypatch):
+    """The plan is checked with the loader's own pick on the encoded clip: a first plan
+    with the keyframe on the wrong frame is re-encoded once, on the frame picked."""
+    from tali.prepare import encode, reencode
+
+    plans = []
+
+    def first_plan_wrong(clip, settings, *, thumbnail=None):
+        plan = plan_timeline(clip, settings, thumbnail=thumbnail)
+        plans.append(plan)
+        if len(plans) == 1:  # frame 1: not the middle of the 7.5 s clip (3.733 s is)
+            wrong = int(plan.pts[1])
+            keyframes = plan.keyframes - {plan.thumbnail} | {wrong}
+            return dataclasses.replace(plan, thumbnail=wrong, keyframes=keyframes)
+        return plan
+
+    monkeypatch.setattr(encode, "plan_timeline", first_plan_wrong)
+    result = reencode(_source(real_pairs, real_truth, "editlist_cut"), PrepareSettings())
+    assert len(plans) == 2 and plans[1].thumbnail == plans[0].thumbnail != int(plans[0].pts[1])
+    picked, is_key = loader_thumbnail(result.data)
+    assert is_key and float(picked) == result.thumbnail_seconds == plans[1].seconds(plans[1].thumbnail)
+    assert 3.7 < result.thumbnail_seconds < 3.75
+
+
+def test_a_thumbnail_that_stays_off_a_keyframe_fails_the_row(real_pairs, real_truth, monkeypatch):
+    from tali.prepare import encode, reencode
+
+    monkeypatch.setattr(encode, "loader_thumbnail", lambda data, item_idx=None: (Fraction(1, 3), False))
+    with pytest.raises(TaliDecodeError, match=r"thumbnail frame \(clip time 0.333333 s\) did not come out"):
+        reencode(_source(real_pairs, real_truth, "clip2s"), PrepareSettings(), item_idx=36)
