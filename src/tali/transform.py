@@ -33,7 +33,7 @@ from tali.decode.audio import decode_audio_window, silent_window
 from tali.decode.clip import Clip, open_clip
 from tali.decode.image import decode_image
 from tali.decode.index import clip_end_ticks, clip_seconds, frames_between, keyframe_seconds
-from tali.decode.subtitles import lines_between, parse_subtitles
+from tali.decode.subtitles import parse_subtitles
 from tali.decode.video import (
     DecodedFrames,
     decode_frames_at,
@@ -359,20 +359,20 @@ class TaliTransform:
     def _subtitles(self, row: Mapping[str, Any], window: Window, item_idx: int | None) -> dict[str, Any]:
         cfg = self.config
         start = _start_seconds(row, item_idx)
-        lines = parse_subtitles(
-            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)),
-            item_idx=item_idx,
-            max_bytes=cfg.text.max_subtitle_bytes,
-            max_nodes=cfg.text.max_subtitle_nodes,
-            max_aliases=cfg.text.max_subtitle_aliases,
-        )
         # Never past the clip's end: no frame or sound is aligned with a later line.
         if cfg.text.subtitles == "clip":
             lo, hi = start, start + window.clip_seconds
         else:
             end = min(window.end_seconds, window.clip_seconds)
             lo, hi = start + window.start_seconds, start + end
-        chosen = lines_between(lines, lo, hi)
+        chosen = parse_subtitles(
+            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)),
+            item_idx=item_idx,
+            max_bytes=cfg.text.max_subtitle_bytes,
+            max_nodes=cfg.text.max_subtitle_nodes,
+            max_aliases=cfg.text.max_subtitle_aliases,
+            between=(lo, hi),
+        )
         return {
             "text": " ".join(line.text for line in chosen if line.text),
             "num_lines": len(chosen),

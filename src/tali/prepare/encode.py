@@ -75,6 +75,11 @@ def _video_stream(
         "bf": str(settings.bframes),
         "forced-idr": "1",  # a forced keyframe is an IDR frame (a closed GOP), never a plain I
     }
+    if settings.bframes:
+        # A fixed B-frame run that nothing refers to: the loader leaves out the packets of
+        # the B-frames it does not show (tali.decode.h264), so a window decodes its
+        # reference frames and the wanted ones only.
+        options["x264-params"] = "b-pyramid=none:b-adapt=0"
     if settings.fastdecode:
         options["tune"] = "fastdecode"
     stream.options = options
