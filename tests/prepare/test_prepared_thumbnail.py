@@ -22,7 +22,7 @@ from tali.decode.index import clip_end_ticks, frames_between
 from tali.decode.video import decode_frames_at, to_rgb
 from tali.errors import TaliDecodeError
 from tali.prepare import PrepareSettings
-from tali.prepare.timeline import loader_thumbnail, plan_timeline
+from tali.prepare.timeline import loader_view, plan_timeline
 
 _VIDEO = "youtube_video_content"
 CONFIG = TaliConfig(modalities=["youtube_thumbnail_image"])
@@ -34,8 +34,9 @@ def _check(row: dict, label: object) -> None:
         "youtube_thumbnail_image"
     ]
     t = thumb["pts_seconds"]
-    picked, is_key = loader_thumbnail(data)
-    assert abs(float(picked) - t) < 1e-9 and is_key, label  # prepare's own check agrees with the transform
+    view = loader_view(data)
+    picked = view.thumbnail
+    assert abs(float(picked) - t) < 1e-9 and view.thumbnail_is_keyframe, label  # prepare's check agrees
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         origin = stream.start_time or 0
@@ -84,8 +85,8 @@ def test_a_wrong_prediction_is_caught_on_the_output_and_encoded_again(real_pairs
 
     plans = []
 
-    def first_plan_wrong(clip, settings, *, thumbnail=None):
-        plan = plan_timeline(clip, settings, thumbnail=thumbnail)
+    def first_plan_wrong(clip, settings, *, thumbnail=None, key_last=False):
+        plan = plan_timeline(clip, settings, thumbnail=thumbnail, key_last=key_last)
         plans.append(plan)
         if len(plans) == 1:  # frame 1: not the middle of the 7.5 s clip (3.733 s is)
             wrong = int(plan.pts[1])
@@ -96,14 +97,34 @@ def test_a_wrong_prediction_is_caught_on_the_output_and_encoded_again(real_pairs
     monkeypatch.setattr(encode, "plan_timeline", first_plan_wrong)
     result = reencode(_source(real_pairs, real_truth, "editlist_cut"), PrepareSettings())
     assert len(plans) == 2 and plans[1].thumbnail == plans[0].thumbnail != int(plans[0].pts[1])
-    picked, is_key = loader_thumbnail(result.data)
-    assert is_key and float(picked) == result.thumbnail_seconds == plans[1].seconds(plans[1].thumbnail)
+    view = loader_view(result.data)
+    assert view.thumbnail_is_keyframe
+    assert float(view.thumbnail) == result.thumbnail_seconds == plans[1].seconds(plans[1].thumbnail)
     assert 3.7 < result.thumbnail_seconds < 3.75
 
 
-def test_a_thumbnail_that_stays_off_a_keyframe_fails_the_row(real_pairs, real_truth, monkeypatch):
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (
+            {"thumbnail": Fraction(1, 3), "thumbnail_is_keyframe": False},
+            r"shows a thumbnail frame that is not a keyframe \(clip time 0.333333 s\).*item_idx=36",
+        ),
+        ({"end": Fraction(21, 10)}, r"ends at 2.1 s, not where the source does \(2 s\).*item_idx=36"),
+    ],
+)
+def test_an_output_the_loader_still_reads_otherwise_fails_the_row(
+    real_pairs, real_truth, monkeypatch, wrong, message
+):
     from tali.prepare import encode, reencode
 
-    monkeypatch.setattr(encode, "loader_thumbnail", lambda data, item_idx=None: (Fraction(1, 3), False))
-    with pytest.raises(TaliDecodeError, match=r"thumbnail frame \(clip time 0.333333 s\) did not come out"):
+    seen = []
+
+    def misread(data, item_idx=None):
+        seen.append(item_idx)
+        return dataclasses.replace(loader_view(data), **wrong)
+
+    monkeypatch.setattr(encode, "loader_view", misread)
+    with pytest.raises(TaliDecodeError, match=message):
         reencode(_source(real_pairs, real_truth, "clip2s"), PrepareSettings(), item_idx=36)
+    assert seen == [36, 36], "encoded twice: the second time with the fix, then refused"

@@ -30,7 +30,7 @@ from tali.decode.clip import Clip, decode_errors, open_clip
 from tali.decode.video import to_rgb
 from tali.errors import TaliDecodeError
 from tali.prepare.settings import PrepareSettings
-from tali.prepare.timeline import Timeline, loader_thumbnail, plan_timeline
+from tali.prepare.timeline import Timeline, loader_view, plan_timeline
 
 __all__ = ["Reencoded", "output_size", "reencode", "reencode_clip"]
 
@@ -212,18 +212,21 @@ def reencode(data: bytes, settings: PrepareSettings, *, item_idx: int | None = N
     """The clip re-encoded to ``settings``: H.264 + (if the source has audio) mono audio.
 
     The timeline is planned first (:func:`~tali.prepare.timeline.plan_timeline`), then
-    the clip encoded on it, then the loader's thumbnail pick on the output checked
-    against the plan (:func:`~tali.prepare.timeline.loader_thumbnail`); if it differs,
-    the clip is encoded once more with a keyframe on the frame actually picked.
+    the clip encoded on it, then the loader's reading of the output (its end and its
+    thumbnail frame, :func:`~tali.prepare.timeline.loader_view`) checked against the
+    plan. If it differs, the clip is encoded once more, with the fix for what differed
+    (a keyframe on the frame picked; the last frame made an IDR frame to keep its
+    duration); if it still differs, the row fails.
 
     Raises :class:`~tali.errors.TaliDecodeError` (naming ``item_idx``) when the
     source cannot be decoded or yields no video frame.
     """
     deadline = time.monotonic() + settings.max_clip_seconds
     thumbnail: int | None = None
-    for _attempt in range(2):
+    key_last = False
+    for attempt in range(2):
         with open_clip(data, item_idx=item_idx, max_seconds=_left(deadline, item_idx)) as probe:
-            timeline = plan_timeline(probe, settings, thumbnail=thumbnail)
+            timeline = plan_timeline(probe, settings, thumbnail=thumbnail, key_last=key_last)
         buffer = io.BytesIO()
         with (
             open_clip(data, item_idx=item_idx, max_seconds=_left(deadline, item_idx)) as clip,
@@ -234,18 +237,26 @@ def reencode(data: bytes, settings: PrepareSettings, *, item_idx: int | None = N
         if frames == 0:
             raise TaliDecodeError("clip has no decodable video frames", item_idx=item_idx, field=_FIELD)
         result = buffer.getvalue()
-        picked, is_key = loader_thumbnail(result, item_idx=item_idx)
-        if is_key and picked == timeline.thumbnail * timeline.time_base:
-            return Reencoded(result, frames, timeline.rotation, float(picked))
-        ticks = picked / timeline.time_base
-        if thumbnail is not None or ticks.denominator != 1 or int(ticks) not in set(timeline.pts.tolist()):
+        view = loader_view(result, item_idx=item_idx)
+        tb = timeline.time_base
+        end_ok = view.end == timeline.end * tb
+        thumbnail_ok = view.thumbnail_is_keyframe and view.thumbnail == timeline.thumbnail * tb
+        if end_ok and thumbnail_ok:
+            return Reencoded(result, frames, timeline.rotation, float(view.thumbnail))
+        if attempt:
             break
-        thumbnail = int(ticks)
-    raise TaliDecodeError(
-        f"the loader's thumbnail frame (clip time {float(picked):g} s) did not come out a keyframe",
-        item_idx=item_idx,
-        field=_FIELD,
-    )
+        key_last = not end_ok
+        # With the end fixed the planned middle holds; else the loader picked another frame.
+        ticks = view.thumbnail / tb
+        if end_ok and ticks.denominator == 1 and int(ticks) in set(timeline.pts.tolist()):
+            thumbnail = int(ticks)
+    if not end_ok:
+        problem = (
+            f"ends at {float(view.end):g} s, not where the source does ({timeline.seconds(timeline.end):g} s)"
+        )
+    else:
+        problem = f"shows a thumbnail frame that is not a keyframe (clip time {float(view.thumbnail):g} s)"
+    raise TaliDecodeError(f"the re-encoded clip {problem}", item_idx=item_idx, field=_FIELD)
 
 
 def _left(deadline: float, item_idx: int | None) -> float:

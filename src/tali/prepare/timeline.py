@@ -28,7 +28,7 @@ from tali.decode.video import rotation_of
 from tali.errors import TaliDecodeError
 from tali.prepare.settings import PrepareSettings
 
-__all__ = ["FPS_CAP_SLACK", "Timeline", "loader_thumbnail", "plan_timeline"]
+__all__ = ["FPS_CAP_SLACK", "LoaderView", "Timeline", "loader_view", "plan_timeline"]
 
 _FIELD = "youtube_video_content"
 
@@ -90,11 +90,18 @@ def _source_frames(clip: Clip) -> tuple[np.ndarray, int]:
     return np.unique(np.asarray(pts, dtype=np.int64)), rotation
 
 
-def plan_timeline(clip: Clip, settings: PrepareSettings, *, thumbnail: int | None = None) -> Timeline:
+def plan_timeline(
+    clip: Clip, settings: PrepareSettings, *, thumbnail: int | None = None, key_last: bool = False
+) -> Timeline:
     """Decide the output timeline of ``clip`` (a fresh clip: this demuxes it to the end).
 
-    ``thumbnail`` (ticks from clip time 0) overrides the predicted middle frame
-    (a second attempt, after :func:`loader_thumbnail` saw another frame picked).
+    For a second attempt, after :func:`loader_view` read the first output otherwise:
+    ``thumbnail`` (ticks from clip time 0) overrides the predicted middle frame;
+    ``key_last`` makes the last frame an IDR frame too. With B-frames the last frame
+    shown is not the last one decoded, and mp4 gives every sample but the last decoded
+    one the duration of its decode-time step: the loader then reads the last frame's
+    duration from a neighbour's (a VFR clip ended 67 ms late). As an IDR frame it is
+    decoded last (x264 ends the B-frame run before it) and keeps its planned duration.
     """
     time_base = Fraction(cast(Fraction, clip.video.time_base))  # checked non-None in Clip._probe
     origin = int(clip.video.start_time or 0)
@@ -131,6 +138,8 @@ def plan_timeline(clip: Clip, settings: PrepareSettings, *, thumbnail: int | Non
         middle = int(pts[-1] + durations[-1]) // 2
         thumbnail = int(pts[np.searchsorted(pts, middle, side="right") - 1])
     keyframes.add(thumbnail)
+    if key_last:
+        keyframes.add(kept[-1])
     return Timeline(
         time_base=time_base,
         origin=origin,
@@ -142,19 +151,30 @@ def plan_timeline(clip: Clip, settings: PrepareSettings, *, thumbnail: int | Non
     )
 
 
-def loader_thumbnail(data: bytes, *, item_idx: int | None = None) -> tuple[Fraction, bool]:
-    """The clip time (exact seconds) of the frame the loader shows as ``data``'s
-    thumbnail, and whether its packet is a keyframe.
+@dataclass(frozen=True)
+class LoaderView:
+    """How the loader reads an encoded clip: exact clip seconds."""
+
+    #: Where the last frame stops being shown (``clip_end_ticks``).
+    end: Fraction
+    #: The frame shown at the middle of the clip (the thumbnail).
+    thumbnail: Fraction
+    thumbnail_is_keyframe: bool
+
+
+def loader_view(data: bytes, *, item_idx: int | None = None) -> LoaderView:
+    """The loader's reading of ``data``: its end, and the frame it shows as the thumbnail.
 
     The same steps as ``TaliTransform._thumbnail`` (``clip_end_ticks``, the middle in
     exact ticks, ``frames_between`` from a frame before it, ``shown_at_ticks``), run on
-    the encoded output: prepare checks its prediction with it, and the tests check
-    this against the transform's own thumbnail.
+    the encoded output: prepare checks its plan with it, and the tests check this
+    against the transform's own thumbnail.
     """
     with open_clip(data, item_idx=item_idx) as clip, decode_errors(item_idx, what="index"):
         time_base = Fraction(cast(Fraction, clip.video.time_base))
         origin = int(clip.video.start_time or 0)
-        middle = Fraction(origin + clip_end_ticks(clip), 2)
+        end = clip_end_ticks(clip)
+        middle = Fraction(origin + end, 2)
         middle_seconds = float((middle - origin) * time_base)
         frames = frames_between(clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds)
         shown = frames.shown_at_ticks(middle)
@@ -162,4 +182,8 @@ def loader_thumbnail(data: bytes, *, item_idx: int | None = None) -> tuple[Fract
             raise TaliDecodeError(
                 "no frame is shown at the middle of the clip", item_idx=item_idx, field=_FIELD
             )
-        return (int(frames.pts[shown]) - origin) * time_base, bool(frames.keyframe[shown])
+        return LoaderView(
+            end=(end - origin) * time_base,
+            thumbnail=(int(frames.pts[shown]) - origin) * time_base,
+            thumbnail_is_keyframe=bool(frames.keyframe[shown]),
+        )
