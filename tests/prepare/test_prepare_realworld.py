@@ -171,3 +171,26 @@ def test_a_rotated_clip_is_stored_upright(real_pairs, real_truth):
         for frame, t in zip(video["frames"], video["pts_seconds"].tolist()):
             assert read_frame_index(frame) == expected_frame_code(truth, frame_index_at(truth, t))
     assert tuple(frames(row, "stored")["frames"].shape[2:]) == (truth["height"], truth["width"])
+
+
+@pytest.mark.parametrize("degrees", [180, 270])
+def test_every_rotation_is_stored_upright(degrees, same_window):
+    """The other two display rotations, on 1 s clips built here (the sample has only 90)."""
+    from tali.prepare import reencode
+    from tali.sample_data import RealClip, encode_real_clip
+
+    data, truth = encode_real_clip(
+        RealClip(variant=f"rotated{degrees}", rotation=degrees, duration_seconds=1.0)
+    )
+    result = reencode(data, SETTINGS)
+    assert result.rotation == degrees
+    got = _full_decode(result.data)
+    assert got["rotations"] == {0}
+    assert got["sizes"] == {output_size(truth["display_width"], truth["display_height"], SETTINGS.short_side)}
+    expected = [expected_frame_code(truth, frame_index_at(truth, t)) for t in got["pts"]]
+    assert got["codes"].tolist() == expected
+    config = TaliConfig(modalities=["video"], window=WindowConfig(seconds=0.5, start="centre"))
+    original = TaliTransform(config)({_VIDEO: data, "item_idx": 0}, key=0)
+    prepared = TaliTransform(config)({_VIDEO: result.data, "item_idx": 0}, key=0)
+    assert original["youtube_content_video"]["rotation"] == degrees
+    same_window(original, prepared, degrees)
