@@ -5,11 +5,11 @@ frames, their durations, the forced keyframes); then one decode pass over the
 source: video frames are turned upright if the source is display-rotated, scaled
 in swscale straight to ``yuv420p`` at the output size and encoded with libx264
 (IDR frames where planned: every ``keyframe_seconds`` and the loader's thumbnail);
-audio is downmixed and resampled once to mono at the training rate and encoded. Timestamps are carried, not regenerated, so clip
-time is unchanged: the output's first video frame is at 0 (the source's first
-video timestamp becomes 0), every kept frame keeps its time, and audio that
-starts late keeps its offset. Audio before the first video frame (negative
-clip time) is cut, as no window can reach it.
+audio is downmixed and resampled once to mono at the training rate and encoded.
+Timestamps are carried, not regenerated, so clip time is unchanged: the output's
+first video frame is at 0 (the source's first video timestamp becomes 0), every
+kept frame keeps its time, and audio that starts late keeps its offset. Audio
+before the first video frame (negative clip time) is cut, as no window can reach it.
 """
 
 from __future__ import annotations

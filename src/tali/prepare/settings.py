@@ -32,9 +32,12 @@ def _check(name: str, value: Any, literal: Any) -> None:
 class PrepareSettings:
     #: Output short side in pixels (even); never upscaled. 256 lets 224 crops skip upscaling.
     short_side: int = 256
-    #: Frames faster than this are dropped (the kept frames keep their timestamps).
+    #: Frames faster than this are dropped (the kept frames keep their timestamps; a frame
+    #: goes only if it starts under 0.9 / max_fps after the last kept one:
+    #: ``timeline.FPS_CAP_SLACK``).
     max_fps: float = 30.0
-    #: A keyframe at least this often (seconds), so a window's pre-roll is at most this long.
+    #: An IDR frame at the first frame of every multiple of this (clip seconds), so a
+    #: window's pre-roll is at most this long (plus one on the loader's thumbnail frame).
     keyframe_seconds: float = 1.0
     #: x264 constant rate factor (quality; lower is better and larger).
     crf: int = 23
