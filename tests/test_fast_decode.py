@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 from tali import AudioConfig, TaliConfig, TaliTransform, VideoConfig, WindowConfig
@@ -66,3 +67,34 @@ def test_keyframe_start_is_pure_and_falls_back_to_the_first_frame():
     assert choose_window(config, 30.0, rng, np.array([28.5])).start_seconds == 0.0
     with pytest.raises(TaliConfigError, match="start='first_keyframe' is not allowed"):
         WindowConfig(start="first_keyframe")
+
+
+def test_keyframe_thumbnail_is_the_keyframe_in_force_at_the_middle(rows, truth):
+    middle = TaliTransform(TaliConfig(modalities=["youtube_thumbnail_image"]))
+    keyed = TaliTransform(
+        TaliConfig(modalities=["youtube_thumbnail_image"], video=VideoConfig(thumbnail="keyframe"))
+    )
+    moved = 0
+    for item_idx in (0, 1, 6, 8):  # GOP 2 s at 30 and 25 fps, GOP 10 s, a 12 s clip (middle on a keyframe)
+        t = truth[item_idx]
+        fps, gop = t["fps"], t["gop_seconds"]
+        mid_frame = round(t["duration_seconds"] / 2 * fps)
+        key_frame = round((mid_frame / fps // gop) * gop * fps)
+        exact = middle(rows[item_idx], key=1)["youtube_thumbnail_image"]
+        fast = keyed(rows[item_idx], key=1)["youtube_thumbnail_image"]
+        assert read_frame_index(exact["pixels"]) == mid_frame
+        assert read_frame_index(fast["pixels"]) == key_frame
+        assert fast["pts_seconds"] == pytest.approx(key_frame / fps)
+        if key_frame == mid_frame:
+            assert torch.equal(fast["pixels"], exact["pixels"]), "a keyframe at the middle: the same frame"
+        moved += key_frame != mid_frame
+        # The same for every epoch and key, as the exact thumbnail is.
+        assert torch.equal(
+            keyed(rows[item_idx], key=7, epoch=2)["youtube_thumbnail_image"]["pixels"], fast["pixels"]
+        )
+    assert moved == 3
+
+
+def test_thumbnail_mode_is_checked():
+    with pytest.raises(TaliConfigError, match="thumbnail"):
+        VideoConfig(thumbnail="first")

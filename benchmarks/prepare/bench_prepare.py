@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.common import emit
 from tali import AudioConfig, TaliConfig, TaliTransform, sample_data
+from tali.observe.clock import STAGES, StageClock, activate
 from tali.prepare import PrepareSettings, prepare, reencode_clip
 
 
@@ -63,16 +64,64 @@ def _alternate(configs: dict[str, TaliConfig], a: list, b: list, rounds: int, ep
     return out
 
 
+#: The default config built up one sub-modality group at a time: each step's cost is
+#: what that group adds (the thumbnail, the random frame, the image, the texts).
+_STEPS = {
+    "A/V": ["youtube_content_video", "youtube_content_audio"],
+    "+ random frame": ["youtube_random_video_frame"],
+    "+ thumbnail": ["youtube_thumbnail_image"],
+    "+ Wikipedia image": ["wikipedia_caption_image"],
+    "+ texts (= default)": ["text"],
+}
+
+
+def _increments(a: list, b: list, rounds: int) -> list[dict[str, Any]]:
+    """CPU ms per sample of each cumulative step on both copies, alternating, and what it adds."""
+    out, chosen = [], []
+    previous = None
+    for name, subs in _STEPS.items():
+        chosen = chosen + subs
+        config = TaliConfig(modalities=list(chosen), audio=AudioConfig(on_missing="zeros"))
+        transform = TaliTransform(config)
+        _cpu_per_sample(transform, a[:2], 1), _cpu_per_sample(transform, b[:2], 1)
+        orig, prep = [], []
+        for _ in range(rounds):
+            orig.append(_cpu_per_sample(transform, a, 1)), prep.append(_cpu_per_sample(transform, b, 1))
+        row = {
+            "step": name,
+            "original_ms": 1e3 * statistics.median(orig),
+            "prepared_ms": 1e3 * statistics.median(prep),
+        }
+        row["original_added_ms"] = row["original_ms"] - (previous["original_ms"] if previous else 0.0)
+        row["prepared_added_ms"] = row["prepared_ms"] - (previous["prepared_ms"] if previous else 0.0)
+        out.append(row)
+        previous = row
+    return out
+
+
+def _stages(rows: list[dict[str, Any]], config: TaliConfig) -> dict[str, float]:
+    """Stage clock totals (ms per sample) of one pass: where a sample's time goes."""
+    transform = TaliTransform(config)
+    _cpu_per_sample(transform, rows[:2], 1)
+    total = [0] * len(STAGES)
+    for row in rows:
+        with activate(StageClock()) as clock:
+            transform(row, key=row["item_idx"])
+        total = [t + n for t, n in zip(total, clock.ns)]
+    return {stage.label: total[stage] / 1e6 / len(rows) for stage in STAGES if total[stage]}
+
+
 def _codec_choices(rows: list[dict[str, Any]], epochs: int) -> list[dict[str, Any]]:
     """Decode cost (default A/V sample) and size for candidate settings, on 3 clips."""
     base = PrepareSettings()
     variants = {
-        "veryfast fastdecode bf0 aac (default)": base,
-        "veryfast bf0 aac (CABAC + deblock)": base.replace(fastdecode=False),
-        "veryfast bf2 aac": base.replace(fastdecode=False, bframes=2),
-        "veryfast fastdecode bf0 flac": base.replace(audio_codec="flac"),
-        "veryfast fastdecode bf0 opus": base.replace(audio_codec="libopus"),
-        "veryfast fastdecode bf0 crf 28": base.replace(crf=28),
+        "veryfast fastdecode bf3 non-reference aac (default)": base,
+        "veryfast fastdecode bf0 aac": base.replace(bframes=0),
+        "veryfast fastdecode bf2 non-reference aac": base.replace(bframes=2),
+        "veryfast bf3 non-reference aac (CABAC + deblock)": base.replace(fastdecode=False),
+        "veryfast fastdecode bf3 flac": base.replace(audio_codec="flac"),
+        "veryfast fastdecode bf3 opus": base.replace(audio_codec="libopus"),
+        "veryfast fastdecode bf3 crf 28": base.replace(crf=28),
     }
     transform = TaliTransform(
         TaliConfig(modalities=["video", "audio"], audio=AudioConfig(on_missing="zeros"))
@@ -130,6 +179,11 @@ def main() -> None:
         }
         result = {
             "decode": _alternate(configs, original, prepared, args.rounds, args.epochs),
+            "default_by_step": _increments(original, prepared, args.rounds),
+            "default_by_stage_ms": {
+                "original": _stages(original, configs["default (every sub-modality)"]),
+                "prepared": _stages(prepared, configs["default (every sub-modality)"]),
+            },
             "size": {
                 "clip_bytes_original": summary["clip_bytes_in"],
                 "clip_bytes_prepared": summary["clip_bytes_out"],

@@ -38,6 +38,7 @@ FrameOutput = Literal["uint8", "float", "pil"]
 OnMissingAudio = Literal["error", "zeros"]
 SubtitleScope = Literal["window", "clip"]
 Orientation = Literal["display", "stored"]
+ThumbnailFrame = Literal["middle", "keyframe"]
 Downmix = Literal["swresample", "mean"]
 LanguageFallback = Literal["random", "first"]
 
@@ -147,9 +148,15 @@ class VideoConfig:
     #: levels, p99 3-5 (``benchmarks/decode/bench_fast_modes.py``; the error grows on
     #: natural content and drifts within a GOP). Off by default: exact decoding.
     skip_loop_filter: bool = False
+    #: The thumbnail of a row without a ``youtube_thumbnail`` column: ``"middle"``, the frame
+    #: shown at the middle of the clip (decoded from the keyframe before it, every sample);
+    #: ``"keyframe"``, the keyframe in force then (one frame decoded; up to a GOP earlier).
+    #: The same on ``tali prepare``'s shards, which put a keyframe on the middle frame.
+    thumbnail: ThumbnailFrame = "middle"
 
     def __post_init__(self) -> None:
         _check_choice("VideoConfig", "orientation", self.orientation, Orientation)
+        _check_choice("VideoConfig", "thumbnail", self.thumbnail, ThumbnailFrame)
         for name in ("max_clip_bytes", "max_frame_pixels", "max_edit_list_entries", "max_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -33,7 +33,7 @@ from tali.decode.audio import decode_audio_window, silent_window
 from tali.decode.clip import Clip, open_clip
 from tali.decode.image import decode_image
 from tali.decode.index import clip_end_ticks, clip_seconds, frames_between, keyframe_seconds
-from tali.decode.subtitles import lines_between, parse_subtitles
+from tali.decode.subtitles import parse_subtitles
 from tali.decode.video import (
     DecodedFrames,
     decode_frames_at,
@@ -343,15 +343,28 @@ class TaliTransform:
                     item_idx=clip.item_idx,
                     field=str(Column.YOUTUBE_VIDEO_CONTENT),
                 )
-            decoded = decode_frames_at(
-                clip,
-                frames,
-                [shown],
-                size=cfg.image.size,
-                interpolation=cfg.video.interpolation,
-                threads=cfg.video.decoder_threads,
-                rotate=cfg.video.orientation == "display",
-            )
+            rotate = cfg.video.orientation == "display"
+            if cfg.video.thumbnail == "keyframe":
+                # The scan starts at the keyframe in force at the middle: one frame to decode.
+                key = int(np.flatnonzero(frames.keyframe[: shown + 1])[-1])
+                decoded = decode_keyframes_at(
+                    clip,
+                    frames,
+                    [key],
+                    size=cfg.image.size,
+                    interpolation=cfg.video.interpolation,
+                    rotate=rotate,
+                )
+            else:
+                decoded = decode_frames_at(
+                    clip,
+                    frames,
+                    [shown],
+                    size=cfg.image.size,
+                    interpolation=cfg.video.interpolation,
+                    threads=cfg.video.decoder_threads,
+                    rotate=rotate,
+                )
         return _single(decoded, 0, cfg.image.output)
 
     # -- text ---------------------------------------------------------------------------------
@@ -359,20 +372,20 @@ class TaliTransform:
     def _subtitles(self, row: Mapping[str, Any], window: Window, item_idx: int | None) -> dict[str, Any]:
         cfg = self.config
         start = _start_seconds(row, item_idx)
-        lines = parse_subtitles(
-            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)),
-            item_idx=item_idx,
-            max_bytes=cfg.text.max_subtitle_bytes,
-            max_nodes=cfg.text.max_subtitle_nodes,
-            max_aliases=cfg.text.max_subtitle_aliases,
-        )
         # Never past the clip's end: no frame or sound is aligned with a later line.
         if cfg.text.subtitles == "clip":
             lo, hi = start, start + window.clip_seconds
         else:
             end = min(window.end_seconds, window.clip_seconds)
             lo, hi = start + window.start_seconds, start + end
-        chosen = lines_between(lines, lo, hi)
+        chosen = parse_subtitles(
+            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)),
+            item_idx=item_idx,
+            max_bytes=cfg.text.max_subtitle_bytes,
+            max_nodes=cfg.text.max_subtitle_nodes,
+            max_aliases=cfg.text.max_subtitle_aliases,
+            between=(lo, hi),
+        )
         return {
             "text": " ".join(line.text for line in chosen if line.text),
             "num_lines": len(chosen),

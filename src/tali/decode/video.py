@@ -21,6 +21,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from tali.decode.clip import Clip, decode_errors
+from tali.decode.h264 import is_nonreference, nal_length_size
 from tali.decode.index import FrameTimes, ticks_at
 from tali.errors import TaliDecodeError
 
@@ -52,6 +53,8 @@ class DecodedFrames:
     found: np.ndarray  # bool [N]
     #: Video packets the decoder decoded (not skipped or never fed): the cost of these frames.
     decoded_packets: int = 0
+    #: Non-reference packets of frames nobody asked for, left out of the decoder.
+    skipped_packets: int = 0
     #: Counter-clockwise degrees applied to turn the frames upright (0: as stored).
     rotation: int = 0
 
@@ -300,10 +303,21 @@ class _NeededPackets:
     """Decodes only the packets that show a wanted time or that those depend on;
     counts what went through the decoder (``decoded``)."""
 
-    def __init__(self, clip: Clip, wanted: list[float], source: FrameTimes | None = None) -> None:
+    def __init__(
+        self,
+        clip: Clip,
+        wanted: list[float],
+        source: FrameTimes | None = None,
+        *,
+        wanted_ticks: frozenset[int] | None = None,
+    ) -> None:
         self.clip, self.wanted, self.source = clip, wanted, source
         self.ctx = clip.video.codec_context
         self.decoded = 0
+        self.skipped = 0  # non-reference packets of unwanted frames, left out (``tali.decode.h264``)
+        # Only exact timestamps say which frames are wanted; a time-based walk decodes all.
+        self.wanted_ticks = wanted_ticks
+        self.length_size = nal_length_size(clip.video) if wanted_ticks is not None else None
 
     def _packets(self) -> Iterator[av.Packet | None]:
         """Demuxed from the current position, or the packets an index scan already read
@@ -367,6 +381,13 @@ class _NeededPackets:
             # Checked where the time goes: before each decode, not once a demuxed packet
             # (held GOPs decode here in one go; a 0.05 s budget used to stop after 1 s).
             deadline.check()
+            if (
+                self.length_size is not None
+                and packet.pts not in cast(frozenset, self.wanted_ticks)
+                and is_nonreference(packet, self.length_size)
+            ):
+                self.skipped += 1  # no frame is predicted from it and it is not wanted
+                continue
             self.decoded += 1
             yield from self.ctx.decode(packet)
 
@@ -416,9 +437,13 @@ def decode_frames_at(
     interpolation: str = "bicubic",
     threads: int = 1,
     rotate: bool = True,
+    skip_nonreference: bool = True,
 ) -> DecodedFrames:
     """Frames ``indices`` of ``frames`` (a :func:`~tali.decode.index.frames_between` scan;
     any order, repeats allowed), decoded from the packets the scan read.
+
+    ``skip_nonreference`` leaves out H.264 packets that are neither wanted nor a
+    reference (:mod:`tali.decode.h264`): the same pixels, fewer packets decoded.
 
     A slot is ``found`` only if a decoded frame carries exactly the planned timestamp,
     so a frame shown at another time (hostile timestamps, a broken GOP) is never
@@ -446,7 +471,8 @@ def decode_frames_at(
         if ctx.is_open:
             ctx.flush_buffers()  # the scan's packets start at a keyframe: a clean decoder
         picker = _Picker(wanted, convert)
-        packets = _NeededPackets(clip, wanted, source=frames)
+        wanted_ticks = frozenset(int(p) for p in frames.pts[indices]) if skip_nonreference else None
+        packets = _NeededPackets(clip, wanted, source=frames, wanted_ticks=wanted_ticks)
         time_base = float(cast(Fraction, clip.video.time_base))  # checked non-None in Clip._probe
         for frame in packets.frames():  # checks the deadline before each decoded packet
             t = _frame_seconds(frame, time_base)
@@ -460,7 +486,7 @@ def decode_frames_at(
     exact = np.array([p is not None and t == w for p, t, w in zip(picker.pixels, picker.pts, wanted)])
     pixels = [p if ok else None for p, ok in zip(picker.pixels, exact)]
     pts = np.where(exact, frames.clip_seconds(indices[order]), np.nan)
-    return _unsort(clip, pixels, pts, order, packets.decoded, rotation[0])
+    return _unsort(clip, pixels, pts, order, packets.decoded, rotation[0], packets.skipped)
 
 
 def _unsort(
@@ -470,6 +496,7 @@ def _unsort(
     order: np.ndarray,
     decoded: int,
     rotation: int,
+    skipped: int = 0,
 ) -> DecodedFrames:
     """Slots back in request order; a slot without a frame takes the pixels of the one
     before it (the first found for leading ones), ``found=False`` and NaN ``pts``."""
@@ -491,7 +518,12 @@ def _unsort(
         result_pts[src] = pts[slot] if found[slot] else np.nan
         result_found[src] = found[slot]
     return DecodedFrames(
-        pixels=out, pts_seconds=result_pts, found=result_found, decoded_packets=decoded, rotation=rotation
+        pixels=out,
+        pts_seconds=result_pts,
+        found=result_found,
+        decoded_packets=decoded,
+        skipped_packets=skipped,
+        rotation=rotation,
     )
 
 

@@ -1,19 +1,23 @@
 """Re-encode one clip for random-window training, keeping its timeline.
 
-One demux pass over the source: video frames are scaled in swscale straight to
-``yuv420p`` at the output size and encoded with libx264 (a keyframe every
-``keyframe_seconds``); audio is downmixed and resampled once to mono at the
-training rate and encoded. Timestamps are carried, not regenerated, so clip
-time is unchanged: the output's first video frame is at 0 (the source's first
-video timestamp becomes 0), every kept frame keeps its time, and audio that
-starts late keeps its offset. Audio before the first video frame (negative
-clip time) is cut, as no window can reach it.
+A demux pre-pass plans the video timeline (:mod:`tali.prepare.timeline`: kept
+frames, their durations, the forced keyframes); then one decode pass over the
+source: video frames are turned upright if the source is display-rotated, scaled
+in swscale straight to ``yuv420p`` at the output size and encoded with libx264
+(IDR frames where planned: every ``keyframe_seconds`` and the loader's thumbnail);
+audio is downmixed and resampled once to mono at the training rate and encoded.
+Timestamps are carried, not regenerated, so clip time is unchanged: the output's
+first video frame is at 0 (the source's first video timestamp becomes 0), every
+kept frame keeps its time, and audio that starts late keeps its offset. Audio
+before the first video frame (negative clip time) is cut, as no window can reach it.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import time
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -23,11 +27,12 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from tali.decode.clip import Clip, decode_errors, open_clip
-from tali.decode.video import rotation_of
+from tali.decode.video import to_rgb
 from tali.errors import TaliDecodeError
 from tali.prepare.settings import PrepareSettings
+from tali.prepare.timeline import Timeline, loader_view, plan_timeline
 
-__all__ = ["output_size", "reencode_clip"]
+__all__ = ["Reencoded", "output_size", "reencode", "reencode_clip"]
 
 _FIELD = "youtube_video_content"
 
@@ -43,16 +48,24 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return even(width * scale), even(height * scale)
 
 
-def _video_stream(out: av.container.OutputContainer, clip: Clip, settings: PrepareSettings):
+def _video_stream(
+    out: av.container.OutputContainer, clip: Clip, settings: PrepareSettings, timeline: Timeline
+):
     info = clip.info
     fps = min(info.fps, settings.max_fps)
     rate = Fraction(fps).limit_denominator(1001)
     stream: Any = out.add_stream("libx264", rate=rate)
-    stream.width, stream.height = output_size(info.width, info.height, settings.short_side)
+    # The picture is stored upright (the rotation applied to the pixels, no display matrix):
+    # the short side is the displayed one.
+    upright = (info.height, info.width) if timeline.rotation in (90, 270) else (info.width, info.height)
+    stream.width, stream.height = output_size(*upright, settings.short_side)
     stream.pix_fmt = "yuv420p"
     # The source's time base: every kept frame keeps its exact timestamp.
-    stream.codec_context.time_base = clip.video.time_base
-    gop = str(max(1, round(settings.keyframe_seconds * fps)))
+    stream.codec_context.time_base = timeline.time_base
+    # Keyframes are forced on clip time (``Timeline.keyframes``); x264's own interval is
+    # only a backstop, twice as long, so it never adds one next to a forced one (30 fps
+    # clips on 1/1000 s ticks fit 31 frames in some seconds).
+    gop = str(2 * max(1, round(settings.keyframe_seconds * fps)))
     options: dict[str, Any] = {
         "preset": settings.preset,
         "crf": str(settings.crf),
@@ -60,12 +73,18 @@ def _video_stream(out: av.container.OutputContainer, clip: Clip, settings: Prepa
         "keyint_min": gop,
         "sc_threshold": "0",
         "bf": str(settings.bframes),
+        "forced-idr": "1",  # a forced keyframe is an IDR frame (a closed GOP), never a plain I
     }
+    if settings.bframes:
+        # A fixed B-frame run that nothing refers to: the loader leaves out the packets of
+        # the B-frames it does not show (tali.decode.h264), so a window decodes its
+        # reference frames and the wanted ones only.
+        options["x264-params"] = "b-pyramid=none:b-adapt=0"
     if settings.fastdecode:
         options["tune"] = "fastdecode"
     stream.options = options
     stream.codec_context.thread_count = 1  # one process per core does the parallelism
-    return stream, fps
+    return stream
 
 
 def _audio_stream(out: av.container.OutputContainer, settings: PrepareSettings):
@@ -170,41 +189,114 @@ class _AudioOut:
         self._encode(None)
 
 
+@dataclass(frozen=True)
+class Reencoded:
+    """A re-encoded clip: mp4 bytes and what prepare did to it."""
+
+    data: bytes
+    #: Video frames written (after the frame-rate cap).
+    frames: int
+    #: Counter-clockwise degrees the source's display matrix turned its frames: applied
+    #: to the pixels (the output is stored upright, without a display matrix). 0: none.
+    rotation: int
+    #: Clip time of the frame the loader shows as the thumbnail: an IDR frame.
+    thumbnail_seconds: float
+
+
 def reencode_clip(data: bytes, settings: PrepareSettings, *, item_idx: int | None = None) -> bytes:
-    """The clip re-encoded to ``settings``: mp4 bytes, H.264 + (if the source has audio) mono audio.
+    """The clip re-encoded to ``settings``: mp4 bytes (see :func:`reencode`)."""
+    return reencode(data, settings, item_idx=item_idx).data
+
+
+def reencode(data: bytes, settings: PrepareSettings, *, item_idx: int | None = None) -> Reencoded:
+    """The clip re-encoded to ``settings``: H.264 + (if the source has audio) mono audio.
+
+    The timeline is planned first (:func:`~tali.prepare.timeline.plan_timeline`), then
+    the clip encoded on it, then the loader's reading of the output (its end and its
+    thumbnail frame, :func:`~tali.prepare.timeline.loader_view`) checked against the
+    plan. If it differs, the clip is encoded once more, with the fix for what differed
+    (a keyframe on the frame picked; the last frame made an IDR frame to keep its
+    duration); if it still differs, the row fails.
 
     Raises :class:`~tali.errors.TaliDecodeError` (naming ``item_idx``) when the
     source cannot be decoded or yields no video frame.
     """
-    buffer = io.BytesIO()
-    with (
-        open_clip(data, item_idx=item_idx, max_seconds=settings.max_clip_seconds) as clip,
-        decode_errors(item_idx, what="re-encode"),
-        av.open(buffer, "w", format="mp4") as out,
-    ):
-        frames = _transcode(clip, out, settings)
-    if frames == 0:
-        raise TaliDecodeError("clip has no decodable video frames", item_idx=item_idx, field=_FIELD)
-    return buffer.getvalue()
+    deadline = time.monotonic() + settings.max_clip_seconds
+    thumbnail: int | None = None
+    key_last = False
+    for attempt in range(2):
+        with open_clip(data, item_idx=item_idx, max_seconds=_left(deadline, item_idx)) as probe:
+            timeline = plan_timeline(probe, settings, thumbnail=thumbnail, key_last=key_last)
+        buffer = io.BytesIO()
+        with (
+            open_clip(data, item_idx=item_idx, max_seconds=_left(deadline, item_idx)) as clip,
+            decode_errors(item_idx, what="re-encode"),
+            av.open(buffer, "w", format="mp4") as out,
+        ):
+            frames = _transcode(clip, out, settings, timeline)
+        if frames == 0:
+            raise TaliDecodeError("clip has no decodable video frames", item_idx=item_idx, field=_FIELD)
+        result = buffer.getvalue()
+        view = loader_view(result, item_idx=item_idx)
+        tb = timeline.time_base
+        end_ok = view.end == timeline.end * tb
+        thumbnail_ok = view.thumbnail_is_keyframe and view.thumbnail == timeline.thumbnail * tb
+        if end_ok and thumbnail_ok:
+            return Reencoded(result, frames, timeline.rotation, float(view.thumbnail))
+        if attempt:
+            break
+        key_last = not end_ok
+        # With the end fixed the planned middle holds; else the loader picked another frame.
+        ticks = view.thumbnail / tb
+        if end_ok and ticks.denominator == 1 and int(ticks) in set(timeline.pts.tolist()):
+            thumbnail = int(ticks)
+    if not end_ok:
+        problem = (
+            f"ends at {float(view.end):g} s, not where the source does ({timeline.seconds(timeline.end):g} s)"
+        )
+    else:
+        problem = f"shows a thumbnail frame that is not a keyframe (clip time {float(view.thumbnail):g} s)"
+    raise TaliDecodeError(f"the re-encoded clip {problem}", item_idx=item_idx, field=_FIELD)
 
 
-def _transcode(clip: Clip, out: av.container.OutputContainer, settings: PrepareSettings) -> int:
-    """One demux pass: every kept video frame and all audio into ``out``; returns the frame count."""
+def _left(deadline: float, item_idx: int | None) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TaliDecodeError(
+            "re-encoding took longer than the per-row limit", item_idx=item_idx, field=_FIELD
+        )
+    return left
+
+
+def _transcode(
+    clip: Clip, out: av.container.OutputContainer, settings: PrepareSettings, timeline: Timeline
+) -> int:
+    """One demux pass: the planned video frames and all audio into ``out``; returns the frame count."""
     src_video = clip.video
     src_video.codec_context.thread_count = 1
-    video_start_ts = src_video.start_time or 0
-    src_time_base = src_video.time_base or Fraction(1, 90_000)
-    video_start = float(video_start_ts * src_time_base)
-    video, fps = _video_stream(out, clip, settings)
-    audio = _AudioOut(out, _audio_stream(out, settings), settings, video_start) if clip.audio else None
+    origin = timeline.origin
+    video = _video_stream(out, clip, settings, timeline)
+    audio = (
+        _AudioOut(out, _audio_stream(out, settings), settings, timeline.seconds(origin))
+        if clip.audio
+        else None
+    )
     width, height = video.width, video.height
-    min_step = 1.0 / fps - 1e-6  # seconds between kept frames (the fps cap)
-    time_base = float(src_time_base)
-    last_kept: float | None = None
+    durations = dict(zip(timeline.pts.tolist(), timeline.durations.tolist()))
+    keyframes = timeline.keyframes
+    last: int | None = None
     # One scaler for the clip: frame.reformat() rebuilds its SwsContext every call (measured
     # 30% of the whole re-encode on 640x360 -> 456x256).
     scaler = VideoReformatter()
     frames = 0
+
+    def mux(packets) -> None:
+        for packet in packets:
+            # The planned duration: the last frame's makes the output end where the source does.
+            if packet.pts is not None and packet.pts in durations:
+                packet.duration = durations[packet.pts]
+            out.mux(packet)
+
     streams = [src_video] + ([clip.audio] if clip.audio else [])
     for packet in clip.container.demux(*streams):
         clip.deadline.check()
@@ -217,31 +309,28 @@ def _transcode(clip: Clip, out: av.container.OutputContainer, settings: PrepareS
         for frame in packet.decode():
             if not isinstance(frame, av.VideoFrame) or frame.pts is None:
                 continue
-            if frames == 0 and rotation_of(frame):
-                # The display matrix is not carried to the output yet: re-encoding would
-                # turn the clip sideways. Refused, so the row is kept unchanged (and reported).
-                raise TaliDecodeError(
-                    f"clip is display-rotated by {rotation_of(frame)} degrees; prepare does not re-encode "
-                    "rotated clips",
-                    item_idx=clip.item_idx,
-                    field=_FIELD,
-                )
-            t = (frame.pts - video_start_ts) * time_base
-            if t < -1e-9 or (last_kept is not None and t - last_kept < min_step):
+            pts = frame.pts - origin
+            # Only the planned frames, each once and in order (a frame the packets did not
+            # list could never be served by the loader, which plans on packet timestamps).
+            if pts not in durations or (last is not None and pts <= last):
                 continue
-            last_kept = t
+            last = pts
+            if timeline.rotation:
+                # The loader's own rotation (to_rgb, display orientation), then back to YUV.
+                upright = to_rgb(frame, None, "bicubic", rotate=True)
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(upright.transpose(1, 2, 0)), "rgb24")
             scaled = scaler.reformat(
                 frame, width=width, height=height, format="yuv420p", interpolation="AREA", threads=1
             )
-            scaled.pts = frame.pts - video_start_ts
-            scaled.time_base = src_video.time_base
-            scaled.pict_type = av.video.frame.PictureType.NONE
-            for out_packet in video.encode(scaled):
-                out.mux(out_packet)
+            scaled.pts = pts
+            scaled.time_base = timeline.time_base
+            scaled.pict_type = (
+                av.video.frame.PictureType.I if pts in keyframes else av.video.frame.PictureType.NONE
+            )
+            mux(video.encode(scaled))
             frames += 1
     if frames:
-        for out_packet in video.encode(None):
-            out.mux(out_packet)
+        mux(video.encode(None))
         if audio is not None:
             audio.finish()
     return frames

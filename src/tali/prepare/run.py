@@ -14,8 +14,9 @@ included, is copied as is.
 
 Each output shard's parquet footer (file key-value metadata) holds the provenance under
 ``tali.prepare``: the source shard and its row count, the settings, the
-``tali`` version, and the rows that failed (kept unchanged or dropped, per
-``on_error``) with their errors. Output row ``k`` is the ``k``-th source row
+``tali`` version, the rows that failed (kept unchanged or dropped, per
+``on_error``) with their errors, and the display-rotated rows whose pixels were
+turned upright (``rotated_rows``: row, ``item_idx``, degrees). Output row ``k`` is the ``k``-th source row
 not listed as dropped.
 """
 
@@ -34,7 +35,7 @@ import pyarrow.parquet as pq
 
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
-from tali.prepare.encode import reencode_clip
+from tali.prepare.encode import reencode
 from tali.prepare.settings import PrepareSettings
 from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
 from tali.schema import Column
@@ -95,6 +96,7 @@ class PrepareReport:
             "reencoded": self.rows - len(self.failures),
             "kept_unchanged": sum(f.action == "keep" for f in self.failures),
             "dropped": sum(f.action == "drop" for f in self.failures),
+            "rotated_upright": sum(len(s.get("rotated_rows", ())) for s in self.shards.values()),
             "errors": dict(Counter(f.error for f in self.failures)),
             "clip_bytes_in": bytes_in,
             "clip_bytes_out": bytes_out,
@@ -115,8 +117,10 @@ def read_provenance(shard: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def _reencode_column(
-    table: pa.Table, shard_name: str, first_row: int, settings: PrepareSettings
+    table: pa.Table, shard_name: str, first_row: int, settings: PrepareSettings, rotated: list[dict[str, Any]]
 ) -> tuple[pa.Table, list[RowFailure], int, int]:
+    """The row group with its clips re-encoded; appends the display-rotated rows (turned
+    upright in the output) to ``rotated``."""
     clips = table.column(_VIDEO).to_pylist()
     items = table.column(_ITEM).to_pylist()
     out: list[bytes | None] = []
@@ -126,7 +130,7 @@ def _reencode_column(
     for offset, (clip, item_idx) in enumerate(zip(clips, items)):
         bytes_in += len(clip or b"")
         try:
-            new = reencode_clip(clip, settings, item_idx=item_idx)
+            result = reencode(clip, settings, item_idx=item_idx)
         except TaliDataError as exc:
             if settings.on_error == "raise":
                 raise exc.with_location(shard=shard_name, row=first_row + offset)
@@ -139,7 +143,10 @@ def _reencode_column(
             new = clip
             keep_mask.append(action == "keep")
         else:
+            new = result.data
             keep_mask.append(True)
+            if result.rotation:
+                rotated.append({"row": first_row + offset, "item_idx": item_idx, "degrees": result.rotation})
         out.append(new)
         bytes_out += len(new or b"") if keep_mask[-1] else 0
     index = table.schema.get_field_index(_VIDEO)
@@ -176,12 +183,13 @@ class _PrepareShard:
             stale.unlink(missing_ok=True)
         partial = final.with_name(f".{name}.partial-{os.getpid()}")
         failures: list[RowFailure] = []
+        rotated: list[dict[str, Any]] = []
         bytes_in = bytes_out = written = rows = 0
         writer = pq.ParquetWriter(partial, schema)
         try:
             for group in range(handle.num_row_groups):
                 table = handle.read_row_group(group)
-                new, bad, b_in, b_out = _reencode_column(table, name, rows, self.settings)
+                new, bad, b_in, b_out = _reencode_column(table, name, rows, self.settings, rotated)
                 rows += table.num_rows
                 failures += bad
                 bytes_in, bytes_out, written = bytes_in + b_in, bytes_out + b_out, written + new.num_rows
@@ -195,6 +203,7 @@ class _PrepareShard:
                 "written_rows": written,
                 "dropped_rows": [f.row for f in failures if f.action == "drop"],
                 "failures": [f.__dict__ for f in failures],
+                "rotated_rows": rotated,
                 "settings": self.settings.to_dict(),
                 "tali_version": _version(),
             }
@@ -213,6 +222,7 @@ class _PrepareShard:
             "bytes_out": bytes_out,
             "cpu_seconds": time.process_time() - started,
             "failures": [f.__dict__ for f in failures],
+            "rotated_rows": rotated,
         }
         atomic_write_bytes(part, json.dumps(report).encode())
 

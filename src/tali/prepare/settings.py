@@ -32,9 +32,12 @@ def _check(name: str, value: Any, literal: Any) -> None:
 class PrepareSettings:
     #: Output short side in pixels (even); never upscaled. 256 lets 224 crops skip upscaling.
     short_side: int = 256
-    #: Frames faster than this are dropped (the kept frames keep their timestamps).
+    #: Frames faster than this are dropped (the kept frames keep their timestamps; a frame
+    #: goes only if it starts under 0.9 / max_fps after the last kept one:
+    #: ``timeline.FPS_CAP_SLACK``).
     max_fps: float = 30.0
-    #: A keyframe at least this often (seconds), so a window's pre-roll is at most this long.
+    #: An IDR frame at the first frame of every multiple of this (clip seconds), so a
+    #: window's pre-roll is at most this long (plus one on the loader's thumbnail frame).
     keyframe_seconds: float = 1.0
     #: x264 constant rate factor (quality; lower is better and larger).
     crf: int = 23
@@ -42,8 +45,10 @@ class PrepareSettings:
     #: x264 ``tune=fastdecode`` (no CABAC, no deblocking, no weighted prediction): decodes
     #: faster at a size cost. Measured in the prepare benchmark.
     fastdecode: bool = True
-    #: B-frames. 0 keeps decode order = display order (no reorder look-ahead when seeking).
-    bframes: int = 0
+    #: B-frames between reference frames, none of them a reference (no pyramid, fixed run):
+    #: the loader skips those it does not show. 3 decodes 2.6x fewer packets per window
+    #: than 0 and is smaller (measured in benchmarks/prepare/bench_prepare.py).
+    bframes: int = 3
     #: Audio is resampled once, here, to the rate training asks for; mono.
     audio_rate: int = 16_000
     audio_codec: AudioCodec = "aac"
