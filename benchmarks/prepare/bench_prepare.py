@@ -76,26 +76,32 @@ _STEPS = {
 
 
 def _increments(a: list, b: list, rounds: int) -> list[dict[str, Any]]:
-    """CPU ms per sample of each cumulative step on both copies, alternating, and what it adds."""
-    out, chosen = [], []
-    previous = None
+    """CPU ms per sample of each cumulative step on both copies and what each step adds.
+
+    Every step and both copies take turns within each round (medians over rounds), so a
+    step's increment is not a difference between two moments of a loaded machine."""
+    transforms, chosen = {}, []
     for name, subs in _STEPS.items():
         chosen = chosen + subs
         config = TaliConfig(modalities=list(chosen), audio=AudioConfig(on_missing="zeros"))
-        transform = TaliTransform(config)
-        _cpu_per_sample(transform, a[:2], 1), _cpu_per_sample(transform, b[:2], 1)
-        orig, prep = [], []
-        for _ in range(rounds):
-            orig.append(_cpu_per_sample(transform, a, 1)), prep.append(_cpu_per_sample(transform, b, 1))
+        transforms[name] = TaliTransform(config)
+        _cpu_per_sample(transforms[name], a[:2], 1), _cpu_per_sample(transforms[name], b[:2], 1)
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in transforms}
+    for _ in range(rounds):
+        for name, transform in transforms.items():
+            times[name][0].append(_cpu_per_sample(transform, a, 1))
+            times[name][1].append(_cpu_per_sample(transform, b, 1))
+    out: list[dict[str, Any]] = []
+    for name, (orig, prep) in times.items():
         row = {
             "step": name,
             "original_ms": 1e3 * statistics.median(orig),
             "prepared_ms": 1e3 * statistics.median(prep),
         }
-        row["original_added_ms"] = row["original_ms"] - (previous["original_ms"] if previous else 0.0)
-        row["prepared_added_ms"] = row["prepared_ms"] - (previous["prepared_ms"] if previous else 0.0)
+        before = out[-1] if out else {"original_ms": 0.0, "prepared_ms": 0.0}
+        row["original_added_ms"] = row["original_ms"] - before["original_ms"]
+        row["prepared_added_ms"] = row["prepared_ms"] - before["prepared_ms"]
         out.append(row)
-        previous = row
     return out
 
 
@@ -179,7 +185,7 @@ def main() -> None:
         }
         result = {
             "decode": _alternate(configs, original, prepared, args.rounds, args.epochs),
-            "default_by_step": _increments(original, prepared, args.rounds),
+            "default_by_step": _increments(original, prepared, max(args.rounds, 5)),
             "default_by_stage_ms": {
                 "original": _stages(original, configs["default (every sub-modality)"]),
                 "prepared": _stages(prepared, configs["default (every sub-modality)"]),
