@@ -245,12 +245,13 @@ class _Reader:
 
 
 # The fast path. TALI's subtitles are ``yaml.dump`` of ``{"<seconds>": "text"}``: one line
-# per entry, a quoted number, then a plain or single-quoted one-line text. libyaml spends
-# ~2.4 ms making the events of a 6.5 KB document (330 lines; ~15% of a prepared sample,
-# benchmarks/decode/bench_subtitles.py); a document that is entirely lines of that shape
-# reads the same entries with two regular-expression scans in ~0.1 ms. Anything else
-# (multi-line or double-quoted texts, anchors, flow style, comments, odd characters)
-# goes to the event reader. tests/test_subtitles_fast.py proves both give equal lines.
+# per entry, a quoted number, then a plain or single-quoted one-line text (or a list of
+# such). libyaml spends ~1.2 ms making the events of a 6.4 KB document (~330 lines); a
+# document that is entirely lines of that shape is read by two regular-expression scans
+# and only the window's lines are built: 0.34 ms (benchmarks/decode/bench_subtitles.py).
+# Anything else (multi-line or double-quoted texts, anchors, tags, flow style, comments,
+# odd characters) goes to the event reader; tests/test_subtitles_fast.py proves both
+# give the same lines or the same error.
 _NUMBER = r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?"  # short: float() of it is finite and exact as YAML's
 # Characters YAML reads as they are (no line break, tab, control or non-printable character,
 # no BOM; PyYAML's printable set less the breaks \x85 \u2028 \u2029), in two classes:
