@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from tali import AudioConfig, TaliConfig, TaliTransform, VideoConfig, WindowConfig
 from tali.errors import TaliConfigError

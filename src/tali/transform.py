@@ -343,28 +343,17 @@ class TaliTransform:
                     item_idx=clip.item_idx,
                     field=str(Column.YOUTUBE_VIDEO_CONTENT),
                 )
-            rotate = cfg.video.orientation == "display"
+            how: dict[str, Any] = {
+                "size": cfg.image.size,
+                "interpolation": cfg.video.interpolation,
+                "rotate": cfg.video.orientation == "display",
+            }
             if cfg.video.thumbnail == "keyframe":
                 # The scan starts at the keyframe in force at the middle: one frame to decode.
                 key = int(np.flatnonzero(frames.keyframe[: shown + 1])[-1])
-                decoded = decode_keyframes_at(
-                    clip,
-                    frames,
-                    [key],
-                    size=cfg.image.size,
-                    interpolation=cfg.video.interpolation,
-                    rotate=rotate,
-                )
+                decoded = decode_keyframes_at(clip, frames, [key], **how)
             else:
-                decoded = decode_frames_at(
-                    clip,
-                    frames,
-                    [shown],
-                    size=cfg.image.size,
-                    interpolation=cfg.video.interpolation,
-                    threads=cfg.video.decoder_threads,
-                    rotate=rotate,
-                )
+                decoded = decode_frames_at(clip, frames, [shown], threads=cfg.video.decoder_threads, **how)
         return _single(decoded, 0, cfg.image.output)
 
     # -- text ---------------------------------------------------------------------------------

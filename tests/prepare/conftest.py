@@ -27,10 +27,13 @@ def original_root() -> Path:
 
 @pytest.fixture(scope="session")
 def prepared_root(original_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("prepared")
     # The train split (16 rows, every clip variant but the last three) keeps the build short.
-    report = prepare(original_root, out, split="train", settings=SETTINGS, workers=2)
-    assert report.ok and report.written == 16, report.summary()
+    return _prepared(original_root, tmp_path_factory.mktemp("prepared"), "train", 16)
+
+
+def _prepared(source: Path, out: Path, split: str, rows: int) -> Path:
+    report = prepare(source, out, split=split, settings=SETTINGS, workers=2)
+    assert report.ok and report.written == rows, report.summary()
     return out
 
 
@@ -72,10 +75,7 @@ def _rows(root: Path, split: str = "train") -> dict[int, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def prepared_real_root(original_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ``realworld`` split (15 rows, one per ``REALWORLD_VARIANTS`` class) prepared once."""
-    out = tmp_path_factory.mktemp("prepared-realworld")
-    report = prepare(original_root, out, split="realworld", settings=SETTINGS, workers=2)
-    assert report.ok and report.written == 15, report.summary()
-    return out
+    return _prepared(original_root, tmp_path_factory.mktemp("prepared-realworld"), "realworld", 15)
 
 
 @pytest.fixture(scope="session")
