@@ -141,3 +141,19 @@ def test_cli_prepare_exits_1_and_lists_the_failed_row(small_source, tmp_path, ca
     ]
     good = ["prepare", str(small_source / "data" / "train-00000-of-00002.parquet"), str(tmp_path / "one")]
     assert main([*good, "--preset", "ultrafast", "--no-progress"]) == 0
+
+
+def test_cli_prepare_counts_the_rotated_clips_it_stored_upright(sample_root, tmp_path, capsys):
+    from tali.cli.main import main
+
+    table = pq.read_table(sample_root / "data" / "realworld-00000-of-00001.parquet")
+    rotated = table.filter(pa.compute.equal(table.column(str(Column.ITEM_IDX)), 27))  # rotated90
+    assert rotated.num_rows == 1
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    pq.write_table(rotated, tmp_path / "src" / "data" / "train-00000-of-00001.parquet")
+    code = main(
+        ["prepare", str(tmp_path / "src"), str(tmp_path / "out"), "--preset", "ultrafast", "--no-progress"]
+    )
+    assert code == 0
+    printed = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "1 of 1 rows re-encoded" in printed and "1 display-rotated stored upright" in printed

@@ -80,7 +80,13 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"{summary['reencoded']} of {summary['rows']} rows re-encoded into {summary['shards']} shards "
         f"({summary['written']} written); clips {summary['clip_bytes_in'] / 1e6:.1f} MB -> "
-        f"{summary['clip_bytes_out'] / 1e6:.1f} MB; report: {args.out}/tali-prepare.json"
+        f"{summary['clip_bytes_out'] / 1e6:.1f} MB"
+        + (
+            f"; {summary['rotated_upright']} display-rotated stored upright"
+            if summary["rotated_upright"]
+            else ""
+        )
+        + f"; report: {args.out}/tali-prepare.json"
     )
     for failure in report.failures[:20]:
         console.print(
