@@ -40,7 +40,7 @@ demo: setup
 	$(VENV)/bin/tali demo
 
 test: setup-dev
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	TALI_TESTS_NEED_EXTRAS=1 $(PY) -m pytest -n 2 --dist loadgroup -q
 
 # What CI checks before the tests: lint, formatting, and types of the package.
 lint: setup-dev

@@ -19,10 +19,8 @@ Needs torchcodec and the FFmpeg libraries it links (``scripts/install-ffmpeg-lib
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-import pytest
+from tests.extras import need
 
 from tali import TaliConfig
 from tali._optional import available
@@ -31,12 +29,10 @@ from tali.sample_data import expected_frame_code, frame_index_at, read_frame_ind
 from tali.sample_data.patterns import CodeUnreadable
 from tali.transform import TaliTransform
 
-if not available("torchcodec"):
-    # make setup-dev (what CI runs) installs torchcodec beside the pinned CPU torch.
-    _why = "the torchcodec comparison needs torchcodec==0.13.0 and FFmpeg 5 (make setup-dev installs both)"
-    if os.environ.get("CI"):
-        pytest.fail(_why, pytrace=False)
-    pytest.skip(_why, allow_module_level=True)
+need(
+    available("torchcodec"),
+    "the torchcodec comparison needs torchcodec==0.13.0 and FFmpeg 5 (make setup-dev installs both)",
+)
 import torchcodec.decoders as torchcodec_decoders
 
 

@@ -8,16 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.extras import need
 
 from tali._optional import available, install_hint
 
-# The notebooks extra is part of `make setup-dev` (what CI runs): missing there is a failure,
-# elsewhere a skip that says how to install it.
-if not (available("nbformat") and available("nbclient")):
-    _why = f"running the notebooks needs the notebooks extra: {install_hint('notebooks')} (or make setup-dev)"
-    if os.environ.get("CI"):
-        pytest.fail(_why, pytrace=False)
-    pytest.skip(_why, allow_module_level=True)
+need(
+    available("nbformat") and available("nbclient"),
+    f"running the notebooks needs the notebooks extra: {install_hint('notebooks')} (or make setup-dev)",
+)
 
 import nbclient
 import nbformat

@@ -14,14 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from tests.extras import need
 
 from tali._optional import available, install_hint
 
-if not available("ray"):
-    _why = f"the Ray tests need the ray extra: {install_hint('ray')} (make setup-dev installs it)"
-    if os.environ.get("CI"):
-        pytest.fail(_why, pytrace=False)
-    pytest.skip(_why, allow_module_level=True)
+need(
+    available("ray"), f"the Ray tests need the ray extra: {install_hint('ray')} (make setup-dev installs it)"
+)
 import ray
 from tali import AudioConfig, TaliConfig, TaliTransform, VideoConfig
 from tali.prepare import PrepareSettings, prepare

@@ -4,7 +4,6 @@ keeps them on one worker)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +12,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.extras import need
 
 from tali._optional import available, install_hint
 
-# The view extra is part of `make setup-dev` (what CI runs): missing there is a failure,
-# elsewhere a skip that says how to install it.
-if not (available("starlette") and available("uvicorn")):
-    _why = f"the viewer's tests need the view extra: {install_hint('view')} (or make setup-dev)"
-    if os.environ.get("CI"):
-        pytest.fail(_why, pytrace=False)
-    pytest.skip(_why, allow_module_level=True)
+need(
+    available("starlette") and available("uvicorn"),
+    f"the viewer's tests need the view extra: {install_hint('view')} (or make setup-dev)",
+)
 
 from tali.quality.metrics import MetricsOptions, compute_metrics
 from tali.view import Catalog, ViewerServer
@@ -95,11 +92,7 @@ def browser() -> Iterator[Any]:
         )
         if not ok
     ]
-    if missing:
-        message = f"browser tests need {' and '.join(missing)}; make setup-dev installs both"
-        if os.environ.get("CI"):  # CI runs make setup-dev: missing there is a failure
-            pytest.fail(message)
-        pytest.skip(message)
+    need(not missing, f"browser tests need {' and '.join(missing)}; make setup-dev installs both")
     from playwright import sync_api
 
     with sync_api.sync_playwright() as playwright:
