@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from tali.atomic import exclusive, publish_dir, staging_dir
+from tali.atomic import exclusive, publish_dir, publishing, staging_dir
 from tali.data.sources import resolve_local_files
 from tali.errors import TaliSourceError
 
@@ -86,3 +87,15 @@ def test_exclusive_serialises_processes(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert Path(path).read_text() == "600"
+
+
+def test_publishing_replaces_on_success_and_leaves_nothing_on_error(tmp_path):
+    final, partial = tmp_path / "shard.parquet", tmp_path / ".shard.parquet.partial"
+    final.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="mid-write"), publishing(partial, final) as path:
+        path.write_bytes(b"half")
+        raise RuntimeError("mid-write")
+    assert final.read_bytes() == b"old" and not partial.exists()
+    with publishing(partial, final) as path:
+        path.write_bytes(b"new")
+    assert final.read_bytes() == b"new" and not partial.exists()

@@ -74,6 +74,20 @@ def publish_dir(staging: str | os.PathLike[str], target: str | os.PathLike[str])
 
 
 @contextlib.contextmanager
+def publishing(partial: str | os.PathLike[str], final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Write ``partial`` inside the block: on success it replaces ``final`` in one rename, on
+    any error (a kill leaves it as it was, named as partial) it is removed. A reader never
+    sees half a file under ``final``'s name."""
+    partial = Path(partial)
+    try:
+        yield partial
+        os.replace(partial, final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def exclusive(target: str | os.PathLike[str], *, what: str = "write") -> Iterator[Path]:
     """Hold an exclusive lock for writing ``target`` (the lock file is ``.<name>.lock`` beside it)."""
     target = Path(target)

@@ -225,27 +225,8 @@ def decode_frames_played_at(
                 field="youtube_video_content",
             )
     pixels, pts, decoded_packets = picked
-    found = np.array([p is not None for p in pixels])
-    if not found.any():
-        raise TaliDecodeError(
-            "clip has no decodable video frames", item_idx=clip.item_idx, field="youtube_video_content"
-        )
     # Slots past the end repeat the last real frame (slots before the first: the first).
-    last = next(p for p in pixels if p is not None)
-    filled: list[np.ndarray] = []
-    for p in pixels:
-        last = p if p is not None else last
-        filled.append(last)
-    result_pixels = np.empty((len(requested),) + last.shape, dtype=np.uint8)
-    result_pts = np.full(len(requested), np.nan)
-    result_found = np.zeros(len(requested), dtype=bool)
-    for slot, src in enumerate(order):
-        result_pixels[src] = filled[slot]
-        result_pts[src] = pts[slot] - info.video_start_seconds if found[slot] else np.nan
-        result_found[src] = found[slot]
-    return DecodedFrames(
-        pixels=result_pixels, pts_seconds=result_pts, found=result_found, decoded_packets=decoded_packets
-    )
+    return _unsort(clip, pixels, pts - info.video_start_seconds, order, decoded_packets, rotation=0)
 
 
 class _Picker:
@@ -316,7 +297,7 @@ class _NeededPackets:
         self.decoded = 0
         self.skipped = 0  # non-reference packets of unwanted frames, left out (``tali.decode.h264``)
         # Only exact timestamps say which frames are wanted; a time-based walk decodes all.
-        self.wanted_ticks = wanted_ticks
+        self.wanted_ticks = wanted_ticks or frozenset()
         self.length_size = nal_length_size(clip.video) if wanted_ticks is not None else None
 
     def _packets(self) -> Iterator[av.Packet | None]:
@@ -383,7 +364,7 @@ class _NeededPackets:
             deadline.check()
             if (
                 self.length_size is not None
-                and packet.pts not in cast(frozenset, self.wanted_ticks)
+                and packet.pts not in self.wanted_ticks
                 and is_nonreference(packet, self.length_size)
             ):
                 self.skipped += 1  # no frame is predicted from it and it is not wanted

@@ -33,6 +33,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tali.atomic import publishing
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.prepare.encode import reencode
@@ -185,8 +186,7 @@ class _PrepareShard:
         failures: list[RowFailure] = []
         rotated: list[dict[str, Any]] = []
         bytes_in = bytes_out = written = rows = 0
-        writer = pq.ParquetWriter(partial, schema)
-        try:
+        with publishing(partial, final), pq.ParquetWriter(partial, schema) as writer:
             for group in range(handle.num_row_groups):
                 table = handle.read_row_group(group)
                 new, bad, b_in, b_out = _reencode_column(table, name, rows, self.settings, rotated)
@@ -208,12 +208,6 @@ class _PrepareShard:
                 "tali_version": _version(),
             }
             writer.add_key_value_metadata({METADATA_KEY: json.dumps(provenance).encode()})
-            writer.close()
-            os.replace(partial, final)
-        except BaseException:
-            writer.close()
-            partial.unlink(missing_ok=True)
-            raise
         report = {
             "source": name,
             "rows": rows,

@@ -12,13 +12,13 @@ shard it finished is removed with the staging directory (all or nothing, as loca
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tali.atomic import publishing
 from tali.errors import TaliSourceError
 from tali.ray._backend import connect
 from tali.ray.jobs import MAX_RETRIES
@@ -66,18 +66,11 @@ def _write_shard(plan: _Plan, path: str, schema: pa.Schema, row_group_size: int)
     final = Path(path)
     partial = final.with_name(f".{final.name}.partial")
     files: dict[str, pq.ParquetFile] = {}
-    writer = pq.ParquetWriter(partial, schema)
-    try:
+    with publishing(partial, final), pq.ParquetWriter(partial, schema) as writer:
         for shard, group, offsets in plan:
             handle = files.setdefault(shard, pq.ParquetFile(shard))
             table = handle.read_row_group(group).take(pa.array(offsets, pa.int64()))
             writer.write_table(table.cast(schema), row_group_size=row_group_size)
-        writer.close()
-        os.replace(partial, final)
-    except BaseException:
-        writer.close()
-        partial.unlink(missing_ok=True)
-        raise
     return pq.ParquetFile(final).metadata.num_rows
 
 
