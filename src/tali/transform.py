@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from tali.config import FrameOutput, TaliConfig, WindowConfig
 from tali.decode.audio import decode_audio_window, silent_window
 from tali.decode.clip import Clip, open_clip
 from tali.decode.image import decode_image
-from tali.decode.index import clip_end_ticks, clip_seconds, frames_between, keyframe_seconds
+from tali.decode.index import clip_seconds, frames_between, keyframe_seconds, middle_frame
 from tali.decode.subtitles import parse_subtitles
 from tali.decode.video import (
     DecodedFrames,
@@ -326,23 +325,8 @@ class TaliTransform:
                     field=str(Column.YOUTUBE_THUMBNAIL),
                 )
             return {"pixels": _pixels_out(np.asarray(pil), cfg.image.output), "pts_seconds": float("nan")}
-        # The middle in exact ticks: at 29.97 fps (time base 1/30000) the middle of a
-        # clip can be exactly a frame start, which float seconds can round either way.
-        end = clip_end_ticks(clip)
-        origin = clip.video.start_time or 0
-        middle = Fraction(origin + end, 2)
-        time_base = clip.video.time_base
-        middle_seconds = float((middle - origin) * (time_base or 0))  # probed clips have a time base
         with timed(Stage.VIDEO_DECODE):
-            # From a frame interval before the middle: the scan must list the frame shown then.
-            frames = frames_between(clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds)
-            shown = frames.shown_at_ticks(middle)
-            if shown is None:
-                raise TaliDecodeError(
-                    "no frame is shown at the middle of the clip",
-                    item_idx=clip.item_idx,
-                    field=str(Column.YOUTUBE_VIDEO_CONTENT),
-                )
+            frames, shown = middle_frame(clip)
             how: dict[str, Any] = {
                 "size": cfg.image.size,
                 "interpolation": cfg.video.interpolation,

@@ -35,6 +35,7 @@ __all__ = [
     "clip_seconds",
     "frames_between",
     "keyframe_seconds",
+    "middle_frame",
     "ticks_at",
 ]
 
@@ -249,6 +250,28 @@ def frames_between(clip: Clip, start_seconds: float, end_seconds: float) -> Fram
     if times.at_end:  # the scan read the last GOP: remember where the clip ends
         clip._end_ticks = times.end  # type: ignore[attr-defined]
     return times
+
+
+def middle_frame(clip: Clip) -> tuple[FrameTimes, int]:
+    """The frame on screen at the middle of the clip (the loader's thumbnail): a scan around
+    the middle and the frame's index in it.
+
+    The middle is ``(first pts + end) / 2`` in exact ticks: at 29.97 fps (time base 1/30000)
+    it can be exactly a frame start, which float seconds can round either way. The scan
+    starts a frame interval before it, so it lists the frame shown then (and, from the
+    keyframe before, everything that frame is decoded from).
+    """
+    origin = _origin(clip)
+    end = clip_end_ticks(clip)
+    middle = Fraction(origin + end, 2)
+    middle_seconds = float((middle - origin) * _time_base(clip))
+    frames = frames_between(clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds)
+    shown = frames.shown_at_ticks(middle)
+    if shown is None:
+        raise TaliDecodeError(
+            "no frame is shown at the middle of the clip", item_idx=clip.item_idx, field=_FIELD
+        )
+    return frames, shown
 
 
 def keyframe_seconds(clip: Clip) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import cast
 import numpy as np
 
 from tali.decode.clip import Clip, decode_errors, open_clip
-from tali.decode.index import clip_end_ticks, frames_between
+from tali.decode.index import clip_end_ticks, middle_frame
 from tali.decode.video import rotation_of
 from tali.errors import TaliDecodeError
 from tali.prepare.settings import PrepareSettings
@@ -165,23 +165,15 @@ class LoaderView:
 def loader_view(data: bytes, *, item_idx: int | None = None) -> LoaderView:
     """The loader's reading of ``data``: its end, and the frame it shows as the thumbnail.
 
-    The same steps as ``TaliTransform._thumbnail`` (``clip_end_ticks``, the middle in
-    exact ticks, ``frames_between`` from a frame before it, ``shown_at_ticks``), run on
-    the encoded output: prepare checks its plan with it, and the tests check this
-    against the transform's own thumbnail.
+    The loader's own :func:`~tali.decode.index.middle_frame` (what ``TaliTransform``'s
+    thumbnail decodes), run on the encoded output: prepare checks its plan with it, and
+    the tests check this against the transform's own thumbnail.
     """
     with open_clip(data, item_idx=item_idx) as clip, decode_errors(item_idx, what="index"):
         time_base = Fraction(cast(Fraction, clip.video.time_base))
         origin = int(clip.video.start_time or 0)
         end = clip_end_ticks(clip)
-        middle = Fraction(origin + end, 2)
-        middle_seconds = float((middle - origin) * time_base)
-        frames = frames_between(clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds)
-        shown = frames.shown_at_ticks(middle)
-        if shown is None:
-            raise TaliDecodeError(
-                "no frame is shown at the middle of the clip", item_idx=item_idx, field=_FIELD
-            )
+        frames, shown = middle_frame(clip)
         return LoaderView(
             end=(end - origin) * time_base,
             thumbnail=(int(frames.pts[shown]) - origin) * time_base,
