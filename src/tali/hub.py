@@ -38,18 +38,21 @@ import os
 import random
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from tali.data import layout
 from tali.data.sources import record_selection
 from tali.errors import TaliConfigError, TaliSourceError
 
 __all__ = [
     "DownloadReport",
     "HubFile",
+    "LargeDownloadWarning",
     "SplitSpec",
     "download",
     "list_split_files",
@@ -58,6 +61,22 @@ __all__ = [
 ]
 
 REPO_ID = "Antreas/TALI"
+#: A download larger than this says how large before it starts (TALI's train split is ~1.8 TB).
+LARGE_DOWNLOAD_BYTES = 20 * 1024**3
+
+
+class LargeDownloadWarning(UserWarning):
+    """A download of more than :data:`LARGE_DOWNLOAD_BYTES` is about to start."""
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
 #: Seconds a Hub metadata call (repo info, file list) may take before it counts as unreachable.
 METADATA_TIMEOUT = 10.0
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
@@ -72,6 +91,7 @@ class HubFile:
     path: str
     size: int
     sha256: str | None
+    etag: str = ""  # the git blob id: with size, the file's identity for cached footers
 
 
 @dataclass(frozen=True)
@@ -295,13 +315,12 @@ def list_split_files(
             fail_fast=True,
         )
         commit = info.sha
+        card = getattr(info, "card_data", None)
         entries = _retrying(
             f"file list of {repo_id}@{commit}",
             lambda: _bounded(
                 lambda: list(
-                    api.list_repo_tree(
-                        repo_id, path_in_repo="data", recursive=True, repo_type="dataset", revision=commit
-                    )
+                    api.list_repo_tree(repo_id, recursive=True, repo_type="dataset", revision=commit)
                 ),
                 timeout,
             ),
@@ -314,25 +333,27 @@ def list_split_files(
             f"the Hub at {endpoint_of(endpoint)} is unreachable ({exc}); check the network or "
             f"HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use shards already downloaded"
         ) from exc.__cause__
-    pattern = re.compile(rf"^data/{re.escape(split)}-\d+-of-\d+\.parquet$")
-    files = sorted(
-        (
-            HubFile(e.path, int(e.size), e.lfs.sha256 if getattr(e, "lfs", None) else None)
-            for e in entries
-            if pattern.match(getattr(e, "path", ""))
-        ),
-        key=lambda f: f.path,
-    )
+    by_path = {e.path: e for e in entries if getattr(e, "size", None) is not None and hasattr(e, "path")}
+    patterns = layout.card_data_files(card.to_dict() if hasattr(card, "to_dict") else card or {})
+    chosen = layout.match_split(by_path, split, patterns)
+    files = [
+        HubFile(
+            p,
+            int(by_path[p].size),
+            by_path[p].lfs.sha256 if getattr(by_path[p], "lfs", None) else None,
+            etag=str(getattr(by_path[p], "blob_id", "") or ""),
+        )
+        for p in chosen
+    ]
     if not files:
-        there = sorted({m["split"] for e in entries if (m := _HUB_SHARD_RE.match(getattr(e, "path", "")))})
+        there = sorted(set(layout.available_splits(by_path)) | set(patterns))
         raise TaliSourceError(
-            f"{repo_id}@{commit} has no shards for split {split!r} (looked for data/{split}-*"
+            f"{repo_id}@{commit} has no shards for split {split!r} (looked for "
+            f"{', '.join(p.format(split=split) for p in layout.PATTERNS[:2])}"
             + (f"; splits there: {', '.join(there)})" if there else ")")
         )
+    layout.check_complete([f.path for f in files])
     return commit, files
-
-
-_HUB_SHARD_RE = re.compile(r"^data/(?P<split>[A-Za-z0-9_]+)-\d+-of-\d+\.parquet$")
 
 
 def cached_split_files(
@@ -347,7 +368,8 @@ def cached_split_files(
     on disk, found without any request (``HF_HUB_OFFLINE``)."""
     if local_dir is not None:
         base = Path(local_dir)
-        files = sorted(str(p) for p in base.glob(f"data/{split}-*-of-*.parquet"))
+        rel = [p.relative_to(base).as_posix() for p in base.rglob("*.parquet")]
+        files = [str(base / p) for p in layout.match_split(rel, split)]
         return None, files, [str(base / "data" / f"{split}-*.parquet")]
     from huggingface_hub import constants
 
@@ -360,9 +382,10 @@ def cached_split_files(
             commit = ref.read_text().strip()
         except OSError:
             return None, [], [str(ref)]
-    snapshot = storage / "snapshots" / commit / "data"
-    files = sorted(str(p) for p in snapshot.glob(f"{split}-*-of-*.parquet") if p.exists())
-    return commit, files, [str(ref), str(snapshot / f"{split}-*.parquet")]
+    snapshot = storage / "snapshots" / commit
+    rel = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.parquet") if p.exists()]
+    files = [str(snapshot / p) for p in layout.match_split(rel, split)]
+    return commit, files, [str(ref), str(snapshot / "data" / f"{split}-*.parquet")]
 
 
 def select_shards(
@@ -571,6 +594,14 @@ def download(
         timeout=timeout,
     )
     wanted = select_shards(files, spec, shards)
+    total = sum(f.size for f in wanted)
+    if total > LARGE_DOWNLOAD_BYTES:
+        warnings.warn(
+            f"downloading {human_bytes(total)} ({len(wanted)} shards) of {repo_id} split {spec!s}; "
+            f"tali.load(..., download=False) streams it instead (HTTP range requests, nothing stored)",
+            LargeDownloadWarning,
+            stacklevel=2,
+        )
     base = endpoint or os.environ.get("HF_ENDPOINT") or None
     refetched: list[str] = []
     transferred = [0]
@@ -637,7 +668,9 @@ def _offline_report(repo_id, spec: SplitSpec, shards, revision, cache_dir, local
             f"{spec.split!r} were downloaded before (looked in {', '.join(looked)}); unset "
             f"HF_HUB_OFFLINE, or run `tali download {repo_id} --split {spec!s}` where the Hub is reachable"
         )
-    files = [HubFile(f"data/{Path(f).name}", os.stat(f).st_size, None) for f in found]
+    files = [
+        HubFile(Path(f).relative_to(Path(f).parents[1]).as_posix(), os.stat(f).st_size, None) for f in found
+    ]
     chosen = select_shards(files, spec, shards)
     by_path = {h.path: f for h, f in zip(files, found, strict=True)}
     return DownloadReport(commit=commit or "local", files=[by_path[h.path] for h in chosen], refetched=[])

@@ -26,13 +26,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tali.config import TaliConfig
+from tali.data import layout
 from tali.data.dataset import TaliDataset
-from tali.data.shards import ShardIndex
+from tali.data.footers import FileIdentity
 from tali.data.sources import resolve_local_files
 from tali.data.streaming import TaliStream
 from tali.errors import TaliConfigError, TaliSourceError
@@ -42,7 +42,6 @@ from tali.schema import Modality, SubModality
 __all__ = ["FsOpener", "load", "resolve_files"]
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-_PATTERNS = ("data/{split}-*.parquet", "{split}-*.parquet", "data/{split}/*.parquet", "{split}/*.parquet")
 
 
 class FsOpener:
@@ -78,7 +77,12 @@ def _slice(files: list[str], spec: SplitSpec, shards: Sequence[int | str] | None
     return out
 
 
-def _fsspec_files(url: str, split: str, storage_options: dict[str, Any] | None) -> tuple[list[str], FsOpener]:
+def _fsspec_files(
+    url: str, split: str, storage_options: dict[str, Any] | None
+) -> tuple[list[str], FsOpener, list[FileIdentity]]:
+    """The split's shards under an fsspec URL, by the one split grammar (:mod:`tali.data.layout`),
+    with each file's identity (size, ETag / blob id) from the same listing: one recursive
+    listing (plus the card, if there is one), no request per shard."""
     import fsspec
 
     try:
@@ -86,15 +90,42 @@ def _fsspec_files(url: str, split: str, storage_options: dict[str, Any] | None) 
     except (ImportError, ValueError) as exc:
         raise TaliSourceError(f"cannot open {url}: {exc}") from exc
     if root.endswith(".parquet"):
-        return [root], FsOpener(fs)
+        info = fs.info(root)
+        return [root], FsOpener(fs), [_identity(root, info)]
     root = root.rstrip("/")
-    for pattern in _PATTERNS:
-        found = sorted(fs.glob(f"{root}/{pattern.format(split=split)}"))
-        if found:
-            return found, FsOpener(fs)
-    raise TaliSourceError(
-        f"no parquet shards for split {split!r} under {url} (looked for data/{split}-*.parquet)"
-    )
+    try:
+        listing = fs.find(root, detail=True)
+    except (OSError, ValueError) as exc:
+        raise TaliSourceError(f"cannot list {url}: {_first_line(exc)}") from exc
+    rel = {p[len(root) + 1 :]: info for p, info in listing.items() if p.startswith(root + "/")}
+    card: dict[str, list[str]] = {}
+    if "README.md" in rel:
+        try:
+            card = layout.card_data_files(fs.cat_file(f"{root}/README.md").decode("utf-8", "replace"))
+        except (OSError, ValueError):
+            card = {}
+    chosen = layout.match_split(rel, split, card)
+    if not chosen:
+        there = sorted(set(layout.available_splits(rel)) | set(card))
+        raise TaliSourceError(
+            f"no parquet shards for split {split!r} under {url} (looked for data/{split}-*.parquet"
+            + (f"; splits there: {', '.join(there)})" if there else ")")
+        )
+    layout.check_complete(chosen)
+    files = [f"{root}/{p}" for p in chosen]
+    return files, FsOpener(fs), [_identity(f, rel[p]) for f, p in zip(files, chosen)]
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _identity(path: str, info: dict[str, Any]) -> FileIdentity:
+    tag = info.get("blob_id") or info.get("ETag") or info.get("etag") or info.get("mtime") or ""
+    lfs = info.get("lfs")
+    if isinstance(lfs, dict) and lfs.get("sha256"):
+        tag = lfs["sha256"]
+    return FileIdentity(path, int(info.get("size") or 0), str(tag))
 
 
 def resolve_files(
@@ -103,7 +134,7 @@ def resolve_files(
     split: str = "train",
     shards: Sequence[int | str] | None = None,
     revision: str | None = None,
-    download: bool = True,
+    download: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     local_dir: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
@@ -112,7 +143,42 @@ def resolve_files(
     max_workers: int = 8,
     progress: bool = True,
 ) -> tuple[list[str], FsOpener | None]:
-    """The shard files of ``split`` in ``source`` and how to open them (``None``: local)."""
+    """The shard files of ``split`` in ``source`` and how to open them (``None``: local).
+    Remote files' identities (for the footer cache) are in :func:`resolve_source`."""
+    files, opener, _ = resolve_source(
+        source,
+        split=split,
+        shards=shards,
+        revision=revision,
+        download=download,
+        cache_dir=cache_dir,
+        local_dir=local_dir,
+        endpoint=endpoint,
+        token=token,
+        storage_options=storage_options,
+        max_workers=max_workers,
+        progress=progress,
+    )
+    return files, opener
+
+
+def resolve_source(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = REPO_ID,
+    *,
+    split: str = "train",
+    shards: Sequence[int | str] | None = None,
+    revision: str | None = None,
+    download: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    storage_options: dict[str, Any] | None = None,
+    max_workers: int = 8,
+    progress: bool = True,
+) -> tuple[list[str], FsOpener | None, list[FileIdentity] | None]:
+    """``(files, opener, identities)``: :func:`resolve_files` plus each remote file's
+    identity from the listing (``None`` for local files: they are stat'ed)."""
     spec = parse_split(split)
     if not isinstance(source, str | os.PathLike):
         items = [str(s) for s in source]
@@ -122,33 +188,35 @@ def resolve_files(
             import fsspec
 
             fs, _ = fsspec.core.url_to_fs(items[0], **(storage_options or {}))
-            return [fs._strip_protocol(s) for s in items], FsOpener(fs)
-        return resolve_local_files(items), None
+            return [fs._strip_protocol(s) for s in items], FsOpener(fs), None
+        return resolve_local_files(items), None, None
     text = os.fspath(source)
     if "://" in text:
-        files, opener = _fsspec_files(text, spec.split, storage_options)
-        return _slice(files, spec, shards), opener
+        files, opener, idents = _fsspec_files(text, spec.split, storage_options)
+        return _sliced(files, opener, idents, spec, shards)
     if Path(text).exists():
-        return _slice(resolve_local_files(text, spec.split), spec, shards), None
+        return _slice(resolve_local_files(text, spec.split), spec, shards), None, None
     if _looks_local(text) or not _REPO_RE.match(text):
         raise TaliSourceError(_no_local_path(text, spec.split))
     if _REPO_RE.match(text):
-        if not download:
-            from tali.hub import offline
+        from tali.hub import offline
 
-            if offline():
-                raise TaliSourceError(
-                    f"HF_HUB_OFFLINE is set: {text!r} with download=False streams from the Hub; "
-                    f"use download=True to read shards already downloaded"
-                )
+        # Streaming reads in place (HTTP range requests); offline, only what an earlier
+        # download left in the cache can be read, so that is what is served.
+        if not download and not offline():
             url = f"hf://datasets/{text}@{revision}" if revision else f"hf://datasets/{text}"
             options = dict(storage_options or {})
             if endpoint:
                 options.setdefault("endpoint", endpoint)
             if token is not None:
                 options.setdefault("token", token)
-            files, opener = _fsspec_files(url, spec.split, options)
-            return _slice(files, spec, shards), opener
+            try:
+                files, opener, idents = _fsspec_files(url, spec.split, options)
+            except TaliSourceError as exc:
+                raise TaliSourceError(
+                    f"{exc} ({text!r} is not a local path either: {_looked_for(text)})"
+                ) from exc
+            return _sliced(files, opener, idents, spec, shards)
         from tali.hub import download as hub_download
 
         try:
@@ -169,8 +237,20 @@ def resolve_files(
             raise TaliSourceError(
                 f"{exc} ({text!r} is not a local path either: {_looked_for(text)})"
             ) from exc
-        return report.files, None
+        return report.files, None, None
     raise AssertionError("unreachable")
+
+
+def _sliced(
+    files: list[str],
+    opener: FsOpener,
+    idents: list[FileIdentity],
+    spec: SplitSpec,
+    shards: Sequence[int | str] | None,
+) -> tuple[list[str], FsOpener, list[FileIdentity]]:
+    chosen = _slice(files, spec, shards)
+    by_path = dict(zip(files, idents))
+    return chosen, opener, [by_path[f] for f in chosen]
 
 
 #: First path parts that are directories, not Hub owners, in practice.
@@ -203,14 +283,6 @@ def _no_local_path(text: str, split: str) -> str:
     )
 
 
-def _remote_index(files: list[str], opener: FsOpener, max_workers: int) -> ShardIndex:
-    """Footers of remote shards in parallel: one round trip each, ~1,000 for TALI,
-    which read one after another would dominate start-up."""
-    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        parts = list(pool.map(lambda f: ShardIndex.from_files([f], opener).shards[0], files))
-    return ShardIndex(parts)
-
-
 def load(
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = REPO_ID,
     *,
@@ -220,7 +292,7 @@ def load(
     config: TaliConfig | None = None,
     shards: Sequence[int | str] | None = None,
     revision: str | None = None,
-    download: bool = True,
+    download: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     local_dir: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
@@ -233,15 +305,20 @@ def load(
     """A :class:`~tali.data.streaming.TaliStream` (``streaming=True``) or a map-style
     :class:`~tali.data.dataset.TaliDataset` over ``split`` of ``source``.
 
-    ``modalities`` overrides ``config.modalities``. ``download=False`` with a Hub id
-    streams through ``hf://`` instead of downloading. Other keyword arguments go to
-    the dataset (``shuffle``, ``buffer_size``, ``rank``, ``world_size``,
-    ``equal_per_rank``, ``item_ids``, ``on_error``, ``processors``, ``cache``...).
+    ``modalities`` overrides ``config.modalities``. A Hub id or URL is read in place
+    (``hf://``, HTTP range requests: row groups when streaming, a row's own pages for
+    map-style access where the layout allows), nothing downloaded; ``download=True``
+    downloads the selected shards first (:func:`tali.hub.download`: a download over
+    20 GB warns with its size first), and with ``HF_HUB_OFFLINE=1`` what an earlier
+    download left is read. Footers are read once per machine and cached on disk
+    (:mod:`tali.data.footers`). Other keyword arguments go to the dataset
+    (``shuffle``, ``buffer_size``, ``rank``, ``world_size``, ``equal_per_rank``,
+    ``item_ids``, ``on_error``, ``processors``, ``cache``...).
     """
     config = config or TaliConfig()
     if modalities is not None:
         config = config.replace(modalities=tuple(modalities))
-    files, opener = resolve_files(
+    files, opener, identities = resolve_source(
         source,
         split=split,
         shards=shards,
@@ -257,14 +334,15 @@ def load(
     )
     split_name = parse_split(split).split
     if streaming:
-        index = _remote_index(files, opener, max_workers) if opener is not None else None
         return TaliStream(
-            files, config=config, split=split_name, opener=opener, index=index, **dataset_kwargs
+            files, config=config, split=split_name, opener=opener, identities=identities, **dataset_kwargs
         )
-    for name in ("item_ids", "shuffle", "buffer_size", "rank", "world_size", "equal_per_rank", "cache"):
+    for name in ("shuffle", "buffer_size", "rank", "world_size", "equal_per_rank", "cache"):
         if name in dataset_kwargs:
             raise TaliConfigError(
                 f"{name}= applies to streaming=True; for map-style data use a sampler "
                 f"(tali.data.sampler.TaliDistributedSampler) or the dataset's own options"
             )
-    return TaliDataset(split=split_name, config=config, files=files, opener=opener, **dataset_kwargs)
+    return TaliDataset(
+        split=split_name, config=config, files=files, opener=opener, identities=identities, **dataset_kwargs
+    )

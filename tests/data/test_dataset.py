@@ -39,7 +39,7 @@ def test_text_only_config_reads_no_media_columns(textless_copy):
     dataset = TaliDataset(textless_copy, split="val", config=config)
     assert "youtube_video_content" not in dataset.columns and "image" not in dataset.columns
     assert dataset[0]["youtube_title_text"]["text"] == "youtube title 16"
-    table = dataset.reader.read_row_group(dataset.index.row_groups[0])
+    table = dataset.source.read_row_group(dataset.index.row_groups[0])
     assert "youtube_video_content" not in table.column_names
     with pytest.raises(TaliSchemaError, match="no youtube_video_content column"):
         TaliDataset(textless_copy, split="val", config=TaliConfig(modalities=["video"]))[0]

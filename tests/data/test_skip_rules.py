@@ -150,7 +150,7 @@ def test_open_shards_are_bounded_under_a_low_fd_limit(sample_root, tmp_path):
                          max_open_shards=int(sys.argv[1]))
         seen = sorted(ds[int(i)]["item_idx"] for i in torch.randperm(len(ds)))
         assert seen == list(range(300)), seen[:5]
-        print("ok", len(ds.reader._files))
+        print("ok", len(ds.source._files))
         """
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

@@ -67,7 +67,13 @@ def test_load_from_the_hub_streams_the_split(hub, env):
     from .conftest import TEXT
 
     stream = tali.load(
-        REPO, split="val", config=TEXT, cache_dir=env / "hf", endpoint=hub.endpoint, progress=False
+        REPO,
+        split="val",
+        config=TEXT,
+        cache_dir=env / "hf",
+        endpoint=hub.endpoint,
+        progress=False,
+        download=True,
     )
     assert sorted(s["item_idx"] for s in stream) == [16, 17, 18, 19]
     dataset = tali.load(
@@ -75,6 +81,7 @@ def test_load_from_the_hub_streams_the_split(hub, env):
         split="val",
         config=TEXT,
         streaming=False,
+        download=True,
         cache_dir=env / "hf",
         endpoint=hub.endpoint,
         progress=False,

@@ -70,8 +70,13 @@ def test_load_errors(sample_root, tmp_path):
         tali.load(f"file://{sample_root}", split="dev")
     with pytest.raises(TaliSourceError, match="no parquet shards for split 'dev'"):
         tali.load(sample_root, split="dev")
-    with pytest.raises(TaliConfigError, match="item_ids= applies to streaming=True"):
-        tali.load(sample_root, split="val", streaming=False, item_ids={16})
+    # one item_ids rule for both loaders: kept rows, and a missing id names the split
+    assert [
+        s["item_idx"] for s in tali.load(sample_root, split="val", streaming=False, item_ids={17, 19})
+    ] == [17, 19]
+    for streaming in (True, False):
+        with pytest.raises(TaliConfigError, match=r"1 of 2 item_ids are not in split 'val'"):
+            tali.load(sample_root, split="val", streaming=streaming, item_ids={16, 3})
     with pytest.raises(TaliConfigError, match="shard index 3 out of range"):
         tali.load(sample_root, split="train", shards=[3])
     with pytest.raises(TaliSourceError, match="an empty list of files"):

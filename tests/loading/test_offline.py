@@ -131,10 +131,19 @@ def test_a_missing_local_path_is_not_sent_to_the_hub(env, monkeypatch, text, clo
 
 
 def test_an_unknown_hub_repo_also_says_it_is_no_local_path(hub, env):
-    with pytest.raises(
+    with pytest.raises(TaliSourceError, match=r"404.*'someone/else' is not a local path either: looked for"):
+        tali.load("someone/else", split="train", cache_dir=env / "hf", endpoint=hub.endpoint, progress=False)
+    with pytest.raises(  # streaming (the default) and downloading say the same
         TaliSourceError, match=r"HTTP 404.*'someone/else' is not a local path either: looked for"
     ):
-        tali.load("someone/else", split="train", cache_dir=env / "hf", endpoint=hub.endpoint, progress=False)
+        tali.load(
+            "someone/else",
+            split="train",
+            cache_dir=env / "hf",
+            endpoint=hub.endpoint,
+            progress=False,
+            download=True,
+        )
 
 
 def test_default_processors_on_an_unreachable_hub_fail_fast(tmp_path, closed_port):
@@ -169,7 +178,10 @@ def test_download_command_offline_is_one_line(env, closed_port):
     assert len(lines) == 1 and lines[0].startswith("tali download: error: HF_HUB_OFFLINE is set"), done.stderr
 
 
-def test_offline_streaming_from_the_hub_is_refused_at_once(env, monkeypatch):
+def test_offline_streaming_from_the_hub_reads_the_cache_or_says_so_at_once(env, monkeypatch):
+    """Offline, streaming from the Hub cannot stream: what an earlier download left is read,
+    and with nothing there the answer comes at once, naming where it looked."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    seconds, message = _timed(lambda: tali.load(REPO, split="val", download=False))
-    assert seconds < 1.0 and "HF_HUB_OFFLINE is set: 'Antreas/TALI' with download=False" in message
+    monkeypatch.setenv("HF_HOME", str(env / "hf-home"))
+    seconds, message = _timed(lambda: tali.load(REPO, split="val"))
+    assert seconds < 1.0 and "HF_HUB_OFFLINE is set and no shards of Antreas/TALI@main split 'val'" in message

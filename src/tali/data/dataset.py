@@ -11,14 +11,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch.utils.data
 
 from tali.config import TaliConfig
 from tali.data.collate import collate
 from tali.data.durations import load_durations
+from tali.data.footers import FileIdentity
 from tali.data.policy import (
     OnError,
     SkipRecord,
@@ -28,13 +26,13 @@ from tali.data.policy import (
     mark,
     placeholder_sample,
 )
+from tali.data.row_source import RowSource
 from tali.data.rows import row_item_idx, row_to_python
-from tali.data.shards import Opener, RowGroupReader, ShardIndex
+from tali.data.shards import Opener, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.observe.clock import Stage, TimedCollate, add_bytes, timed, with_stats
 from tali.pipeline.pipeline import Pipeline, resolve_pipeline
-from tali.schema import Column, columns_for, require_columns
 
 __all__ = ["TaliDataset", "make_loader"]
 
@@ -60,7 +58,13 @@ class TaliDataset(torch.utils.data.Dataset):
     ``item_ids``: keep only rows whose ``item_idx`` is in this collection (an
     index from ``tali filter``); only the ``item_idx`` column is read to find
     them. Every id must exist in the split: a missing one raises rather than
-    silently shrinking the dataset.
+    silently shrinking the dataset (the same rule as ``TaliStream``).
+
+    Reading (:class:`~tali.data.row_source.RowSource`): a sample reads its own
+    row's pages where the shard's layout allows (one clip per page, as ``datasets``
+    >= 4 writes), else its row group, keeping the last ``cache_row_groups``; for
+    shuffled access to such shards use
+    :class:`~tali.data.sampler.RowGroupShuffleSampler`. ``source.layout()`` says which.
 
     ``collect_stats=True`` adds ``stats`` to every sample: time and calls per
     stage (``stage_ns``/``stage_calls`` int64 ``[S]``, columns in
@@ -84,22 +88,32 @@ class TaliDataset(torch.utils.data.Dataset):
         item_ids: Iterable[int] | None = None,
         collect_stats: bool = False,
         pipeline: Pipeline | None = None,
+        index: ShardIndex | None = None,
+        identities: Sequence[FileIdentity] | None = None,
+        cache_row_groups: int = 2,
     ) -> None:
         self.config = pipeline.config if pipeline is not None and config is None else (config or TaliConfig())
         self.on_error = check_on_error(on_error)
         self.max_consecutive_bad = check_max_consecutive_bad(max_consecutive_bad)
         if files is None:
             if source is None:
-                raise ValueError("give a source (directory or files) or files=")
+                raise TaliConfigError("give a source (directory or files) or files=")
             files = resolve_local_files(source, split)
-        self.split = split
-        self.files = list(files)
-        self.index = ShardIndex.from_files(self.files, opener)
-        needed = columns_for(self.config.modalities)
-        for shard in self.index.shards:  # from footers: a foreign file fails here, not at sample 0
-            require_columns(shard.path, shard.column_names, needed, purpose="this config's modalities")
-        self.columns = columns_for(self.config.modalities, available=self.index.column_names)
-        self.reader = RowGroupReader(self.index, self.columns, opener=opener, max_open_shards=max_open_shards)
+        self.files = [str(f) for f in files]
+        #: The one row source: footers, column check, item_ids, page or row-group reads.
+        self.source = RowSource(
+            self.files,
+            modalities=self.config.modalities,
+            opener=opener,
+            split=split,
+            index=index,
+            identities=identities,
+            max_open_shards=max_open_shards,
+            cache_row_groups=cache_row_groups,
+        )
+        self.split = self.source.split or split
+        self.index = self.source.index
+        self.columns = self.source.columns
         #: Every sample is ``pipeline(row)``: decode (+ processors) unless given one.
         self.pipeline = resolve_pipeline(config, processors, pipeline, load_durations(self.files))
         self.transform = self.pipeline.transform
@@ -114,26 +128,7 @@ class TaliDataset(torch.utils.data.Dataset):
         #: Global row numbers this dataset serves (``None``: every row).
         self.rows: np.ndarray | None = None
         if item_ids is not None:
-            self.rows = self._rows_for(item_ids, opener)
-
-    def _rows_for(self, item_ids: Iterable[int], opener: Opener | None) -> np.ndarray:
-        wanted = pa.array(sorted({int(i) for i in item_ids}), pa.int64())
-        columns = [
-            pq.ParquetFile(opener(shard.path) if opener else shard.path)
-            .read(columns=[str(Column.ITEM_IDX)])
-            .column(0)
-            .cast(pa.int64())
-            for shard in self.index.shards
-        ]
-        ids = pa.chunked_array([c for column in columns for c in column.chunks], pa.int64())
-        keep = pc.fill_null(pc.is_in(ids, value_set=wanted), False)
-        missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=pc.filter(ids, keep))))
-        if len(missing):
-            raise TaliConfigError(
-                f"{len(missing)} of {len(wanted)} item_ids are not in split {self.split!r} "
-                f"(first: {missing[:5].to_pylist()}); was the index built from another split?"
-            )
-        return np.flatnonzero(keep.to_numpy())
+            self.rows = self.source.item_rows(item_ids)
 
     def __len__(self) -> int:
         return len(self.index) if self.rows is None else int(self.rows.size)
@@ -145,7 +140,7 @@ class TaliDataset(torch.utils.data.Dataset):
 
     def read_row(self, index: int) -> dict[str, Any]:
         """The raw row (projected columns only), as Python values."""
-        return self.reader.read_row(self._global_row(index))
+        return row_to_python(self.source.read_row(self._global_row(index)), 0)
 
     def _global_row(self, index: int) -> int:
         return index if self.rows is None else int(self.rows[index])
@@ -211,10 +206,10 @@ class TaliDataset(torch.utils.data.Dataset):
             # Reading runs inside the policy: an unreadable row group is bad rows, not a crash,
             # and converting to Python too: invalid UTF-8 is a bad row.
             with timed(Stage.READ):
-                table = self.reader.read_row_group(ref)
-                add_bytes(table.slice(offset, 1).nbytes)
-            located["item_idx"] = row_item_idx(table, offset)
-            return self._produce(row_to_python(table, offset), row_number)
+                table = self.source.read_row(row_number)
+                add_bytes(table.nbytes)
+            located["item_idx"] = row_item_idx(table, 0)
+            return self._produce(row_to_python(table, 0), row_number)
 
         mode: OnError = "raise" if self.on_error == "raise" else "skip"
         return apply_policy(

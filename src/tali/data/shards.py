@@ -31,6 +31,9 @@ class ShardInfo:
     num_rows: int
     row_group_rows: tuple[int, ...]
     column_names: tuple[str, ...]
+    size: int = 0  # bytes of the file
+    footer_crc: int = 0  # crc32 of its footer: the same name and size with other rows differ here
+    identity: str = ""  # FileIdentity.key(): where the footer and page tables are cached
 
 
 @dataclass(frozen=True)
@@ -69,18 +72,10 @@ class ShardIndex:
 
     @classmethod
     def from_files(cls, paths: Sequence[str], opener: Opener | None = None) -> ShardIndex:
-        infos = []
-        for path in paths:
-            meta = _open_parquet(path, opener).metadata
-            infos.append(
-                ShardInfo(
-                    path=path,
-                    num_rows=meta.num_rows,
-                    row_group_rows=tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
-                    column_names=tuple(meta.schema.to_arrow_schema().names),
-                )
-            )
-        return cls(infos)
+        """From the footers: cached on disk, else one request per shard (:mod:`tali.data.footers`)."""
+        from tali.data.row_source import shard_index
+
+        return shard_index(list(paths), opener)[0]
 
     def __len__(self) -> int:
         return self.num_rows

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from tali.data import layout
 from tali.errors import TaliSchemaError, TaliSourceError
 from tali.schema import foreign_shard
 
@@ -36,43 +35,13 @@ __all__ = [
 
 SourceLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 SPLITS = ("train", "val", "test")
-_SHARD_RE = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d+-of-\d+\.parquet$")
-
-
-_NUMBERED = re.compile(r"^(?P<prefix>.+)-(?P<i>\d+)-of-(?P<n>\d+)\.parquet$")
 
 
 def check_complete(files: Sequence[str | os.PathLike[str]]) -> None:
     """Raise :class:`TaliSourceError` listing the missing shards when the numbered
-    shards of a split (``-{i}-of-{n}``) are not exactly ``0..n-1`` of one ``n``."""
-    groups: dict[tuple[str, str], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-    width: dict[tuple[str, str], int] = {}
-    for f in files:
-        path = Path(f)
-        m = _NUMBERED.match(path.name)
-        if m:
-            key = (str(path.parent), m["prefix"])
-            groups[key][m["n"]].add(int(m["i"]))
-            width[key] = len(m["i"])
-    for (parent, prefix), by_total in groups.items():
-        if _deliberate_subset(parent, {Path(f).name for f in files if Path(f).parent == Path(parent)}):
-            continue
-        if len(by_total) > 1:
-            raise TaliSourceError(
-                f"{parent}: {prefix} shards from different writes are mixed "
-                f"(-of-{', -of-'.join(sorted(by_total))}); the split is incomplete"
-            )
-        ((total, present),) = by_total.items()
-        missing = sorted(set(range(int(total))) - present)
-        extra = sorted(i for i in present if i >= int(total))
-        if missing or extra:
-            w = width[(parent, prefix)]
-            names = [f"{prefix}-{i:0{w}d}-of-{total}.parquet" for i in missing[:10]]
-            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise TaliSourceError(
-                f"{parent}: split {prefix} is incomplete: {len(missing)} of {int(total)} shards missing "
-                f"({', '.join(names)}{more})" + (f"; unexpected shard numbers {extra[:10]}" if extra else "")
-            )
+    shards of a split (``-{i}-of-{n}``, any hash suffix) are not exactly ``0..n-1`` of one
+    ``n``; shards chosen on purpose (:data:`SELECTION_FILE`) are not an error."""
+    layout.check_complete([str(f) for f in files], deliberate=_deliberate_subset)
 
 
 #: Written next to shards that ``tali download --split 'train[:5%]' --local-dir D`` chose
@@ -101,7 +70,7 @@ def _deliberate_subset(parent: str, present: set[str]) -> bool:
     """Whether every numbered shard present was downloaded as part of a chosen subset
     (then missing shard numbers are the ones the user did not ask for)."""
     chosen = set(_read_selection(Path(parent) / SELECTION_FILE))
-    numbered = {n for n in present if _NUMBERED.match(n)}
+    numbered = {n for n in present if layout.numbered(n)}
     return bool(numbered) and numbered <= chosen
 
 
@@ -109,29 +78,23 @@ def _visible(root: Path, paths: list[Path]) -> list[Path]:
     return [p for p in paths if not any(part.startswith(".") for part in p.relative_to(root).parts)]
 
 
+def _relative(root: Path) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
+
+
 def _split_files(root: Path, split: str) -> list[Path]:
-    for pattern in (
-        f"data/{split}-*.parquet",
-        f"{split}-*.parquet",
-        f"data/{split}/*.parquet",
-        f"{split}/*.parquet",
-    ):
-        found = _visible(root, sorted(root.glob(pattern)))
-        if found:
-            return found
-    return []
+    card = root / "README.md"
+    patterns = layout.card_data_files(card.read_text(errors="replace")) if card.is_file() else {}
+    return [root / p for p in layout.match_split(_relative(root), split, patterns)]
 
 
 def available_splits(root: str | os.PathLike[str]) -> list[str]:
-    """Split names a local directory holds, from its shard file names (``data/val-00000-of-00001.parquet``)."""
-    names: set[str] = set()
-    for path in Path(root).glob("**/*.parquet"):
-        match = _SHARD_RE.match(path.name)
-        if match:
-            names.add(match["split"])
-        elif path.parent != Path(root) and path.parent.name != "data":  # data/{split}/*.parquet
-            names.add(path.parent.name)
-    return sorted(names)
+    """Split names a local directory holds, from its shard paths (every naming the Hub uses:
+    ``data/val-00000-of-00010-<hash>.parquet``, ``data/val/0.parquet``, ``default/val/0000.parquet``)."""
+    base = Path(root)
+    card = base / "README.md"
+    patterns = layout.card_data_files(card.read_text(errors="replace")) if card.is_file() else {}
+    return sorted(set(layout.available_splits(_relative(base))) | set(patterns))
 
 
 def resolve_local_files(source: SourceLike, split: str | None = None) -> list[str]:

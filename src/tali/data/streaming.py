@@ -24,10 +24,10 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 import torch.utils.data
@@ -35,6 +35,7 @@ import torch.utils.data
 from tali.config import TaliConfig
 from tali.data.checkpoint import check_int, check_mapping, pack_mask, unpack_mask
 from tali.data.durations import load_durations
+from tali.data.footers import FileIdentity
 from tali.data.plan import EpochPlan, EqualPerRank, Topology, check_equal_per_rank
 from tali.data.policy import (
     OnError,
@@ -45,13 +46,13 @@ from tali.data.policy import (
     mark,
     placeholder_sample,
 )
+from tali.data.row_source import RowSource
 from tali.data.rows import row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.observe.clock import Stage, timed, with_stats
 from tali.pipeline.pipeline import UNREAD_ROW, Pipeline, resolve_pipeline
-from tali.schema import Column, columns_for, require_columns
 
 __all__ = ["StreamingLoader", "TaliStream", "merge_states", "resolve_rank"]
 
@@ -111,6 +112,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         processors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         cache: Any | None = None,
         index: ShardIndex | None = None,
+        identities: Sequence[FileIdentity] | None = None,
         collect_stats: bool = False,
         pipeline: Pipeline | None = None,
     ) -> None:
@@ -120,11 +122,19 @@ class TaliStream(torch.utils.data.IterableDataset):
         if not self.files:
             raise TaliSourceError("a stream needs at least one parquet shard")
         self.opener = opener
-        self.index = index or ShardIndex.from_files(self.files, opener)
-        needed = columns_for(self.config.modalities)
-        for shard in self.index.shards:  # from footers: a foreign file fails here, not mid-epoch
-            require_columns(shard.path, shard.column_names, needed, purpose="this config's modalities")
-        self.columns = columns_for(self.config.modalities, available=self.index.column_names)
+        #: The one row source (as in TaliDataset): footers once per machine, column check,
+        #: item_ids, page reads where the layout allows, else row groups.
+        self.source = RowSource(
+            self.files,
+            modalities=self.config.modalities,
+            opener=opener,
+            split=split,
+            index=index,
+            identities=identities,
+        )
+        self.split = split or self.source.split
+        self.index = self.source.index
+        self.columns = self.source.columns
         self.shuffle = bool(shuffle)
         if not isinstance(buffer_size, int) or buffer_size < 0:
             raise TaliConfigError(f"buffer_size must be an int >= 0, got {buffer_size!r}")
@@ -161,14 +171,10 @@ class TaliStream(torch.utils.data.IterableDataset):
     # -- planning -----------------------------------------------------------------------------
 
     def _allowed_rows(self, item_ids: Sequence[int] | set[int]) -> np.ndarray:
-        """Read only the ``item_idx`` column of every shard (a few bytes per row)."""
-        wanted = np.fromiter((int(i) for i in item_ids), dtype=np.int64)
-        parts = []
-        for shard in self.index.shards:
-            handle = pq.ParquetFile(self.opener(shard.path) if self.opener else shard.path)
-            parts.append(handle.read(columns=[str(Column.ITEM_IDX)]).column(0).to_numpy(zero_copy_only=False))
-        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return np.isin(ids, wanted)
+        """Rows to keep, by the row source's one ``item_ids`` rule (a missing id raises)."""
+        allowed = np.zeros(self.index.num_rows, dtype=bool)
+        allowed[self.source.item_rows(item_ids)] = True
+        return allowed
 
     def plan(self, topology: Topology | None = None, *, excluded: np.ndarray | None = None) -> EpochPlan:
         return EpochPlan(
@@ -241,6 +247,9 @@ class TaliStream(torch.utils.data.IterableDataset):
             "equal_per_rank": self.equal_per_rank,
             "unit_rows_crc": zlib.crc32(self.unit_rows.tobytes()),
             "allowed_crc": allowed,
+            # Each shard's identity: a shard replaced or two swapped (same row-group layout)
+            # would otherwise resume "ok" and silently lose and repeat rows.
+            "shards": [f"{Path(s.path).name}:{s.num_rows}:{s.footer_crc:08x}" for s in self.index.shards],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -256,6 +265,17 @@ class TaliStream(torch.utils.data.IterableDataset):
         plan, now = state["plan"], self._plan_key()
         if not isinstance(plan, dict):
             raise TaliConfigError(f"stream state field 'plan' must be a dict, got {type(plan).__name__}")
+        if plan.get("shards") != now["shards"] and isinstance(plan.get("shards"), list):
+            saved, current = plan["shards"], now["shards"]
+            first = next(
+                (i for i in range(max(len(saved), len(current))) if saved[i : i + 1] != current[i : i + 1]), 0
+            )
+            was = saved[first] if first < len(saved) else "nothing"
+            is_ = current[first] if first < len(current) else "nothing"
+            raise TaliConfigError(
+                f"checkpoint was taken over other shards: shard {first} was {was!r}, is {is_!r} "
+                f"(name:rows:footer crc); resume with the shards it was taken on, or start the epoch afresh"
+            )
         if plan != now:
             diff = {
                 k: (plan.get(k), now.get(k))
@@ -380,8 +400,14 @@ class TaliStream(torch.utils.data.IterableDataset):
                 if self.cache is not None and self.cache.contains(key, self.epoch):
                     rows[p] = None
                     continue
-                if units[p] != table_unit:
-                    table_unit, table = int(units[p]), self._read_unit_or_mark(int(units[p]))
+                unit = int(units[p])
+                if not self._row_group_bound(unit):
+                    # page mode: the row's own pages are read when it is produced, so the
+                    # shuffle buffer holds row numbers, not row groups (RSS independent of them)
+                    rows[p] = (_LAZY, key - int(plan.unit_starts[unit]))
+                    continue
+                if unit != table_unit:
+                    table_unit, table = unit, self._read_unit_or_mark(unit)
                 assert table is not None
                 # Python conversion waits for the policy: invalid UTF-8 is a bad row, not a crash.
                 rows[p] = (table, key - int(plan.unit_starts[table_unit]))
@@ -443,22 +469,18 @@ class TaliStream(torch.utils.data.IterableDataset):
                 raise
             return _Unreadable(exc)
 
-    def _read_unit(self, unit: int):
-        """One row group, projected. The current shard's file stays open (one handle
-        per worker, so memory does not grow with shards): over fsspec/HTTP, reopening
-        would re-read the footer for every row group."""
-        ref = self.index.row_groups[unit]
-        path = self.index.shards[ref.shard].path
+    def _row_group_bound(self, unit: int) -> bool:
+        """Whether rows of this row group are read with the whole group (else page by page).
+        A row group whose page table cannot be read is read whole, inside the policy."""
         try:
-            current = getattr(self, "_open_shard", None)
-            if current is None or current[0] != ref.shard:
-                current = (ref.shard, pq.ParquetFile(self.opener(path) if self.opener else path))
-                self._open_shard = current
-            return current[1].read_row_group(ref.row_group, columns=self.columns)
-        except OSError as exc:
-            raise TaliSourceError(f"cannot read row group {ref.row_group} of {path}: {exc}") from exc
-        except Exception as exc:  # pyarrow.ArrowInvalid and friends: a corrupt shard
-            raise TaliSourceError(f"corrupt row group {ref.row_group} of {path}: {exc}") from exc
+            return self.source.row_group_bound(self.index.row_groups[unit])
+        except TaliSourceError:
+            return True
+
+    def _read_unit(self, unit: int):
+        """One row group, projected, through the row source (footers come from its cache:
+        over fsspec/HTTP nothing is re-read per row group)."""
+        return self.source.read_row_group(self.index.row_groups[unit])
 
     def _produce(self, key: int, located: tuple[Any, int] | None, unit: int):
         ref = self.index.row_groups[unit]
@@ -474,13 +496,15 @@ class TaliStream(torch.utils.data.IterableDataset):
                 if isinstance(table, _Unreadable):
                     raise table.error
                 with timed(Stage.READ):
+                    if table is _LAZY:
+                        table, offset = self.source.read_row(key), 0
                     raw = row_to_python(table, offset)
                 sample = self.pipeline.decode(raw, key=key, epoch=self.epoch)
                 if self.cache is not None:
                     self.cache.put(key, self.epoch, sample)
             return self.pipeline.finish(sample, raw, key=key, epoch=self.epoch)
 
-        readable = located is not None and not isinstance(located[0], _Unreadable)
+        readable = located is not None and not isinstance(located[0], _Unreadable) and located[0] is not _LAZY
         item_idx = row_item_idx(*located) if readable and located is not None else None
         mode: OnError = "raise" if self.on_error == "raise" else "skip"
         sample, record = apply_policy(
@@ -507,6 +531,10 @@ class TaliStream(torch.utils.data.IterableDataset):
             f"row_groups={len(self.unit_rows)}, rank={self.rank}/{self.world_size}, shuffle={self.shuffle}, "
             f"buffer_size={self.buffer_size})"
         )
+
+
+#: Stands for "read this row's own pages when it is produced" in the stream's buffer.
+_LAZY: Any = object()
 
 
 class _Unreadable:
