@@ -20,7 +20,7 @@ from tali.data.plan import EqualPerRank, check_equal_per_rank
 from tali.data.streaming import resolve_rank
 from tali.errors import TaliConfigError
 
-__all__ = ["TaliDistributedSampler"]
+__all__ = ["RowGroupShuffleSampler", "TaliDistributedSampler"]
 
 
 class TaliDistributedSampler(torch.utils.data.Sampler[int]):
@@ -58,7 +58,7 @@ class TaliDistributedSampler(torch.utils.data.Sampler[int]):
         n, w, r = self.num_rows, self.world_size, self.rank
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(n, generator=g).tolist()
+            order = self._shuffled(g)
         else:
             order = list(range(n))
         if self.equal_per_rank == "drop":
@@ -69,6 +69,9 @@ class TaliDistributedSampler(torch.utils.data.Sampler[int]):
             padded = (order * (-(-w * per // max(n, 1))))[: w * per] if n else []
             return padded[r * per : (r + 1) * per]
         return order[(r * n) // w : ((r + 1) * n) // w]
+
+    def _shuffled(self, g: torch.Generator) -> list[int]:
+        return torch.randperm(self.num_rows, generator=g).tolist()
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices()[self.start :])
@@ -110,3 +113,42 @@ class TaliDistributedSampler(torch.utils.data.Sampler[int]):
         finally:
             self.epoch = epoch
         self.epoch, self.start = int(state["epoch"]), int(state["start"])
+
+
+class RowGroupShuffleSampler(TaliDistributedSampler):
+    """A shuffle that reads each row group about once, for shards whose rows cost their row group.
+
+    Where a shard's layout does not allow page reads (``dataset.source.layout()`` says
+    ``row_group``: pyarrow's defaults write a 100-clip chunk as one dictionary page), a
+    uniform shuffle reads a whole row group (~170 MB on TALI) for every sample. This
+    order shuffles row groups, then rows within windows of ``window`` consecutive
+    (shuffled) row groups, all from ``(seed, epoch)``; with ``TaliDataset(...,
+    cache_row_groups=window)`` a process reads each row group of a window once. The
+    trade-off: a batch mixes rows of ``window`` row groups only, not of the whole split;
+    with DataLoader workers each worker keeps its own cache, so a row group is read by up
+    to ``num_workers`` processes (still ``num_workers`` x the split per epoch, not ~100x).
+    Ranks get contiguous slices of the order, as in :class:`TaliDistributedSampler`.
+    """
+
+    def __init__(self, dataset: Sized, *, window: int = 2, **kwargs: object) -> None:
+        if not isinstance(window, int) or window < 1:
+            raise TaliConfigError(f"window must be an int >= 1, got {window!r}")
+        super().__init__(dataset, **kwargs)  # type: ignore[arg-type]
+        self.window = window
+        source = getattr(dataset, "source", None)
+        if source is None:
+            raise TaliConfigError("RowGroupShuffleSampler needs a TaliDataset (its row source's row groups)")
+        starts = torch.tensor([rg.first_row for rg in source.index.row_groups], dtype=torch.int64)
+        rows = getattr(dataset, "rows", None)
+        positions = torch.arange(len(source.index)) if rows is None else torch.as_tensor(rows)
+        #: row group of each dataset index
+        self.groups = torch.searchsorted(starts, positions, right=True) - 1
+
+    def _shuffled(self, g: torch.Generator) -> list[int]:
+        units = torch.unique(self.groups)
+        units = units[torch.randperm(len(units), generator=g)]
+        order: list[int] = []
+        for k in range(0, len(units), self.window):
+            members = torch.nonzero(torch.isin(self.groups, units[k : k + self.window])).flatten()
+            order.extend(members[torch.randperm(len(members), generator=g)].tolist())
+        return order
