@@ -119,3 +119,20 @@ def test_processor_set_checks():
         ProcessorSet({}).collate([])
     procs = ProcessorSet({tali.SubModality.YOUTUBE_CONTENT_VIDEO: ClipPixels()})
     assert "youtube_content_video=ClipPixels" in repr(procs)
+
+
+def test_processors_are_given_once(sample_root, clip_tokenizer):
+    """The loader batches with the dataset's pipeline by default: per-batch padding of the
+    processors without passing them again as collate_fn (tali.collate would refuse the
+    ragged token lists)."""
+    text = tali.TaliConfig(modalities=("youtube_title_text",))
+    procs = ProcessorSet({"youtube_title_text": Tokenize(clip_tokenizer)})
+    ds = tali.TaliDataset(sample_root, split="val", config=text, processors=procs)
+    batch = next(iter(tali.make_loader(ds, batch_size=4, num_workers=0)))
+    old = next(iter(tali.make_loader(ds, batch_size=4, num_workers=0, collate_fn=tali.collate)))
+    assert "attention_mask" not in old["youtube_title_text"]  # what the default did before
+    ids, mask = batch["youtube_title_text"]["input_ids"], batch["youtube_title_text"]["attention_mask"]
+    assert ids.shape == mask.shape and ids.shape[0] == 4 and ids[:, 0].eq(49406).all()
+    stream = tali.TaliStream(ds.files, config=text, processors=procs, shuffle=False)
+    streamed = next(iter(stream.loader(batch_size=4, num_workers=0)))
+    assert torch.equal(streamed["youtube_title_text"]["input_ids"], ids)

@@ -230,17 +230,25 @@ class TaliDataset(torch.utils.data.Dataset):
         )
 
 
+def default_collate_for(dataset: Any) -> Callable[[list[Any]], Any]:
+    """The collate of a dataset's pipeline (through a ``Subset``), else :func:`tali.collate`."""
+    pipeline = getattr(getattr(dataset, "dataset", dataset), "pipeline", None)
+    return pipeline.collate if isinstance(pipeline, Pipeline) else collate
+
+
 def make_loader(
     dataset: torch.utils.data.Dataset,
     *,
     batch_size: int = 8,
     num_workers: int = 2,
     shuffle: bool = False,
-    collate_fn: Callable[[list[Any]], Any] = collate,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
     **kwargs: Any,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader with ``tali``'s collate and sensible defaults for decoding work."""
+    """A DataLoader with sensible defaults for decoding work. ``collate_fn`` defaults to the
+    dataset's pipeline's (its processors' per-batch padding), so processors are given once."""
     # A Subset of a TaliDataset collects stats too: look through it.
+    collate_fn = collate_fn or default_collate_for(dataset)
     stats = getattr(getattr(dataset, "dataset", dataset), "collect_stats", False)
     if stats and not isinstance(collate_fn, TimedCollate):
         collate_fn = TimedCollate(collate_fn)

@@ -62,7 +62,7 @@ class StreamingLoader:
         *,
         batch_size: int = 8,
         num_workers: int = 2,
-        collate_fn: Callable[[list[Any]], Any] = collate,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("persistent_workers"):
@@ -71,6 +71,11 @@ class StreamingLoader:
         self.num_workers = num_workers
         if num_workers > 0:
             kwargs.setdefault("prefetch_factor", 2)
+        if collate_fn is None:  # the stream's pipeline batches (processors are given once)
+            pipeline = getattr(dataset, "pipeline", None)
+            collate_fn = (
+                pipeline.collate if pipeline is not None and hasattr(pipeline, "collate") else collate
+            )
         self._loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn, **kwargs
         )
