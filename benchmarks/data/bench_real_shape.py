@@ -41,7 +41,7 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 # Runs in a fresh process: reads `samples` rows of the split, reports what it cost.
 READER = textwrap.dedent(
     """
-    import json, resource, sys, time, torch
+    import json, sys, time, torch
     import tali
     from tali.data.sampler import RowGroupShuffleSampler
     args = json.loads(sys.argv[1])
@@ -70,7 +70,8 @@ READER = textwrap.dedent(
         "bytes_read": source.bytes_read,
         "requests": getattr(source.ranges, "requests", 0),
         "cpu_ms_per_sample": 1000 * cpu / len(rows),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # VmHWM, not ru_maxrss: the latter keeps the parent's high-water mark across exec
+        "peak_rss_mb": int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024,
         "layout": {c: dict(n) for c, n in source.layout().items() if c == "youtube_video_content"},
         "item_idx": [int(s["item_idx"]) for s in rows],
     }))

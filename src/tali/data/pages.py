@@ -244,7 +244,7 @@ def plan_chunk(
     most = max(b - a for a, b in zip(first_rows, bounds))
     # Many rows on one page: reading "a row's page" is reading the chunk; only a small chunk
     # (a struct's short ``path`` leaf beside its large ``bytes``) is still read this way.
-    if num_rows > 1 and most * 4 > num_rows and chunk.total_compressed_size > SMALL_CHUNK_BYTES:
+    if most > 1 and most * 4 > num_rows and chunk.total_compressed_size > SMALL_CHUNK_BYTES:
         return whole(f"{most} of {num_rows} rows share a page")
     if dictionary is not None and dictionary[1] * 4 > chunk.total_compressed_size and num_rows > 1:
         return whole("its dictionary page holds most of the chunk")

@@ -281,7 +281,7 @@ class RowSource:
     def _build_plan(self, ref: RowGroupRef) -> dict[str, list[ChunkPages] | None]:
         shard = self.index.shards[ref.shard]
         plan: dict[str, list[ChunkPages] | None] = dict.fromkeys(self.columns)
-        if not self.page_reads or ref.num_rows <= 1:
+        if not self.page_reads or ref.num_rows <= 1:  # a one-row group is its own row
             return plan
         tail_start, tail = tail_footer(self._tails[ref.shard])
         try:
@@ -333,8 +333,17 @@ class RowSource:
         return out
 
     def row_group_bound(self, ref: RowGroupRef) -> bool:
-        """Whether reading one row of ``ref`` reads (and caches) its row group."""
-        return any(v is None for v in self._plan(ref).values())
+        """Whether reading one row of ``ref`` reads (and caches) its row group's large columns
+        (small columns are always read a row group at a time: that costs little)."""
+        plan = self._plan(ref)
+        return any(plan[c] is None and self._chunk_bytes(ref, c) >= self._large(ref) for c in self.columns)
+
+    def _large(self, ref: RowGroupRef) -> int:
+        return PAGE_MODE_MIN_BYTES_PER_ROW * ref.num_rows
+
+    def _chunk_bytes(self, ref: RowGroupRef, column: str) -> int:
+        group = self.metadata(ref.shard).row_group(ref.row_group)
+        return sum(group.column(i).total_compressed_size for i in self._leaf_indices(ref.shard, [column]))
 
     # -- reading ---------------------------------------------------------------------------
 
