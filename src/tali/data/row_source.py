@@ -47,7 +47,7 @@ from tali.data.footers import (
 from tali.data.pages import ChunkPages, FsRanges, LocalRanges, RangeReader, decode_row, plan_chunk
 from tali.data.parquet_thrift import ThriftError, read_footer_locations
 from tali.data.shards import Opener, RowGroupRef, ShardIndex, ShardInfo
-from tali.errors import TaliConfigError, TaliSourceError
+from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.schema import Column, columns_for, require_columns
 
 __all__ = ["RowSource", "ranges_for", "shard_index"]
@@ -414,7 +414,16 @@ class RowSource:
         schema = self.metadata(ref.shard).schema.to_arrow_schema()
         for c, tables in plan.items():
             if tables is not None:
-                arrays[c] = self._page_value(path, schema.field(c), tables, offset)
+                try:
+                    arrays[c] = self._page_value(path, schema.field(c), tables, offset)
+                except (TaliSourceError, ThriftError, pa.ArrowException) as exc:
+                    # one row's pages are that row's bytes: a bad row naming its field, not a bad shard
+                    raise TaliDataError(
+                        f"cannot read {c} of row {ref.shard_row + offset}: {exc}",
+                        field=c,
+                        shard=Path(path).name,
+                        row=ref.shard_row + offset,
+                    ) from exc
         return pa.table({c: arrays[c] for c in self.columns})
 
     def _page_value(self, path: str, field: pa.Field, tables: list[ChunkPages], offset: int) -> pa.Array:
