@@ -208,11 +208,11 @@ def test_the_loopback_hub_serves_the_real_tree_and_both_revisions(shapes, cache)
 
 def test_a_large_download_says_how_large_first(shapes, cache, monkeypatch):
     monkeypatch.setattr(tali.hub, "LARGE_DOWNLOAD_BYTES", 1000)
-    with HubServer(shapes["datasets"].root) as hub:
-        with pytest.warns(tali.hub.LargeDownloadWarning, match=r"downloading \d+\.\d+ MB \(1 shards\)"):
-            tali.hub.download(
-                REPO, split="val", cache_dir=cache / "hf", endpoint=hub.endpoint, progress=False
-            )
+    with (
+        HubServer(shapes["datasets"].root) as hub,
+        pytest.warns(tali.hub.LargeDownloadWarning, match=r"downloading \d+\.\d+ MB \(1 shards\)"),
+    ):
+        tali.hub.download(REPO, split="val", cache_dir=cache / "hf", endpoint=hub.endpoint, progress=False)
 
 
 def test_resume_refuses_a_changed_shard_set(shapes, cache, tmp_path):
