@@ -334,7 +334,8 @@ def list_split_files(
             f"HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use shards already downloaded"
         ) from exc.__cause__
     by_path = {e.path: e for e in entries if getattr(e, "size", None) is not None and hasattr(e, "path")}
-    patterns = layout.card_data_files(card.to_dict() if hasattr(card, "to_dict") else card or {})
+    card_dict = card.to_dict() if card is not None and hasattr(card, "to_dict") else card
+    patterns = layout.card_data_files(card_dict if isinstance(card_dict, dict) else {})
     chosen = layout.match_split(by_path, split, patterns)
     files = [
         HubFile(
