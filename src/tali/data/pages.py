@@ -246,8 +246,11 @@ def plan_chunk(
     # (a struct's short ``path`` leaf beside its large ``bytes``) is still read this way.
     if most > 1 and most * 4 > num_rows and chunk.total_compressed_size > SMALL_CHUNK_BYTES:
         return whole(f"{most} of {num_rows} rows share a page")
-    if dictionary is not None and dictionary[1] * 4 > chunk.total_compressed_size and num_rows > 1:
-        return whole("its dictionary page holds most of the chunk")
+    # A dictionary page is read with each dictionary-encoded page: fine when it holds a value
+    # or two (datasets >= 4: the first clip, then PLAIN pages), not when it holds the chunk
+    # (pyarrow's defaults: every clip in the dictionary, a page of indices after it).
+    if dictionary is not None and dictionary[1] > max(SMALL_CHUNK_BYTES, 2 * max(sizes)):
+        return whole("its dictionary page holds the chunk's values")
     return ChunkPages(leaf, chunk.codec, max_def, offsets, sizes, first_rows, num_rows, dictionary, True)
 
 
