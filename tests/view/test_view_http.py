@@ -35,7 +35,7 @@ RATE = 16_000
 @pytest.fixture(scope="module")
 def client(catalog: Catalog, val_metrics: Path) -> TestClient:
     app = create_app(catalog, metrics=val_metrics, allowed_hosts=["testserver"])
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, headers={"X-Tali-View": "1"})
 
 
 def _png(body: bytes) -> np.ndarray:
@@ -256,7 +256,7 @@ def test_a_path_stored_in_a_row_is_never_opened(tmp_path: Path, sample_root: Pat
     table = table.set_column(column, "youtube_video_file_path", pa.array([str(decoy)] * len(table)))
     (tmp_path / "data").mkdir()
     pq.write_table(table, tmp_path / "data" / "train-00000-of-00001.parquet")
-    client = TestClient(create_app(Catalog([tmp_path])))
+    client = TestClient(create_app(Catalog([tmp_path])), headers={"X-Tali-View": "1"})
     assert client.get("/media/train/0/video.mp4").content == table.column("youtube_video_content")[0].as_py()
 
 
@@ -301,7 +301,7 @@ def test_cli_errors_are_one_line(
 
 def test_a_broken_row_shows_its_errors_and_its_validation_report(broken_root: tuple[Path, Path]) -> None:
     root, report = broken_root
-    client = TestClient(create_app(Catalog([root]), report=report))
+    client = TestClient(create_app(Catalog([root]), report=report), headers={"X-Tali-View": "1"})
 
     bad_clip = client.get("/api/row/train/0").json()
     assert (

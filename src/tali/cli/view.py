@@ -39,6 +39,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-remote", action="store_true", help="allow a --host other machines can reach (no login!)"
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another Host name the page is reached by (with --allow-remote; repeatable)",
+    )
     parser.add_argument("--open", action="store_true", help="open the page in this machine's web browser")
 
 
@@ -55,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         report=args.report,
         allow_remote=args.allow_remote,
+        allowed_hosts=args.allowed_host,
     )
     rows = ", ".join(f"{v.name} ({v.num_rows} rows)" for v in catalog.splits.values())
     print(f"tali view: serving {rows}")

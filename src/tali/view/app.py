@@ -29,6 +29,8 @@ import html
 import logging
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -40,6 +42,7 @@ from tali.errors import TaliConfigError, TaliDataError, TaliError
 from tali.schema import Column, ImageField
 from tali.view.catalog import Catalog, MetricsTable, RowNotFound, ValidationFailures
 from tali.view.describe import describe_row
+from tali.view.guard import RequestGuard, ServerBusy, WorkQueue
 from tali.view.media import (
     ANALYSIS_RATE,
     N_FFT,
@@ -60,7 +63,7 @@ from tali.view.sample import (
     decode_window,
 )
 
-__all__ = ["create_app", "starlette"]
+__all__ = ["ViewLimits", "create_app", "starlette"]
 
 log = logging.getLogger("tali.view")
 _INDEX = re.compile(r"^\d{1,15}$")
@@ -139,28 +142,41 @@ def create_app(
     *,
     metrics: str | os.PathLike[str] | None = None,
     report: str | os.PathLike[str] | None = None,
-    allowed_hosts: list[str] | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    limits: ViewLimits | None = None,
 ) -> Any:
     """The ASGI app for ``catalog``. ``metrics``: a table from ``tali metrics``; ``report``: a
-    JSON report from ``tali validate --report``; ``allowed_hosts``: ``Host`` headers accepted (a page on
-    another site cannot reach a loopback server through DNS rebinding); ``None`` accepts any."""
+    JSON report from ``tali validate --report``; ``allowed_hosts``: ``Host`` names accepted (a page on
+    another site cannot reach a loopback server through DNS rebinding); ``None`` accepts any;
+    ``limits``: how many decodes and queries run and wait at once."""
     starlette()
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
 
     viewer = _Viewer(catalog, metrics, report)
+    limits = limits or ViewLimits()
+    # Decodes (windows, frames, audio, images, spectrograms), SQL (filter, search) and row reads
+    # each run in their own bounded pool of worker threads; everything else runs on the event loop.
+    decodes = WorkQueue("decodes", slots=limits.decode_slots, queue=limits.decode_queue, wait_seconds=limits.wait_seconds)
+    queries = WorkQueue("queries", slots=limits.query_slots, queue=limits.query_queue, wait_seconds=limits.wait_seconds)
+    reads = WorkQueue("row reads", slots=limits.read_slots, queue=limits.read_queue, wait_seconds=limits.wait_seconds)
 
-    def page(request: Request) -> Response:
+    def on(queue: WorkQueue, endpoint: Any) -> Any:
+        async def run(request: Request) -> Response:
+            return await queue.run(lambda: endpoint(request))  # type: ignore[no-any-return]
+
+        return run
+
+    async def page(request: Request) -> Response:
         split, index = request.path_params["split"], request.path_params["index"]
         catalog.check_index(split, _index(index))
         text = resources.files("tali.view").joinpath("static/index.html").read_text()
         return HTMLResponse(text)
 
-    def static(request: Request) -> Response:
+    async def static(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in _STATIC:
             raise RowNotFound(f"no static file {name[:40]!r}")
@@ -168,10 +184,10 @@ def create_app(
             resources.files("tali.view").joinpath(f"static/{name}").read_bytes(), media_type=_STATIC[name]
         )
 
-    def home(request: Request) -> Response:
+    async def home(request: Request) -> Response:
         return RedirectResponse(f"/row/{catalog.first_split}/0", status_code=307)
 
-    def splits(request: Request) -> Response:
+    async def splits(request: Request) -> Response:
         return JSONResponse(
             {
                 "splits": [
@@ -312,7 +328,10 @@ def create_app(
         return Response(wav_float32(sample.waveform, sample.sample_rate), media_type="audio/wav")
 
     def error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, RowNotFound):
+        headers = {}
+        if isinstance(exc, ServerBusy):
+            status, headers = 503, {"retry-after": str(exc.retry_after)}
+        elif isinstance(exc, RowNotFound):
             status = 404
         elif isinstance(exc, TaliConfigError):
             status = 400
@@ -330,34 +349,61 @@ def create_app(
                 f'<p id="error">{html.escape(message)}</p><p><a href="/">first row</a></p>',
                 status_code=status,
             )
-        return JSONResponse({"error": message}, status_code=status)
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
 
     routes = [
         Route("/", home),
         Route("/row/{split}/{index}", page),
         Route("/static/{name}", static),
-        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/favicon.ico", favicon),
         Route("/api/splits", splits),
-        Route("/api/row/{split}/{index}", row),
-        Route("/api/window/{split}/{index}", window),
-        Route("/api/item/{item_idx}", item),
-        Route("/api/search", search),
-        Route("/api/filter", filter_rows),
-        Route("/media/{split}/{index}/video.mp4", video),
-        Route("/media/{split}/{index}/image.png", image),
-        Route("/media/{split}/{index}/waveform.json", waveform),
-        Route("/media/{split}/{index}/spectrogram.png", spectrogram),
-        Route("/media/{split}/{index}/frame/{slot}.png", frame),
-        Route("/media/{split}/{index}/window.wav", window_audio),
+        Route("/api/row/{split}/{index}", on(reads, row)),
+        Route("/api/window/{split}/{index}", on(decodes, window)),
+        Route("/api/item/{item_idx}", on(reads, item)),
+        Route("/api/search", on(queries, search)),
+        Route("/api/filter", on(queries, filter_rows)),
+        Route("/media/{split}/{index}/video.mp4", on(reads, video)),
+        Route("/media/{split}/{index}/image.png", on(decodes, image)),
+        Route("/media/{split}/{index}/waveform.json", on(decodes, waveform)),
+        Route("/media/{split}/{index}/spectrogram.png", on(decodes, spectrogram)),
+        Route("/media/{split}/{index}/frame/{slot}.png", on(decodes, frame)),
+        Route("/media/{split}/{index}/window.wav", on(decodes, window_audio)),
     ]
-    middleware = [Middleware(_SecurityHeaders)]
-    if allowed_hosts is not None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    middleware = [
+        Middleware(RequestGuard, allowed_hosts=allowed_hosts, costly=_costly),
+        Middleware(_SecurityHeaders),
+    ]
     return Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={Exception: error, TaliError: error, 404: _not_found(JSONResponse)},
     )
+
+
+#: Routes that run SQL or change state: they need the viewer's own page as their origin.
+_COSTLY = ("/api/filter", "/api/search", "/api/gallery", "/api/selection")
+
+
+def _costly(path: str) -> bool:
+    return path.startswith(_COSTLY)
+
+
+@dataclass(frozen=True)
+class ViewLimits:
+    """How much work the viewer takes on at once. Decodes: a window is 0.1-1 s of one core
+    (measured on the sample's 30 s clips), so slots ~ cores; more wait in a queue (each at
+    most ``wait_seconds``), the rest get 503 + Retry-After."""
+
+    decode_slots: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    decode_queue: int = 32
+    query_slots: int = 1
+    query_queue: int = 4
+    read_slots: int = 4
+    read_queue: int = 64
+    wait_seconds: float = 20.0
 
 
 def _not_found(json_response: Any) -> Any:

@@ -10,8 +10,10 @@ const state = {
 };
 window.taliView = state; // for tests and the console
 
-async function api(url) {
-  const response = await fetch(url);
+// Every API call names the viewer's page (X-Tali-View): the server runs SQL and decodes only for
+// requests that carry it, which another site's page cannot send.
+async function api(url, init = {}) {
+  const response = await fetch(url, { ...init, headers: { "X-Tali-View": "1", ...(init.headers || {}) } });
   let body;
   try { body = await response.json(); } catch { body = { error: response.statusText }; }
   if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
