@@ -160,9 +160,15 @@ def create_app(
     limits = limits or ViewLimits()
     # Decodes (windows, frames, audio, images, spectrograms), SQL (filter, search) and row reads
     # each run in their own bounded pool of worker threads; everything else runs on the event loop.
-    decodes = WorkQueue("decodes", slots=limits.decode_slots, queue=limits.decode_queue, wait_seconds=limits.wait_seconds)
-    queries = WorkQueue("queries", slots=limits.query_slots, queue=limits.query_queue, wait_seconds=limits.wait_seconds)
-    reads = WorkQueue("row reads", slots=limits.read_slots, queue=limits.read_queue, wait_seconds=limits.wait_seconds)
+    decodes = WorkQueue(
+        "decodes", slots=limits.decode_slots, queue=limits.decode_queue, wait_seconds=limits.wait_seconds
+    )
+    queries = WorkQueue(
+        "queries", slots=limits.query_slots, queue=limits.query_queue, wait_seconds=limits.wait_seconds
+    )
+    reads = WorkQueue(
+        "row reads", slots=limits.read_slots, queue=limits.read_queue, wait_seconds=limits.wait_seconds
+    )
 
     def on(queue: WorkQueue, endpoint: Any) -> Any:
         async def run(request: Request) -> Response:

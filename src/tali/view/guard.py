@@ -99,7 +99,9 @@ class RequestGuard:
     """ASGI middleware: the ``Host`` and same-origin checks above. ``allowed_hosts=None``
     skips the Host check (an app mounted behind something that did it)."""
 
-    def __init__(self, app: Any, *, allowed_hosts: Iterable[str] | None, costly: Callable[[str], bool]) -> None:
+    def __init__(
+        self, app: Any, *, allowed_hosts: Iterable[str] | None, costly: Callable[[str], bool]
+    ) -> None:
         self.app = app
         self.allowed = frozenset(allowed_hosts) if allowed_hosts is not None else None
         self.costly = costly
@@ -121,7 +123,10 @@ class RequestGuard:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -130,14 +135,20 @@ class RequestGuard:
         raw_host = headers.get("host", "")
         name = host_name(raw_host)
         if self.allowed is not None and (name is None or name not in self.allowed):
-            return 400, f"invalid Host header {raw_host[:80]!r}: this viewer answers only {', '.join(sorted(self.allowed))}"
+            return (
+                400,
+                f"invalid Host header {raw_host[:80]!r}: this viewer answers only {', '.join(sorted(self.allowed))}",
+            )
         own_origin = f"{scheme}://{raw_host.strip().lower()}"
         origin = headers.get("origin")
         site = headers.get("sec-fetch-site")
         if site is not None and site not in ("same-origin", "none"):
             return 403, f"refused a {site} request: the viewer answers only its own pages"
         if origin is not None and origin.lower() != own_origin:
-            return 403, f"refused a request from origin {origin[:80]!r}: the viewer answers only its own pages"
+            return (
+                403,
+                f"refused a request from origin {origin[:80]!r}: the viewer answers only its own pages",
+            )
         if method not in ("GET", "HEAD") or self.costly(path):
             if origin is None and site != "same-origin" and COSTLY_HEADER not in headers:
                 return 403, (

@@ -42,6 +42,9 @@ def check_host(host: str, *, allow_remote: bool) -> None:
         )
 
 
+_BACKLOG = 128
+
+
 def default_max_connections() -> int:
     """Half the process's file-descriptor limit (at most 512): the other half stays for the
     shards, clips and worker threads (at ``ulimit -n 1024``: 512 connections)."""
@@ -65,7 +68,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         hint = "; pass --port 0 for a free one" if exc.errno in (98, 48, 10048) else ""
         raise TaliConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
-    sock.listen(128)
+    sock.listen(_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -112,6 +115,9 @@ class ViewerServer:
             lifespan="off",
             access_log=False,
             timeout_keep_alive=5,
+            # asyncio accepts up to `backlog` sockets in one go before any connection_made runs:
+            # uvicorn's default (2048) would open that many descriptors past the connection cap.
+            backlog=_BACKLOG,
         )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
