@@ -149,12 +149,12 @@ class RequestGuard:
                 403,
                 f"refused a request from origin {origin[:80]!r}: the viewer answers only its own pages",
             )
-        if method not in ("GET", "HEAD") or self.costly(path):
-            if origin is None and site != "same-origin" and COSTLY_HEADER not in headers:
-                return 403, (
-                    f"{method} {path[:80]} runs queries or changes state: send it from the viewer's page "
-                    f"(Origin or the {COSTLY_HEADER} header)"
-                )
+        vouched = origin is not None or site == "same-origin" or COSTLY_HEADER in headers
+        if (method not in ("GET", "HEAD") or self.costly(path)) and not vouched:
+            return 403, (
+                f"{method} {path[:80]} runs queries or changes state: send it from the viewer's page "
+                f"(Origin or the {COSTLY_HEADER} header)"
+            )
         return None
 
 
@@ -217,9 +217,9 @@ def bounded_protocol(*, header_timeout: float, max_connections: int) -> type:
             self._arm()
             over = len(self.connections) - max_connections
             if over > 0:
+                peers: list[Any] = [c for c in self.connections if c is not self]
                 idle = sorted(
-                    (c for c in self.connections if c is not self and getattr(c, "_idle", lambda: False)()),
-                    key=lambda c: c._opened,
+                    (c for c in peers if getattr(c, "_idle", lambda: False)()), key=lambda c: c._opened
                 )
                 for old in idle[:over]:
                     old._drop()
