@@ -10,6 +10,7 @@ examples:
   tali view ~/TALI --split val --port 0     # a downloaded dataset, any free port
   tali view ~/TALI --metrics metrics.parquet   # show each row's metrics, filter on them
   tali view ~/TALI --report validation.json    # show each row's failed checks
+  tali view ~/A ~/B --metrics a.parquet --metrics b.parquet   # the i-th table is the i-th SOURCE's
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", action="append", default=None, help="serve only this split (repeatable)")
     parser.add_argument(
-        "--metrics", default=None, help="metrics parquet from `tali metrics` (per-row table, filter)"
+        "--metrics",
+        action="append",
+        default=None,
+        help="metrics parquet from `tali metrics` (per-row table, filter); repeat it for the next SOURCE",
     )
     parser.add_argument(
-        "--report", default=None, help="JSON report from `tali validate --report` (failed checks)"
+        "--report",
+        action="append",
+        default=None,
+        help="JSON report from `tali validate --report` (failed checks); repeat it for the next SOURCE",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
@@ -51,9 +58,15 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tali.cli._config_args import resolve_source
+    from tali.errors import TaliConfigError
     from tali.view import Catalog, ViewerServer
 
     sources = [resolve_source(s) if s == "sample" else s for s in args.source]
+    for flag, given in (("--metrics", args.metrics), ("--report", args.report)):
+        if given and len(given) > len(sources):
+            raise TaliConfigError(
+                f"{len(given)} {flag} for {len(sources)} sources: give one per SOURCE, in order"
+            )
     catalog = Catalog(sources, splits=args.split)
     server = ViewerServer(
         catalog,

@@ -29,7 +29,7 @@ import html
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -40,7 +40,7 @@ from tali.config import ImageConfig
 from tali.decode.image import decode_image
 from tali.errors import TaliConfigError, TaliDataError, TaliError
 from tali.schema import Column, ImageField
-from tali.view.catalog import Catalog, MetricsTable, RowNotFound, ValidationFailures
+from tali.view.catalog import Catalog, MetricsTable, RowNotFound, SplitView, ValidationFailures
 from tali.view.describe import describe_row
 from tali.view.guard import RequestGuard, ServerBusy, WorkQueue
 from tali.view.media import (
@@ -100,20 +100,26 @@ def _index(text: str) -> int:
 class _Viewer:
     """State behind the routes: the catalog, the metrics table and a few bounded caches."""
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        metrics: str | os.PathLike[str] | None,
-        report: str | os.PathLike[str] | None,
-    ) -> None:
+    def __init__(self, catalog: Catalog, metrics: PerSource, report: PerSource) -> None:
         self.catalog = catalog
-        self.metrics_path = str(metrics) if metrics is not None else None
-        self.metrics = MetricsTable(metrics) if metrics is not None else None
-        self.report = ValidationFailures(report) if report is not None else None
+        # The i-th table or report belongs to the i-th source: a second source's rows never
+        # show the first one's metrics or failures, whatever their item_idx.
+        self.metrics_paths = _per_source(metrics)
+        self.metrics = [MetricsTable(p) if p is not None else None for p in self.metrics_paths]
+        self.reports = [ValidationFailures(p) if p is not None else None for p in _per_source(report)]
         self.rows: BoundedCache[tuple[str, int], dict[str, Any]] = BoundedCache(4)
         self.overviews: BoundedCache[tuple[str, int], ClipOverview] = BoundedCache(8)
         # A window holds its frames (up to 64 x 3 x 512 x 512 uint8 = 50 MB): keep a few.
         self.windows: BoundedCache[tuple[str, int, SampleParams], WindowSample] = BoundedCache(6)
+
+    def metrics_path(self, view: SplitView) -> str | None:
+        return self.metrics_paths[view.source] if view.source < len(self.metrics_paths) else None
+
+    def metrics_of(self, view: SplitView) -> MetricsTable | None:
+        return self.metrics[view.source] if view.source < len(self.metrics) else None
+
+    def report_of(self, view: SplitView) -> ValidationFailures | None:
+        return self.reports[view.source] if view.source < len(self.reports) else None
 
     def row(self, split: str, index_text: str) -> tuple[int, dict[str, Any]]:
         index = _index(index_text)
@@ -130,6 +136,18 @@ class _Viewer:
         return self.overviews.get((split, index), lambda: clip_overview(row))
 
 
+PerSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str] | None] | None
+
+
+def _per_source(value: PerSource) -> list[str | None]:
+    """One path (the first source's) or one per source, in order (``None``: that source has none)."""
+    if value is None:
+        return []
+    if isinstance(value, str | os.PathLike):
+        return [str(value)]
+    return [str(v) if v is not None else None for v in value]
+
+
 def _columns(query: Any) -> int:
     text = query.get("columns", "800")
     if not _INDEX.match(text) or not 16 <= int(text) <= 4000:
@@ -140,13 +158,14 @@ def _columns(query: Any) -> int:
 def create_app(
     catalog: Catalog,
     *,
-    metrics: str | os.PathLike[str] | None = None,
-    report: str | os.PathLike[str] | None = None,
+    metrics: PerSource = None,
+    report: PerSource = None,
     allowed_hosts: Iterable[str] | None = None,
     limits: ViewLimits | None = None,
 ) -> Any:
     """The ASGI app for ``catalog``. ``metrics``: a table from ``tali metrics``; ``report``: a
-    JSON report from ``tali validate --report``; ``allowed_hosts``: ``Host`` names accepted (a page on
+    JSON report from ``tali validate --report`` (each one path, for the first source, or a list
+    with one per source); ``allowed_hosts``: ``Host`` names accepted (a page on
     another site cannot reach a loopback server through DNS rebinding); ``None`` accepts any;
     ``limits``: how many decodes and queries run and wait at once."""
     starlette()
@@ -201,8 +220,8 @@ def create_app(
                     for v in catalog.splits.values()
                 ],
                 "first": {"split": catalog.first_split, "index": 0},
-                "metrics": viewer.metrics_path is not None,
-                "validation": viewer.report is not None,
+                "metrics": any(p is not None for p in viewer.metrics_paths),
+                "validation": any(r is not None for r in viewer.reports),
             }
         )
 
@@ -212,17 +231,15 @@ def create_app(
         view = catalog.split(split)
         shard, shard_row = view.locate(index)
         out = describe_row(data)
+        table, report = viewer.metrics_of(view), viewer.report_of(view)
+        shard_name = os.path.basename(view.files[shard])
         out.update(
             split=split,
             index=index,
             num_rows=view.num_rows,
             shard={"number": shard, "name": os.path.basename(view.files[shard]), "row": shard_row},
-            metrics=viewer.metrics.row(out["item_idx"]) if viewer.metrics is not None else None,
-            validation=(
-                viewer.report.row(out["item_idx"], view.files[shard], shard_row)
-                if viewer.report is not None
-                else None
-            ),
+            metrics=table.row(out["item_idx"], shard_name, shard_row) if table is not None else None,
+            validation=report.row(out["item_idx"], shard_name, shard_row) if report is not None else None,
         )
         return JSONResponse(out)
 
@@ -264,7 +281,7 @@ def create_app(
         where = request.query_params.get("where", "")
         if len(where) > 2000:
             raise TaliConfigError("a WHERE clause is at most 2000 characters")
-        rows, read = catalog.filter(split, where, viewer.metrics_path)
+        rows, read = catalog.filter(split, where, viewer.metrics_path(catalog.split(split)))
         return JSONResponse(
             {"split": split, "where": where, "read": read, "kept": len(rows), "indices": rows}
         )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Self
 
 from tali.errors import TaliConfigError
-from tali.view.app import ViewLimits, create_app, starlette
+from tali.view.app import PerSource, ViewLimits, create_app, starlette
 from tali.view.catalog import Catalog
 from tali.view.guard import allowed_host_names, bounded_protocol
 
@@ -82,8 +82,8 @@ class ViewerServer:
         *,
         host: str = "127.0.0.1",
         port: int = 8765,
-        metrics: str | os.PathLike[str] | None = None,
-        report: str | os.PathLike[str] | None = None,
+        metrics: PerSource = None,
+        report: PerSource = None,
         allow_remote: bool = False,
         allowed_hosts: Sequence[str] = (),
         limits: ViewLimits | None = None,

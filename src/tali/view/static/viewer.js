@@ -122,8 +122,12 @@ function renderRow(row) {
   } else {
     state.duration = clip.duration_seconds;
     const audio = clip.has_audio ? `${clip.audio_sample_rate} Hz × ${clip.audio_channels}` : "no audio stream";
+    // A phone clip stored sideways plays upright: show the size the player shows, and say so.
+    const size = clip.rotation
+      ? `${clip.display_width}×${clip.display_height} (stored ${clip.width}×${clip.height}, rotated ${clip.rotation}°)`
+      : `${clip.width}×${clip.height}`;
     $("clip-info").textContent =
-      `${clip.width}×${clip.height} · ${clip.fps.toFixed(2)} fps · ${clip.duration_seconds.toFixed(2)} s · ` +
+      `${size} · ${clip.fps.toFixed(2)} fps · ${clip.duration_seconds.toFixed(2)} s · ` +
       `${audio} · starts at ${yt.start_seconds ?? "?"} s of the video · ${(clip.bytes / 1e6).toFixed(2)} MB`;
     video.src = media("video.mp4");
   }
