@@ -17,8 +17,8 @@ import av
 from PIL import Image
 
 from tali.decode.clip import open_clip
-from tali.decode.video import rotation_of
 from tali.decode.subtitles import parse_subtitles
+from tali.decode.video import rotation_of
 from tali.errors import TaliDataError, TaliError
 from tali.schema import Column, ImageField, WitField
 from tali.text import read_wit

@@ -8,7 +8,6 @@ port 0 included, is known before the first request), and a clean stop from anoth
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import threading
 import time
