@@ -6,7 +6,7 @@ Serves only the rows of the sources given here, on 127.0.0.1 (this machine) unle
 --allow-remote. Stop it with Ctrl+C.
 
 examples:
-  tali view sample                          # the built-in sample dataset
+  tali view sample                          # the built-in sample dataset (gallery: /gallery/train)
   tali view ~/TALI --split val --port 0     # a downloaded dataset, any free port
   tali view ~/TALI --metrics metrics.parquet   # show each row's metrics, filter on them
   tali view ~/TALI --report validation.json    # show each row's failed checks
@@ -53,6 +53,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="another Host name the page is reached by (with --allow-remote; repeatable)",
     )
+    parser.add_argument(
+        "--selections",
+        default="tali-selections",
+        metavar="DIR",
+        help="folder the gallery saves named selections in, as `tali filter --index` files "
+        "(default: ./tali-selections, made on the first save)",
+    )
     parser.add_argument("--open", action="store_true", help="open the page in this machine's web browser")
 
 
@@ -76,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
         report=args.report,
         allow_remote=args.allow_remote,
         allowed_hosts=args.allowed_host,
+        selections=args.selections,
     )
     rows = ", ".join(f"{v.name} ({v.num_rows} rows)" for v in catalog.splits.values())
     print(f"tali view: serving {rows}")
     print(f"tali view: open {server.url}  (Ctrl+C stops)", flush=True)
+    print(f"tali view: gallery {server.base_url}/gallery/{catalog.first_split}", flush=True)
     if args.open:
         import webbrowser
 

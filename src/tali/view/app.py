@@ -11,6 +11,11 @@ Routes (``SPLIT`` is a split name the catalog serves, ``I`` the row's index in i
     /api/item/N                     where the row with item_idx N is
     /api/search?split=&q=           titles and captions containing q (DuckDB, metadata only)
     /api/filter?split=&where=       rows passing a `tali filter` WHERE clause
+    /gallery/SPLIT                  the gallery page (HTML): a grid of cards, sorted, filtered, paged
+    /api/gallery?split=&where=&sort=&order=&page=&per_page=   one page of cards
+    /api/selection (POST)           save tagged rows or the current filter as a named item-id index
+    /api/selections                 the saved selections
+    /media/SPLIT/I/thumb.png        the Wikipedia image as a card's thumbnail
     /media/SPLIT/I/video.mp4        the clip's bytes, with HTTP Range (206 / 416)
     /media/SPLIT/I/image.png        the Wikipedia image, decoded with tali's bounds, as PNG
     /media/SPLIT/I/waveform.json    min/max envelope of the whole clip's audio
@@ -19,13 +24,16 @@ Routes (``SPLIT`` is a split name the catalog serves, ``I`` the row's index in i
     /media/SPLIT/I/window.wav?PARAMS   the window's audio, float32 WAV
 
 Errors are one-line JSON ``{"error": ...}`` (HTML on the page route): 404 for a split, row or
-item that is not served, 400 for a bad parameter, 416 for a bad range, 422 when the row's own
-content cannot be decoded. No route takes a path; nothing outside the catalog is opened.
+item that is not served, 400 for a bad parameter, 403 for a cross-site or unvouched costly
+request (:mod:`tali.view.guard`), 416 for a bad range, 422 when the row's own content cannot
+be decoded, 503 + Retry-After when the work queues are full. No route takes a path; nothing
+outside the catalog is opened, and only the selections folder is written.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import re
@@ -42,6 +50,7 @@ from tali.errors import TaliConfigError, TaliDataError, TaliError
 from tali.schema import Column, ImageField
 from tali.view.catalog import Catalog, MetricsTable, RowNotFound, SplitView, ValidationFailures
 from tali.view.describe import describe_row
+from tali.view.gallery import Listing, SelectionStore, gallery_page, listing
 from tali.view.guard import RequestGuard, ServerBusy, WorkQueue
 from tali.view.media import (
     ANALYSIS_RATE,
@@ -67,7 +76,7 @@ __all__ = ["ViewLimits", "create_app", "starlette"]
 
 log = logging.getLogger("tali.view")
 _INDEX = re.compile(r"^\d{1,15}$")
-_STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css"}
+_STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css", "gallery.js": "text/javascript"}
 #: The page loads only its own script, style and media.
 _HEADERS = [
     (
@@ -81,6 +90,8 @@ _HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 MAX_IMAGE_SIDE = 1024
+#: A gallery card's image: small enough for 100 cards a page, large enough to read.
+THUMB_SIDE = 256
 
 
 def starlette() -> Any:
@@ -100,8 +111,16 @@ def _index(text: str) -> int:
 class _Viewer:
     """State behind the routes: the catalog, the metrics table and a few bounded caches."""
 
-    def __init__(self, catalog: Catalog, metrics: PerSource, report: PerSource) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        metrics: PerSource,
+        report: PerSource,
+        selections: str | os.PathLike[str] | None,
+    ) -> None:
         self.catalog = catalog
+        self.selections = SelectionStore(selections, catalog) if selections is not None else None
+        self.listings: BoundedCache[tuple[str, str, bool], Listing] = BoundedCache(4)
         # The i-th table or report belongs to the i-th source: a second source's rows never
         # show the first one's metrics or failures, whatever their item_idx.
         self.metrics_paths = _per_source(metrics)
@@ -148,6 +167,13 @@ def _per_source(value: PerSource) -> list[str | None]:
     return [str(v) if v is not None else None for v in value]
 
 
+def _int(query: Any, name: str, default: int) -> int:
+    text = query.get(name, str(default))
+    if not _INDEX.match(text):
+        raise TaliConfigError(f"{name}={text[:20]!r} must be a non-negative integer")
+    return int(text)
+
+
 def _columns(query: Any) -> int:
     text = query.get("columns", "800")
     if not _INDEX.match(text) or not 16 <= int(text) <= 4000:
@@ -162,12 +188,14 @@ def create_app(
     report: PerSource = None,
     allowed_hosts: Iterable[str] | None = None,
     limits: ViewLimits | None = None,
+    selections: str | os.PathLike[str] | None = None,
 ) -> Any:
     """The ASGI app for ``catalog``. ``metrics``: a table from ``tali metrics``; ``report``: a
     JSON report from ``tali validate --report`` (each one path, for the first source, or a list
     with one per source); ``allowed_hosts``: ``Host`` names accepted (a page on
     another site cannot reach a loopback server through DNS rebinding); ``None`` accepts any;
-    ``limits``: how many decodes and queries run and wait at once."""
+    ``limits``: how many decodes and queries run and wait at once; ``selections``: the folder
+    the gallery saves named selections in (``None``: saving is off)."""
     starlette()
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -175,7 +203,7 @@ def create_app(
     from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
 
-    viewer = _Viewer(catalog, metrics, report)
+    viewer = _Viewer(catalog, metrics, report, selections)
     limits = limits or ViewLimits()
     # Decodes (windows, frames, audio, images, spectrograms), SQL (filter, search) and row reads
     # each run in their own bounded pool of worker threads; everything else runs on the event loop.
@@ -374,6 +402,87 @@ def create_app(
             )
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
+    async def gallery(request: Request) -> Response:
+        catalog.split(request.path_params["split"])
+        text = resources.files("tali.view").joinpath("static/gallery.html").read_text()
+        return HTMLResponse(text)
+
+    def gallery_api(request: Request) -> Response:
+        query = request.query_params
+        split = query.get("split", catalog.first_split)
+        view = catalog.split(split)
+        where = query.get("where", "").strip()
+        if len(where) > 2000:
+            raise TaliConfigError("a WHERE clause is at most 2000 characters")
+        sort = query.get("sort", "item_idx") or "item_idx"
+        order = query.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise TaliConfigError(f"order={order[:20]!r}: choose asc or desc")
+        page, per_page = _int(query, "page", 0), _int(query, "per_page", 24)
+        path = viewer.metrics_path(view)
+        ordered = viewer.listings.get(
+            (split, sort, order == "desc"), lambda: listing(catalog, split, sort, order == "desc", path)
+        )
+        kept = catalog.filter(split, where, path)[0] if where else None
+        out = gallery_page(ordered, kept, page, per_page).to_dict()
+        out.update(
+            split=split,
+            rows=view.num_rows,
+            where=where,
+            sort=sort,
+            order=order,
+            columns=list(ordered.columns),
+        )
+        out["selections"] = viewer.selections is not None
+        return JSONResponse(out)
+
+    def thumbnail(request: Request) -> Response:
+        _, data = viewer.row(request.path_params["split"], request.path_params["index"])
+        value = data.get(str(Column.IMAGE))
+        raw = value.get(str(ImageField.BYTES)) if isinstance(value, dict) else value
+        pil = decode_image(raw, size=None, max_pixels=ImageConfig().max_pixels, item_idx=data.get("item_idx"))
+        pil.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        return Response(
+            png_bytes(np.asarray(pil)), media_type="image/png", headers={"cache-control": "max-age=600"}
+        )
+
+    async def save_selection(request: Request) -> Response:
+        if viewer.selections is None:
+            raise TaliConfigError("saving selections is off: start tali view with --selections DIR")
+        body = await request.body()
+        if len(body) > 4 << 20:
+            raise TaliConfigError("a selection request is at most 4 MB")
+        try:
+            blob = json.loads(body)
+        except ValueError:
+            raise TaliConfigError("a selection request is a JSON object") from None
+        if not isinstance(blob, dict):
+            raise TaliConfigError("a selection request is a JSON object")
+        store = viewer.selections
+
+        def save() -> Response:
+            view = catalog.split(str(blob.get("split", "")))
+            name = str(blob.get("name", ""))
+            where, indices = blob.get("where"), blob.get("indices")
+            if (where is None) == (indices is None):
+                raise TaliConfigError("give either indices (tagged rows) or where (the current filter)")
+            if where is not None:
+                if not isinstance(where, str) or len(where) > 2000:
+                    raise TaliConfigError("where must be a WHERE clause of at most 2000 characters")
+                rows, read = catalog.filter(view.name, where, viewer.metrics_path(view))
+                return JSONResponse(store.save(name, view, rows, where.strip() or None, read))
+            if not isinstance(indices, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < view.num_rows for i in indices
+            ):
+                raise TaliConfigError(f"indices must be a list of rows in 0..{view.num_rows - 1}")
+            return JSONResponse(store.save(name, view, indices, None, view.num_rows))
+
+        return await queries.run(save)
+
+    async def list_selections(request: Request) -> Response:
+        store = viewer.selections
+        return JSONResponse({"enabled": store is not None, "selections": store.list() if store else []})
+
     async def favicon(request: Request) -> Response:
         return Response(status_code=204)
 
@@ -388,6 +497,11 @@ def create_app(
         Route("/api/item/{item_idx}", on(reads, item)),
         Route("/api/search", on(queries, search)),
         Route("/api/filter", on(queries, filter_rows)),
+        Route("/gallery/{split}", gallery),
+        Route("/api/gallery", on(queries, gallery_api)),
+        Route("/api/selection", save_selection, methods=["POST"]),
+        Route("/api/selections", list_selections),
+        Route("/media/{split}/{index}/thumb.png", on(decodes, thumbnail)),
         Route("/media/{split}/{index}/video.mp4", on(reads, video)),
         Route("/media/{split}/{index}/image.png", on(decodes, image)),
         Route("/media/{split}/{index}/waveform.json", on(decodes, waveform)),

@@ -8,6 +8,7 @@ port 0 included, is known before the first request), and a clean stop from anoth
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -88,6 +89,7 @@ class ViewerServer:
         limits: ViewLimits | None = None,
         header_timeout: float = 10.0,
         max_connections: int | None = None,
+        selections: str | os.PathLike[str] | None = None,
         log_level: str = "warning",
     ) -> None:
         starlette()
@@ -99,7 +101,12 @@ class ViewerServer:
         # Every bind: only Host headers naming this server (DNS-rebinding guard), [::1] included.
         self.allowed_hosts = allowed_host_names(host, allowed_hosts)
         self.app = create_app(
-            catalog, metrics=metrics, report=report, allowed_hosts=self.allowed_hosts, limits=limits
+            catalog,
+            metrics=metrics,
+            report=report,
+            allowed_hosts=self.allowed_hosts,
+            limits=limits,
+            selections=selections,
         )
         self.catalog = catalog
         self.socket = _bind(host, port)

@@ -89,6 +89,7 @@ async function loadRow(split, index, { push = true } = {}) {
 
 function renderRow(row) {
   document.title = `tali view: ${row.split} ${row.index} (item ${row.item_idx})`;
+  $("to-gallery").href = `/gallery/${encodeURIComponent(row.split)}${state.where ? `?where=${encodeURIComponent(state.where)}` : ""}`;
   $("split").value = row.split;
   $("shard").value = String(row.shard.number);
   $("index").value = row.index;
