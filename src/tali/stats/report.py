@@ -240,12 +240,12 @@ class StatsReport:
         else:
             for group in dict.fromkeys(r["group"] for r in self.numeric_rows()):
                 console.print(f"[dim]{group}[/dim]")
-                for r in (r for r in self.numeric_rows() if r["group"] == group):
+                for r in (row for row in self.numeric_rows() if row["group"] == group):
                     console.print(
                         f"  [bold]{r['column']}[/bold] [dim]({r['unit']} per {r['per']})[/dim]",
                         overflow="fold",
                     )
-                    pairs = [
+                    cells = [
                         f"{label} {value}"
                         for label, value in (
                             ("n", r["count"]),
@@ -254,7 +254,7 @@ class StatsReport:
                             *((k, _fmt(r[k])) for k in ("mean", "p5", "p50", "p95", "max")),
                         )
                     ]
-                    for line in _pack(pairs, console.width - 4):  # wrapped between pairs only
+                    for line in _pack(cells, console.width - 4):  # wrapped between pairs only
                         console.print(f"    {line}", no_wrap=True, overflow="ignore")
         for c in self.categorical.values():
             heading(f"{c.name}: {c.distinct} distinct over {c.total}")
