@@ -271,8 +271,8 @@ class StatsReport:
             top = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
             for name in ("column", "column", "r"):
                 top.add_column(name, justify="right" if name == "r" else "left", overflow="fold")
-            for a, b, value in pairs:
-                top.add_row(a, b, f"{value:+.3f}")
+            for a, b, pearson in pairs:
+                top.add_row(a, b, f"{pearson:+.3f}")
             console.print(top)
         for column, rows in self.top_rows.items():
             heading(f"highest {column}")
