@@ -138,3 +138,38 @@ def test_plots_label_their_axes_and_keep_titles_and_labels_clear(report: StatsRe
     values = [t.get_text() for t in ax.texts]
     assert len(values) == sum(v is not None for row in matrix for v in row)
     assert values[0] == "1.00"  # the diagonal: a column with itself
+
+
+def test_the_metrics_summary_reads_whole_at_80_columns_and_in_notebooks(val_metrics: Path) -> None:
+    from tali.quality.metrics import SUMMARY_RULES, summarize_metrics
+
+    table = pq.read_table(val_metrics)
+    summary = summarize_metrics(table, out="m.parquet")
+    buffer = io.StringIO()
+    summary.render(Console(file=buffer, width=80, force_terminal=False, color_system=None))
+    text = buffer.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    for name, rule in SUMMARY_RULES:
+        measured = table.num_rows - table.column(name).null_count
+        assert re.search(rf"^{name}  measured {measured}\b", text, re.MULTILINE), name
+        if rule:
+            assert f"rule: {rule}" in text  # whole, as `tali filter --where` takes it
+    html = summary._repr_html_()
+    assert html.count("<tr>") == len(SUMMARY_RULES) + 1 and "frozen_frame_ratio &gt; 0.1" in html
+    frame = summary.to_frame()
+    assert frame.loc["video_duration_seconds", "mean"] == pytest.approx(30.0)
+
+
+def test_a_validation_report_in_a_notebook(sample_root: Path, tmp_path: Path) -> None:
+    from tali.quality import validate
+
+    table = pq.read_table(sample_root / "data" / "val-00000-of-00001.parquet")
+    k = table.schema.get_field_index("youtube_subtitle_text")
+    table = table.set_column(k, table.schema.field(k), pa.array(["0.5: [unclosed"] * table.num_rows))
+    (tmp_path / "data").mkdir()
+    pq.write_table(table, tmp_path / "data" / "val-00000-of-00001.parquet")
+    report = validate(tmp_path, split="val", checks=["subtitles"])
+    html = report._repr_html_()
+    assert f"{table.num_rows} rows failed" in html and html.count("TaliSubtitleError") >= table.num_rows
+    frame = report.to_frame()
+    assert len(frame) == table.num_rows and set(frame["check"]) == {"subtitles"}
