@@ -121,6 +121,7 @@ class _Viewer:
         self.catalog = catalog
         self.selections = SelectionStore(selections, catalog) if selections is not None else None
         self.listings: BoundedCache[tuple[str, str, bool], Listing] = BoundedCache(4)
+        self.kept: BoundedCache[tuple[str, str], list[int]] = BoundedCache(8)
         # The i-th table or report belongs to the i-th source: a second source's rows never
         # show the first one's metrics or failures, whatever their item_idx.
         self.metrics_paths = _per_source(metrics)
@@ -423,7 +424,10 @@ def create_app(
         ordered = viewer.listings.get(
             (split, sort, order == "desc"), lambda: listing(catalog, split, sort, order == "desc", path)
         )
-        kept = catalog.filter(split, where, path)[0] if where else None
+        # A page turn re-runs nothing: the rows a WHERE keeps are cached with the listings.
+        kept = (
+            viewer.kept.get((split, where), lambda: catalog.filter(split, where, path)[0]) if where else None
+        )
         out = gallery_page(ordered, kept, page, per_page).to_dict()
         out.update(
             split=split,

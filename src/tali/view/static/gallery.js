@@ -63,6 +63,7 @@ function card(row) {
   img.src = `/media/${encodeURIComponent(state.split)}/${row.index}/thumb.png`;
   img.alt = `image of row ${row.index}`;
   img.loading = "lazy";
+  img.addEventListener("error", () => img.replaceWith(el("div", "no image (see the row page)", "muted noimg")));
   const link = el("a", null);
   link.href = `/row/${encodeURIComponent(state.split)}/${row.index}`;
   link.append(img);
