@@ -137,8 +137,10 @@ class RequestGuard:
         if self.allowed is not None and (name is None or name not in self.allowed):
             return (
                 400,
-                f"invalid Host header {raw_host[:80]!r}: this viewer answers only "
-                f"{', '.join(sorted(self.allowed))} (tali view --allowed-host NAME adds one)",
+                (
+                    f"invalid Host header {raw_host[:80]!r}: this viewer answers only "
+                    f"{', '.join(sorted(self.allowed))} (tali view --allowed-host NAME adds one)"
+                ),
             )
         own_origin = f"{scheme}://{raw_host.strip().lower()}"
         origin = headers.get("origin")
