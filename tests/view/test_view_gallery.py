@@ -19,6 +19,7 @@ from PIL import Image
 
 from tali import TaliConfig, TaliDataset, sample_data
 from tali.cli.main import main
+from tali.config import ImageConfig
 from tali.quality.filter import load_index
 from tali.view import Catalog, ViewerServer
 
@@ -156,7 +157,7 @@ READ_IMAGES = """(imgs) => imgs.map((img) => {
 @pytest.mark.xdist_group("browser")
 @pytest.mark.browser
 def test_gallery_in_the_browser_tags_rows_saves_selections_and_screenshots(
-    page: Any, gallery: ViewerServer, sample_root: Path, tmp_path: Path
+    page: Any, gallery: ViewerServer, sample_root: Path, tmp_path: Path, truth: dict[int, Any]
 ) -> None:
     page.goto(f"{gallery.base_url}/gallery/train?per_page=12")
     page.wait_for_function("document.body.dataset.loaded === 'train/0'", timeout=30_000)
@@ -165,11 +166,21 @@ def test_gallery_in_the_browser_tags_rows_saves_selections_and_screenshots(
     page.wait_for_function(
         "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"
     )
-    images = page.eval_on_selector_all("#grid img", READ_IMAGES)
+    images = page.eval_on_selector_all("#grid img.image", READ_IMAGES)
     items = [
         int(x) for x in page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.item)")
     ]
     assert [sample_data.read_image_code(_decode(u)) for u in images[:4]] == items[:4]  # each card's own image
+    # Each card's clip frame is the loader's thumbnail of its row (the middle frame).
+    posters = page.eval_on_selector_all("#grid img.poster", READ_IMAGES)
+    config = TaliConfig(modalities=["youtube_thumbnail_image"], image=ImageConfig(size=224))
+    loader = TaliDataset(sample_root, split="train", config=config)
+    for k in (0, 5):
+        expected = loader[k]["youtube_thumbnail_image"]["pixels"].permute(1, 2, 0).numpy()
+        assert np.array_equal(_decode(posters[k]), expected)
+        facts = truth[items[k]]
+        middle = sample_data.frame_index_at(facts, facts["duration_seconds"] / 2)
+        assert abs(sample_data.read_frame_index(_decode(posters[k])) - middle) <= facts["fps"]
     page.click("#next-page")
     page.wait_for_function("document.body.dataset.loaded === 'train/1'")
     assert page.locator("#grid .card").count() == 4

@@ -16,6 +16,7 @@ Routes (``SPLIT`` is a split name the catalog serves, ``I`` the row's index in i
     /api/selection (POST)           save tagged rows or the current filter as a named item-id index
     /api/selections                 the saved selections
     /media/SPLIT/I/thumb.png        the Wikipedia image as a card's thumbnail
+    /media/SPLIT/I/poster.png       the clip's thumbnail as the loader returns it (middle frame)
     /media/SPLIT/I/video.mp4        the clip's bytes, with HTTP Range (206 / 416)
     /media/SPLIT/I/image.png        the Wikipedia image, decoded with tali's bounds, as PNG
     /media/SPLIT/I/waveform.json    min/max envelope of the whole clip's audio
@@ -44,10 +45,11 @@ from typing import Any
 
 import numpy as np
 
-from tali.config import ImageConfig
+from tali.config import ImageConfig, TaliConfig
 from tali.decode.image import decode_image
 from tali.errors import TaliConfigError, TaliDataError, TaliError
-from tali.schema import Column, ImageField
+from tali.schema import Column, ImageField, SubModality
+from tali.transform import TaliTransform
 from tali.view.catalog import Catalog, MetricsTable, RowNotFound, SplitView, ValidationFailures
 from tali.view.describe import describe_row
 from tali.view.gallery import Listing, SelectionStore, gallery_page, listing
@@ -92,6 +94,7 @@ _HEADERS = [
 MAX_IMAGE_SIDE = 1024
 #: A gallery card's image: small enough for 100 cards a page, large enough to read.
 THUMB_SIDE = 256
+POSTER_SIDE = 224
 
 
 def starlette() -> Any:
@@ -205,6 +208,11 @@ def create_app(
     from starlette.routing import Route
 
     viewer = _Viewer(catalog, metrics, report, selections)
+    # A card's clip frame: the loader's own thumbnail sub-modality (the stored thumbnail when a
+    # row has one, else the clip's middle frame), square at the gallery's size.
+    poster_transform = TaliTransform(
+        TaliConfig(modalities=[SubModality.YOUTUBE_THUMBNAIL_IMAGE], image=ImageConfig(size=POSTER_SIDE))
+    )
     limits = limits or ViewLimits()
     # Decodes (windows, frames, audio, images, spectrograms), SQL (filter, search) and row reads
     # each run in their own bounded pool of worker threads; everything else runs on the event loop.
@@ -450,6 +458,12 @@ def create_app(
             png_bytes(np.asarray(pil)), media_type="image/png", headers={"cache-control": "max-age=600"}
         )
 
+    def poster(request: Request) -> Response:
+        index, data = viewer.row(request.path_params["split"], request.path_params["index"])
+        sample = poster_transform(data, key=index)
+        pixels = sample[SubModality.YOUTUBE_THUMBNAIL_IMAGE.value]["pixels"].numpy()
+        return Response(png_bytes(pixels), media_type="image/png", headers={"cache-control": "max-age=600"})
+
     async def save_selection(request: Request) -> Response:
         if viewer.selections is None:
             raise TaliConfigError("saving selections is off: start tali view with --selections DIR")
@@ -506,6 +520,7 @@ def create_app(
         Route("/api/selection", save_selection, methods=["POST"]),
         Route("/api/selections", list_selections),
         Route("/media/{split}/{index}/thumb.png", on(decodes, thumbnail)),
+        Route("/media/{split}/{index}/poster.png", on(decodes, poster)),
         Route("/media/{split}/{index}/video.mp4", on(reads, video)),
         Route("/media/{split}/{index}/image.png", on(decodes, image)),
         Route("/media/{split}/{index}/waveform.json", on(decodes, waveform)),
