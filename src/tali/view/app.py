@@ -211,7 +211,7 @@ def create_app(
     # A card's clip frame: the loader's own thumbnail sub-modality (the stored thumbnail when a
     # row has one, else the clip's middle frame), square at the gallery's size.
     poster_transform = TaliTransform(
-        TaliConfig(modalities=[SubModality.YOUTUBE_THUMBNAIL_IMAGE], image=ImageConfig(size=POSTER_SIDE))
+        TaliConfig(modalities=(SubModality.YOUTUBE_THUMBNAIL_IMAGE,), image=ImageConfig(size=POSTER_SIDE))
     )
     limits = limits or ViewLimits()
     # Decodes (windows, frames, audio, images, spectrograms), SQL (filter, search) and row reads
