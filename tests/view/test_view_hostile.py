@@ -4,6 +4,8 @@ connections past the descriptor limit, and malformed ``Range`` headers."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import resource
 import socket
@@ -12,6 +14,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -193,3 +197,48 @@ def test_well_formed_ranges_still_work(server: ViewerServer) -> None:
     assert httpx.get(url, headers={"Range": "items=0-5"}, timeout=30).status_code == 200  # another unit
     part = httpx.get(url, headers={"Range": "bytes=0-99999999999999999999999"}, timeout=30)
     assert part.status_code == 206 and part.headers["content-range"] == f"bytes 0-{size - 1}/{size}"
+
+
+@pytest.mark.xdist_group("browser")
+@pytest.mark.browser
+def test_a_page_on_another_site_cannot_run_queries_or_save_in_chromium(
+    page: Any, catalog: Catalog, tmp_path: Path
+) -> None:
+    """Another site's page (served from ``localhost``, a different site from ``127.0.0.1``)
+    embeds and fetches the viewer's costly routes the ways a browser allows without CORS."""
+    folder = tmp_path / "selections"
+    with ViewerServer(catalog, port=0, selections=folder) as viewer:
+        target = viewer.base_url
+        bomb = quote("length(printf('%0100000000d', 1)) > 0")
+        (tmp_path / "attack.html").write_text(
+            f"""<!doctype html><img src="{target}/api/filter?split=train&where={bomb}">
+<img src="{target}/api/gallery?split=train&where={bomb}">
+<script>
+Promise.allSettled([
+  fetch("{target}/api/filter?split=train&where={bomb}", {{mode: "no-cors"}}),
+  fetch("{target}/api/search?split=train&q=caption", {{mode: "no-cors"}}),
+  fetch("{target}/api/gallery?split=train&where={bomb}", {{mode: "no-cors"}}),
+  fetch("{target}/api/selection", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+        body: JSON.stringify({{name: "planted", split: "train", indices: [1]}})}}),
+]).then(() => {{ document.body.dataset.done = "1"; }});
+</script>"""
+        )
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+        attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=attacker.serve_forever, daemon=True)
+        thread.start()
+        statuses: dict[str, int] = {}
+        page.on(
+            "response", lambda r: statuses.update({r.url: r.status}) if r.url.startswith(target) else None
+        )
+        try:
+            page.goto(f"http://localhost:{attacker.server_address[1]}/attack.html")
+            page.wait_for_function("document.body && document.body.dataset.done === '1'", timeout=30_000)
+            page.wait_for_timeout(500)
+        finally:
+            attacker.shutdown()
+            attacker.server_close()
+        reached = {url.split("?")[0].removeprefix(target): status for url, status in statuses.items()}
+        assert set(reached) >= {"/api/filter", "/api/gallery", "/api/search", "/api/selection"}, reached
+        assert set(reached.values()) == {403}, reached
+        assert not folder.exists()  # nothing was saved
