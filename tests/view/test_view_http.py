@@ -432,3 +432,20 @@ def test_two_sources_with_the_same_split_names_keep_their_own_metrics_and_report
     assert client.get("/api/row/val/0").json()["metrics"]["item_idx"] == 16
     assert broken_row["metrics"] is None  # the metrics table is the first source's
     assert Catalog([sample_root, root], splits=["train"]).splits.keys() == {"train", other}
+
+
+def test_real_tali_shard_names_group_into_their_splits(tmp_path: Path, sample_root: Path) -> None:
+    shards = sorted((sample_root / "data").glob("train-*.parquet"))
+    named = []
+    for k, shard in enumerate(shards):  # the real TALI's naming: a hash after the count
+        target = tmp_path / f"train-{k:05d}-of-{len(shards):05d}-e9123a82b71a459{k}.parquet"
+        target.symlink_to(shard)
+        named.append(str(target))
+    catalog = Catalog(named)
+    assert list(catalog.splits) == ["train"] and catalog.split("train").num_rows == 16
+    (tmp_path / "default" / "val").mkdir(parents=True)  # refs/convert/parquet's layout
+    (tmp_path / "default" / "val" / "0000.parquet").symlink_to(
+        sample_root / "data" / "val-00000-of-00001.parquet"
+    )
+    converted = Catalog([str(tmp_path / "default" / "val" / "0000.parquet")])
+    assert list(converted.splits) == ["val"] and converted.split("val").num_rows == 4

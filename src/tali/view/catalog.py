@@ -41,8 +41,9 @@ __all__ = [
     "clean_value",
 ]
 
-#: Hub shard names: ``{split}-00000-of-00002.parquet``.
-_SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}\.parquet$")
+#: Hub shard names: ``{split}-00000-of-00002.parquet``, and the older ``datasets`` naming with a
+#: hash after the count (``train-00000-of-00600-e9123a82b71a4590.parquet``, the real TALI's).
+_SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}(?:-[0-9a-f]{8,64})?\.parquet$")
 #: Text columns a search looks at (metadata only: never image or video bytes).
 _SEARCH_TEXT = (
     str(Column.YOUTUBE_TITLE_TEXT),
@@ -365,8 +366,8 @@ def _label(source: SourceLike) -> str:
 
 def _split_of(path: str) -> str:
     p = Path(path)
-    if p.parent.name not in ("", "data") and p.parent.parent.name == "data":
-        return p.parent.name  # data/{split}/*.parquet
+    if p.parent.name not in ("", "data", "default") and p.parent.parent.name in ("data", "default"):
+        return p.parent.name  # data/{split}/*.parquet, refs/convert/parquet's default/{split}/NNNN.parquet
     match = _SHARD_NAME.match(p.name)
     return match.group("split") if match else p.stem
 
