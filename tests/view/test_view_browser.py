@@ -256,3 +256,59 @@ def test_chromium_plays_every_real_world_clip(
         assert (probe["width"], probe["height"]) == (facts["display_width"], facts["display_height"]), facts[
             "variant"
         ]
+
+
+def test_a_row_without_audio_shows_no_spectrogram_image(page: Any, server: ViewerServer) -> None:
+    broken_images: list[str] = []
+    page.on(
+        "response",
+        lambda r: broken_images.append(r.url) if "spectrogram" in r.url and r.status != 200 else None,
+    )
+    _open(page, server, "/row/train/7")  # the sample's clip without an audio stream
+    assert page.evaluate("window.taliView.row.clip.has_audio") is False
+    assert not page.locator("#spec").is_visible()  # `hidden` wins over #spec {display: block}
+    assert page.locator("#spec").bounding_box() is None and not broken_images
+    _open(page, server, "/row/train/1")
+    page.wait_for_function("document.getElementById('spec').complete")
+    assert page.locator("#spec").is_visible()
+    assert page.evaluate("document.getElementById('spec').naturalWidth") == 800
+
+
+def test_the_window_audio_player_keeps_its_width_beside_long_subtitles(
+    page: Any, server: ViewerServer
+) -> None:
+    page.set_viewport_size({"width": 1000, "height": 900})
+    _open(page, server, "/row/train/1?seconds=whole&start=start&num_frames=4")
+    text = page.inner_text("#window-text")
+    assert text.count("second") >= 25  # the whole clip's lines: a long text
+    player = page.locator("#window-audio").bounding_box()
+    assert player is not None and player["width"] >= 250, player
+
+
+def test_window_errors_in_the_page_use_the_forms_words(page: Any, server: ViewerServer) -> None:
+    _open(page, server, "/row/train/0")
+    page.fill("#cfg-seconds", "100")
+    page.click("#apply-config")
+    page.wait_for_function("document.body.dataset.window === 'error'", timeout=30_000)
+    shown = page.inner_text("#strip")
+    assert "type 'whole' in the seconds box" in shown and "None" not in shown, shown
+
+
+def test_a_rotated_clip_shows_its_display_size(
+    page: Any, server: ViewerServer, truth: dict[int, dict[str, Any]]
+) -> None:
+    index = next(
+        i
+        for i, item in enumerate(sorted(k for k, v in truth.items() if v.get("split") == "realworld"))
+        if truth[item].get("rotation")
+    )
+    _open(page, server, f"/row/realworld/{index}")
+    facts = truth[page.evaluate("window.taliView.row.item_idx")]
+    info = page.inner_text("#clip-info")
+    assert info.startswith(
+        f"{facts['display_width']}×{facts['display_height']} (stored {facts['width']}×{facts['height']}, "
+        f"rotated {facts['rotation']}°)"
+    ), info
+    page.wait_for_function("document.getElementById('video').videoWidth > 0", timeout=20_000)
+    shown = page.evaluate("(v => [v.videoWidth, v.videoHeight])(document.getElementById('video'))")
+    assert shown == [facts["display_width"], facts["display_height"]]

@@ -35,7 +35,7 @@ RATE = 16_000
 @pytest.fixture(scope="module")
 def client(catalog: Catalog, val_metrics: Path) -> TestClient:
     app = create_app(catalog, metrics=val_metrics, allowed_hosts=["testserver"])
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, headers={"X-Tali-View": "1"})
 
 
 def _png(body: bytes) -> np.ndarray:
@@ -256,7 +256,7 @@ def test_a_path_stored_in_a_row_is_never_opened(tmp_path: Path, sample_root: Pat
     table = table.set_column(column, "youtube_video_file_path", pa.array([str(decoy)] * len(table)))
     (tmp_path / "data").mkdir()
     pq.write_table(table, tmp_path / "data" / "train-00000-of-00001.parquet")
-    client = TestClient(create_app(Catalog([tmp_path])))
+    client = TestClient(create_app(Catalog([tmp_path])), headers={"X-Tali-View": "1"})
     assert client.get("/media/train/0/video.mp4").content == table.column("youtube_video_content")[0].as_py()
 
 
@@ -301,7 +301,7 @@ def test_cli_errors_are_one_line(
 
 def test_a_broken_row_shows_its_errors_and_its_validation_report(broken_root: tuple[Path, Path]) -> None:
     root, report = broken_root
-    client = TestClient(create_app(Catalog([root]), report=report))
+    client = TestClient(create_app(Catalog([root]), report=report), headers={"X-Tali-View": "1"})
 
     bad_clip = client.get("/api/row/train/0").json()
     assert (
@@ -381,3 +381,71 @@ def test_sources_as_files_and_split_folders(tmp_path: Path, sample_root: Path) -
     assert list(folders.splits) == ["dev"] and [s["first"] for s in folders.split("dev").shards()] == [0, 8]
     both = Catalog([sample_root, tmp_path], splits=["dev", "val"])
     assert list(both.splits) == ["dev", "val"] and both.find_item(17) == ("val", 1)
+
+
+def test_window_errors_use_the_forms_words(client: TestClient) -> None:
+    for query, words in (
+        ("seconds=100", "seconds=100 is longer than a clip (30 s): type 'whole' in the seconds box"),
+        ("start=40", "start at 40 s is past the end of a clip (30 s): choose a start below that"),
+    ):
+        response = client.get(f"/api/window/train/0?{query}")
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error.startswith(words), error
+        assert "None" not in error and "WindowConfig" not in error and "nominal_clip_seconds" not in error
+
+
+def test_a_rotated_clip_shows_its_display_size_and_rotation(
+    client: TestClient, truth: dict[int, dict[str, Any]]
+) -> None:
+    seen = 0
+    for index in range(15):
+        clip = client.get(f"/api/row/realworld/{index}").json()
+        facts = truth[clip["item_idx"]]
+        clip = clip["clip"]
+        assert (clip["display_width"], clip["display_height"]) == (
+            facts["display_width"],
+            facts["display_height"],
+        )
+        assert (clip["width"], clip["height"]) == (facts["width"], facts["height"])  # as stored
+        assert clip["rotation"] == (facts.get("rotation") or 0)
+        seen += bool(clip["rotation"])
+    assert seen == 1  # the sample's one phone clip (rotated90)
+
+
+def test_two_sources_with_the_same_split_names_keep_their_own_metrics_and_reports(
+    sample_root: Path, broken_root: tuple[Path, Path], val_metrics: Path
+) -> None:
+    root, report = broken_root  # a 3-row "train" whose item_idx 0..2 are also the sample's
+    catalog = Catalog([sample_root, root])
+    other = f"train@{root.name}"
+    assert list(catalog.splits)[:2] == ["train", "val"] and other in catalog.splits
+    assert catalog.split("train").num_rows == 16 and catalog.split(other).num_rows == 3
+    client = TestClient(
+        create_app(catalog, metrics=[val_metrics, None], report=[None, report]), headers={"X-Tali-View": "1"}
+    )
+    sample_row = client.get("/api/row/train/0").json()
+    broken_row = client.get(f"/api/row/{other}/0").json()
+    assert sample_row["item_idx"] == broken_row["item_idx"] == 0
+    assert sample_row["validation"] is None  # the report is the second source's
+    assert [f["check"] for f in broken_row["validation"]] == ["clip"]
+    assert client.get("/api/row/val/0").json()["metrics"]["item_idx"] == 16
+    assert broken_row["metrics"] is None  # the metrics table is the first source's
+    assert Catalog([sample_root, root], splits=["train"]).splits.keys() == {"train", other}
+
+
+def test_real_tali_shard_names_group_into_their_splits(tmp_path: Path, sample_root: Path) -> None:
+    shards = sorted((sample_root / "data").glob("train-*.parquet"))
+    named = []
+    for k, shard in enumerate(shards):  # the real TALI's naming: a hash after the count
+        target = tmp_path / f"train-{k:05d}-of-{len(shards):05d}-e9123a82b71a459{k}.parquet"
+        target.symlink_to(shard)
+        named.append(str(target))
+    catalog = Catalog(named)
+    assert list(catalog.splits) == ["train"] and catalog.split("train").num_rows == 16
+    (tmp_path / "default" / "val").mkdir(parents=True)  # refs/convert/parquet's layout
+    (tmp_path / "default" / "val" / "0000.parquet").symlink_to(
+        sample_root / "data" / "val-00000-of-00001.parquet"
+    )
+    converted = Catalog([str(tmp_path / "default" / "val" / "0000.parquet")])
+    assert list(converted.splits) == ["val"] and converted.split("val").num_rows == 4

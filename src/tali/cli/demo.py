@@ -1,5 +1,8 @@
 """Build the sample dataset if needed, stream it through a 2-worker DataLoader with
-every sub-modality, and print each output's shape and dtype and the samples/s.
+every sub-modality, and print each output's shape and dtype and the samples/s, and, on the
+sample dataset, that every streamed batch is aligned: each frame shows the code of the
+frame displayed at its timestamp, each stretch of audio plays the tone of its second, and
+each subtitle text is the lines of its window (read from the sample's ground truth).
 
     tali demo
     tali demo --monitor                       # live panel (needs the observe extra)
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from tali.cli._common import non_negative_int, positive_int
 
@@ -66,6 +70,84 @@ def _describe(value: object) -> tuple[str, str]:
     return "-", type(value).__name__
 
 
+class AlignmentCheck:
+    """Counts, over streamed batches, the frames, audio chunks and subtitle texts that match
+    the sample dataset's ground truth (``truth.json``: frame codes, per-second tones,
+    "second N" lines), the checks tests/test_alignment.py makes on single samples."""
+
+    def __init__(self, truth: dict[int, dict]) -> None:
+        self.truth = truth
+        self.checked = {"frames": 0, "tones": 0, "subtitles": 0}
+        self.matched = {"frames": 0, "tones": 0, "subtitles": 0}
+        self.first_miss: str | None = None
+
+    def _count(self, kind: str, ok: bool, where: str) -> None:
+        self.checked[kind] += 1
+        self.matched[kind] += ok
+        if not ok and self.first_miss is None:
+            self.first_miss = f"{kind}: {where}"
+
+    def add(self, batch: dict) -> None:
+        from tali import sample_data
+
+        video, audio = batch["youtube_content_video"], batch["youtube_content_audio"]
+        subtitles, window = batch["youtube_subtitle_text"], batch["window"]
+        for b, item in enumerate(batch["item_idx"].tolist()):
+            facts = self.truth[int(item)]
+            t0 = float(window["start_seconds"][b])
+            d = float(window["duration_seconds"][b])
+            for k in range(video["frames"].shape[1]):
+                if not bool(video["mask"][b, k]):
+                    continue  # padding repeats the last real frame
+                pts = float(video["pts_seconds"][b, k])
+                want = sample_data.expected_frame_code(facts, sample_data.frame_index_at(facts, pts))
+                try:
+                    got: int | None = sample_data.read_frame_index(video["frames"][b, k])
+                except sample_data.CodeUnreadable:
+                    got = None
+                self._count(
+                    "frames", got == want, f"item {item} frame at {pts:.3f} s shows {got}, not {want}"
+                )
+            rate = (
+                int(audio["sample_rate"][b])
+                if hasattr(audio["sample_rate"], "__len__")
+                else int(audio["sample_rate"])
+            )
+            for centre, second in sample_data.tone_seconds(audio["waveform"][b], rate, t0):
+                # Judge a 0.25 s chunk by both ends: a chunk across a stream edge is skipped.
+                ends = {
+                    sample_data.expected_tone_second(facts, centre - 0.12),
+                    sample_data.expected_tone_second(facts, centre + 0.12),
+                }
+                if len(ends) != 1 or False in ends:
+                    continue
+                (want_second,) = ends
+                self._count(
+                    "tones",
+                    second == want_second,
+                    f"item {item} at {centre:.2f} s plays {second}, not {want_second}",
+                )
+            start = float(facts["start_second"])
+            lines = sample_data.expected_subtitle_lines(facts, start + t0, start + t0 + d)
+            self._count(
+                "subtitles",
+                subtitles["text"][b] == " ".join(lines),
+                f"item {item} window [{t0:.2f}, {t0 + d:.2f}] s",
+            )
+
+    @property
+    def ok(self) -> bool:
+        return all(self.matched[k] == self.checked[k] for k in self.checked) and self.checked["frames"] > 0
+
+    def summary(self) -> str:
+        c, m = self.checked, self.matched
+        return (
+            f"{m['frames']}/{c['frames']} frames show the frame displayed at their timestamp, "
+            f"{m['tones']}/{c['tones']} audio chunks play their second's tone, "
+            f"{m['subtitles']}/{c['subtitles']} subtitle texts are their window's lines"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -109,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
             },
         )
         return 0 if snap.samples else 1
+    truth_file = Path(source) / "truth.json" if isinstance(source, str | Path) else None
+    check = AlignmentCheck(sample_data.load_truth(source)) if truth_file and truth_file.is_file() else None
     total = len(dataset) * args.epochs
     last_batch = None
     seen = missing_audio = 0
@@ -136,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
                 n = len(batch["item_idx"])
                 seen += n
                 missing_audio += int(batch["youtube_content_audio"]["missing"].sum())
+                if check is not None:
+                    check.add(batch)
                 first_batch_at = first_batch_at or time.perf_counter()
                 elapsed = time.perf_counter() - start
                 progress.update(task, advance=n, rate=f"{seen / elapsed:.1f} samples/s")
@@ -155,7 +241,14 @@ def run(args: argparse.Namespace) -> int:
         f"with {args.workers} workers (time to first batch {(first_batch_at or start) - start:.2f} s); "
         f"{missing_audio} samples had no audio stream (zeros, flagged missing)"
     )
-    return 0
+    if check is None:
+        return 0
+    # The one thing the toolkit is for: every streamed batch is aligned with its window.
+    if check.ok:
+        console.print(f"[green]aligned, checked against the sample's ground truth:[/green] {check.summary()}")
+        return 0
+    console.print(f"[red]NOT aligned:[/red] {check.summary()}; first mismatch: {check.first_miss}")
+    return 1
 
 
 def _generator(seed: int):

@@ -35,10 +35,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from tali._optional import available
     from tali.quality import MetricsOptions, compute_metrics
+    from tali.quality.metrics import summarize_metrics
 
     sql = available("duckdb")  # the summary's flag counts; the table itself needs no extra
     options = MetricsOptions(similarity=args.similarity, language=args.language)
@@ -51,32 +51,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         ray=args.ray,
     )
-    summary = Table(title=f"{table.num_rows} rows -> {args.out}")
-    for column in ("metric", "measured", "mean", "flagged", "flag rule (SQL)"):
-        summary.add_column(column)
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    # (metric, a rule worth a look) - the same SQL works in `tali filter --where`.
-    for name, rule in (
-        ("video_duration_seconds", None),
-        ("frozen_frame_ratio", "frozen_frame_ratio > 0.1"),
-        ("black_frame_ratio", "black_frame_ratio > 0.05"),
-        ("audio_rms_dbfs", "NOT audio_present"),
-        ("audio_silence_ratio", "audio_silence_ratio > 0.5"),
-        ("audio_clipping_ratio", "audio_clipping_ratio > 0.01"),
-        ("av_start_offset_seconds", "abs(av_start_offset_seconds) > 0.1"),
-        ("subtitle_lines", "subtitle_lines = 0"),
-        ("title_vs_wikipedia_title", None),
-    ):
-        column = table.column(name)
-        finite = pc.filter(column, pc.is_finite(column)) if pa.types.is_floating(column.type) else column
-        mean = pc.mean(finite).as_py()
-        flagged = "-" if rule is None or not sql else str(_count(table, rule))
-        measured = str(len(column) - column.null_count)
-        summary.add_row(name, measured, "-" if mean is None else f"{mean:.3f}", flagged, rule or "")
+    # The summary (80-column friendly, notebook form too) lives with the metrics: tali.quality.metrics.
+    summarize_metrics(table, out=args.out, flag_counts=sql).render(Console())
     errors = sum(1 for e in table.column("errors").to_pylist() if e)
-    Console().print(summary)
     if not sql:
         Console().print("flagged counts need duckdb: pip install 'tali-dataset[quality]'")
     Console().print(f"{errors} rows had parts that could not be measured (see the 'errors' column)")

@@ -348,3 +348,115 @@ def compute_metrics(
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+#: (metric, a rule worth a look) in the summary; each rule works as ``tali filter --where``.
+SUMMARY_RULES: tuple[tuple[str, str | None], ...] = (
+    ("video_duration_seconds", None),
+    ("frozen_frame_ratio", "frozen_frame_ratio > 0.1"),
+    ("black_frame_ratio", "black_frame_ratio > 0.05"),
+    ("audio_rms_dbfs", "NOT audio_present"),
+    ("audio_silence_ratio", "audio_silence_ratio > 0.5"),
+    ("audio_clipping_ratio", "audio_clipping_ratio > 0.01"),
+    ("av_start_offset_seconds", "abs(av_start_offset_seconds) > 0.1"),
+    ("subtitle_lines", "subtitle_lines = 0"),
+    ("title_vs_wikipedia_title", None),
+)
+
+
+@dataclass(frozen=True)
+class MetricsSummary:
+    """What ``tali metrics`` prints after a run: per metric the rows measured, the mean of
+    the finite values and how many rows a flag rule selects (``None``: not counted, e.g.
+    without duckdb). ``render`` fits 80 columns; notebooks get ``_repr_html_``."""
+
+    rows: int
+    out: str | None
+    lines: tuple[tuple[str, int, float | None, int | None, str | None], ...]
+    errors: int  # rows with a part that could not be measured
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"metric": m, "measured": n, "mean": mean, "flagged": f, "rule": rule}
+            for m, n, mean, f, rule in self.lines
+        ]
+
+    def to_frame(self) -> Any:
+        return pa.Table.from_pylist(self.to_rows()).to_pandas().set_index("metric")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "".join(f"<th>{h}</th>" for h in ("metric", "measured", "mean", "flagged", "flag rule (SQL)"))
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(c))}</td>"
+                for c in (m, n, "-" if mean is None else f"{mean:.3f}", "-" if f is None else f, rule or "")
+            )
+            + "</tr>"
+            for m, n, mean, f, rule in self.lines
+        )
+        return (
+            f"<p>{self.rows} rows{html.escape(f' -> {self.out}' if self.out else '')}; "
+            f"{self.errors} with parts that could not be measured</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+
+    def render(self, console: Any) -> None:
+        """A table from 100 columns; narrower, each metric takes two lines (rule below)."""
+        from rich import box
+        from rich.table import Table
+
+        console.print(f"[bold]{self.rows} rows[/bold]" + (f" -> {self.out}" if self.out else ""))
+        if console.width >= 100:
+            table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+            for column in ("metric", "measured", "mean", "flagged", "flag rule (SQL)"):
+                table.add_column(
+                    column,
+                    no_wrap=True,
+                    justify="right" if column in ("measured", "mean", "flagged") else "left",
+                )
+            for m, n, mean, f, rule in self.lines:
+                table.add_row(
+                    m,
+                    str(n),
+                    "-" if mean is None else f"{mean:.3f}",
+                    "-" if f is None else str(f),
+                    rule or "",
+                )
+            console.print(table)
+        else:
+            for m, n, mean, f, rule in self.lines:
+                numbers = f"measured {n}  mean {'-' if mean is None else f'{mean:.3f}'}"
+                if rule:
+                    numbers += f"  flagged {'-' if f is None else f}"
+                console.print(f"[bold]{m}[/bold]  {numbers}", overflow="fold")
+                if rule:
+                    console.print(
+                        f"    [dim]rule:[/dim] {rule}", overflow="fold", markup=True, highlight=False
+                    )
+
+
+def summarize_metrics(table: pa.Table, *, out: str | None = None, flag_counts: bool = True) -> MetricsSummary:
+    """The summary of a metrics table; ``flag_counts`` runs each rule in DuckDB (the quality extra)."""
+    import pyarrow.compute as pc
+
+    lines = []
+    for name, rule in SUMMARY_RULES:
+        column = table.column(name)
+        finite = pc.filter(column, pc.is_finite(column)) if pa.types.is_floating(column.type) else column
+        mean = pc.mean(finite).as_py()
+        flagged = None
+        if rule is not None and flag_counts:
+            import duckdb
+
+            con = duckdb.connect()
+            try:
+                con.register("metrics", table)
+                flagged = int(con.sql(f"SELECT count(*) FROM metrics WHERE {rule}").fetchall()[0][0])
+            finally:
+                con.close()
+        lines.append((name, len(column) - column.null_count, mean, flagged, rule))
+    errors = sum(1 for e in table.column("errors").to_pylist() if e)
+    return MetricsSummary(table.num_rows, out, tuple(lines), errors)

@@ -89,6 +89,50 @@ class ValidationReport:
     def write(self, path: str | Path) -> None:
         atomic_write_bytes(Path(path), json.dumps(self.to_dict(), indent=1).encode())
 
+    def to_frame(self) -> Any:
+        """One row per failure (item_idx, shard, row, check, field, error, message) as a
+        pandas ``DataFrame`` (needs pandas)."""
+        import pyarrow as pa
+
+        columns = ("item_idx", "shard", "row", "check", "field", "error", "message")
+        return (
+            pa.Table.from_pylist([asdict(f) for f in self.failures] or [dict.fromkeys(columns)])
+            .slice(0, len(self.failures))
+            .to_pandas()
+        )
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the per-check table and the first 50 failures, whole."""
+        import html
+
+        def row(cells: Any, tag: str = "td") -> str:
+            return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+        summary = self.summary()
+        checks = "".join(
+            row((name, sum(errors.values()), ", ".join(f"{k} x{v}" for k, v in errors.items())))
+            for name, errors in summary["by_check"].items()
+        )
+        failures = "".join(
+            row((f.item_idx, f.shard, f.row, f.check, f.field, f.error, f.message))
+            for f in self.failures[:50]
+        )
+        more = (
+            f"<p>... {len(self.failures) - 50} more failures (to_frame() has them all)</p>"
+            if len(self.failures) > 50
+            else ""
+        )
+        return (
+            f"<p>validated {self.rows} rows in {len(self.shards)} shards: {summary['failed_rows']} rows failed</p>"
+            f"<table><thead>{row(('check', 'failed', 'errors'), 'th')}</thead><tbody>{checks}</tbody></table>"
+            + (
+                f"<table><thead>{row(('item_idx', 'shard', 'row', 'check', 'field', 'error', 'message'), 'th')}"
+                f"</thead><tbody>{failures}</tbody></table>{more}"
+                if self.failures
+                else ""
+            )
+        )
+
     def table(self) -> Any:
         """A ``rich`` table: one line per check with rows failed and the error classes."""
         from rich.table import Table

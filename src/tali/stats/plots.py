@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tali.errors import TaliConfigError
-from tali.stats.report import NumericSummary, StatsReport
+from tali.stats.report import NumericSummary, StatsReport, html_table
 from tali.viz.figure import new_figure, png_bytes
 
 __all__ = ["plot_report", "write_html", "write_outputs"]
@@ -24,11 +24,15 @@ _GROUPS = ("text", "clip", "subtitles", "video", "audio", "sync", "image", "agre
 def _histogram(ax: Any, s: NumericSummary) -> None:
     h = s.histogram
     if h.counts:
-        ax.stairs(h.counts, h.edges, fill=True, color="#4c72b0")
+        ax.stairs(h.counts, h.edges, fill=True, color="#4c72b0", label=f"{s.count} values")
         if "p50" in s.quantiles:
-            ax.axvline(s.quantiles["p50"], color="#c44e52", linewidth=1.2, label="median")
+            ax.axvline(
+                s.quantiles["p50"], color="#c44e52", linewidth=1.2, label=f"median {s.quantiles['p50']:.4g}"
+            )
+        ax.legend(fontsize=6, loc="upper right", frameon=False)
     ax.set_title(f"{s.name} (per {s.per})", fontsize=9)
     ax.set_xlabel(s.unit, fontsize=8)
+    ax.set_ylabel("language entries" if s.per == "language entry" else f"{s.per}s", fontsize=8)
     ax.tick_params(labelsize=7)
 
 
@@ -49,15 +53,9 @@ def plot_report(report: StatsReport) -> dict[str, Any]:
             continue
         cols = min(3, len(items))
         rows = (len(items) + cols - 1) // cols
-        figure = new_figure(4.0 * cols, 2.8 * rows, layout=None)
-        figure.subplots_adjust(
-            left=0.07,
-            right=0.98,
-            top=1 - 0.45 / (2.8 * rows),
-            bottom=0.5 / (2.8 * rows),
-            hspace=0.55,
-            wspace=0.25,
-        )
+        # Constrained layout keeps the suptitle clear of the first row's titles (a fixed
+        # subplots_adjust overlapped them on video.png).
+        figure = new_figure(4.0 * cols, 2.8 * rows + 0.4)
         axes = figure.subplots(rows, cols, squeeze=False)
         for ax, s in zip(axes.flat, items, strict=False):
             _histogram(ax, s)
@@ -92,12 +90,26 @@ def plot_report(report: StatsReport) -> dict[str, Any]:
 
         names = corr["columns"]
         matrix = np.array([[np.nan if v is None else v for v in row] for row in corr["matrix"]], dtype=float)
-        size = 2 + 0.45 * len(names)
-        figure = new_figure(size + 1.5, size)
+        # Room for the longest label (~0.07 in per character at 7 pt) and r in each cell.
+        label = 0.07 * max(len(n) for n in names)
+        size = 1.5 + 0.55 * len(names)
+        figure = new_figure(size + label + 1.5, size + label)
         ax = figure.subplots()
         image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=7)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                if np.isfinite(matrix[i, j]):
+                    ax.text(
+                        j,
+                        i,
+                        f"{matrix[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if abs(matrix[i, j]) > 0.6 else "black",
+                    )
         figure.colorbar(image, ax=ax, label="Pearson r")
         ax.set_title("correlations between metrics", fontsize=9)
         figures["correlations"] = figure
@@ -128,10 +140,7 @@ def write_outputs(
     return written
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+_table = html_table
 
 
 def _num(value: float | None) -> str:
@@ -152,26 +161,8 @@ def write_html(
             f"metrics: {html.escape(report.metrics or 'none')}; computed in {report.seconds:.2f} s.</p>"
         ),
         "<h2>Numeric columns</h2>",
-        _table(
-            ["column", "per", "unit", "count", "nulls", "mean", "std", "min", "p5", "p50", "p95", "max"],
-            [
-                [
-                    s.name,
-                    s.per,
-                    s.unit,
-                    s.count,
-                    s.nulls,
-                    _num(s.mean),
-                    _num(s.std),
-                    _num(s.min),
-                    _num(s.quantiles.get("p5")),
-                    _num(s.quantiles.get("p50")),
-                    _num(s.quantiles.get("p95")),
-                    _num(s.max),
-                ]
-                for s in report.numeric.values()
-            ],
-        ),
+        "<p>count + nulls + non-finite = the values of a column (its rows, for a per-row column).</p>",
+        report.numeric_html(),
         "<h2>Plots</h2>",
     ]
     for name, data in pngs.items():

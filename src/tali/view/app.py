@@ -11,6 +11,12 @@ Routes (``SPLIT`` is a split name the catalog serves, ``I`` the row's index in i
     /api/item/N                     where the row with item_idx N is
     /api/search?split=&q=           titles and captions containing q (DuckDB, metadata only)
     /api/filter?split=&where=       rows passing a `tali filter` WHERE clause
+    /gallery/SPLIT                  the gallery page (HTML): a grid of cards, sorted, filtered, paged
+    /api/gallery?split=&where=&sort=&order=&page=&per_page=   one page of cards
+    /api/selection (POST)           save tagged rows or the current filter as a named item-id index
+    /api/selections                 the saved selections
+    /media/SPLIT/I/thumb.png        the Wikipedia image as a card's thumbnail
+    /media/SPLIT/I/poster.png       the clip's thumbnail as the loader returns it (middle frame)
     /media/SPLIT/I/video.mp4        the clip's bytes, with HTTP Range (206 / 416)
     /media/SPLIT/I/image.png        the Wikipedia image, decoded with tali's bounds, as PNG
     /media/SPLIT/I/waveform.json    min/max envelope of the whole clip's audio
@@ -19,27 +25,35 @@ Routes (``SPLIT`` is a split name the catalog serves, ``I`` the row's index in i
     /media/SPLIT/I/window.wav?PARAMS   the window's audio, float32 WAV
 
 Errors are one-line JSON ``{"error": ...}`` (HTML on the page route): 404 for a split, row or
-item that is not served, 400 for a bad parameter, 416 for a bad range, 422 when the row's own
-content cannot be decoded. No route takes a path; nothing outside the catalog is opened.
+item that is not served, 400 for a bad parameter, 403 for a cross-site or unvouched costly
+request (:mod:`tali.view.guard`), 416 for a bad range, 422 when the row's own content cannot
+be decoded, 503 + Retry-After when the work queues are full. No route takes a path; nothing
+outside the catalog is opened, and only the selections folder is written.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from tali.config import ImageConfig
+from tali.config import ImageConfig, TaliConfig
 from tali.decode.image import decode_image
 from tali.errors import TaliConfigError, TaliDataError, TaliError
-from tali.schema import Column, ImageField
-from tali.view.catalog import Catalog, MetricsTable, RowNotFound, ValidationFailures
+from tali.schema import Column, ImageField, SubModality
+from tali.transform import TaliTransform
+from tali.view.catalog import Catalog, MetricsTable, RowNotFound, SplitView, ValidationFailures
 from tali.view.describe import describe_row
+from tali.view.gallery import Listing, SelectionStore, gallery_page, listing
+from tali.view.guard import RequestGuard, ServerBusy, WorkQueue
 from tali.view.media import (
     ANALYSIS_RATE,
     N_FFT,
@@ -60,11 +74,11 @@ from tali.view.sample import (
     decode_window,
 )
 
-__all__ = ["create_app", "starlette"]
+__all__ = ["ViewLimits", "create_app", "starlette"]
 
 log = logging.getLogger("tali.view")
 _INDEX = re.compile(r"^\d{1,15}$")
-_STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css"}
+_STATIC = {"viewer.js": "text/javascript", "viewer.css": "text/css", "gallery.js": "text/javascript"}
 #: The page loads only its own script, style and media.
 _HEADERS = [
     (
@@ -78,6 +92,9 @@ _HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 MAX_IMAGE_SIDE = 1024
+#: A gallery card's image: small enough for 100 cards a page, large enough to read.
+THUMB_SIDE = 256
+POSTER_SIDE = 224
 
 
 def starlette() -> Any:
@@ -100,17 +117,32 @@ class _Viewer:
     def __init__(
         self,
         catalog: Catalog,
-        metrics: str | os.PathLike[str] | None,
-        report: str | os.PathLike[str] | None,
+        metrics: PerSource,
+        report: PerSource,
+        selections: str | os.PathLike[str] | None,
     ) -> None:
         self.catalog = catalog
-        self.metrics_path = str(metrics) if metrics is not None else None
-        self.metrics = MetricsTable(metrics) if metrics is not None else None
-        self.report = ValidationFailures(report) if report is not None else None
+        self.selections = SelectionStore(selections, catalog) if selections is not None else None
+        self.listings: BoundedCache[tuple[str, str, bool], Listing] = BoundedCache(4)
+        self.kept: BoundedCache[tuple[str, str], list[int]] = BoundedCache(8)
+        # The i-th table or report belongs to the i-th source: a second source's rows never
+        # show the first one's metrics or failures, whatever their item_idx.
+        self.metrics_paths = _per_source(metrics)
+        self.metrics = [MetricsTable(p) if p is not None else None for p in self.metrics_paths]
+        self.reports = [ValidationFailures(p) if p is not None else None for p in _per_source(report)]
         self.rows: BoundedCache[tuple[str, int], dict[str, Any]] = BoundedCache(4)
         self.overviews: BoundedCache[tuple[str, int], ClipOverview] = BoundedCache(8)
         # A window holds its frames (up to 64 x 3 x 512 x 512 uint8 = 50 MB): keep a few.
         self.windows: BoundedCache[tuple[str, int, SampleParams], WindowSample] = BoundedCache(6)
+
+    def metrics_path(self, view: SplitView) -> str | None:
+        return self.metrics_paths[view.source] if view.source < len(self.metrics_paths) else None
+
+    def metrics_of(self, view: SplitView) -> MetricsTable | None:
+        return self.metrics[view.source] if view.source < len(self.metrics) else None
+
+    def report_of(self, view: SplitView) -> ValidationFailures | None:
+        return self.reports[view.source] if view.source < len(self.reports) else None
 
     def row(self, split: str, index_text: str) -> tuple[int, dict[str, Any]]:
         index = _index(index_text)
@@ -127,6 +159,25 @@ class _Viewer:
         return self.overviews.get((split, index), lambda: clip_overview(row))
 
 
+PerSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str] | None] | None
+
+
+def _per_source(value: PerSource) -> list[str | None]:
+    """One path (the first source's) or one per source, in order (``None``: that source has none)."""
+    if value is None:
+        return []
+    if isinstance(value, str | os.PathLike):
+        return [str(value)]
+    return [str(v) if v is not None else None for v in value]
+
+
+def _int(query: Any, name: str, default: int) -> int:
+    text = query.get(name, str(default))
+    if not _INDEX.match(text):
+        raise TaliConfigError(f"{name}={text[:20]!r} must be a non-negative integer")
+    return int(text)
+
+
 def _columns(query: Any) -> int:
     text = query.get("columns", "800")
     if not _INDEX.match(text) or not 16 <= int(text) <= 4000:
@@ -137,30 +188,57 @@ def _columns(query: Any) -> int:
 def create_app(
     catalog: Catalog,
     *,
-    metrics: str | os.PathLike[str] | None = None,
-    report: str | os.PathLike[str] | None = None,
-    allowed_hosts: list[str] | None = None,
+    metrics: PerSource = None,
+    report: PerSource = None,
+    allowed_hosts: Iterable[str] | None = None,
+    limits: ViewLimits | None = None,
+    selections: str | os.PathLike[str] | None = None,
 ) -> Any:
     """The ASGI app for ``catalog``. ``metrics``: a table from ``tali metrics``; ``report``: a
-    JSON report from ``tali validate --report``; ``allowed_hosts``: ``Host`` headers accepted (a page on
-    another site cannot reach a loopback server through DNS rebinding); ``None`` accepts any."""
+    JSON report from ``tali validate --report`` (each one path, for the first source, or a list
+    with one per source); ``allowed_hosts``: ``Host`` names accepted (a page on
+    another site cannot reach a loopback server through DNS rebinding); ``None`` accepts any;
+    ``limits``: how many decodes and queries run and wait at once; ``selections``: the folder
+    the gallery saves named selections in (``None``: saving is off)."""
     starlette()
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
 
-    viewer = _Viewer(catalog, metrics, report)
+    viewer = _Viewer(catalog, metrics, report, selections)
+    # A card's clip frame: the loader's own thumbnail sub-modality (the stored thumbnail when a
+    # row has one, else the clip's middle frame), square at the gallery's size.
+    poster_transform = TaliTransform(
+        TaliConfig(modalities=(SubModality.YOUTUBE_THUMBNAIL_IMAGE,), image=ImageConfig(size=POSTER_SIDE))
+    )
+    limits = limits or ViewLimits()
+    # Decodes (windows, frames, audio, images, spectrograms), SQL (filter, search) and row reads
+    # each run in their own bounded pool of worker threads; everything else runs on the event loop.
+    decodes = WorkQueue(
+        "decodes", slots=limits.decode_slots, queue=limits.decode_queue, wait_seconds=limits.wait_seconds
+    )
+    queries = WorkQueue(
+        "queries", slots=limits.query_slots, queue=limits.query_queue, wait_seconds=limits.wait_seconds
+    )
+    reads = WorkQueue(
+        "row reads", slots=limits.read_slots, queue=limits.read_queue, wait_seconds=limits.wait_seconds
+    )
 
-    def page(request: Request) -> Response:
+    def on(queue: WorkQueue, endpoint: Any) -> Any:
+        async def run(request: Request) -> Response:
+            return await queue.run(lambda: endpoint(request))  # type: ignore[no-any-return]
+
+        return run
+
+    async def page(request: Request) -> Response:
         split, index = request.path_params["split"], request.path_params["index"]
         catalog.check_index(split, _index(index))
         text = resources.files("tali.view").joinpath("static/index.html").read_text()
         return HTMLResponse(text)
 
-    def static(request: Request) -> Response:
+    async def static(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in _STATIC:
             raise RowNotFound(f"no static file {name[:40]!r}")
@@ -168,10 +246,10 @@ def create_app(
             resources.files("tali.view").joinpath(f"static/{name}").read_bytes(), media_type=_STATIC[name]
         )
 
-    def home(request: Request) -> Response:
+    async def home(request: Request) -> Response:
         return RedirectResponse(f"/row/{catalog.first_split}/0", status_code=307)
 
-    def splits(request: Request) -> Response:
+    async def splits(request: Request) -> Response:
         return JSONResponse(
             {
                 "splits": [
@@ -179,8 +257,8 @@ def create_app(
                     for v in catalog.splits.values()
                 ],
                 "first": {"split": catalog.first_split, "index": 0},
-                "metrics": viewer.metrics_path is not None,
-                "validation": viewer.report is not None,
+                "metrics": any(p is not None for p in viewer.metrics_paths),
+                "validation": any(r is not None for r in viewer.reports),
             }
         )
 
@@ -190,17 +268,15 @@ def create_app(
         view = catalog.split(split)
         shard, shard_row = view.locate(index)
         out = describe_row(data)
+        table, report = viewer.metrics_of(view), viewer.report_of(view)
+        shard_name = os.path.basename(view.files[shard])
         out.update(
             split=split,
             index=index,
             num_rows=view.num_rows,
             shard={"number": shard, "name": os.path.basename(view.files[shard]), "row": shard_row},
-            metrics=viewer.metrics.row(out["item_idx"]) if viewer.metrics is not None else None,
-            validation=(
-                viewer.report.row(out["item_idx"], view.files[shard], shard_row)
-                if viewer.report is not None
-                else None
-            ),
+            metrics=table.row(out["item_idx"], shard_name, shard_row) if table is not None else None,
+            validation=report.row(out["item_idx"], shard_name, shard_row) if report is not None else None,
         )
         return JSONResponse(out)
 
@@ -242,7 +318,7 @@ def create_app(
         where = request.query_params.get("where", "")
         if len(where) > 2000:
             raise TaliConfigError("a WHERE clause is at most 2000 characters")
-        rows, read = catalog.filter(split, where, viewer.metrics_path)
+        rows, read = catalog.filter(split, where, viewer.metrics_path(catalog.split(split)))
         return JSONResponse(
             {"split": split, "where": where, "read": read, "kept": len(rows), "indices": rows}
         )
@@ -312,7 +388,10 @@ def create_app(
         return Response(wav_float32(sample.waveform, sample.sample_rate), media_type="audio/wav")
 
     def error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, RowNotFound):
+        headers = {}
+        if isinstance(exc, ServerBusy):
+            status, headers = 503, {"retry-after": str(exc.retry_after)}
+        elif isinstance(exc, RowNotFound):
             status = 404
         elif isinstance(exc, TaliConfigError):
             status = 400
@@ -330,34 +409,157 @@ def create_app(
                 f'<p id="error">{html.escape(message)}</p><p><a href="/">first row</a></p>',
                 status_code=status,
             )
-        return JSONResponse({"error": message}, status_code=status)
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    async def gallery(request: Request) -> Response:
+        catalog.split(request.path_params["split"])
+        text = resources.files("tali.view").joinpath("static/gallery.html").read_text()
+        return HTMLResponse(text)
+
+    def gallery_api(request: Request) -> Response:
+        query = request.query_params
+        split = query.get("split", catalog.first_split)
+        view = catalog.split(split)
+        where = query.get("where", "").strip()
+        if len(where) > 2000:
+            raise TaliConfigError("a WHERE clause is at most 2000 characters")
+        sort = query.get("sort", "item_idx") or "item_idx"
+        order = query.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise TaliConfigError(f"order={order[:20]!r}: choose asc or desc")
+        page, per_page = _int(query, "page", 0), _int(query, "per_page", 24)
+        path = viewer.metrics_path(view)
+        ordered = viewer.listings.get(
+            (split, sort, order == "desc"), lambda: listing(catalog, split, sort, order == "desc", path)
+        )
+        # A page turn re-runs nothing: the rows a WHERE keeps are cached with the listings.
+        kept = (
+            viewer.kept.get((split, where), lambda: catalog.filter(split, where, path)[0]) if where else None
+        )
+        out = gallery_page(ordered, kept, page, per_page).to_dict()
+        out.update(
+            split=split,
+            rows=view.num_rows,
+            where=where,
+            sort=sort,
+            order=order,
+            columns=list(ordered.columns),
+        )
+        out["selections"] = viewer.selections is not None
+        return JSONResponse(out)
+
+    def thumbnail(request: Request) -> Response:
+        _, data = viewer.row(request.path_params["split"], request.path_params["index"])
+        value = data.get(str(Column.IMAGE))
+        raw = value.get(str(ImageField.BYTES)) if isinstance(value, dict) else value
+        pil = decode_image(raw, size=None, max_pixels=ImageConfig().max_pixels, item_idx=data.get("item_idx"))
+        pil.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        return Response(
+            png_bytes(np.asarray(pil)), media_type="image/png", headers={"cache-control": "max-age=600"}
+        )
+
+    def poster(request: Request) -> Response:
+        index, data = viewer.row(request.path_params["split"], request.path_params["index"])
+        sample = poster_transform(data, key=index)
+        pixels = sample[SubModality.YOUTUBE_THUMBNAIL_IMAGE.value]["pixels"].numpy()
+        return Response(png_bytes(pixels), media_type="image/png", headers={"cache-control": "max-age=600"})
+
+    async def save_selection(request: Request) -> Response:
+        if viewer.selections is None:
+            raise TaliConfigError("saving selections is off: start tali view with --selections DIR")
+        body = await request.body()
+        if len(body) > 4 << 20:
+            raise TaliConfigError("a selection request is at most 4 MB")
+        try:
+            blob = json.loads(body)
+        except ValueError:
+            raise TaliConfigError("a selection request is a JSON object") from None
+        if not isinstance(blob, dict):
+            raise TaliConfigError("a selection request is a JSON object")
+        store = viewer.selections
+
+        def save() -> Response:
+            view = catalog.split(str(blob.get("split", "")))
+            name = str(blob.get("name", ""))
+            where, indices = blob.get("where"), blob.get("indices")
+            if (where is None) == (indices is None):
+                raise TaliConfigError("give either indices (tagged rows) or where (the current filter)")
+            if where is not None:
+                if not isinstance(where, str) or len(where) > 2000:
+                    raise TaliConfigError("where must be a WHERE clause of at most 2000 characters")
+                rows, read = catalog.filter(view.name, where, viewer.metrics_path(view))
+                return JSONResponse(store.save(name, view, rows, where.strip() or None, read))
+            if not isinstance(indices, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < view.num_rows for i in indices
+            ):
+                raise TaliConfigError(f"indices must be a list of rows in 0..{view.num_rows - 1}")
+            return JSONResponse(store.save(name, view, indices, None, view.num_rows))
+
+        return await queries.run(save)
+
+    async def list_selections(request: Request) -> Response:
+        store = viewer.selections
+        return JSONResponse({"enabled": store is not None, "selections": store.list() if store else []})
+
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
 
     routes = [
         Route("/", home),
         Route("/row/{split}/{index}", page),
         Route("/static/{name}", static),
-        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/favicon.ico", favicon),
         Route("/api/splits", splits),
-        Route("/api/row/{split}/{index}", row),
-        Route("/api/window/{split}/{index}", window),
-        Route("/api/item/{item_idx}", item),
-        Route("/api/search", search),
-        Route("/api/filter", filter_rows),
-        Route("/media/{split}/{index}/video.mp4", video),
-        Route("/media/{split}/{index}/image.png", image),
-        Route("/media/{split}/{index}/waveform.json", waveform),
-        Route("/media/{split}/{index}/spectrogram.png", spectrogram),
-        Route("/media/{split}/{index}/frame/{slot}.png", frame),
-        Route("/media/{split}/{index}/window.wav", window_audio),
+        Route("/api/row/{split}/{index}", on(reads, row)),
+        Route("/api/window/{split}/{index}", on(decodes, window)),
+        Route("/api/item/{item_idx}", on(reads, item)),
+        Route("/api/search", on(queries, search)),
+        Route("/api/filter", on(queries, filter_rows)),
+        Route("/gallery/{split}", gallery),
+        Route("/api/gallery", on(queries, gallery_api)),
+        Route("/api/selection", save_selection, methods=["POST"]),
+        Route("/api/selections", list_selections),
+        Route("/media/{split}/{index}/thumb.png", on(decodes, thumbnail)),
+        Route("/media/{split}/{index}/poster.png", on(decodes, poster)),
+        Route("/media/{split}/{index}/video.mp4", on(reads, video)),
+        Route("/media/{split}/{index}/image.png", on(decodes, image)),
+        Route("/media/{split}/{index}/waveform.json", on(decodes, waveform)),
+        Route("/media/{split}/{index}/spectrogram.png", on(decodes, spectrogram)),
+        Route("/media/{split}/{index}/frame/{slot}.png", on(decodes, frame)),
+        Route("/media/{split}/{index}/window.wav", on(decodes, window_audio)),
     ]
-    middleware = [Middleware(_SecurityHeaders)]
-    if allowed_hosts is not None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    middleware = [
+        Middleware(RequestGuard, allowed_hosts=allowed_hosts, costly=_costly),
+        Middleware(_SecurityHeaders),
+    ]
     return Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={Exception: error, TaliError: error, 404: _not_found(JSONResponse)},
     )
+
+
+#: Routes that run SQL or change state: they need the viewer's own page as their origin.
+_COSTLY = ("/api/filter", "/api/search", "/api/gallery", "/api/selection")
+
+
+def _costly(path: str) -> bool:
+    return path.startswith(_COSTLY)
+
+
+@dataclass(frozen=True)
+class ViewLimits:
+    """How much work the viewer takes on at once. Decodes: a window is 0.1-1 s of one core
+    (measured on the sample's 30 s clips), so slots ~ cores; more wait in a queue (each at
+    most ``wait_seconds``), the rest get 503 + Retry-After."""
+
+    decode_slots: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    decode_queue: int = 32
+    query_slots: int = 1
+    query_queue: int = 4
+    read_slots: int = 4
+    read_queue: int = 64
+    wait_seconds: float = 20.0
 
 
 def _not_found(json_response: Any) -> Any:

@@ -41,8 +41,9 @@ __all__ = [
     "clean_value",
 ]
 
-#: Hub shard names: ``{split}-00000-of-00002.parquet``.
-_SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}\.parquet$")
+#: Hub shard names: ``{split}-00000-of-00002.parquet``, and the older ``datasets`` naming with a
+#: hash after the count (``train-00000-of-00600-e9123a82b71a4590.parquet``, the real TALI's).
+_SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}(?:-[0-9a-f]{8,64})?\.parquet$")
 #: Text columns a search looks at (metadata only: never image or video bytes).
 _SEARCH_TEXT = (
     str(Column.YOUTUBE_TITLE_TEXT),
@@ -79,6 +80,10 @@ class SplitView:
     files: tuple[str, ...]
     index: ShardIndex
     reader: RowGroupReader
+    #: Which SOURCE (0 = the first) the split comes from, and the split's own name there:
+    #: a second source's ``train`` is served as ``train@NAME``, never mixed into the first's.
+    source: int = 0
+    base: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
     _item_rows: tuple[np.ndarray, np.ndarray] | None = None  # (sorted item_idx, their rows)
 
@@ -128,25 +133,40 @@ class Catalog:
     def __init__(self, sources: Sequence[SourceLike], *, splits: Sequence[str] | None = None) -> None:
         if not sources:
             raise TaliSourceError("give at least one source (a dataset directory or parquet files)")
-        found: dict[str, list[str]] = {}
-        for source in sources:
-            for name, files in _discover(source).items():
-                found.setdefault(name, []).extend(f for f in files if f not in found.get(name, []))
+        # (served name, source number, split name in the source, files)
+        found: list[tuple[str, int, str, list[str]]] = []
+        homes: dict[tuple[str, str], int] = {}  # (folder, split) -> its entry in found
+        for number, source in enumerate(sources):
+            home = _home(source)
+            for base, files in _discover(source).items():
+                if (home, base) in homes:  # shard files of one folder, named one by one: one split
+                    entry = found[homes[home, base]]
+                    entry[3].extend(f for f in files if f not in entry[3])
+                    continue
+                name = base
+                if any(f[0] == name for f in found):
+                    label = re.sub(r"[^A-Za-z0-9_.-]", "_", _label(source)) or str(number + 1)
+                    name = f"{base}@{label}"
+                    while any(f[0] == name for f in found):
+                        name = f"{name}_{number + 1}"
+                homes[home, base] = len(found)
+                found.append((name, number, base, list(files)))
         if splits:
-            unknown = [s for s in splits if s not in found]
+            unknown = [s for s in splits if not any(s in (f[0], f[2]) for f in found)]
             if unknown:
-                raise TaliSourceError(
-                    f"split {unknown[0]!r} is not in the sources; they have: {', '.join(sorted(found))}"
-                )
-            found = {s: found[s] for s in splits}
+                have = ", ".join(sorted({f[0] for f in found}))
+                raise TaliSourceError(f"split {unknown[0]!r} is not in the sources; they have: {have}")
+            found = [f for s in splits for f in found if s in (f[0], f[2])]
         self.splits: dict[str, SplitView] = {}
-        for name, files in found.items():
+        for name, number, base, files in found:
+            if name in self.splits:
+                continue
             index = ShardIndex.from_files(files)
             if len(index) == 0:
                 continue
             # Every column: the viewer shows all of a row (one row group cached per split).
             reader = RowGroupReader(index, index.column_names, cache_row_groups=1)
-            self.splits[name] = SplitView(name, tuple(files), index, reader)
+            self.splits[name] = SplitView(name, tuple(files), index, reader, source=number, base=base)
         if not self.splits:
             raise TaliSourceError("the sources hold no rows")
 
@@ -227,7 +247,7 @@ class Catalog:
 
         view = self.split(split)
         try:
-            result = select(list(view.files), split=split, metrics=metrics, where=where)
+            result = select(list(view.files), split=view.base or split, metrics=metrics, where=where)
         except TaliSourceError as exc:
             # The shards and metrics table were read at startup: what fails now is the clause
             # (DuckDB's catalog/type errors, e.g. an unknown function), a bad request.
@@ -254,14 +274,21 @@ class MetricsTable:
         self._order = np.argsort(ids, kind="stable")
         self._ids = ids[self._order]
 
-    def row(self, item_idx: int | None) -> dict[str, Any] | None:
+    def row(
+        self, item_idx: int | None, shard: str | None = None, row: int | None = None
+    ) -> dict[str, Any] | None:
+        """The metrics of the row with ``item_idx``; with ``shard`` (file name) and ``row``,
+        only a record measured at that place (two rows sharing an ``item_idx`` never swap)."""
         if item_idx is None:
             return None
-        k = int(np.searchsorted(self._ids, item_idx))
-        if k >= self._ids.size or self._ids[k] != item_idx:
-            return None
-        record = self.table.slice(int(self._order[k]), 1).to_pylist()[0]
-        return {name: clean_value(v) for name, v in record.items()}
+        first = int(np.searchsorted(self._ids, item_idx, side="left"))
+        last = int(np.searchsorted(self._ids, item_idx, side="right"))
+        for k in range(first, min(last, first + 64)):
+            record = self.table.slice(int(self._order[k]), 1).to_pylist()[0]
+            placed = record.get("shard"), record.get("row")
+            if shard is None or placed == (None, None) or placed == (Path(shard).name, row):
+                return {name: clean_value(v) for name, v in record.items()}
+        return None
 
 
 class ValidationFailures:
@@ -283,10 +310,12 @@ class ValidationFailures:
             if not isinstance(failure, dict):
                 continue
             shown = {k: failure.get(k) for k in ("check", "field", "error", "message")}
-            if isinstance(failure.get("item_idx"), int):
-                self._by_item.setdefault(failure["item_idx"], []).append(shown)
-            elif isinstance(failure.get("row"), int) and isinstance(failure.get("shard"), str):
+            # By place (shard file, row) when the report gives it: a row is matched where it
+            # was checked, so another row with the same item_idx never shows these failures.
+            if isinstance(failure.get("row"), int) and isinstance(failure.get("shard"), str):
                 self._by_place.setdefault((Path(failure["shard"]).name, failure["row"]), []).append(shown)
+            elif isinstance(failure.get("item_idx"), int):
+                self._by_item.setdefault(failure["item_idx"], []).append(shown)
 
     def row(self, item_idx: int | None, shard: str, row: int) -> list[dict[str, Any]]:
         """The row's failures; ``[]``: it passed every check of the report."""
@@ -317,10 +346,28 @@ def _discover(source: SourceLike) -> dict[str, list[str]]:
     return out
 
 
+def _home(source: SourceLike) -> str:
+    """The folder a source lives in (a directory itself; a file's folder)."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source).resolve()
+        return str(path if path.is_dir() else path.parent)
+    first = next(iter(source), "")
+    return str(Path(str(first)).resolve().parent) if first else ""
+
+
+def _label(source: SourceLike) -> str:
+    """A short name for a source: its directory's (or first file's folder's) name."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source).resolve()
+        return path.name if path.is_dir() else path.parent.name
+    first = next(iter(source), "")
+    return Path(str(first)).resolve().parent.name if first else ""
+
+
 def _split_of(path: str) -> str:
     p = Path(path)
-    if p.parent.name not in ("", "data") and p.parent.parent.name == "data":
-        return p.parent.name  # data/{split}/*.parquet
+    if p.parent.name not in ("", "data", "default") and p.parent.parent.name in ("data", "default"):
+        return p.parent.name  # data/{split}/*.parquet, refs/convert/parquet's default/{split}/NNNN.parquet
     match = _SHARD_NAME.match(p.name)
     return match.group("split") if match else p.stem
 

@@ -13,10 +13,12 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import av
 from PIL import Image
 
 from tali.decode.clip import open_clip
 from tali.decode.subtitles import parse_subtitles
+from tali.decode.video import rotation_of
 from tali.errors import TaliDataError, TaliError
 from tali.schema import Column, ImageField, WitField
 from tali.text import read_wit
@@ -78,17 +80,35 @@ def _clip(row: Mapping[str, Any]) -> dict[str, Any]:
     data = row.get(str(Column.YOUTUBE_VIDEO_CONTENT))
     with open_clip(data, item_idx=row.get(str(Column.ITEM_IDX)), max_seconds=10.0) as clip:
         info = clip.info
+        rotation = _rotation(clip)
+    turned = rotation in (90, 270)
     return {
         "bytes": len(data) if data else 0,
         "duration_seconds": info.duration_seconds,
         "fps": info.fps,
         "width": info.width,
         "height": info.height,
+        # What a player shows: the display matrix turns a sideways-stored phone clip upright,
+        # and the loader's frames are turned the same way (decode.video.rotation_of).
+        "rotation": rotation,
+        "display_width": info.height if turned else info.width,
+        "display_height": info.width if turned else info.height,
         "has_audio": info.has_audio,
         "audio_sample_rate": info.audio_sample_rate,
         "audio_channels": info.audio_channels,
         "audio_offset_seconds": info.audio_offset_seconds,
     }
+
+
+def _rotation(clip: Any) -> int:
+    """Degrees the first frame's display matrix turns the picture (0 when it cannot be read:
+    the rest of the clip's header still shows)."""
+    try:
+        for frame in clip.container.decode(clip.video):
+            return rotation_of(frame)
+    except (av.FFmpegError, ValueError, TaliError):
+        return 0
+    return 0
 
 
 def _image(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,9 @@ __all__ = [
 
 ANALYSIS_RATE = 16_000
 N_FFT = 512
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: One range of a range set (RFC 9110 14.1.1): ``first-last``, ``first-`` or ``-suffix``; ASCII only.
+_RANGE = re.compile(r"^([0-9]*)-([0-9]*)$", re.ASCII)
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
 class RangeNotSatisfiable(TaliError, ValueError):
@@ -41,27 +43,43 @@ class RangeNotSatisfiable(TaliError, ValueError):
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """Inclusive ``(first, last)`` byte of a single ``bytes=`` range, or ``None`` to send the
-    whole body (no header, another unit, or several ranges: RFC 9110 lets a server ignore
-    those). Hand-written because Starlette's range support is for files on disk, and the
-    clip is bytes inside a parquet row."""
-    if not header:
+    whole body (no header, another unit, or several well-formed ranges: RFC 9110 lets a
+    server ignore those). A ``bytes=`` header that is not a well-formed range set, or whose
+    range selects no byte, raises :class:`RangeNotSatisfiable` (HTTP 416): never a 500.
+    Hand-written because Starlette's range support is for files on disk, and the clip is
+    bytes inside a parquet row."""
+    if header is None:
         return None
-    match = _RANGE.match(header.strip())
-    if match is None:
+    text = header.strip()
+    unit, equals, spec = text.partition("=")
+    if not text:
         return None
-    first_text, last_text = match.groups()
-    if not first_text and not last_text:
+    if not equals or unit.strip().lower() != "bytes":
+        if equals and _TOKEN.match(unit.strip()):
+            return None  # another unit: ignored
+        raise RangeNotSatisfiable(f"malformed Range header {header[:60]!r}")
+    ranges = [part.strip() for part in spec.split(",")]
+    if len(spec) > 1000 or not all(_RANGE.match(part) and part != "-" for part in ranges):
+        raise RangeNotSatisfiable(f"malformed Range header {header[:60]!r}")
+    if len(ranges) > 1:
         return None
+    first_text, last_text = _RANGE.match(ranges[0]).groups()  # type: ignore[union-attr]
     if not first_text:  # suffix: the last N bytes
-        length = int(last_text)
+        length = _bounded_int(last_text)
         if length == 0 or size == 0:
-            raise RangeNotSatisfiable(f"range {header!r} selects no byte of {size}")
+            raise RangeNotSatisfiable(f"range {header[:60]!r} selects no byte of {size}")
         return max(0, size - length), size - 1
-    first = int(first_text)
-    last = int(last_text) if last_text else size - 1
+    first = _bounded_int(first_text)
+    last = _bounded_int(last_text) if last_text else size - 1
     if first >= size or last < first:
-        raise RangeNotSatisfiable(f"range {header!r} selects no byte of {size}")
+        raise RangeNotSatisfiable(f"range {header[:60]!r} selects no byte of {size}")
     return first, min(last, size - 1)
+
+
+def _bounded_int(digits: str) -> int:
+    """ASCII digits as an int, at most 10**18 (a 5,000-digit number would make int() raise)."""
+    digits = digits.lstrip("0") or "0"
+    return 10**18 if len(digits) > 18 else int(digits)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

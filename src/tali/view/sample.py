@@ -69,8 +69,16 @@ class SampleParams:
     epoch: int = 0
 
     def __post_init__(self) -> None:
+        # The page's own words (its "seconds" box takes "whole"), checked before WindowConfig,
+        # whose messages give Python advice ("use seconds=None").
+        clip = WindowConfig().nominal_clip_seconds
         if self.seconds is not None:
             _bounded("seconds", self.seconds, 0.01, MAX_SECONDS)
+            if self.seconds > clip:
+                raise TaliConfigError(
+                    f"seconds={self.seconds:g} is longer than a clip ({clip:g} s): "
+                    f"type 'whole' in the seconds box for the whole clip, or at most {clip:g}"
+                )
         if isinstance(self.start, str):
             if self.start not in _STARTS:
                 raise TaliConfigError(
@@ -78,6 +86,11 @@ class SampleParams:
                 )
         else:
             _bounded("start", self.start, 0, MAX_SECONDS)
+            if self.start >= clip:
+                raise TaliConfigError(
+                    f"start at {self.start:g} s is past the end of a clip ({clip:g} s): "
+                    "choose a start below that, or random, start or centre"
+                )
         _bounded("num_frames", self.num_frames, 1, MAX_FRAMES)
         _bounded("size", self.size, 16, MAX_SIZE)
         _bounded("seed", self.seed, 0, 2**63 - 1)

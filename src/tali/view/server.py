@@ -12,13 +12,15 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Self
 
 from tali.errors import TaliConfigError
-from tali.view.app import create_app, starlette
+from tali.view.app import PerSource, ViewLimits, create_app, starlette
 from tali.view.catalog import Catalog
+from tali.view.guard import allowed_host_names, bounded_protocol
 
-__all__ = ["ViewerServer", "check_host", "is_loopback"]
+__all__ = ["ViewerServer", "check_host", "default_max_connections", "is_loopback"]
 
 
 def is_loopback(host: str) -> bool:
@@ -40,6 +42,22 @@ def check_host(host: str, *, allow_remote: bool) -> None:
         )
 
 
+_BACKLOG = 128
+
+
+def default_max_connections() -> int:
+    """Half the process's file-descriptor limit (at most 512): the other half stays for the
+    shards, clips and worker threads (at ``ulimit -n 1024``: 512 connections)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no per-process descriptor limit to share
+        return 512
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 512
+    return max(16, min(512, soft // 2))
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -50,7 +68,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         hint = "; pass --port 0 for a free one" if exc.errno in (98, 48, 10048) else ""
         raise TaliConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
-    sock.listen(128)
+    sock.listen(_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -64,9 +82,14 @@ class ViewerServer:
         *,
         host: str = "127.0.0.1",
         port: int = 8765,
-        metrics: str | os.PathLike[str] | None = None,
-        report: str | os.PathLike[str] | None = None,
+        metrics: PerSource = None,
+        report: PerSource = None,
         allow_remote: bool = False,
+        allowed_hosts: Sequence[str] = (),
+        limits: ViewLimits | None = None,
+        header_timeout: float = 10.0,
+        max_connections: int | None = None,
+        selections: str | os.PathLike[str] | None = None,
         log_level: str = "warning",
     ) -> None:
         starlette()
@@ -75,14 +98,33 @@ class ViewerServer:
         check_host(host, allow_remote=allow_remote)
         if not 0 <= port <= 65535:
             raise TaliConfigError(f"port {port} is not in 0..65535")
-        # Loopback: only Host headers naming this machine (DNS-rebinding guard). Starlette's
-        # check cannot parse a bracketed IPv6 host, so [::1] accepts any.
-        hosts = ["127.0.0.1", "localhost", host] if is_loopback(host) and ":" not in host else None
-        self.app = create_app(catalog, metrics=metrics, report=report, allowed_hosts=hosts)
+        # Every bind: only Host headers naming this server (DNS-rebinding guard), [::1] included.
+        self.allowed_hosts = allowed_host_names(host, allowed_hosts)
+        self.app = create_app(
+            catalog,
+            metrics=metrics,
+            report=report,
+            allowed_hosts=self.allowed_hosts,
+            limits=limits,
+            selections=selections,
+        )
         self.catalog = catalog
         self.socket = _bind(host, port)
         self.host, self.port = host, self.socket.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level=log_level, lifespan="off", access_log=False)
+        if max_connections is None:
+            max_connections = default_max_connections()
+        protocol = bounded_protocol(header_timeout=header_timeout, max_connections=max_connections)
+        config = uvicorn.Config(
+            self.app,
+            http=protocol,
+            log_level=log_level,
+            lifespan="off",
+            access_log=False,
+            timeout_keep_alive=5,
+            # asyncio accepts up to `backlog` sockets in one go before any connection_made runs:
+            # uvicorn's default (2048) would open that many descriptors past the connection cap.
+            backlog=_BACKLOG,
+        )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

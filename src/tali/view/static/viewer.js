@@ -10,8 +10,10 @@ const state = {
 };
 window.taliView = state; // for tests and the console
 
-async function api(url) {
-  const response = await fetch(url);
+// Every API call names the viewer's page (X-Tali-View): the server runs SQL and decodes only for
+// requests that carry it, which another site's page cannot send.
+async function api(url, init = {}) {
+  const response = await fetch(url, { ...init, headers: { "X-Tali-View": "1", ...(init.headers || {}) } });
   let body;
   try { body = await response.json(); } catch { body = { error: response.statusText }; }
   if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
@@ -87,6 +89,7 @@ async function loadRow(split, index, { push = true } = {}) {
 
 function renderRow(row) {
   document.title = `tali view: ${row.split} ${row.index} (item ${row.item_idx})`;
+  $("to-gallery").href = `/gallery/${encodeURIComponent(row.split)}${state.where ? `?where=${encodeURIComponent(state.where)}` : ""}`;
   $("split").value = row.split;
   $("shard").value = String(row.shard.number);
   $("index").value = row.index;
@@ -120,8 +123,12 @@ function renderRow(row) {
   } else {
     state.duration = clip.duration_seconds;
     const audio = clip.has_audio ? `${clip.audio_sample_rate} Hz × ${clip.audio_channels}` : "no audio stream";
+    // A phone clip stored sideways plays upright: show the size the player shows, and say so.
+    const size = clip.rotation
+      ? `${clip.display_width}×${clip.display_height} (stored ${clip.width}×${clip.height}, rotated ${clip.rotation}°)`
+      : `${clip.width}×${clip.height}`;
     $("clip-info").textContent =
-      `${clip.width}×${clip.height} · ${clip.fps.toFixed(2)} fps · ${clip.duration_seconds.toFixed(2)} s · ` +
+      `${size} · ${clip.fps.toFixed(2)} fps · ${clip.duration_seconds.toFixed(2)} s · ` +
       `${audio} · starts at ${yt.start_seconds ?? "?"} s of the video · ${(clip.bytes / 1e6).toFixed(2)} MB`;
     video.src = media("video.mp4");
   }
