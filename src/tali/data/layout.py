@@ -62,15 +62,17 @@ def _hidden(path: str) -> bool:
 
 
 def split_of(relpath: str) -> str | None:
-    """The split a shard belongs to, from its path inside the repo/directory."""
+    """The split a shard belongs to, from its path inside the repo/directory: a split folder
+    (``data/dev/x.parquet``, ``default/val/0000.parquet``) wins over the file's name, as in
+    :func:`match_split`."""
     path = PurePosixPath(relpath)
     if path.suffix != ".parquet" or _hidden(relpath):
         return None
-    m = _SPLIT_NAME.match(path.name)
-    if m:
-        return m["split"]
     parent = path.parent.name
-    return None if parent in _CONTAINERS else parent
+    if parent not in _CONTAINERS:
+        return parent
+    m = _SPLIT_NAME.match(path.name)
+    return m["split"] if m else None
 
 
 def available_splits(relpaths: Iterable[str]) -> list[str]:

@@ -497,6 +497,7 @@ def _binary_like(values: list[bytes | None], kind: pa.DataType) -> pa.Array:
 
 def _split_name(files: Sequence[str]) -> str | None:
     names = {layout.split_of(Path(f).name) or layout.split_of("/".join(Path(f).parts[-2:])) for f in files}
+    # the converter's default/{split}/NNNN.parquet names no split in the file name
     names.discard(None)
     return names.pop() if len(names) == 1 else None
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tali.data import layout
 from tali.data.rows import row_to_python
 from tali.data.shards import RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
@@ -41,9 +42,6 @@ __all__ = [
     "clean_value",
 ]
 
-#: Hub shard names: ``{split}-00000-of-00002.parquet``, and the older ``datasets`` naming with a
-#: hash after the count (``train-00000-of-00600-e9123a82b71a4590.parquet``, the real TALI's).
-_SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}(?:-[0-9a-f]{8,64})?\.parquet$")
 #: Text columns a search looks at (metadata only: never image or video bytes).
 _SEARCH_TEXT = (
     str(Column.YOUTUBE_TITLE_TEXT),
@@ -365,11 +363,12 @@ def _label(source: SourceLike) -> str:
 
 
 def _split_of(path: str) -> str:
+    """The split of a shard by the one split grammar (:mod:`tali.data.layout`): hash-suffixed
+    ``push_to_hub`` names, ``data/{split}/``, the converter's ``default/{split}/NNNN.parquet``."""
     p = Path(path)
-    if p.parent.name not in ("", "data", "default") and p.parent.parent.name in ("data", "default"):
-        return p.parent.name  # data/{split}/*.parquet, refs/convert/parquet's default/{split}/NNNN.parquet
-    match = _SHARD_NAME.match(p.name)
-    return match.group("split") if match else p.stem
+    if p.parent.parent.name in ("data", "default"):  # a split folder inside the repo
+        return layout.split_of(f"{p.parent.name}/{p.name}") or p.stem
+    return layout.split_of(p.name) or p.stem
 
 
 def clean_value(value: Any) -> Any:
