@@ -3,7 +3,7 @@
 >>> report = prepare(root, "prepared/", workers=2)
 >>> report.ok, report.summary()
 
-One job per source shard (:mod:`tali.quality.runner`: a local process pool, or
+One job per source shard (:mod:`tali.jobs`: a local process pool, or
 Ray with ``ray=``). A job writes ``OUT/data/<same name>`` as a ``.partial``
 file, renamed once its footer is on disk, then its small JSON report as the
 run's part: a killed run leaves no shard that looks complete, and a rerun
@@ -34,11 +34,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tali.atomic import publishing
+from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
+from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
 from tali.prepare.encode import reencode
 from tali.prepare.settings import PrepareSettings
-from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
 from tali.schema import Column
 
 __all__ = ["METADATA_KEY", "PrepareReport", "RowFailure", "prepare", "read_provenance"]

@@ -27,11 +27,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliSourceError
-from tali.quality.runner import atomic_write_bytes
-from tali.quality.sandbox import METADATA_EXCLUDED, check_where, evaluate_where, sandboxed_connection
 from tali.schema import TALI_SCHEMA
+from tali.sql.sandbox import METADATA_EXCLUDED, check_where, evaluate_where, sandboxed_connection
 
 __all__ = ["METADATA_EXCLUDED", "FilterResult", "WriteSummary", "explain", "load_index", "select"]
 

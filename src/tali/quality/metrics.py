@@ -41,14 +41,15 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from tali.atomic import exclusive
+from tali.atomic import write_parquet as atomic_write_table
 from tali.data.rows import row_to_python_lenient
 from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_files
 from tali.decode.clip import open_clip
 from tali.decode.image import IMAGE_FORMATS
 from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.errors import TaliDataError, TaliSourceError
+from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
 from tali.quality.checks import parse_start_seconds
-from tali.quality.runner import atomic_write_table, parts_dir_of, remove_parts, report_rows, run_shards
 from tali.quality.scan import ScanThresholds, scan_clip
 from tali.quality.similarity import require_embeddings
 from tali.schema import Column, ImageField, WitField

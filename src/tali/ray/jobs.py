@@ -1,4 +1,5 @@
-"""Per-shard jobs (validate, metrics, prepare) as Ray tasks: the backend behind ``run_shards(ray=...)``.
+"""Per-shard jobs (validate, metrics, prepare) as Ray tasks: the ``"ray"`` executor of
+:mod:`tali.jobs`, registered here (the runner never imports Ray), behind ``run_shards(ray=...)``.
 
 A job writes its part atomically and is idempotent, so a task whose worker
 dies is simply run again (``max_retries``): the part is either absent or
@@ -10,14 +11,16 @@ retried; it is raised here as it was raised there.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from tali.jobs import register_executor
 from tali.ray._backend import connect
 
-__all__ = ["MAX_RETRIES", "run_shard_jobs"]
+__all__ = ["MAX_RETRIES", "RayExecutor", "run_shard_jobs"]
 
 #: Retries of a task whose worker process died (killed, out of memory, node lost).
 MAX_RETRIES = 3
@@ -59,3 +62,21 @@ def run_shard_jobs(
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+
+
+@dataclass(frozen=True)
+class RayExecutor:
+    """:class:`tali.jobs.Executor` on Ray: ``address`` is ``True`` (a local cluster) or an address."""
+
+    address: str | bool = True
+
+    def run(
+        self,
+        job: Callable[[str, Path], Any],
+        todo: Sequence[tuple[str, Path]],
+        advance: Callable[[int], None],
+    ) -> None:
+        run_shard_jobs(job, todo, address=self.address, advance=advance)
+
+
+register_executor("ray", RayExecutor)
