@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
+from tali.errors import TaliConfigError
+
 __all__ = [
     "IMAGE_TYPE",
     "OPTIONAL_COLUMNS",
@@ -226,9 +228,9 @@ def parse_submodalities(
             chosen.add(SubModality(value))
         else:
             allowed = ", ".join([m.value for m in Modality] + [s.value for s in SubModality])
-            raise ValueError(f"unknown sub-modality {value!r}; expected one of: {allowed}")
+            raise TaliConfigError(f"unknown sub-modality {value!r}; expected one of: {allowed}")
     if not chosen:
-        raise ValueError("at least one sub-modality must be requested")
+        raise TaliConfigError("at least one sub-modality must be requested")
     return tuple(s for s in SubModality if s in chosen)
 
 

@@ -90,7 +90,7 @@ class TaliDataset(torch.utils.data.Dataset):
         self.max_consecutive_bad = check_max_consecutive_bad(max_consecutive_bad)
         if files is None:
             if source is None:
-                raise ValueError("give a source (directory or files) or files=")
+                raise TaliConfigError("give a source (directory or files) or files=")
             files = resolve_local_files(source, split)
         self.split = split
         self.files = list(files)
