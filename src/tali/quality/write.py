@@ -37,7 +37,7 @@ from tali.errors import TaliConfigError, TaliSourceError
 if TYPE_CHECKING:
     from tali.quality.filter import FilterResult, WriteSummary
 
-__all__ = ["check_output_is_apart", "write_kept_rows"]
+__all__ = ["check_output_is_apart", "read_rows", "write_kept_rows"]
 
 
 class _ShardWriter:
@@ -178,6 +178,15 @@ def write_kept_rows(
     return summary
 
 
+def read_rows(handle: pq.ParquetFile, shard: str, group: int, offsets: list[int]) -> pa.Table:
+    """Rows ``offsets`` of row group ``group``; a broken page is a :class:`TaliSourceError`
+    naming the shard and group (Arrow's own error names neither)."""
+    try:
+        return handle.read_row_group(group).take(pa.array(offsets, pa.int64()))
+    except (OSError, pa.ArrowException) as exc:
+        raise TaliSourceError(f"cannot read row group {group} of {Path(shard).name}: {exc}") from None
+
+
 def _copy(result, staging, schema, split, rows_per_shard, row_group_size, summary_type) -> WriteSummary:
     kept = result.kept
     total_shards = max(1, math.ceil(kept / rows_per_shard))
@@ -202,7 +211,7 @@ def _copy(result, staging, schema, split, rows_per_shard, row_group_size, summar
                     offsets.append(wanted[k] - first)
                     k += 1
                 if offsets:
-                    table = handle.read_row_group(group).take(pa.array(offsets, pa.int64()))
+                    table = read_rows(handle, shard, group, offsets)
                     writer.write(table.cast(schema))
                 first += count
         files = writer.finish()

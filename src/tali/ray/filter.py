@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from tali.atomic import publishing
 from tali.errors import TaliSourceError
+from tali.quality.write import read_rows
 from tali.ray._backend import connect
 from tali.ray.jobs import MAX_RETRIES
 
@@ -69,7 +70,7 @@ def _write_shard(plan: _Plan, path: str, schema: pa.Schema, row_group_size: int)
     with publishing(partial, final), pq.ParquetWriter(partial, schema) as writer:
         for shard, group, offsets in plan:
             handle = files.setdefault(shard, pq.ParquetFile(shard))
-            table = handle.read_row_group(group).take(pa.array(offsets, pa.int64()))
+            table = read_rows(handle, shard, group, offsets)
             writer.write_table(table.cast(schema), row_group_size=row_group_size)
     return pq.ParquetFile(final).metadata.num_rows
 
@@ -99,10 +100,15 @@ def ray_copy(
     ]
     try:
         counts = ray.get(refs)
-    except ray.exceptions.RayTaskError as exc:
+    except BaseException as exc:
+        # Whatever failed (a task, a worker past its retries, Ray itself, ^C): stop every task
+        # and wait for them, so none writes into the staging directory the caller now removes.
         for ref in refs:
             ray.cancel(ref, force=True)
-        raise exc.cause from None
+        ray.wait(refs, num_returns=len(refs), timeout=30)
+        if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, BaseException):
+            raise exc.cause from None
+        raise
     shards = dict(zip(names, counts))
     summary = summary_type(
         read=read, kept=result.kept, written=sum(counts), shards=shards, per_source=per_source

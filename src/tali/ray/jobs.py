@@ -60,8 +60,12 @@ def run_shard_jobs(
                 if advance is not None:
                     advance(pq.ParquetFile(shard).metadata.num_rows)
     finally:
+        # On any failure: stop the rest and wait for them, so no task is still writing
+        # into the run's staging directory when the caller reports the failure.
         for ref in pending:
             ray.cancel(ref, force=True)
+        if pending:
+            ray.wait(list(pending), num_returns=len(pending), timeout=30)
 
 
 @dataclass(frozen=True)
