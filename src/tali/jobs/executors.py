@@ -44,9 +44,13 @@ Advance = Callable[[int], None]
 
 
 class Executor(Protocol):
-    """Runs every ``job(shard, part)`` of ``todo``; raises the first job's own error."""
+    """Runs independent tasks: ``run`` the per-shard jobs of ``todo`` (moving ``advance``),
+    ``map`` any picklable ``fn`` over argument tuples (results in order). Both raise the
+    first task's own error and leave no task running behind them."""
 
     def run(self, job: ShardJob, todo: Sequence[tuple[str, Path]], advance: Advance) -> None: ...
+
+    def map(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]: ...
 
 
 _progress_sink: Any = None  # in a worker: a queue (pool) or the bar's advance (inline)
@@ -81,6 +85,9 @@ class Inline:
         finally:
             _progress_sink = None
 
+    def map(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
+        return [fn(*args) for args in items]
+
 
 @dataclass(frozen=True)
 class ProcessPool:
@@ -102,6 +109,18 @@ class ProcessPool:
                 for future in done:
                     future.result()  # re-raise a job's failure here
             _drain(progress_queue, advance)
+
+    def map(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+            with main_not_rerun(fn):
+                futures = [pool.submit(fn, *args) for args in items]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
 
 def _drain(progress_queue: Any, advance: Advance) -> None:

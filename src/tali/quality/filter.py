@@ -14,7 +14,6 @@ columns as a dict per row.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -118,7 +117,7 @@ class FilterResult:
         a crash) never sees part of a split; an ``out_dir`` that is, contains
         or lies inside a source is refused. Row counts are read back from the
         new footers and reconciled. ``ray`` writes one output shard per Ray task
-        (:mod:`tali.ray.filter`), byte-identical to the local writer's.
+        (the ``"ray"`` executor of :mod:`tali.jobs`), byte-identical to the local writer's.
         """
         from tali.quality.write import write_kept_rows
 
@@ -133,9 +132,10 @@ class FilterResult:
             "row_group_size": row_group_size,
         }
         if ray:
-            from tali.ray.filter import ray_copy
+            from tali.jobs import executor_for
+            from tali.quality.write import planned_copy
 
-            kwargs["copy"] = functools.partial(ray_copy, address=ray)
+            kwargs["copy"] = planned_copy(executor_for("ray", address=ray))
         return write_kept_rows(self, Path(out_dir), overwrite=overwrite, **kwargs)
 
 

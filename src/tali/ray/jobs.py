@@ -1,5 +1,6 @@
-"""Per-shard jobs (validate, metrics, prepare) as Ray tasks: the ``"ray"`` executor of
-:mod:`tali.jobs`, registered here (the runner never imports Ray), behind ``run_shards(ray=...)``.
+"""Per-shard jobs (validate, metrics, prepare) and ``tali filter --out``'s output shards as Ray
+tasks: the ``"ray"`` executor of :mod:`tali.jobs`, registered here (the runner never imports
+Ray), behind ``run_shards(ray=...)`` and ``write_shards(ray=...)``.
 
 A job writes its part atomically and is idempotent, so a task whose worker
 dies is simply run again (``max_retries``): the part is either absent or
@@ -81,6 +82,25 @@ class RayExecutor:
         advance: Callable[[int], None],
     ) -> None:
         run_shard_jobs(job, todo, address=self.address, advance=advance)
+
+    def map(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """One task per item (one CPU each, a dead worker's task retried); results in order."""
+        if not items:
+            return []
+        ray = connect(self.address)
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(fn)
+        refs = [task.remote(*args) for args in items]
+        try:
+            return list(ray.get(refs))
+        except BaseException as exc:
+            # Whatever failed (a task, a worker past its retries, Ray itself, ^C): stop every
+            # task and wait for them, so none writes into a staging directory the caller removes.
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            ray.wait(refs, num_returns=len(refs), timeout=30)
+            if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, BaseException):
+                raise exc.cause from None
+            raise
 
 
 register_executor("ray", RayExecutor)
