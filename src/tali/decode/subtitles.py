@@ -408,6 +408,7 @@ class _PlainReader:
 
     def node(self, event: yaml.Event, depth: int) -> tuple[Any, int]:
         budget = self.budget
+        value: Any
         if isinstance(event, yaml.AliasEvent):
             if event.anchor not in self.anchors:
                 raise budget.fail(f"found undefined alias {event.anchor[:40]!r}")
@@ -427,7 +428,7 @@ class _PlainReader:
             if tag not in _ALLOWED_TAGS:
                 raise budget.fail(f"unsupported YAML tag {tag[:60]!r}")
             budget.add_text(event.value)
-            value: Any = self.constructor.construct_object(yaml.ScalarNode(tag, event.value))
+            value = self.constructor.construct_object(yaml.ScalarNode(tag, event.value))
             nodes = 1
         elif isinstance(event, yaml.SequenceStartEvent):
             _tag(event, yaml.SequenceNode, budget)
