@@ -28,6 +28,7 @@ __all__ = [
     "foreign_shard",
     "parse_submodalities",
     "require_columns",
+    "schema_matches",
 ]
 
 
@@ -296,3 +297,9 @@ def require_columns(shard: str, available: Iterable[str], needed: Iterable[str],
     raise TaliSchemaError(
         f"{name} has no {_listed(missing)} column(s), which {purpose} needs", field=missing[0], shard=name
     )
+
+
+def schema_matches(schema: pa.Schema) -> bool:
+    """True when ``schema`` has exactly TALI's columns and types (metadata aside): what a
+    tool that writes TALI shards (filter, prepare) checks before copying a source."""
+    return schema.remove_metadata().equals(TALI_SCHEMA)

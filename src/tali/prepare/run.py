@@ -42,7 +42,7 @@ from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
 from tali.prepare.encode import reencode
 from tali.prepare.settings import PrepareSettings
-from tali.schema import Column
+from tali.schema import Column, schema_matches
 
 __all__ = ["METADATA_KEY", "PrepareReport", "RowFailure", "prepare", "read_provenance"]
 
@@ -171,8 +171,6 @@ class _PrepareShard:
     data_dir: str
 
     def __call__(self, shard: str, part: Path) -> None:
-        from tali.quality.filter import schema_matches
-
         name = Path(shard).name
         started = time.process_time()
         try:

@@ -29,7 +29,6 @@ import pyarrow.parquet as pq
 from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliSourceError
-from tali.schema import TALI_SCHEMA
 from tali.sql.sandbox import METADATA_EXCLUDED, check_where, evaluate_where, sandboxed_connection
 
 __all__ = ["METADATA_EXCLUDED", "FilterResult", "WriteSummary", "explain", "load_index", "select"]
@@ -231,6 +230,3 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
 
 
-def schema_matches(schema: pa.Schema) -> bool:
-    """True when ``schema`` has exactly TALI's columns and types (metadata aside)."""
-    return schema.remove_metadata().equals(TALI_SCHEMA)

@@ -145,7 +145,8 @@ def write_kept_rows(
 ) -> WriteSummary:
     """``copy`` fills the staging directory (default: this process, streaming; :func:`planned_copy`
     runs one task per output shard on an executor). Checks, lock, staging and publish stay here."""
-    from tali.quality.filter import WriteSummary, schema_matches
+    from tali.quality.filter import WriteSummary
+    from tali.schema import schema_matches
 
     out_dir = Path(out_dir).resolve()
     roots = {Path(p).resolve().parent for p in result.shards} | {
