@@ -16,7 +16,9 @@
 
 Everything is checked when built: an unknown stage, argument or value raises
 :class:`~tali.errors.TaliConfigError` naming the stage, the argument and what
-is allowed.
+is allowed. A file is untrusted text (read under the subtitle reader's budgets,
+non-finite numbers refused) except for its ``module:callable`` stages, which
+import, so run, their module: a pipeline file is trusted like code (docs/PIPELINES.md).
 """
 
 from __future__ import annotations
