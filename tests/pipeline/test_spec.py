@@ -83,7 +83,8 @@ try:
 except Exception as exc:
     out = {"error": type(exc).__name__, "message": str(exc)[:500]}
 out["seconds"] = time.monotonic() - t0
-out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not RUSAGE_SELF: after exec, ru_maxrss still holds the forking parent's peak (pytest's).
+out["peak_rss_bytes"] = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) * 1024
 print(json.dumps(out))
 """
 

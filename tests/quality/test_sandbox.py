@@ -222,9 +222,9 @@ try:
 except Exception as exc:
     out = {{"error": type(exc).__name__, "message": str(exc)[:300]}}
 out["seconds"] = time.monotonic() - t0
-out["peak_rss_bytes"] = max(
-    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-) * 1024
+# VmHWM, not RUSAGE_SELF: after exec, ru_maxrss still holds the forking parent's peak (pytest's).
+hwm = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+out["peak_rss_bytes"] = max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024
 print(json.dumps(out))
 """
 
