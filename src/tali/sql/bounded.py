@@ -132,6 +132,9 @@ def _main() -> int:
     request = json.loads(sys.stdin.buffer.read())
     bounds = request["limits"]
     size = int(bounds["max_process_bytes"])
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        size = min(size, hard)  # a parent already capped lower keeps its cap
     resource.setrlimit(resource.RLIMIT_AS, (size, size))
     try:
         from tali.sql.sandbox import SandboxLimits, evaluate_in_process
