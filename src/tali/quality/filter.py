@@ -228,5 +228,3 @@ def _footer_rows(path: str) -> int:
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
     """NaN metrics read as None in a Python predicate, like SQL NULL."""
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
-
-
