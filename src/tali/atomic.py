@@ -1,5 +1,9 @@
-"""Publishing directories atomically and serialising writers: the file-system rules every
-tool that writes a user's data follows (stdlib only, so every layer may use them).
+"""Publishing files and directories atomically and serialising writers: the file-system rules
+every tool that writes a user's data follows (stdlib only, so every layer may use them).
+
+- :func:`write_bytes`, :func:`write_text`, :func:`write_parquet` and
+  :func:`publishing` write a file aside and rename it into place: a reader never
+  sees half a file, a failed writer leaves nothing under the final name.
 
 - :func:`publish_dir` puts a fully written staging directory in place of a
   target in one step. On Linux it is one ``renameat2(RENAME_EXCHANGE)``: a
@@ -25,8 +29,18 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["exclusive", "publish_dir", "staging_dir"]
+__all__ = [
+    "exclusive",
+    "publish_dir",
+    "publishing",
+    "remove_stale",
+    "staging_dir",
+    "write_bytes",
+    "write_parquet",
+    "write_text",
+]
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -85,6 +99,32 @@ def publishing(partial: str | os.PathLike[str], final: str | os.PathLike[str]) -
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _partial_of(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """``data`` at ``path``, whole or not at all (written aside, renamed)."""
+    path = Path(path)
+    with publishing(_partial_of(path), path) as partial:
+        partial.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """``text`` (UTF-8) at ``path``, whole or not at all."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_parquet(path: str | os.PathLike[str], table: Any, **options: Any) -> None:
+    """A ``pyarrow.Table`` as a parquet file at ``path``, whole or not at all
+    (pyarrow imported here, so this module stays importable from every layer)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    with publishing(_partial_of(path), path) as partial:
+        pq.write_table(table, partial, **options)
 
 
 @contextlib.contextmanager

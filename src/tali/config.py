@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -28,6 +28,8 @@ __all__ = [
     "TextConfig",
     "VideoConfig",
     "WindowConfig",
+    "build_dataclass",
+    "refuse_non_finite",
 ]
 
 Seconds = float
@@ -54,6 +56,8 @@ def _check_choice(owner: str, name: str, value: Any, literal: Any) -> None:
 def _check_positive(owner: str, name: str, value: float, *, allow_zero: bool = False) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TaliConfigError(f"{owner}.{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise TaliConfigError(f"{owner}.{name} must be a finite number, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise TaliConfigError(f"{owner}.{name} must be {bound}, got {value!r}")
@@ -380,5 +384,91 @@ class TaliConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, *, where: str = "config") -> TaliConfig:
+        """A config from plain values (a pipeline file's ``config:``, the CLI's flags, the
+        viewer's form): the one parser, so every entry point refuses the same things.
+
+        Every key is checked against the fields (an unknown one is named with the allowed
+        ones), lists become tuples, and every number must be finite; each failure is a
+        :class:`~tali.errors.TaliConfigError` naming ``where`` and the key.
+        """
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise TaliConfigError(
+                f"{where} must be a mapping of TaliConfig fields, got {type(data).__name__}"
+            )
+        refuse_non_finite(data, where)
+        allowed = ["modalities", "seed", *_CONFIG_PARTS]
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in allowed:
+                raise TaliConfigError(
+                    f"{where}: argument {key!r} is not allowed; choose from {', '.join(allowed)}"
+                )
+            if key in _CONFIG_PARTS:
+                kwargs[key] = build_dataclass(_CONFIG_PARTS[key], value, f"{where}.{key}")
+            elif key == "modalities":
+                if isinstance(value, str):
+                    value = [m.strip() for m in value.split(",") if m.strip()]
+                if not isinstance(value, list | tuple):
+                    raise TaliConfigError(f"{where}.modalities must be a list of names, got {value!r}")
+                kwargs[key] = tuple(value)
+            else:
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise TaliConfigError(f"{where}.seed must be an int, got {value!r}")
+                kwargs[key] = value
+        try:
+            return cls(**kwargs)
+        except TaliConfigError as exc:
+            raise TaliConfigError(f"{where}: {exc}") from None
+
+    @classmethod
     def for_modalities(cls, modalities: Iterable[str | Modality | SubModality], **kwargs: Any) -> TaliConfig:
         return cls(modalities=tuple(modalities), **kwargs)  # type: ignore[arg-type]  # normalised in __post_init__
+
+
+_CONFIG_PARTS: dict[str, type] = {
+    "window": WindowConfig,
+    "video": VideoConfig,
+    "audio": AudioConfig,
+    "image": ImageConfig,
+    "text": TextConfig,
+}
+
+
+def refuse_non_finite(value: Any, where: str) -> None:
+    """Raise :class:`TaliConfigError` naming the key of any NaN or infinite number in ``value``
+    (nested mappings and lists walked): no config field means anything by them."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise TaliConfigError(f"{path}={item!r} is not a finite number")
+        if isinstance(item, Mapping):
+            stack.extend((f"{path}.{k}", v) for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
+
+
+def build_dataclass(cls: type, args: Any, where: str) -> Any:
+    """``cls(**args)`` for a frozen config dataclass from plain values: unknown keys named with
+    the allowed ones, lists as tuples, any failure a :class:`TaliConfigError` naming ``where``."""
+    if args is None:
+        return cls()
+    if not isinstance(args, Mapping):
+        raise TaliConfigError(f"{where} must be a mapping of {cls.__name__} fields, got {args!r}")
+    allowed = [f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
+    for key in args:
+        if key not in allowed:
+            raise TaliConfigError(
+                f"{where}: argument {key!r} is not allowed; choose from {', '.join(allowed)}"
+            )
+    refuse_non_finite(args, where)
+    values = {k: tuple(v) if isinstance(v, list) and k != "modalities" else v for k, v in args.items()}
+    try:
+        return cls(**values)
+    except TaliConfigError as exc:
+        raise TaliConfigError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise TaliConfigError(f"{where}: {exc}") from None

@@ -19,6 +19,7 @@ __all__ = [
     "TaliMissingStreamError",
     "TaliModelAssetError",
     "TaliProcessorError",
+    "TaliQueryLimitError",
     "TaliSchemaError",
     "TaliSourceError",
     "TaliSubtitleError",
@@ -31,6 +32,10 @@ class TaliError(Exception):
 
 class TaliConfigError(TaliError, ValueError):
     """A configuration value is out of its allowed set or range."""
+
+
+class TaliQueryLimitError(TaliConfigError):
+    """A user's SQL (``--where``, the viewer's filter) ran past its time, memory or result-size limit."""
 
 
 class TaliSourceError(TaliError, OSError):

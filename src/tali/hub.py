@@ -689,7 +689,9 @@ def _write_ref(repo_id: str, cache_dir, revision: str, commit: str) -> None:
         / revision
     )
     ref.parent.mkdir(parents=True, exist_ok=True)
-    ref.write_text(commit)
+    from tali.atomic import write_text
+
+    write_text(ref, commit)
 
 
 class _progress:

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
+from tali.errors import TaliConfigError
+
 __all__ = [
     "IMAGE_TYPE",
     "OPTIONAL_COLUMNS",
@@ -26,6 +28,7 @@ __all__ = [
     "foreign_shard",
     "parse_submodalities",
     "require_columns",
+    "schema_matches",
 ]
 
 
@@ -226,9 +229,9 @@ def parse_submodalities(
             chosen.add(SubModality(value))
         else:
             allowed = ", ".join([m.value for m in Modality] + [s.value for s in SubModality])
-            raise ValueError(f"unknown sub-modality {value!r}; expected one of: {allowed}")
+            raise TaliConfigError(f"unknown sub-modality {value!r}; expected one of: {allowed}")
     if not chosen:
-        raise ValueError("at least one sub-modality must be requested")
+        raise TaliConfigError("at least one sub-modality must be requested")
     return tuple(s for s in SubModality if s in chosen)
 
 
@@ -294,3 +297,9 @@ def require_columns(shard: str, available: Iterable[str], needed: Iterable[str],
     raise TaliSchemaError(
         f"{name} has no {_listed(missing)} column(s), which {purpose} needs", field=missing[0], shard=name
     )
+
+
+def schema_matches(schema: pa.Schema) -> bool:
+    """True when ``schema`` has exactly TALI's columns and types (metadata aside): what a
+    tool that writes TALI shards (filter, prepare) checks before copying a source."""
+    return schema.remove_metadata().equals(TALI_SCHEMA)

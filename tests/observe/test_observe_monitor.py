@@ -98,7 +98,7 @@ def test_monitor_without_stats_still_counts_batches_and_errors(broken_root, conf
 
 
 def test_bad_inputs_raise():
-    with pytest.raises(TypeError, match="expects a batch dict, got list"):
+    with pytest.raises(TaliConfigError, match="expects a batch dict, got list"):
         Monitor(resources=False).update([1, 2])
     with pytest.raises(TaliConfigError, match="interval_seconds must be > 0, got 0"):
         ResourceSampler(interval_seconds=0)

@@ -99,8 +99,9 @@ def test_a_failed_run_leaves_only_complete_shards_and_a_rerun_finishes(small_sou
     with pytest.raises(TaliDecodeError, match=r"item_idx=8.*shard=train-00001-of-00002.parquet, row=0"):
         prepare(small_source, out, settings=settings)
     data = out / "data"
-    assert sorted(p.name for p in data.iterdir()) == ["train-00000-of-00002.parquet"]
-    first = (data / "train-00000-of-00002.parquet").stat().st_mtime_ns
+    assert not data.exists(), "a failed run publishes nothing (issue 24 item 6)"
+    (staged,) = out.glob(".tali-prepare.parts/*/data/train-00000-of-00002.parquet")
+    first = staged.stat().st_mtime_ns
     assert not (out / "tali-prepare.json").exists()
     # Repair the bad shard in place; the rerun keeps the finished shard and does the rest.
     good = pq.read_table(small_source / "data" / "train-00000-of-00002.parquet")

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tali.errors import TaliSourceError
+from tali.jobs import part_path
 from tali.quality.metrics import METRICS_SCHEMA, MetricsOptions, compute_metrics, parts_dir_for, row_metrics
-from tali.quality.runner import part_path
 from tali.quality.similarity import TextEmbedder, cosine_rows
 
 

@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tali.cli.main import main
+from tali.jobs import part_path, shard_identity
 from tali.quality import CheckLimits, validate
 from tali.quality.metrics import MetricsOptions, _MetricsShard
 from tali.quality.metrics import parts_dir_for as metrics_parts_dir
-from tali.quality.runner import part_path, shard_identity
 from tali.quality.validate import _ValidateShard, parts_dir_for
 
 CHEAP = "item_idx,subtitles,start_time,wit,texts"

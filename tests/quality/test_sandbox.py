@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +16,7 @@ from tali.cli.main import main
 from tali.data.sources import resolve_local_files
 from tali.errors import TaliConfigError, TaliError
 from tali.quality import select
-from tali.quality.sandbox import check_where, evaluate_where, sandboxed_connection
+from tali.sql.sandbox import check_where, evaluate_where, sandboxed_connection
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +206,104 @@ def test_metrics_file_is_the_only_extra_path(val_shards, sample_root, tmp_path):
     assert evaluate_where(val_shards, "score > 0.6", metrics=path).column("item_idx").to_pylist() == [17, 19]
     with pytest.raises(TaliConfigError, match="subqueries"):
         evaluate_where(val_shards, f"score > (SELECT max(score) FROM read_parquet('{path}'))", metrics=path)
+
+
+# --- Bounded cost (issue 24 item 9). Each bomb runs in a child python whose own address
+# space is capped (RLIMIT_AS), so even the unfixed code cannot eat the shared machine: it
+# then fails these tests by returning rows, an untyped error, or the time bound.
+_BOUNDED_RUNNER = """
+import json, resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+from tali.sql.sandbox import evaluate_where
+t0 = time.monotonic()
+try:
+    table = evaluate_where({shards!r}, {clause!r}, timeout_seconds={timeout!r})
+    out = {{"rows": table.num_rows}}
+except Exception as exc:
+    out = {{"error": type(exc).__name__, "message": str(exc)[:300]}}
+out["seconds"] = time.monotonic() - t0
+# VmHWM, not RUSAGE_SELF: after exec, ru_maxrss still holds the forking parent's peak (pytest's).
+hwm = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+out["peak_rss_bytes"] = max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024
+print(json.dumps(out))
+"""
+
+
+def _run_bounded(shards, clause, *, timeout=600.0):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tali
+
+    script = _BOUNDED_RUNNER.format(
+        cap=5 << 30, shards=[str(s) for s in shards], clause=clause, timeout=timeout
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(tali.__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def long_text_shard(tmp_path_factory):
+    """64 rows whose description is 20,000 characters: quadratic clauses cost 4e8 per row."""
+    path = tmp_path_factory.mktemp("long-text") / "val-00000-of-00001.parquet"
+    text = "ab" * 10_000
+    pq.write_table(pa.table({"item_idx": list(range(64)), "youtube_description_text": [text] * 64}), path)
+    return [str(path)]
+
+
+BOMBS = {
+    # 1 GB string per row: 7.7 GB in-process before (issue 24), past a 256 MB memory_limit.
+    "printf width": "length(printf('%1000000000d', 1)) > 0",
+    "format width": "length(format('{:>1000000000}', 1)) > 0",
+    # a || a doubled per element: 2^32 bytes.
+    "concatenation doubling": "length(list_reduce(["
+    + ", ".join(["'ab'"] * 33)
+    + "], lambda a, x: a || a)) > 0",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_output_size_bombs_are_refused_before_running(name, val_shards):
+    got = _run_bounded(val_shards, BOMBS[name])
+    assert got.get("error") == "TaliConfigError", got
+    assert "is not allowed" in got["message"]
+    assert got["seconds"] < 20 and got["peak_rss_bytes"] < 1 << 30, got
+
+
+def test_an_unlisted_memory_bomb_is_stopped_by_the_process_limit(long_text_shard):
+    """Nothing refuses this clause by name: 20,000 copies of a 20 kB text per row (400 MB a row)."""
+    clause = (
+        "length(list_transform(string_split(youtube_description_text, ''), "
+        "lambda x: youtube_description_text)) > 0"
+    )
+    got = _run_bounded(long_text_shard, clause)
+    assert got.get("error") == "TaliQueryLimitError", got
+    assert "memory" in got["message"]
+    assert got["seconds"] < 30 and got["peak_rss_bytes"] < 4 << 30, got
+
+
+def test_an_unlisted_time_bomb_is_killed_at_its_time_limit(long_text_shard):
+    """20,000 replaces of a 20 kB text per row: over 100 s measured; DuckDB's interrupt is only
+    checked between vectors, so the child process is killed instead."""
+    clause = (
+        "list_sum(list_transform(string_split(youtube_description_text, ''), "
+        "lambda x: length(replace(youtube_description_text, x, 'qq')))) > 0"
+    )
+    got = _run_bounded(long_text_shard, clause, timeout=2.0)
+    assert got.get("error") == "TaliQueryLimitError", got
+    assert "longer than 2.0 s" in got["message"]
+    assert got["seconds"] < 15, got
+
+
+def test_a_result_past_its_size_is_refused(val_shards):
+    from tali.sql import SandboxLimits
+
+    with pytest.raises(TaliConfigError, match="result limit"):
+        evaluate_where(val_shards, None, columns=None, limits=SandboxLimits(max_result_bytes=1000))
+    assert evaluate_where(val_shards, None, limits=SandboxLimits(max_result_bytes=1 << 20)).num_rows == 4

@@ -10,10 +10,10 @@ import pytest
 
 from tali.cli.main import main
 from tali.errors import TaliConfigError, TaliSourceError
+from tali.jobs import part_path
 from tali.quality import ALL_CHECKS, CheckLimits, validate
 from tali.quality.checks import columns_for_checks
 from tali.quality.mutate import mutants_to_table, mutate
-from tali.quality.runner import part_path
 from tali.quality.validate import _ValidateShard, parts_dir_for
 
 #: mutation -> (check, error class, field) validate must report for it

@@ -17,6 +17,7 @@ import torch
 from tests.extras import need
 
 from tali._optional import available, install_hint
+from tali.errors import TaliSourceError
 
 need(
     available("ray"), f"the Ray tests need the ray extra: {install_hint('ray')} (make setup-dev installs it)"
@@ -116,7 +117,8 @@ def test_prepare_on_ray_survives_a_killed_worker_and_equals_the_local_run(
         # The job's partial file carries its worker's pid: kill that process mid-shard.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
-            for partial in (out / "data").glob(".*.partial-*") if (out / "data").exists() else []:
+            # Shards are written in the run's hidden staging directory, published at the end.
+            for partial in out.glob(".tali-prepare.parts/*/data/.*.partial-*"):
                 pid = int(partial.name.rsplit("-", 1)[1])
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -134,3 +136,72 @@ def test_prepare_on_ray_survives_a_killed_worker_and_equals_the_local_run(
     for name in names:
         a, b = pq.read_table(tmp_path / "local" / "data" / name), pq.read_table(out / "data" / name)
         assert a.equals(b), f"{name} differs from the local run"
+
+
+def _garbage_clip_shard(source: Path, target: Path, *, good_rows: int) -> None:
+    """``good_rows`` copies of the source's row, then one whose mp4 is garbage (it fails last)."""
+    table = pq.read_table(source)
+    rows = pa.concat_tables([table] * (good_rows + 1))
+    video = rows.column("youtube_video_content").to_pylist()
+    video[-1] = b"not an mp4 at all" * 64
+    index = rows.schema.get_field_index("youtube_video_content")
+    rows = rows.set_column(index, rows.schema.field(index), pa.array(video, rows.schema.field(index).type))
+    pq.write_table(rows, target)
+
+
+def test_a_failed_prepare_on_ray_publishes_nothing(cluster, two_short_shards, tmp_path):
+    """Issue 24 item 6: shard 0 finishes, shard 1 fails on its last row; no shard of the run
+    may appear in OUT/data (before, shard 0 was there, looking complete), and a rerun after
+    the repair reuses the staged shard 0."""
+    from tali.errors import TaliDecodeError
+
+    source = tmp_path / "src"
+    (source / "data").mkdir(parents=True)
+    good = two_short_shards / "data" / "train-00000-of-00002.parquet"
+    (source / "data" / "train-00000-of-00002.parquet").write_bytes(good.read_bytes())
+    bad = source / "data" / "train-00001-of-00002.parquet"
+    _garbage_clip_shard(good, bad, good_rows=2)
+    settings = PrepareSettings(preset="ultrafast", on_error="raise")
+    out = tmp_path / "out"
+    with pytest.raises(TaliDecodeError, match="train-00001-of-00002"):
+        prepare(source, out, settings=settings, ray=True)
+    assert not (out / "data").exists(), "a failed Ray prepare left a partial output"
+    assert not (out / "tali-prepare.json").exists()
+    staged = list(out.glob(".tali-prepare.parts/*/data/train-00000-of-00002.parquet"))
+    assert len(staged) == 1, "the finished shard is kept (hidden) for the rerun"
+    pq.write_table(pq.read_table(good), bad)  # repaired
+    report = prepare(source, out, settings=settings, ray=True)
+    assert report.ok and sorted(p.name for p in (out / "data").iterdir()) == [
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+    ]
+    assert not (out / ".tali-prepare.parts").exists()
+
+
+def _corrupt_pages(path: Path) -> None:
+    """Zero every byte between the magic and the footer: the footer (read by the driver's
+    plan) stays valid, every page (read by the Ray tasks) is garbage."""
+    data = bytearray(path.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")
+    data[4 : len(data) - 8 - footer] = bytes(len(data) - 12 - footer)
+    path.write_bytes(bytes(data))
+
+
+def test_a_failed_filter_on_ray_keeps_the_old_output_whole(cluster, sample_root, tmp_path):
+    """Ray tasks fail mid-run (a source shard's pages break after the plan read its footer):
+    the published output is the previous one, byte for byte, and nothing staged is left."""
+    source = tmp_path / "src"
+    (source / "data").mkdir(parents=True)
+    for shard in sorted((sample_root / "data").glob("train-*.parquet")):
+        (source / "data" / shard.name).write_bytes(shard.read_bytes())
+    result = select(source, split="train", where="item_idx % 3 != 1")
+    out = tmp_path / "out"
+    result.write_shards(out, rows_per_shard=4, row_group_size=3, ray=True)
+    before = {p.name: p.read_bytes() for p in (out / "data").iterdir()}
+    assert len(before) == 3
+    _corrupt_pages(max((source / "data").glob("train-*.parquet")))
+    with pytest.raises(TaliSourceError, match=r"cannot read row group 0 of train-00001-of-00002.parquet"):
+        result.write_shards(out, rows_per_shard=4, row_group_size=3, ray=True, overwrite=True)
+    after = {p.name: p.read_bytes() for p in (out / "data").iterdir()}
+    assert after == before, "the old output changed after a failed Ray filter"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")] == []

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from tali import TaliDataset, sample_data
 from tali.cli.main import main
 from tali.errors import TaliConfigError
-from tali.quality.sandbox import sandboxed_connection
+from tali.sql.sandbox import sandboxed_connection
 from tali.view import Catalog, SampleParams, ViewerServer, check_host, create_app
 from tali.view.media import N_FFT, byte_range
 

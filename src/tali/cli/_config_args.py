@@ -39,26 +39,27 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from tali.config import AudioConfig, ImageConfig, TaliConfig, VideoConfig, WindowConfig
+    """The flags as a :class:`~tali.config.TaliConfig`, through the one parser
+    (:meth:`TaliConfig.from_dict`) a pipeline file and the viewer use too."""
+    from tali.config import TaliConfig
 
-    kwargs: dict[str, Any] = {}
-    if args.modalities:
-        kwargs["modalities"] = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
-    return TaliConfig(
-        window=WindowConfig(seconds=None if args.whole_clip else args.seconds),
-        video=VideoConfig(
-            num_frames=args.num_frames,
-            size=args.size,
-            selection=args.selection,
-            interpolation=args.interpolation,
-            keyframes_only=args.keyframes_only,
-        ),
+    data: dict[str, Any] = {
+        "window": {"seconds": None if args.whole_clip else args.seconds},
+        "video": {
+            "num_frames": args.num_frames,
+            "size": args.size,
+            "selection": args.selection,
+            "interpolation": args.interpolation,
+            "keyframes_only": args.keyframes_only,
+        },
         # Real TALI rows always have audio; the sample data has one silent mp4 on purpose.
-        audio=AudioConfig(sample_rate=args.sample_rate, on_missing="zeros"),
-        image=ImageConfig(size=args.size),
-        seed=args.seed,
-        **kwargs,
-    )
+        "audio": {"sample_rate": args.sample_rate, "on_missing": "zeros"},
+        "image": {"size": args.size},
+        "seed": args.seed,
+    }
+    if args.modalities:
+        data["modalities"] = args.modalities
+    return TaliConfig.from_dict(data, where="flags")
 
 
 def resolve_source(source: str | None) -> str:

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     import tali
+    from tali.atomic import publishing
     from tali.cli._config_args import resolve_source
     from tali.errors import TaliConfigError
     from tali.viz import VIEW_CONFIG, contact_sheet, parse_rows, plot_sample
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         figure = plot_sample(dataset[rows[0]], row=dataset.read_row(rows[0]))
     else:
         figure = contact_sheet(dataset, rows)
-    figure.savefig(out, dpi=args.dpi)
+    with publishing(out.with_name(f".{out.name}.partial"), out) as partial:
+        figure.savefig(partial, dpi=args.dpi, format="png")
     Console().print(f"{len(rows)} row(s) of {args.split} -> {out}")
     return 0

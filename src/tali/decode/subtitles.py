@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
 from tali.errors import TaliSubtitleError
 
-__all__ = ["SubtitleLine", "lines_between", "parse_subtitles", "utf8_length"]
+__all__ = ["SubtitleLine", "lines_between", "load_bounded_yaml", "parse_subtitles", "utf8_length"]
 
 _FIELD = "youtube_subtitle_text"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -66,6 +68,7 @@ class _Budget:
         self.max_nodes, self.max_aliases, self.max_bytes = max_nodes, max_aliases, max_bytes
         self.nodes = self.aliases = self.text_bytes = 0
         self.spent = False  # a budget ran out (not a shape error)
+        self.what, self.texts = "subtitles", "subtitle texts"  # for messages
 
     def fail(self, message: str) -> TaliSubtitleError:
         return TaliSubtitleError(message, item_idx=self.item_idx, field=_FIELD)
@@ -74,19 +77,19 @@ class _Budget:
         self.nodes += count
         if self.nodes > self.max_nodes:
             self.spent = True
-            raise self.fail(f"subtitles expand to over {self.max_nodes} YAML nodes (the node limit)")
+            raise self.fail(f"{self.what} expand to over {self.max_nodes} YAML nodes (the node limit)")
 
     def add_alias(self) -> None:
         self.aliases += 1
         if self.aliases > self.max_aliases:
             self.spent = True
-            raise self.fail(f"subtitles use over {self.max_aliases} YAML aliases (the alias limit)")
+            raise self.fail(f"{self.what} use over {self.max_aliases} YAML aliases (the alias limit)")
 
     def add_text(self, text: str) -> None:
         self.text_bytes += utf8_length(text)
         if self.text_bytes > self.max_bytes:
             self.spent = True
-            raise self.fail(f"subtitle texts expand to over {self.max_bytes} bytes (the byte limit)")
+            raise self.fail(f"{self.texts} expand to over {self.max_bytes} bytes (the byte limit)")
 
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
@@ -377,3 +380,118 @@ def parse_subtitles(
 def lines_between(lines: list[SubtitleLine], start: float, end: float) -> list[SubtitleLine]:
     """Lines whose timestamp lies in ``[start, end]`` (absolute seconds), in order."""
     return [line for line in lines if start <= line.seconds <= end]
+
+
+class _PlainBudget(_Budget):
+    """The subtitle budgets for any YAML document, failing with the caller's error type."""
+
+    def __init__(self, error: Callable[[str], Exception], max_nodes: int, max_aliases: int, max_bytes: int):
+        super().__init__(None, max_nodes, max_aliases, max_bytes)
+        self.error = error
+        self.path: list[str] = []
+        self.what, self.texts = "the YAML", "its scalars"
+
+    def fail(self, message: str) -> Exception:  # type: ignore[override]
+        where = ".".join(self.path)
+        return self.error(f"{message} (at {where})" if where else message)
+
+
+class _PlainReader:
+    """Builds plain values (dict, list, str, int, float, bool, None) from events; aliases share
+    the value they name but are paid for as if expanded, so a walk over the result is bounded too."""
+
+    def __init__(self, text: str, budget: _PlainBudget, max_depth: int) -> None:
+        self.events = yaml.parse(text, Loader=_Loader)
+        self.budget, self.max_depth = budget, max_depth
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def node(self, event: yaml.Event, depth: int) -> tuple[Any, int]:
+        budget = self.budget
+        value: Any
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                raise budget.fail(f"found undefined alias {event.anchor[:40]!r}")
+            value, nodes = self.anchors[event.anchor]
+            budget.add_alias()
+            budget.add_nodes(nodes)
+            return value, nodes
+        if depth > self.max_depth:
+            raise budget.fail(f"nested deeper than {self.max_depth} levels (the depth limit)")
+        budget.add_nodes(1)
+        if isinstance(event, yaml.ScalarEvent):
+            tag = (
+                event.tag
+                if event.tag not in (None, "!")
+                else _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)
+            )
+            if tag not in _ALLOWED_TAGS:
+                raise budget.fail(f"unsupported YAML tag {tag[:60]!r}")
+            budget.add_text(event.value)
+            value = self.constructor.construct_object(yaml.ScalarNode(tag, event.value))
+            nodes = 1
+        elif isinstance(event, yaml.SequenceStartEvent):
+            _tag(event, yaml.SequenceNode, budget)
+            value, nodes = [], 1
+            if event.anchor is not None:
+                self.anchors[event.anchor] = (value, nodes)
+            while not isinstance(child := next(self.events), yaml.SequenceEndEvent):
+                budget.path.append(f"[{len(value)}]")
+                item, count = self.node(child, depth + 1)
+                budget.path.pop()
+                value.append(item)
+                nodes += count
+        elif isinstance(event, yaml.MappingStartEvent):
+            _tag(event, yaml.MappingNode, budget)
+            value, nodes = {}, 1
+            if event.anchor is not None:
+                self.anchors[event.anchor] = (value, nodes)
+            while not isinstance(child := next(self.events), yaml.MappingEndEvent):
+                key, count = self.node(child, depth + 1)
+                if not isinstance(key, str | int | float | bool) and key is not None:
+                    raise budget.fail("a mapping key must be a scalar")
+                if key in value:
+                    raise budget.fail(f"key {str(key)[:40]!r} is given twice")
+                budget.path.append(str(key)[:40])
+                item, more = self.node(next(self.events), depth + 1)
+                budget.path.pop()
+                value[key] = item
+                nodes += count + more
+        else:
+            raise budget.fail(f"unexpected YAML event {type(event).__name__}")
+        if event.anchor is not None:
+            self.anchors[event.anchor] = (value, nodes)
+        return value, nodes
+
+
+def load_bounded_yaml(
+    text: str,
+    *,
+    error: Callable[[str], Exception],
+    max_bytes: int = 1_000_000,
+    max_nodes: int = 100_000,
+    max_aliases: int = 1_000,
+    max_depth: int = 32,
+) -> Any:
+    """One YAML document as plain values, under the subtitle reader's budgets (nodes and
+    bytes counted with aliases expanded, alias uses) plus a nesting depth: for config and
+    pipeline files. Every failure is ``error(message)``, naming where in the document."""
+    budget = _PlainBudget(error, max_nodes, max_aliases, max_bytes)
+    size = len(text) if len(text) > max_bytes else utf8_length(text)
+    if size > max_bytes:
+        raise budget.fail(f"the document is {size}+ bytes, over the {max_bytes} limit")
+    reader = _PlainReader(text, budget, max_depth)
+    try:
+        next(reader.events)  # StreamStart
+        event = next(reader.events)
+        if isinstance(event, yaml.StreamEndEvent):
+            return None
+        value, _ = reader.node(next(reader.events), 1)
+        next(reader.events)  # DocumentEnd
+        if not isinstance(next(reader.events), yaml.StreamEndEvent):
+            raise budget.fail("expected a single document in the stream")
+    except yaml.YAMLError as exc:
+        raise budget.fail(f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise budget.fail("nested too deeply") from None
+    return value

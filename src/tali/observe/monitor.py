@@ -24,6 +24,7 @@ from typing import Any, Self
 import torch
 
 from tali.data.policy import ERRORS_KEY, ErrorReport
+from tali.errors import TaliConfigError
 from tali.observe.clock import STAGES, STATS_KEY
 from tali.observe.resources import ResourceSampler
 
@@ -167,7 +168,7 @@ class Monitor:
         if self._t0 is None:
             self.start()
         if not isinstance(batch, Mapping):
-            raise TypeError(f"Monitor.update expects a batch dict, got {type(batch).__name__}")
+            raise TaliConfigError(f"Monitor.update expects a batch dict, got {type(batch).__name__}")
         stats = batch.pop(STATS_KEY, None) if isinstance(batch, dict) else batch.get(STATS_KEY)
         self.batches += 1
         if stats is not None:
@@ -299,7 +300,7 @@ def merge_snapshots(snapshots: Sequence[MonitorSnapshot]) -> MonitorSnapshot:
     """Totals of several ranks: counts add, wall time is the longest rank's (ranks
     run in parallel, so samples/s of the merge is the job's throughput)."""
     if not snapshots:
-        raise ValueError("no snapshots to merge")
+        raise TaliConfigError("no snapshots to merge")
     stages: dict[str, dict[str, float]] = {}
     for snap in snapshots:
         for label, s in snap.stages.items():

@@ -16,22 +16,22 @@
 
 Everything is checked when built: an unknown stage, argument or value raises
 :class:`~tali.errors.TaliConfigError` naming the stage, the argument and what
-is allowed.
+is allowed. A file is untrusted text (read under the subtitle reader's budgets,
+non-finite numbers refused) except for its ``module:callable`` stages, which
+import, so run, their module: a pipeline file is trusted like code (docs/PIPELINES.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tali.augment import AudioAugment, Augment, SpatialAugment, SpecAugment, TextAugment, TimeAugment
-from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
+from tali.config import TaliConfig, build_dataclass, refuse_non_finite
+from tali.decode.subtitles import load_bounded_yaml
 from tali.errors import TaliConfigError
 from tali.pipeline.pipeline import Pipeline
 from tali.pipeline.stages import AugmentStage, Process, SpecAugmentStage, UserStage
@@ -40,13 +40,6 @@ __all__ = ["BUILTIN_STAGES", "PROCESSORS", "config_from_dict", "pipeline_from_di
 
 BUILTIN_STAGES = ("decode", "augment", "process", "spec_augment")
 PROCESSORS = ("clip_pixels", "whisper_log_mel")
-_CONFIG_PARTS = {
-    "window": WindowConfig,
-    "video": VideoConfig,
-    "audio": AudioConfig,
-    "image": ImageConfig,
-    "text": TextConfig,
-}
 _AUGMENT_PARTS = {
     "time": TimeAugment,
     "spatial": SpatialAugment,
@@ -56,53 +49,13 @@ _AUGMENT_PARTS = {
 }
 
 
-def _fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
-
-
-def _build(cls: type, args: Any, where: str) -> Any:
-    if args is None:
-        return cls()
-    if not isinstance(args, Mapping):
-        raise TaliConfigError(f"{where} must be a mapping of {cls.__name__} fields, got {args!r}")
-    allowed = _fields(cls)
-    for key in args:
-        if key not in allowed:
-            raise TaliConfigError(
-                f"{where}: argument {key!r} is not allowed; choose from {', '.join(allowed)}"
-            )
-    values = {k: tuple(v) if isinstance(v, list) and k not in ("modalities",) else v for k, v in args.items()}
-    try:
-        return cls(**values)
-    except TaliConfigError as exc:
-        raise TaliConfigError(f"{where}: {exc}") from None
-    except TypeError as exc:
-        raise TaliConfigError(f"{where}: {exc}") from None
+_build = build_dataclass
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> TaliConfig:
-    """A :class:`TaliConfig` from plain values (the ``config:`` section of a pipeline file)."""
-    if data is None:
-        return TaliConfig()
-    if not isinstance(data, Mapping):
-        raise TaliConfigError(f"pipeline config must be a mapping, got {type(data).__name__}")
-    allowed = ["modalities", "seed", *_CONFIG_PARTS]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in allowed:
-            raise TaliConfigError(
-                f"config: argument {key!r} is not allowed; choose from {', '.join(allowed)}"
-            )
-        if key in _CONFIG_PARTS:
-            kwargs[key] = _build(_CONFIG_PARTS[key], value, f"config.{key}")
-        elif key == "modalities":
-            kwargs[key] = tuple(value)
-        else:
-            kwargs[key] = value
-    try:
-        return TaliConfig(**kwargs)
-    except TaliConfigError as exc:
-        raise TaliConfigError(f"config: {exc}") from None
+    """A :class:`TaliConfig` from plain values (the ``config:`` section of a pipeline file):
+    :meth:`TaliConfig.from_dict`, kept under this name for existing callers."""
+    return TaliConfig.from_dict(data, where="config")
 
 
 def _augment(args: Any, where: str) -> Augment:
@@ -214,6 +167,7 @@ def pipeline_from_dict(data: Mapping[str, Any], *, config: TaliConfig | None = N
     """Build and check a pipeline from plain values (``config`` overrides the file's)."""
     if not isinstance(data, Mapping):
         raise TaliConfigError(f"a pipeline spec is a mapping with 'stages', got {type(data).__name__}")
+    refuse_non_finite(data, "pipeline spec")
     extra = set(data) - {"config", "stages"}
     if extra:
         raise TaliConfigError(f"pipeline spec: key {min(extra)!r} is not allowed; choose from config, stages")
@@ -225,19 +179,77 @@ def pipeline_from_dict(data: Mapping[str, Any], *, config: TaliConfig | None = N
     )
 
 
-def pipeline_from_file(path: str | os.PathLike[str], *, config: TaliConfig | None = None) -> Pipeline:
-    """A pipeline from a ``.yaml``/``.yml`` or ``.toml`` file."""
+#: Budgets for a pipeline or config file: the subtitle reader's, sized for hand-written
+#: files (a real pipeline file is under 2 KB and 200 nodes).
+MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_NODES = 100_000
+MAX_SPEC_ALIASES = 1_000
+MAX_SPEC_DEPTH = 32
+
+
+def read_spec_text(path: str | os.PathLike[str]) -> Any:
+    """Plain values of a ``.yaml``/``.yml``/``.toml`` file, bounded in bytes, nodes (aliases
+    expanded), alias uses and nesting; any failure a :class:`TaliConfigError` naming the file."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise TaliConfigError(f"{path}: pipeline files are .yaml, .yml or .toml, got {path.suffix!r}")
     try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            raise TaliConfigError(f"{path}: pipeline files are .yaml, .yml or .toml, got {path.suffix!r}")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise TaliConfigError(f"{path}: cannot parse: {exc}") from None
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise TaliConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise TaliConfigError(f"{path}: over {MAX_SPEC_BYTES} bytes (the pipeline file limit)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaliConfigError(f"{path}: not UTF-8: {exc}") from None
+
+    def error(message: str) -> TaliConfigError:
+        return TaliConfigError(f"{path}: {message}")
+
+    if path.suffix in (".yaml", ".yml"):
+        return load_bounded_yaml(
+            text,
+            error=error,
+            max_bytes=MAX_SPEC_BYTES,
+            max_nodes=MAX_SPEC_NODES,
+            max_aliases=MAX_SPEC_ALIASES,
+            max_depth=MAX_SPEC_DEPTH,
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"cannot parse: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise error(
+            f"nested deeper than Python's recursion limit (the depth limit is {MAX_SPEC_DEPTH})"
+        ) from None
+    _check_depth(data, error)
+    return data
+
+
+def _check_depth(data: Any, error: Any) -> None:
+    stack: list[tuple[Any, int, str]] = [(data, 1, "")]
+    nodes = 0
+    while stack:
+        item, depth, where = stack.pop()
+        nodes += 1
+        if depth > MAX_SPEC_DEPTH:
+            raise error(
+                f"nested deeper than {MAX_SPEC_DEPTH} levels (the depth limit) (at {where.lstrip('.')})"
+            )
+        if nodes > MAX_SPEC_NODES:
+            raise error(f"over {MAX_SPEC_NODES} values (the node limit)")
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1, f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(item))
+
+
+def pipeline_from_file(path: str | os.PathLike[str], *, config: TaliConfig | None = None) -> Pipeline:
+    """A pipeline from a ``.yaml``/``.yml`` or ``.toml`` file (read with :func:`read_spec_text`)."""
+    data = read_spec_text(path)
     try:
         return pipeline_from_dict(data, config=config)
     except TaliConfigError as exc:

@@ -221,7 +221,7 @@ def reencode(data: bytes, settings: PrepareSettings, *, item_idx: int | None = N
     Raises :class:`~tali.errors.TaliDecodeError` (naming ``item_idx``) when the
     source cannot be decoded or yields no video frame.
     """
-    deadline = time.monotonic() + settings.max_clip_seconds
+    deadline = time.monotonic() + settings.max_decode_seconds
     thumbnail: int | None = None
     key_last = False
     for attempt in range(2):

@@ -3,11 +3,13 @@
 >>> report = prepare(root, "prepared/", workers=2)
 >>> report.ok, report.summary()
 
-One job per source shard (:mod:`tali.quality.runner`: a local process pool, or
-Ray with ``ray=``). A job writes ``OUT/data/<same name>`` as a ``.partial``
-file, renamed once its footer is on disk, then its small JSON report as the
-run's part: a killed run leaves no shard that looks complete, and a rerun
-skips the shards whose part exists. The output has the source's exact schema
+One job per source shard (:mod:`tali.jobs`: a local process pool, or
+Ray with ``ray=``). A job writes its shard into a hidden staging directory beside
+the run's parts as a ``.partial`` file, renamed once its footer is on disk, then its
+small JSON report as the run's part. Only when every job has succeeded are the
+staged shards moved into ``OUT/data/``: a failed run (a bad row, a killed worker,
+Ray failing to start its workers) leaves nothing in ``OUT/data/``, and a rerun
+skips the shards whose part exists (their staged files are kept). The output has the source's exact schema
 (HF features metadata included) and row groups; only ``youtube_video_content``
 and ``youtube_video_size`` change. Every other column, the start time
 included, is copied as is.
@@ -34,12 +36,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tali.atomic import publishing
+from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
+from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
 from tali.prepare.encode import reencode
 from tali.prepare.settings import PrepareSettings
-from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
-from tali.schema import Column
+from tali.schema import Column, schema_matches
 
 __all__ = ["METADATA_KEY", "PrepareReport", "RowFailure", "prepare", "read_provenance"]
 
@@ -168,8 +171,6 @@ class _PrepareShard:
     data_dir: str
 
     def __call__(self, shard: str, part: Path) -> None:
-        from tali.quality.filter import schema_matches
-
         name = Path(shard).name
         started = time.process_time()
         try:
@@ -244,14 +245,15 @@ def prepare(
         raise TaliConfigError("source shards must have distinct file names to keep the Hub layout")
     out = Path(out)
     data_dir = out / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
     if any(Path(s).resolve().parent == data_dir.resolve() for s in shards):
         raise TaliConfigError(f"output {out} is the source; choose another directory")
     key = {"settings": settings.to_dict(), "shards": [str(Path(s).resolve()) for s in shards]}
     parts_dir = parts_dir_of(out / ".tali-prepare", key)
+    staged = parts_dir / "data"  # hidden: published into data/ only when every job succeeded
+    staged.mkdir(parents=True, exist_ok=True)
     rows = [pq.ParquetFile(s).metadata.num_rows for s in shards]
     parts = run_shards(
-        _PrepareShard(settings, str(data_dir)),
+        _PrepareShard(settings, str(staged)),
         shards,
         parts_dir=parts_dir,
         suffix=".json",
@@ -266,6 +268,12 @@ def prepare(
         shard_report = json.loads(part.read_text())
         report.failures += [RowFailure(**f) for f in shard_report.pop("failures")]
         report.shards[name] = shard_report
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (staged / name).exists():
+            os.replace(staged / name, data_dir / name)
+        elif not (data_dir / name).exists():  # published by a run stopped before its cleanup
+            raise TaliSourceError(f"the staged output of {name} is missing; remove {parts_dir} and rerun")
     atomic_write_bytes(out / REPORT_NAME, report.to_json().encode())
     remove_parts(out / ".tali-prepare")
     return report

@@ -54,10 +54,15 @@ class PrepareSettings:
     audio_codec: AudioCodec = "aac"
     audio_bitrate: int = 48_000
     on_error: OnRowError = "keep"
-    #: Per-row re-encode budget in seconds (a hostile clip cannot stall a worker).
-    max_clip_seconds: float = 120.0
+    #: Per-row re-encode budget, wall-clock seconds (a hostile clip cannot stall a worker).
+    max_decode_seconds: float = 120.0
+    #: Deprecated keyword for ``max_decode_seconds``, accepted with a ``DeprecationWarning``.
+    max_clip_seconds: dataclasses.InitVar[float | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, max_clip_seconds: float | None) -> None:
+        from tali.limits import renamed
+
+        renamed(self, "max_clip_seconds", max_clip_seconds, "max_decode_seconds")
         _check("audio_codec", self.audio_codec, AudioCodec)
         _check("preset", self.preset, X264Preset)
         _check("on_error", self.on_error, OnRowError)
@@ -65,7 +70,7 @@ class PrepareSettings:
             raise TaliConfigError(
                 f"PrepareSettings.short_side must be an even int >= 16, got {self.short_side!r}"
             )
-        for name in ("max_fps", "keyframe_seconds", "max_clip_seconds"):
+        for name in ("max_fps", "keyframe_seconds", "max_decode_seconds"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise TaliConfigError(f"PrepareSettings.{name} must be > 0, got {value!r}")

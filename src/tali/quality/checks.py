@@ -22,7 +22,7 @@ from tali.decode.image import decode_image
 from tali.decode.index import audit_timestamps
 from tali.decode.subtitles import parse_subtitles
 from tali.errors import TaliDataError, TaliDecodeError, TaliSchemaError
-from tali.limits import ClipLimits
+from tali.limits import ClipLimits, renamed
 from tali.quality.scan import scan_clip
 from tali.schema import TALI_SCHEMA, Column, ImageField, WitField
 from tali.text import read_wit
@@ -44,18 +44,27 @@ class CheckLimits:
     max_image_pixels: int = 64_000_000
     max_subtitle_bytes: int = 4_000_000
     max_text_chars: int = 1_000_000
-    #: Wall-clock budget for decoding one clip end to end.
-    max_clip_seconds: float = 60.0
+    #: Wall-clock budget for decoding one clip end to end (was ``max_clip_seconds``).
+    max_decode_seconds: float = 60.0
     max_subtitle_nodes: int = 500_000
     max_subtitle_aliases: int = 10_000
     max_jpeg_scans: int = 64
-    max_image_seconds: float = 10.0
+    #: Wall-clock budget for decoding one image (was ``max_image_seconds``).
+    max_image_decode_seconds: float = 10.0
     #: What a clip may hold, checked at open (the loaders' ``VideoConfig`` fields).
     clip: ClipLimits = dataclasses.field(default_factory=ClipLimits)
-    #: Longest span a clip's frame timestamps may cover (``WindowConfig.max_clip_seconds``).
-    max_clip_length_seconds: float = 600.0
+    #: Longest span a clip's frame timestamps may cover, media seconds (``WindowConfig.max_clip_seconds``;
+    #: was ``max_clip_length_seconds``).
+    max_clip_seconds: float = 600.0
     #: Largest composition offset or gap between frames a clip's timestamps may have.
     max_frame_gap_seconds: float = 10.0
+    #: Deprecated keywords, accepted with a ``DeprecationWarning``.
+    max_clip_length_seconds: dataclasses.InitVar[float | None] = None
+    max_image_seconds: dataclasses.InitVar[float | None] = None
+
+    def __post_init__(self, max_clip_length_seconds: float | None, max_image_seconds: float | None) -> None:
+        renamed(self, "max_clip_length_seconds", max_clip_length_seconds, "max_clip_seconds")
+        renamed(self, "max_image_seconds", max_image_seconds, "max_image_decode_seconds")
 
 
 Check = Callable[[Mapping[str, Any], CheckLimits], None]
@@ -74,12 +83,14 @@ def check_item_idx(row: Mapping[str, Any], limits: CheckLimits) -> None:
 def check_clip(row: Mapping[str, Any], limits: CheckLimits) -> None:
     item_idx = _item(row)
     data = row.get(str(Column.YOUTUBE_VIDEO_CONTENT))
-    with open_clip(data, item_idx=item_idx, max_seconds=limits.max_clip_seconds, limits=limits.clip) as clip:
+    with open_clip(
+        data, item_idx=item_idx, max_seconds=limits.max_decode_seconds, limits=limits.clip
+    ) as clip:
         # Timestamps first: hostile ones (offsets of hours, a 23 h gap) would give frames
         # outside their window, and a full decode of them is the slow part.
         problems = audit_timestamps(
             clip,
-            max_clip_seconds=limits.max_clip_length_seconds,
+            max_clip_seconds=limits.max_clip_seconds,
             max_gap_seconds=limits.max_frame_gap_seconds,
         )
         if problems:
@@ -107,7 +118,7 @@ def check_image(row: Mapping[str, Any], limits: CheckLimits) -> None:
         size=64,
         max_pixels=limits.max_image_pixels,
         max_jpeg_scans=limits.max_jpeg_scans,
-        max_seconds=limits.max_image_seconds,
+        max_seconds=limits.max_image_decode_seconds,
         item_idx=_item(row),
         field=str(Column.IMAGE),
     )

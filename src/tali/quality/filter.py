@@ -14,7 +14,6 @@ columns as a dict per row.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -27,11 +26,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliSourceError
-from tali.quality.runner import atomic_write_bytes
-from tali.quality.sandbox import METADATA_EXCLUDED, check_where, evaluate_where, sandboxed_connection
-from tali.schema import TALI_SCHEMA
+from tali.sql.sandbox import METADATA_EXCLUDED, check_where, evaluate_where, sandboxed_connection
 
 __all__ = ["METADATA_EXCLUDED", "FilterResult", "WriteSummary", "explain", "load_index", "select"]
 
@@ -118,7 +116,7 @@ class FilterResult:
         a crash) never sees part of a split; an ``out_dir`` that is, contains
         or lies inside a source is refused. Row counts are read back from the
         new footers and reconciled. ``ray`` writes one output shard per Ray task
-        (:mod:`tali.ray.filter`), byte-identical to the local writer's.
+        (the ``"ray"`` executor of :mod:`tali.jobs`), byte-identical to the local writer's.
         """
         from tali.quality.write import write_kept_rows
 
@@ -133,9 +131,10 @@ class FilterResult:
             "row_group_size": row_group_size,
         }
         if ray:
-            from tali.ray.filter import ray_copy
+            from tali.jobs import executor_for
+            from tali.quality.write import planned_copy
 
-            kwargs["copy"] = functools.partial(ray_copy, address=ray)
+            kwargs["copy"] = planned_copy(executor_for("ray", address=ray))
         return write_kept_rows(self, Path(out_dir), overwrite=overwrite, **kwargs)
 
 
@@ -229,8 +228,3 @@ def _footer_rows(path: str) -> int:
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
     """NaN metrics read as None in a Python predicate, like SQL NULL."""
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
-
-
-def schema_matches(schema: pa.Schema) -> bool:
-    """True when ``schema`` has exactly TALI's columns and types (metadata aside)."""
-    return schema.remove_metadata().equals(TALI_SCHEMA)

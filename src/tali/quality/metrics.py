@@ -32,7 +32,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +41,15 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from tali.atomic import exclusive
+from tali.atomic import write_parquet as atomic_write_table
 from tali.data.rows import row_to_python_lenient
 from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_files
 from tali.decode.clip import open_clip
 from tali.decode.image import IMAGE_FORMATS
 from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.errors import TaliDataError, TaliSourceError
+from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
 from tali.quality.checks import parse_start_seconds
-from tali.quality.runner import atomic_write_table, parts_dir_of, remove_parts, report_rows, run_shards
 from tali.quality.scan import ScanThresholds, scan_clip
 from tali.quality.similarity import require_embeddings
 from tali.schema import Column, ImageField, WitField
@@ -124,12 +125,18 @@ class MetricsOptions:
     #: Caption language: this one when the row has it, else the row's first.
     language: str = "en"
     similarity: bool = False
-    max_clip_seconds: float = 60.0
+    #: Wall-clock budget for scanning one clip (was ``max_clip_seconds``).
+    max_decode_seconds: float = 60.0
     max_subtitle_bytes: int = 4_000_000
     max_image_pixels: int = 64_000_000
+    #: Deprecated keyword for ``max_decode_seconds``, accepted with a ``DeprecationWarning``.
+    max_clip_seconds: InitVar[float | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, max_clip_seconds: float | None) -> None:
         from tali.config import check_language
+        from tali.limits import renamed
+
+        renamed(self, "max_clip_seconds", max_clip_seconds, "max_decode_seconds")
 
         check_language(self.language, owner="MetricsOptions")
 
@@ -144,7 +151,7 @@ def _clip_metrics(
     row: Mapping[str, Any], item_idx: int | None, opts: MetricsOptions, out: dict[str, Any]
 ) -> None:
     data = row.get(str(Column.YOUTUBE_VIDEO_CONTENT))
-    with open_clip(data, item_idx=item_idx, max_seconds=opts.max_clip_seconds) as clip:
+    with open_clip(data, item_idx=item_idx, max_seconds=opts.max_decode_seconds) as clip:
         scan = scan_clip(clip, thresholds=opts.thresholds)
     v, a = scan.video, scan.audio
     out.update(

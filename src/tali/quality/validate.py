@@ -3,7 +3,7 @@
 >>> report = validate(root, split="val", workers=2, report="val.json")
 >>> report.ok, report.summary()["failed_rows"]
 
-Each shard is one job (see :mod:`tali.quality.runner`); a job reads its
+Each shard is one job (see :mod:`tali.jobs`); a job reads its
 shard a row group at a time, projecting only the columns the chosen checks
 need, and records every failure as ``(item_idx, shard, row, check, error,
 message)``. No row stops the run: an unexpected exception is recorded like
@@ -26,11 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tali.atomic import exclusive
+from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.rows import row_item_idx, row_to_python
 from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
+from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
 from tali.quality.checks import CHECKS, CheckLimits, check_shard_schema, columns_for_checks
-from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
 from tali.schema import TALI_SCHEMA
 
 __all__ = ["ALL_CHECKS", "Failure", "ValidationReport", "parts_dir_for", "validate"]

@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tali.atomic import exclusive, publish_dir, remove_stale, staging_dir
+from tali.atomic import exclusive, publish_dir, publishing, remove_stale, staging_dir
 from tali.errors import TaliConfigError, TaliSourceError
 
 if TYPE_CHECKING:
+    from tali.jobs import Executor
     from tali.quality.filter import FilterResult, WriteSummary
 
-__all__ = ["check_output_is_apart", "write_kept_rows"]
+__all__ = ["check_output_is_apart", "planned_copy", "read_rows", "write_kept_rows"]
 
 
 class _ShardWriter:
@@ -142,9 +143,10 @@ def write_kept_rows(
     overwrite: bool,
     copy: Callable[..., WriteSummary] | None = None,
 ) -> WriteSummary:
-    """``copy`` fills the staging directory (default: this process, streaming; ``tali.ray.filter``
-    passes one task per output shard). Checks, lock, staging and publish stay here."""
-    from tali.quality.filter import WriteSummary, schema_matches
+    """``copy`` fills the staging directory (default: this process, streaming; :func:`planned_copy`
+    runs one task per output shard on an executor). Checks, lock, staging and publish stay here."""
+    from tali.quality.filter import WriteSummary
+    from tali.schema import schema_matches
 
     out_dir = Path(out_dir).resolve()
     roots = {Path(p).resolve().parent for p in result.shards} | {
@@ -178,6 +180,15 @@ def write_kept_rows(
     return summary
 
 
+def read_rows(handle: pq.ParquetFile, shard: str, group: int, offsets: list[int]) -> pa.Table:
+    """Rows ``offsets`` of row group ``group``; a broken page is a :class:`TaliSourceError`
+    naming the shard and group (Arrow's own error names neither)."""
+    try:
+        return handle.read_row_group(group).take(pa.array(offsets, pa.int64()))
+    except (OSError, pa.ArrowException) as exc:
+        raise TaliSourceError(f"cannot read row group {group} of {Path(shard).name}: {exc}") from None
+
+
 def _copy(result, staging, schema, split, rows_per_shard, row_group_size, summary_type) -> WriteSummary:
     kept = result.kept
     total_shards = max(1, math.ceil(kept / rows_per_shard))
@@ -202,7 +213,7 @@ def _copy(result, staging, schema, split, rows_per_shard, row_group_size, summar
                     offsets.append(wanted[k] - first)
                     k += 1
                 if offsets:
-                    table = handle.read_row_group(group).take(pa.array(offsets, pa.int64()))
+                    table = read_rows(handle, shard, group, offsets)
                     writer.write(table.cast(schema))
                 first += count
         files = writer.finish()
@@ -217,3 +228,80 @@ def _copy(result, staging, schema, split, rows_per_shard, row_group_size, summar
             f"row counts do not reconcile: kept {kept}, written {summary.written} ({shards})"
         )
     return summary
+
+
+#: Per output shard: (source shard, row group, offsets in the group) in write order.
+_Plan = list[tuple[str, int, list[int]]]
+
+
+def _plan(result: FilterResult, rows_per_shard: int) -> tuple[list[_Plan], dict[str, tuple[int, int]], int]:
+    """The streaming writer's cut, planned up front (the kept count is known): output shard
+    ``i`` gets exactly the pieces, in order, that :func:`_copy` would write into it."""
+    plans: list[_Plan] = [[] for _ in range(max(1, math.ceil(result.kept / rows_per_shard)))]
+    per_source: dict[str, tuple[int, int]] = {}
+    read = kept = 0
+    for shard in result.shards:
+        wanted = result.positions.get(shard, [])
+        meta = pq.ParquetFile(shard).metadata
+        per_source[Path(shard).name] = (meta.num_rows, len(wanted))
+        read += meta.num_rows
+        if wanted and (wanted[0] < 0 or wanted[-1] >= meta.num_rows):
+            raise TaliSourceError(
+                f"kept row {wanted[-1]} is not in {Path(shard).name} ({meta.num_rows} rows)"
+            )
+        first, k = 0, 0
+        for group in range(meta.num_row_groups):
+            count = meta.row_group(group).num_rows
+            while k < len(wanted) and wanted[k] < first + count:
+                # Offsets of this group that go to the same output shard, as one piece.
+                index = kept // rows_per_shard
+                room = (index + 1) * rows_per_shard - kept
+                piece: list[int] = []
+                while k < len(wanted) and wanted[k] < first + count and len(piece) < room:
+                    piece.append(wanted[k] - first)
+                    k += 1
+                plans[index].append((shard, group, piece))
+                kept += len(piece)
+            first += count
+    return plans, per_source, read
+
+
+def _write_planned_shard(plan: _Plan, path: str, schema: pa.Schema, row_group_size: int) -> int:
+    """One output shard, the same ``write_table`` calls the streaming writer makes (same bytes);
+    written as its ``.partial`` and renamed, so a retried task redoes exactly one shard."""
+    final = Path(path)
+    partial = final.with_name(f".{final.name}.partial")
+    files: dict[str, pq.ParquetFile] = {}
+    with publishing(partial, final), pq.ParquetWriter(partial, schema) as writer:
+        for shard, group, offsets in plan:
+            handle = files.setdefault(shard, pq.ParquetFile(shard))
+            table = read_rows(handle, shard, group, offsets)
+            writer.write_table(table.cast(schema), row_group_size=row_group_size)
+    return pq.ParquetFile(final).metadata.num_rows
+
+
+def planned_copy(executor: Executor) -> Callable[..., WriteSummary]:
+    """A ``copy`` for :func:`write_kept_rows` that writes each output shard as one task on
+    ``executor`` (Ray: ``executor_for("ray")``); byte-identical to the streaming writer's."""
+
+    def copy(result, staging, schema, split, rows_per_shard, row_group_size, summary_type) -> WriteSummary:
+        plans, per_source, read = _plan(result, rows_per_shard)
+        names = [f"{split}-{i:05d}-of-{len(plans):05d}.parquet" for i in range(len(plans))]
+        counts = executor.map(
+            _write_planned_shard,
+            [(plan, str(Path(staging) / name), schema, row_group_size) for plan, name in zip(plans, names)],
+        )
+        summary = summary_type(
+            read=read,
+            kept=result.kept,
+            written=sum(counts),
+            shards=dict(zip(names, counts)),
+            per_source=per_source,
+        )
+        if not summary.ok:
+            raise TaliSourceError(
+                f"row counts do not reconcile: kept {result.kept}, written {summary.written}"
+            )
+        return summary
+
+    return copy

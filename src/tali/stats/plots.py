@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tali.atomic import write_bytes as atomic_write_bytes
+from tali.atomic import write_text as atomic_write_text
 from tali.errors import TaliConfigError
 from tali.stats.report import NumericSummary, StatsReport, html_table
 from tali.viz.figure import new_figure, png_bytes
@@ -134,7 +136,7 @@ def write_outputs(
     pngs = {name: png_bytes(figure) for name, figure in (figures or plot_report(report)).items()}
     for name, data in pngs.items():
         written[name] = target / f"{name}.png"
-        written[name].write_bytes(data)
+        atomic_write_bytes(written[name], data)
     if html:
         written["html"] = write_html(report, target / "report.html", pngs=pngs)
     return written
@@ -193,5 +195,5 @@ def write_html(
         f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
     )
     target = Path(path)
-    target.write_text(page, encoding="utf-8")
+    atomic_write_text(target, page)
     return target

@@ -6,7 +6,6 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 __all__ = ["CategoricalSummary", "Histogram", "NumericSummary", "StatsReport", "html_table"]
@@ -94,7 +93,9 @@ class StatsReport:
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = 2) -> str:
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_json_default)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            from tali.atomic import write_text
+
+            write_text(path, text + "\n")
         return text
 
     def numeric_rows(self) -> list[dict[str, Any]]:

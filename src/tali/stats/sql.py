@@ -20,8 +20,8 @@ from typing import Any
 
 from tali._optional import require
 from tali.errors import TaliConfigError
-from tali.quality.sandbox import sql_string
 from tali.schema import Column, WitField
+from tali.sql.sandbox import sql_string
 
 __all__ = ["SUBTITLE_KEY", "connect", "create_features", "duckdb_module", "features_sql", "quote"]
 

@@ -29,8 +29,8 @@ from tali.data.rows import row_to_python
 from tali.data.shards import RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliError, TaliSourceError
-from tali.quality.sandbox import sandboxed_connection
 from tali.schema import Column, WitField
+from tali.sql.sandbox import sandboxed_connection
 
 __all__ = [
     "Catalog",

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar, get_args
 
 import numpy as np
 
-from tali.config import AudioConfig, FrameSelection, ImageConfig, TaliConfig, VideoConfig, WindowConfig
+from tali.config import FrameSelection, TaliConfig
 from tali.decode.audio import decode_audio_window
 from tali.decode.clip import ClipInfo, open_clip
 from tali.errors import TaliConfigError
@@ -118,14 +118,17 @@ class SampleParams:
         )
 
     def config(self) -> TaliConfig:
-        return TaliConfig(
-            modalities=WINDOW_MODALITIES,
-            window=WindowConfig(seconds=self.seconds, start=self.start),  # type: ignore[arg-type]
-            video=VideoConfig(num_frames=self.num_frames, selection=self.selection, size=self.size),
-            # The viewer shows rows without audio too: their window audio is zeros, marked missing.
-            audio=AudioConfig(on_missing="zeros"),
-            image=ImageConfig(size=self.size),
-            seed=self.seed,
+        return TaliConfig.from_dict(
+            {
+                "modalities": list(WINDOW_MODALITIES),
+                "window": {"seconds": self.seconds, "start": self.start},
+                "video": {"num_frames": self.num_frames, "selection": self.selection, "size": self.size},
+                # The viewer shows rows without audio too: their window audio is zeros, marked missing.
+                "audio": {"on_missing": "zeros"},
+                "image": {"size": self.size},
+                "seed": self.seed,
+            },
+            where="the page's settings",
         )
 
     def to_query(self) -> dict[str, str]:

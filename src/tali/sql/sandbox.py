@@ -22,17 +22,27 @@ for the attacks it names:
    media columns (``image``, ``youtube_video_content``) plus ``shard``,
    ``shard_path`` and ``row``, left-joined with the metrics on ``item_idx``.
 
-Evaluation is bounded in time (``timeout_seconds``, the query is interrupted)
-and DuckDB's memory (``memory_limit``).
+Evaluation is bounded (:class:`SandboxLimits`): it runs in a child process
+(:mod:`tali.sql.bounded`) with DuckDB's ``memory_limit`` and ``threads``, an
+address-space limit on the whole process, a wall-clock limit (the child is
+killed) and a cap on the bytes of the result. DuckDB's ``memory_limit`` covers its
+buffer manager, not the strings a scalar function builds: ``printf('%1000000000d', 1)``
+took 7 s and 2 GB in-process past a 256 MB limit and an interrupt after 2 s (measured
+here, DuckDB 2.0), so the process limit is the one that holds. Functions known to
+amplify (``printf``, ``format``, ``list_reduce``: ``a || a`` doubled 32 times) are also
+refused by name before anything runs. Any limit crossed is a
+:class:`~tali.errors.TaliQueryLimitError` (a :class:`~tali.errors.TaliConfigError`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -40,12 +50,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tali._optional import require
-from tali.errors import TaliConfigError, TaliSourceError
+from tali.errors import TaliConfigError, TaliQueryLimitError, TaliSourceError
 from tali.schema import Column
 
 __all__ = [
     "METADATA_EXCLUDED",
     "MetricsLike",
+    "SandboxLimits",
+    "TaliQueryLimitError",
     "check_where",
     "evaluate_where",
     "sandboxed_connection",
@@ -90,8 +102,48 @@ _REFUSED_FUNCTIONS = frozenset(
         "getvariable",
         "getenv",
         "sleep_ms",
+        # A width or count in a format string: printf('%1000000000d', 1) is 1 GB per row.
+        "printf",
+        "format",
+        "sprintf",
+        # An accumulator that may double its value per list element: 2^n bytes.
+        "list_reduce",
+        "array_reduce",
+        "reduce",
+        "list_aggregate",
+        "array_aggregate",
+        "list_aggr",
+        "aggregate",
     }
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxLimits:
+    """What one evaluation of a user's clause may cost.
+
+    ``memory_limit`` and ``threads`` are DuckDB's settings; ``max_process_bytes``
+    the child process's address space (DuckDB + pyarrow map about 1.1 GB before any
+    query, measured here); ``timeout_seconds`` its wall clock (then it is killed);
+    ``max_result_bytes`` the Arrow bytes of the rows returned.
+    """
+
+    memory_limit: str = "1GB"
+    threads: int = 2
+    max_process_bytes: int = 3 << 30
+    timeout_seconds: float = 600.0
+    max_result_bytes: int = 512 << 20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1:
+            raise TaliConfigError(f"SandboxLimits.threads must be an int >= 1, got {self.threads!r}")
+        for name in ("max_process_bytes", "max_result_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TaliConfigError(f"SandboxLimits.{name} must be an int >= 1, got {value!r}")
+        value = self.timeout_seconds
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < float("inf"):
+            raise TaliConfigError(f"SandboxLimits.timeout_seconds must be a finite number > 0, got {value!r}")
 
 
 def _duckdb() -> Any:
@@ -110,8 +162,8 @@ def sandboxed_connection(
     shards: Sequence[str],
     metrics: MetricsLike = None,
     *,
-    memory_limit: str = "2GB",
-    threads: int | None = None,
+    memory_limit: str = SandboxLimits.memory_limit,
+    threads: int | None = SandboxLimits.threads,
 ) -> Any:
     """An in-memory DuckDB whose only data are the views ``metadata``, ``metrics``
     (when given) and ``rows``, with external access disabled and the
@@ -277,18 +329,54 @@ def evaluate_where(
     columns: Sequence[str] | None = ("item_idx", "shard", "shard_path", "row"),
     limit: int | None = None,
     offset: int = 0,
-    timeout_seconds: float | None = 600.0,
-    memory_limit: str = "2GB",
+    timeout_seconds: float | None = None,
+    memory_limit: str | None = None,
+    limits: SandboxLimits | None = None,
 ) -> pa.Table:
     """The rows of ``shards`` (in shard, row order) where the user's ``where`` holds.
 
     ``columns``: which columns of ``rows`` to return (``None``: all of them,
     never the media columns). ``limit``/``offset`` page through the result.
     ``where=None`` or blank keeps every row. Untrusted text is safe here: see
-    the module doc for what is refused and why.
+    the module doc for what is refused and why. ``limits`` bounds the evaluation
+    (``timeout_seconds`` / ``memory_limit`` override its fields); crossing one raises
+    :class:`~tali.errors.TaliQueryLimitError`.
     """
+    from tali.sql.bounded import run_bounded
+
+    limits = limits or SandboxLimits()
+    changes: dict[str, Any] = {}
+    if timeout_seconds is not None:
+        changes["timeout_seconds"] = timeout_seconds
+    if memory_limit is not None:
+        changes["memory_limit"] = memory_limit
+    if changes:
+        limits = dataclasses.replace(limits, **changes)
+    if not shards:
+        raise TaliSourceError("no shards to filter")
+    request = {
+        "shards": [str(s) for s in shards],
+        "where": where,
+        "columns": None if columns is None else list(columns),
+        "limit": limit,
+        "offset": int(offset),
+    }
+    return run_bounded(request, metrics, limits)
+
+
+def evaluate_in_process(
+    shards: Sequence[str],
+    where: str | None,
+    *,
+    metrics: MetricsLike = None,
+    columns: Sequence[str] | None = ("item_idx", "shard", "shard_path", "row"),
+    limit: int | None = None,
+    offset: int = 0,
+    limits: SandboxLimits = SandboxLimits(),
+) -> pa.Table:
+    """:func:`evaluate_where` without the child process (what the child runs)."""
     duckdb = _duckdb()
-    con = sandboxed_connection(shards, metrics, memory_limit=memory_limit)
+    con = sandboxed_connection(shards, metrics, memory_limit=limits.memory_limit, threads=limits.threads)
     try:
         clause = f" WHERE ({check_where(con, where)}\n)" if where and where.strip() else ""
         available = [d[0] for d in con.execute("SELECT * FROM rows LIMIT 0").description]
@@ -300,12 +388,18 @@ def evaluate_where(
         if limit is not None:
             page = f" LIMIT {int(limit)} OFFSET {int(offset)}"
         query = f"SELECT {names} FROM rows{clause} ORDER BY shard_path, row{page}"
-        with _deadline(con, timeout_seconds):
+        with _deadline(con, limits.timeout_seconds):
             try:
-                return con.sql(query).to_arrow_table()
+                return _bounded_result(con.sql(query), limits.max_result_bytes)
             except duckdb.InterruptException:
-                raise TaliConfigError(
-                    f"the WHERE clause ran longer than {timeout_seconds} s and was stopped"
+                raise TaliQueryLimitError(
+                    f"the WHERE clause ran longer than {limits.timeout_seconds} s and was stopped"
+                ) from None
+            except duckdb.OutOfMemoryException as exc:
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                raise TaliQueryLimitError(
+                    f"the WHERE clause needed more memory than the sandbox allows (DuckDB memory_limit "
+                    f"{limits.memory_limit}, {limits.max_process_bytes} bytes per process): {first}"
                 ) from None
             except (duckdb.BinderException, duckdb.ParserException, duckdb.ConversionException) as exc:
                 raise TaliConfigError(f"filter failed: {type(exc).__name__}: {exc}") from None
@@ -313,3 +407,18 @@ def evaluate_where(
                 raise TaliSourceError(f"filter failed: {type(exc).__name__}: {exc}") from None
     finally:
         con.close()
+
+
+def _bounded_result(relation: Any, max_bytes: int) -> pa.Table:
+    """The result a batch at a time, refused as soon as it passes ``max_bytes``."""
+    reader = relation.to_arrow_reader(batch_size=8192)
+    batches, size = [], 0
+    for batch in reader:
+        size += batch.nbytes
+        if size > max_bytes:
+            raise TaliQueryLimitError(
+                f"the WHERE clause's result is over {max_bytes} bytes (the result limit); "
+                "ask for fewer columns or rows"
+            )
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=reader.schema)
