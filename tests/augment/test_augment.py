@@ -293,7 +293,7 @@ def test_bad_settings_name_the_field():
     with pytest.raises(TaliConfigError, match="Augment.time must be a TimeAugment"):
         Augment(time=SpatialAugment())  # type: ignore[arg-type]
     with pytest.raises(TaliConfigError, match="output='pil'"):
-        Augment().check(TaliConfig(video=VideoConfig(output="pil")))
+        Augment(spatial=SpatialAugment()).check(TaliConfig(video=VideoConfig(output="pil")))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +49,13 @@ class ReconnectPolicy:
 
 
 class TimedReader:
-    """A file-like wrapper whose ``read`` waits at most ``timeout`` seconds for data."""
+    """A file-like wrapper whose ``read`` waits at most ``timeout`` seconds for data, and
+    (once :meth:`packet` has been called) raises when ``timeout`` seconds pass with bytes
+    arriving but no packet demuxed from them (random bytes would be scanned forever)."""
 
     def __init__(self, raw: Any, timeout: float, *, chunk: int = 1 << 16, depth: int = 64) -> None:
         self.raw, self.timeout, self.chunk = raw, timeout, chunk
+        self._last_packet: float | None = None
         self._queue: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=depth)
         self._buffer = b""
         self._eof = False
@@ -69,7 +73,13 @@ class TimedReader:
         except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which raises it typed
             self._queue.put(exc)
 
+    def packet(self) -> None:
+        """The demuxer produced a packet: the no-packet clock starts again."""
+        self._last_packet = time.monotonic()
+
     def read(self, n: int = -1) -> bytes:
+        if self._last_packet is not None and time.monotonic() - self._last_packet > self.timeout:
+            raise TaliStreamStalledError(f"the pipe sent bytes but no packet for {self.timeout:g} s")
         while not self._eof and (n < 0 or len(self._buffer) < n):
             try:
                 item = self._queue.get(timeout=self.timeout)
@@ -113,7 +123,8 @@ def open_source(
                 timeout=(open_timeout or timeout, timeout),
             )
         if hasattr(source, "read"):
-            return av.open(TimedReader(source, timeout), mode="r", format=format, options=opts)
+            reader = source if isinstance(source, TimedReader) else TimedReader(source, timeout)
+            return av.open(reader, mode="r", format=format, options=opts)
     except TaliLiveError:
         raise
     except av.ExitError as exc:

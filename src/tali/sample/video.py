@@ -222,9 +222,10 @@ def placeholder(config: TaliConfig) -> dict[str, VideoFrames | Frame]:
             pts_seconds=torch.zeros(n, dtype=torch.float64),
             mask=torch.zeros(n, dtype=torch.bool),
         )
-    for sub in (S.YOUTUBE_RANDOM_VIDEO_FRAME, S.YOUTUBE_THUMBNAIL_IMAGE):
+    # The random frame is decoded in the clip frames' pass, at their size; the thumbnail at the image size.
+    for sub, size in ((S.YOUTUBE_RANDOM_VIDEO_FRAME, size_v), (S.YOUTUBE_THUMBNAIL_IMAGE, size_i)):
         if config.wants(sub):
-            out[sub.value] = Frame(blank_pixels((3, size_i, size_i), config.image.output), 0.0)
+            out[sub.value] = Frame(blank_pixels((3, size, size), config.image.output), 0.0)
     return out
 
 
