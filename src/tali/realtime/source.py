@@ -50,12 +50,19 @@ class ReconnectPolicy:
 
 class TimedReader:
     """A file-like wrapper whose ``read`` waits at most ``timeout`` seconds for data, and
-    (once :meth:`packet` has been called) raises when ``timeout`` seconds pass with bytes
-    arriving but no packet demuxed from them (random bytes would be scanned forever)."""
+    raises when ``timeout`` seconds pass with bytes arriving but no packet demuxed from
+    them (:meth:`packet` is called for each; random bytes would be scanned forever)."""
 
     def __init__(self, raw: Any, timeout: float, *, chunk: int = 1 << 16, depth: int = 64) -> None:
         self.raw, self.timeout, self.chunk = raw, timeout, chunk
-        self._last_packet: float | None = None
+        # The no-packet clock runs from the start: a source that never yields a packet
+        # (random bytes a demuxer scans forever) times out like one that sends nothing.
+        self._last_packet = time.monotonic()
+        self._received = 0  # bytes since the last packet
+        #: While FFmpeg opens the source, an exception raised in ``read`` is printed and
+        #: dropped by PyAV; it is kept here instead (``read`` returns EOF) and re-raised.
+        self.opening = True
+        self.error: TaliLiveError | None = None
         self._queue: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=depth)
         self._buffer = b""
         self._eof = False
@@ -73,12 +80,25 @@ class TimedReader:
         except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which raises it typed
             self._queue.put(exc)
 
+    def __repr__(self) -> str:
+        return f"<pipe {getattr(self.raw, 'name', type(self.raw).__name__)}>"
+
     def packet(self) -> None:
         """The demuxer produced a packet: the no-packet clock starts again."""
         self._last_packet = time.monotonic()
+        self._received = 0
 
     def read(self, n: int = -1) -> bytes:
-        if self._last_packet is not None and time.monotonic() - self._last_packet > self.timeout:
+        try:
+            return self._read(n)
+        except TaliLiveError as exc:
+            if not self.opening:
+                raise
+            self.error = exc
+            return b""
+
+    def _read(self, n: int) -> bytes:
+        if self._received and time.monotonic() - self._last_packet > self.timeout:
             raise TaliStreamStalledError(f"the pipe sent bytes but no packet for {self.timeout:g} s")
         while not self._eof and (n < 0 or len(self._buffer) < n):
             try:
@@ -93,6 +113,7 @@ class TimedReader:
                 raise TaliLiveError(f"reading the pipe failed: {type(item).__name__}: {item}") from item
             else:
                 self._buffer += item
+                self._received += len(item)
             if n >= 0 and self._buffer:
                 break  # give FFmpeg what there is; it asks again
         size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
@@ -124,7 +145,17 @@ def open_source(
             )
         if hasattr(source, "read"):
             reader = source if isinstance(source, TimedReader) else TimedReader(source, timeout)
-            return av.open(reader, mode="r", format=format, options=opts)
+            try:
+                container = av.open(reader, mode="r", format=format, options=opts)
+            except (av.FFmpegError, OSError, ValueError):
+                if reader.error is not None:
+                    raise reader.error from None
+                raise
+            reader.opening = False
+            if reader.error is not None:
+                container.close()
+                raise reader.error
+            return container
     except TaliLiveError:
         raise
     except av.ExitError as exc:
