@@ -102,7 +102,11 @@ class TaliTransform:
             return sample_rng_for(cfg.seed, epoch, seed, purpose)
 
         # A null item_idx becomes the sentinel -1, so a batch's item_idx stays int64 [B].
-        sample: dict[str, Any] = {"item_idx": -1 if item_idx is None else item_idx, "key": key, "epoch": epoch}
+        sample: dict[str, Any] = {
+            "item_idx": -1 if item_idx is None else item_idx,
+            "key": key,
+            "epoch": epoch,
+        }
         ctx = ReadContext(cfg, row, item_idx, rng)
         if cfg.needs_clip:
             data = row_field(row, Column.YOUTUBE_VIDEO_CONTENT, item_idx)

@@ -3,8 +3,8 @@ subtitle seconds follow the recorded time map; spatial draws are one per clip.""
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 import multiprocessing
 import pickle
 
@@ -35,7 +35,10 @@ SEED = 7
 def run(augment: Augment, config: TaliConfig, row, *, key: int = 0, epoch: int = 0):
     sample = augment.decoder(config)(row, key=key, epoch=epoch)
     return augment.apply(
-        sample, row=row, config=config, rng=lambda p: sample_rng_for(config.seed, epoch, seed_key(row, key), p)
+        sample,
+        row=row,
+        config=config,
+        rng=lambda p: sample_rng_for(config.seed, epoch, seed_key(row, key), p),
     )
 
 
@@ -165,7 +168,9 @@ def test_colour_and_grayscale_on_a_single_image():
 def test_gain_and_noise_at_the_drawn_snr(rows):
     config = clip_config(seconds=3.0, start=5.0).replace(modalities=("youtube_content_audio",))
     plain = run(Augment(time=None, spatial=None, audio=None), config, rows[0])
-    gain_only = run(Augment(time=None, spatial=None, audio=AudioAugment(gain_db=(-6.0, 6.0))), config, rows[0])
+    gain_only = run(
+        Augment(time=None, spatial=None, audio=AudioAugment(gain_db=(-6.0, 6.0))), config, rows[0]
+    )
     g = gain_only["augment"]["audio"]["gain_db"]
     assert -6 <= g <= 6 and g != 0
     x = plain["youtube_content_audio"]["waveform"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tali import TaliConfig, TaliDataset, TaliStream, TextConfig, VideoConfig, WindowConfig, make_loader
-from tali.augment import Augment, AudioAugment, SpatialAugment, TimeAugment
+from tali.augment import AudioAugment, Augment, SpatialAugment, TimeAugment
 from tali.data.policy import ErrorReport, placeholder_sample
 from tali.data.sources import resolve_local_files
 from tali.errors import TaliDataError, TaliSubtitleError
@@ -20,7 +20,12 @@ from tali.sample import AudioWindow, Subtitles, VideoFrames
 from tali.transform import TaliTransform
 
 AV_TEXT = TaliConfig(
-    modalities=("youtube_content_video", "youtube_content_audio", "youtube_subtitle_text", "youtube_title_text"),
+    modalities=(
+        "youtube_content_video",
+        "youtube_content_audio",
+        "youtube_subtitle_text",
+        "youtube_title_text",
+    ),
     window=WindowConfig(seconds=2.0),
     video=VideoConfig(num_frames=3, size=64),
     seed=11,
@@ -72,7 +77,8 @@ def test_time_augment_reads_subtitles_with_every_budget(rows):
 def test_placeholder_has_the_layout_of_a_good_sample(rows):
     """Placeholder and good sample come from the same readers: same keys, shapes, dtypes."""
     config = AV_TEXT.replace(
-        modalities=AV_TEXT.modalities + ("youtube_random_video_frame", "wikipedia_caption_text", "wikipedia_caption_image")
+        modalities=AV_TEXT.modalities
+        + ("youtube_random_video_frame", "wikipedia_caption_text", "wikipedia_caption_image")
     )
     row = next(r for r in rows.values() if r.get("wit_features"))
     good = TaliTransform(config)(row, key=0)
@@ -91,7 +97,11 @@ def test_placeholder_has_the_layout_of_a_good_sample(rows):
 
 
 def test_output_types_check_shapes_and_show_shapes_only():
-    frames = VideoFrames(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.bool))
+    frames = VideoFrames(
+        torch.zeros(2, 3, 4, 4, dtype=torch.uint8),
+        torch.zeros(2, dtype=torch.float64),
+        torch.ones(2, dtype=torch.bool),
+    )
     assert repr(frames) == "VideoFrames(frames=[2, 3, 4, 4] uint8, real=2, rotation=0)"
     assert set(frames.to_dict()) == {"frames", "pts_seconds", "mask", "rotation"}
     with pytest.raises(TaliDataError, match="3 frames for 2 slots"):
@@ -126,10 +136,14 @@ def test_every_entry_point_gives_a_row_the_same_window(sample_root):
     assert row["item_idx"] != position  # else the two keys agree by chance
     starts = {
         "TaliDataset": TaliDataset(files=files, config=config)[position]["window"]["start_seconds"],
-        "TaliStream": [s for s in TaliStream(files, config=config, shuffle=False)][position]["window"]["start_seconds"],
+        "TaliStream": [s for s in TaliStream(files, config=config, shuffle=False)][position]["window"][
+            "start_seconds"
+        ],
         "tali.hf": as_transform(config)(row)["window"]["start_seconds"],
         "tali.ray": float(TaliBatchTransform(config)(table.slice(position, 1))["window.start_seconds"][0]),
-        "tali.view": decode_window(row, key=position, params=SampleParams(seconds=2.0, start="random")).start_seconds,
+        "tali.view": decode_window(
+            row, key=position, params=SampleParams(seconds=2.0, start="random")
+        ).start_seconds,
     }
     assert len(set(starts.values())) == 1, starts
     # A filtered split (the row at another position) keeps the row's window.
@@ -150,14 +164,20 @@ def test_naming_one_augmentation_part_turns_on_only_that_part(rows):
     plain = TaliTransform(config)(row, key=0)
     for augment in (
         Augment(spatial=SpatialAugment(flip_p=1.0)),
-        pipeline_from_dict({"stages": ["decode", {"augment": {"spatial": {"flip_p": 1.0}}}]}, config=config).augment,
+        pipeline_from_dict(
+            {"stages": ["decode", {"augment": {"spatial": {"flip_p": 1.0}}}]}, config=config
+        ).augment,
     ):
         assert augment == Augment(spatial=SpatialAugment(flip_p=1.0))
         out = Pipeline(config, ["decode", AugmentStage(augment)])(row, key=0)
         assert set(out["augment"]) == {"time", "spatial.youtube_content_video"}
         assert out["augment"]["time"]["speed"] == 1.0
-        assert torch.equal(out["youtube_content_video"]["frames"], plain["youtube_content_video"]["frames"].flip(-1))
-        assert torch.equal(out["youtube_content_audio"]["waveform"], plain["youtube_content_audio"]["waveform"])
+        assert torch.equal(
+            out["youtube_content_video"]["frames"], plain["youtube_content_video"]["frames"].flip(-1)
+        )
+        assert torch.equal(
+            out["youtube_content_audio"]["waveform"], plain["youtube_content_audio"]["waveform"]
+        )
     recommended = Augment.default()
     assert recommended.time == TimeAugment(speed=(0.9, 1.1)) and recommended.audio == AudioAugment.default()
     assert recommended.spatial is not None and recommended.spatial.crop_scale == (0.6, 1.0)
@@ -173,5 +193,7 @@ def test_one_attribute_imports_only_its_owner(name, most):
         f"import sys, tali; tali.{name}; "
         "print(len([m for m in sys.modules if m.split('.')[0] == 'tali']), 'torch' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert int(out[0]) <= most and out[1] == "False", out

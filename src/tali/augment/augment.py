@@ -21,7 +21,7 @@ SpecAugment bands.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,13 +29,13 @@ import numpy as np
 from tali.augment.audio import AudioAugment, SpecAugment, apply_audio, apply_spec_augment
 from tali.augment.spatial import SpatialAugment, apply_spatial, draw_spatial
 from tali.augment.text import TextAugment, choose_caption_field, weighted_language
-from tali.augment.timing import TimeAugment, TimeMap, speed_resample
+from tali.augment.timing import TimeAugment, TimeMap
 from tali.config import TaliConfig, WindowConfig
 from tali.errors import TaliConfigError
-from tali.schema import Column, SubModality
-from tali.text import caption, main_body, read_wit, title
 from tali.sample import audio, video
 from tali.sample import text as text_reader
+from tali.schema import Column, SubModality
+from tali.text import caption, main_body, read_wit, title
 from tali.transform import TaliTransform
 from tali.window import Window, choose_window
 
@@ -135,7 +135,10 @@ class Augment:
                 else TimeMap(offset_seconds=w.start_seconds, speed=1.0, output_seconds=w.duration_seconds)
             )
             record["time"] = time_map.to_dict()
-            for name, retime in ((S.YOUTUBE_CONTENT_VIDEO, video.retime), (S.YOUTUBE_CONTENT_AUDIO, audio.retime)):
+            for name, retime in (
+                (S.YOUTUBE_CONTENT_VIDEO, video.retime),
+                (S.YOUTUBE_CONTENT_AUDIO, audio.retime),
+            ):
                 if name.value in sample:
                     retime(sample[name.value], time_map)
             if config.wants(S.YOUTUBE_SUBTITLE_TEXT):

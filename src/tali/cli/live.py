@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         processors = ProcessorSet(chosen)
     # stdin's unbuffered file: the reader thread then holds no lock of sys.stdin, which
     # interpreter shutdown would wait for ("Fatal Python error: could not acquire lock").
-    source = sys.stdin.buffer.raw if args.source == "-" else args.source
+    source = getattr(sys.stdin.buffer, "raw", sys.stdin.buffer) if args.source == "-" else args.source
     stream = live(
         source,
         config,

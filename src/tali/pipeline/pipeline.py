@@ -161,15 +161,11 @@ class Pipeline:
         )
 
     def _rebuilt(self, stages: list[tuple[str, Any]]) -> Pipeline:
-        return Pipeline(
-            self.config, stages, choose=self._choose, plan=self._plan, durations=self.durations
-        )
+        return Pipeline(self.config, stages, choose=self._choose, plan=self._plan, durations=self.durations)
 
     def with_durations(self, durations: Mapping[int, float] | None) -> Pipeline:
         """The same pipeline with clip lengths for text-only windows (the loaders pass theirs)."""
-        return Pipeline(
-            self.config, self.stages, choose=self._choose, plan=self._plan, durations=durations
-        )
+        return Pipeline(self.config, self.stages, choose=self._choose, plan=self._plan, durations=durations)
 
     @property
     def transform(self) -> TaliTransform:
@@ -261,7 +257,9 @@ class Pipeline:
         """A substituted placeholder goes through the built-in stages after decode
         (augment, process, spec_augment; user stages are skipped: the row is bad), so it
         batches with the good samples: same keys, shapes and dtypes."""
-        ctx = self.context(UNREAD_ROW, key=int(sample.get("key", 0)), epoch=int(sample.get("epoch", 0)), sample=sample)
+        ctx = self.context(
+            UNREAD_ROW, key=int(sample.get("key", 0)), epoch=int(sample.get("epoch", 0)), sample=sample
+        )
         ctx.window = sample.get("window")
         for _, stage in self.stages[self.decode_index + 1 :]:
             if isinstance(stage, AugmentStage):

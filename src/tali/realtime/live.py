@@ -226,9 +226,9 @@ class LiveStream:
                 if packet.stream is video:
                     if zero is None:
                         zero = seconds
-                    t = clock.video(seconds - zero, self.stats)
-                    if t is not None:
-                        windower.add_video(t, item)
+                    shown = clock.video(seconds - zero, self.stats)
+                    if shown is not None:
+                        windower.add_video(shown, item)
                 elif zero is not None and resampler is not None:  # audio after the first frame
                     for out in resampler.resample(item):
                         resampled: Any = out

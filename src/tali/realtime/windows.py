@@ -34,7 +34,7 @@ from tali.errors import TaliConfigError
 from tali.sample.audio import AudioWindow
 from tali.sample.layout import window_dict
 from tali.sample.text import Subtitles
-from tali.sample.video import VideoFrames, frames_output
+from tali.sample.video import frames_output
 from tali.schema import SubModality
 from tali.transform import sample_rng_for
 from tali.window import Window, seed_key
@@ -57,7 +57,9 @@ def first_start(config: TaliConfig) -> float:
             f"the config also asks for {', '.join(other)}"
         )
     if not config.wants(S.YOUTUBE_CONTENT_VIDEO):
-        raise TaliConfigError("live windows are placed on the video: the config must ask for youtube_content_video")
+        raise TaliConfigError(
+            "live windows are placed on the video: the config must ask for youtube_content_video"
+        )
     start = config.window.start
     if isinstance(start, int | float):
         return float(start)

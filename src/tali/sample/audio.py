@@ -31,8 +31,10 @@ SUBS = (S.YOUTUBE_CONTENT_AUDIO,)
 class TimeMapLike(Protocol):
     """What re-timing reads of :class:`tali.augment.TimeMap` (clip ``t = offset + speed * u``)."""
 
-    speed: float
-    output_seconds: float
+    @property
+    def speed(self) -> float: ...
+    @property
+    def output_seconds(self) -> float: ...
 
     def to_output(self, t: Any) -> Any: ...
 
@@ -81,7 +83,11 @@ def read(ctx: ReadContext) -> dict[str, AudioWindow]:
     else:
         with timed(Stage.AUDIO_DECODE):
             audio = decode_audio_window(
-                clip, window.start_seconds, window.duration_seconds, cfg.audio.sample_rate, downmix=cfg.audio.downmix
+                clip,
+                window.start_seconds,
+                window.duration_seconds,
+                cfg.audio.sample_rate,
+                downmix=cfg.audio.downmix,
             )
     return {
         S.YOUTUBE_CONTENT_AUDIO.value: AudioWindow(
@@ -95,7 +101,11 @@ def placeholder(config: TaliConfig) -> dict[str, AudioWindow]:
         return {}
     sr = config.audio.sample_rate
     seconds = config.window.seconds or config.window.nominal_clip_seconds
-    return {S.YOUTUBE_CONTENT_AUDIO.value: AudioWindow(torch.zeros(round(seconds * sr), dtype=torch.float32), sr, 0, True)}
+    return {
+        S.YOUTUBE_CONTENT_AUDIO.value: AudioWindow(
+            torch.zeros(round(seconds * sr), dtype=torch.float32), sr, 0, True
+        )
+    }
 
 
 def retime(value: dict[str, Any], time_map: TimeMapLike) -> None:

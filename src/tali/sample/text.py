@@ -34,9 +34,16 @@ __all__ = ["SUBS", "Subtitles", "Text", "placeholder", "read", "subtitles"]
 
 S = SubModality
 WIKIPEDIA = (S.WIKIPEDIA_CAPTION_TEXT, S.WIKIPEDIA_TITLE_TEXT, S.WIKIPEDIA_MAIN_BODY_TEXT)
-YOUTUBE = ((S.YOUTUBE_TITLE_TEXT, Column.YOUTUBE_TITLE_TEXT), (S.YOUTUBE_DESCRIPTION_TEXT, Column.YOUTUBE_DESCRIPTION_TEXT))
+YOUTUBE = (
+    (S.YOUTUBE_TITLE_TEXT, Column.YOUTUBE_TITLE_TEXT),
+    (S.YOUTUBE_DESCRIPTION_TEXT, Column.YOUTUBE_DESCRIPTION_TEXT),
+)
 SUBS = (S.YOUTUBE_SUBTITLE_TEXT, *WIKIPEDIA, *(s for s, _ in YOUTUBE))
-_BUILD = {S.WIKIPEDIA_CAPTION_TEXT: caption, S.WIKIPEDIA_TITLE_TEXT: title, S.WIKIPEDIA_MAIN_BODY_TEXT: main_body}
+_BUILD = {
+    S.WIKIPEDIA_CAPTION_TEXT: caption,
+    S.WIKIPEDIA_TITLE_TEXT: title,
+    S.WIKIPEDIA_MAIN_BODY_TEXT: main_body,
+}
 
 
 @dataclass(frozen=True)
@@ -56,10 +63,16 @@ class Text:
 
     def __repr__(self) -> str:
         n = len(self.text) if isinstance(self.text, list) else 1
-        return f"Text(texts={n}, language={self.language!r})" if self.language is not None else f"Text(chars={len(self.text)})"
+        return (
+            f"Text(texts={n}, language={self.language!r})"
+            if self.language is not None
+            else f"Text(chars={len(self.text)})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text} if self.language is None else {"text": self.text, "language": self.language}
+        return (
+            {"text": self.text} if self.language is None else {"text": self.text, "language": self.language}
+        )
 
 
 @dataclass(frozen=True)
@@ -145,7 +158,9 @@ def read(ctx: ReadContext) -> dict[str, Text | Subtitles]:
             for sub in wanted:
                 texts = [_BUILD[sub](wit, i) for i in indices]
                 for text in texts:
-                    check_length(text, cfg.text.max_text_chars, item_idx, f"{Column.WIT_FEATURES}.{sub.value}")
+                    check_length(
+                        text, cfg.text.max_text_chars, item_idx, f"{Column.WIT_FEATURES}.{sub.value}"
+                    )
                 chosen = [languages[i] for i in indices]
                 out[sub.value] = Text(texts[0], chosen[0]) if k is not None else Text(texts, chosen)
     for sub, column in YOUTUBE:

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tali.config import FrameOutput, TaliConfig
-from tali.decode.clip import Clip
+from tali.config import FrameOutput, FrameSelection, TaliConfig
 from tali.decode.image import decode_image
 from tali.decode.index import frames_between, middle_frame
 from tali.decode.video import (
@@ -37,12 +36,12 @@ from tali.sample.base import ReadContext, blank_pixels, check_shape, pixels_out,
 from tali.schema import Column, ImageField, SubModality
 from tali.window import FramePlan, plan_frames, plan_single_frame, select_slots
 
-__all__ = ["SUBS", "FramePlanner", "Frame", "VideoFrames", "placeholder", "read", "retime"]
+__all__ = ["SUBS", "Frame", "FramePlanner", "VideoFrames", "placeholder", "read", "retime"]
 
 S = SubModality
 SUBS = (S.YOUTUBE_CONTENT_VIDEO, S.YOUTUBE_RANDOM_VIDEO_FRAME, S.YOUTUBE_THUMBNAIL_IMAGE)
 #: ``plan(candidate_seconds, num_frames, selection, rng) -> FramePlan``: which of the window's frames.
-FramePlanner = Callable[[np.ndarray, int, str, np.random.Generator], FramePlan]
+FramePlanner = Callable[[np.ndarray, int, FrameSelection, np.random.Generator], FramePlan]
 
 
 @dataclass(frozen=True)
@@ -60,9 +59,13 @@ class VideoFrames:
         field = S.YOUTUBE_CONTENT_VIDEO.value
         count = len(self.frames) if isinstance(self.frames, list) else int(self.frames.shape[0])
         check_shape(self.mask.dtype == torch.bool and self.mask.ndim == 1, "mask must be bool [N]", field)
-        check_shape(count == n and tuple(self.pts_seconds.shape) == (n,), f"{count} frames for {n} slots", field)
+        check_shape(
+            count == n and tuple(self.pts_seconds.shape) == (n,), f"{count} frames for {n} slots", field
+        )
         if not isinstance(self.frames, list):
-            check_shape(self.frames.ndim == 4 and self.frames.shape[1] == 3, "frames must be [N, 3, H, W]", field)
+            check_shape(
+                self.frames.ndim == 4 and self.frames.shape[1] == 3, "frames must be [N, 3, H, W]", field
+            )
         if self.output_seconds is not None:
             check_shape(tuple(self.output_seconds.shape) == (n,), "output_seconds must be [N]", field)
 
@@ -70,7 +73,12 @@ class VideoFrames:
         return f"VideoFrames(frames={shape_of(self.frames)}, real={int(self.mask.sum())}, rotation={self.rotation})"
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"frames": self.frames, "pts_seconds": self.pts_seconds, "mask": self.mask, "rotation": self.rotation}
+        out = {
+            "frames": self.frames,
+            "pts_seconds": self.pts_seconds,
+            "mask": self.mask,
+            "rotation": self.rotation,
+        }
         if self.output_seconds is not None:
             out["output_seconds"] = self.output_seconds
         return out
@@ -85,7 +93,9 @@ class Frame:
 
     def __post_init__(self) -> None:
         if not hasattr(self.pixels, "size") or isinstance(self.pixels, torch.Tensor):
-            check_shape(self.pixels.ndim == 3 and self.pixels.shape[0] == 3, "pixels must be [3, H, W]", "pixels")
+            check_shape(
+                self.pixels.ndim == 3 and self.pixels.shape[0] == 3, "pixels must be [3, H, W]", "pixels"
+            )
 
     def __repr__(self) -> str:
         return f"Frame(pixels={shape_of(self.pixels)}, pts_seconds={self.pts_seconds:.3f})"
@@ -109,7 +119,9 @@ def read(ctx: ReadContext, plan: FramePlanner = plan_frames) -> dict[str, VideoF
         candidates = frames.in_window(window.start_seconds, window.end_seconds)
         indices: list[int] = []
         if want_video and not vcfg.keyframes_only:
-            planned = plan(frames.clip_seconds(candidates), vcfg.num_frames, vcfg.selection, ctx.rng("frames"))
+            planned = plan(
+                frames.clip_seconds(candidates), vcfg.num_frames, vcfg.selection, ctx.rng("frames")
+            )
             indices.extend(candidates[planned.indices].tolist() if candidates.size else [])
         if want_frame:
             single = plan_single_frame(candidates.size, ctx.rng("frame"))
@@ -127,7 +139,9 @@ def read(ctx: ReadContext, plan: FramePlanner = plan_frames) -> dict[str, VideoF
                 )
         elif planned is not None or want_frame:
             raise TaliDecodeError(
-                "clip has no video frames in the window", item_idx=clip.item_idx, field=str(Column.YOUTUBE_VIDEO_CONTENT)
+                "clip has no video frames in the window",
+                item_idx=clip.item_idx,
+                field=str(Column.YOUTUBE_VIDEO_CONTENT),
             )
     if want_video:
         if planned is not None:
@@ -170,7 +184,9 @@ def frames_output(
     padded slots repeat the last real frame and get its time too."""
     return VideoFrames(
         frames=pixels_out(pixels, output, channels_first=True),
-        pts_seconds=torch.from_numpy(np.asarray(_pad_pts(np.asarray(pts, np.float64), mask), dtype=np.float64)),
+        pts_seconds=torch.from_numpy(
+            np.asarray(_pad_pts(np.asarray(pts, np.float64), mask), dtype=np.float64)
+        ),
         mask=torch.from_numpy(np.asarray(mask, dtype=bool)),
         rotation=int(rotation),
     )
@@ -248,4 +264,6 @@ def _pad_pts(pts: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _single(decoded: DecodedFrames, index: int, output: FrameOutput) -> Frame:
-    return Frame(pixels_out(decoded.pixels[index], output, channels_first=True), float(decoded.pts_seconds[index]))
+    return Frame(
+        pixels_out(decoded.pixels[index], output, channels_first=True), float(decoded.pts_seconds[index])
+    )
