@@ -179,6 +179,7 @@ def test_naming_one_augmentation_part_turns_on_only_that_part(rows):
             out["youtube_content_audio"]["waveform"], plain["youtube_content_audio"]["waveform"]
         )
     recommended = Augment.default()
+    assert pipeline_from_dict({"stages": ["decode", {"augment": "default"}]}).augment == recommended
     assert recommended.time == TimeAugment(speed=(0.9, 1.1)) and recommended.audio == AudioAugment.default()
     assert recommended.spatial is not None and recommended.spatial.crop_scale == (0.6, 1.0)
 
