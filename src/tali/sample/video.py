@@ -92,7 +92,7 @@ class Frame:
     pts_seconds: float
 
     def __post_init__(self) -> None:
-        if not hasattr(self.pixels, "size") or isinstance(self.pixels, torch.Tensor):
+        if isinstance(self.pixels, torch.Tensor):
             check_shape(
                 self.pixels.ndim == 3 and self.pixels.shape[0] == 3, "pixels must be [3, H, W]", "pixels"
             )
