@@ -25,7 +25,11 @@ import av
 
 from tali.errors import TaliConfigError, TaliLiveError, TaliStreamStalledError
 
-__all__ = ["ReconnectPolicy", "TimedReader", "open_source"]
+__all__ = ["PROBE_SECONDS", "ReconnectPolicy", "TimedReader", "open_source"]
+
+#: Extra seconds a pipe may send bytes without a packet while FFmpeg opens it (probing a
+#: paced stream reads up to its 5 s analyzeduration before the first packet).
+PROBE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,8 +102,10 @@ class TimedReader:
             return b""
 
     def _read(self, n: int) -> bytes:
-        if self._received and time.monotonic() - self._last_packet > self.timeout:
-            raise TaliStreamStalledError(f"the pipe sent bytes but no packet for {self.timeout:g} s")
+        # While opening, FFmpeg probes up to ~5 s of stream (analyzeduration) without a packet.
+        allowed = self.timeout + (PROBE_SECONDS if self.opening else 0.0)
+        if self._received and time.monotonic() - self._last_packet > allowed:
+            raise TaliStreamStalledError(f"the pipe sent bytes but no packet for {allowed:g} s")
         while not self._eof and (n < 0 or len(self._buffer) < n):
             try:
                 item = self._queue.get(timeout=self.timeout)
@@ -151,7 +157,10 @@ def open_source(
                 if reader.error is not None:
                     raise reader.error from None
                 raise
+            # Probing may read seconds of a paced stream without a packet: the no-packet
+            # clock starts once the source is open (FFmpeg's probe size bounds the open).
             reader.opening = False
+            reader.packet()
             if reader.error is not None:
                 container.close()
                 raise reader.error
