@@ -198,3 +198,11 @@ def test_one_attribute_imports_only_its_owner(name, most):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert int(out[0]) <= most and out[1] == "False", out
+
+
+def test_error_report_on_a_batch_without_records_is_a_config_error():
+    """A bare ValueError before; the public path raises the typed error (still a ValueError)."""
+    from tali.errors import TaliConfigError
+
+    with pytest.raises(TaliConfigError, match="no 'errors' entry: was the loader built with on_error="):
+        ErrorReport().update({"item_idx": torch.zeros(2)})

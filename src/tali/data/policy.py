@@ -98,7 +98,7 @@ class ErrorReport:
         records = batch.get(ERRORS_KEY)
         valid = batch.get(VALID_KEY)
         if records is None:
-            raise ValueError(
+            raise TaliConfigError(
                 "batch has no 'errors' entry: was the loader built with on_error='skip' or 'substitute'?"
             )
         size = len(records)
