@@ -170,3 +170,20 @@ def test_mutated_streams_give_bounded_windows_or_a_typed_error(clip, tmp_path, s
     assert time.monotonic() - began < 60
     assert len(windows) <= 2 * 31 / 0.5  # never more windows than media that arrived allows
     assert all(real_frames_inside(w) for w in windows)
+
+
+def test_live_random_frames_are_seeded_like_training(clip, tmp_path):
+    """``selection="random"``: each window draws its slots from the config's seed and
+    its window number (``tali.window.seed_key`` without a row): reruns agree, seeds differ."""
+    mp4, truth = clip
+    path = tmp_path / "clip.ts"
+    path.write_bytes(mpegts_of(mp4)[0])
+
+    def pts(seed: int) -> list[list[float]]:
+        config = CONFIG.replace(video=VideoConfig(num_frames=4, size=64, selection="random"), seed=seed)
+        windows = live(str(path), config, hop_seconds=3.0, format="mpegts", timeout=5)
+        return [w["youtube_content_video"]["pts_seconds"].tolist() for w in windows]
+
+    first = pts(1)
+    assert first == pts(1) and first != pts(2)
+    assert all(a <= b for window in first for a, b in zip(window, window[1:]))  # sorted slots
