@@ -3,6 +3,7 @@ arrived, no stale frame marked real, a silent or garbage pipe ends in a typed er
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -175,7 +176,7 @@ def test_mutated_streams_give_bounded_windows_or_a_typed_error(clip, tmp_path, s
 def test_live_random_frames_are_seeded_like_training(clip, tmp_path):
     """``selection="random"``: each window draws its slots from the config's seed and
     its window number (``tali.window.seed_key`` without a row): reruns agree, seeds differ."""
-    mp4, truth = clip
+    mp4, _ = clip
     path = tmp_path / "clip.ts"
     path.write_bytes(mpegts_of(mp4)[0])
 
@@ -186,4 +187,4 @@ def test_live_random_frames_are_seeded_like_training(clip, tmp_path):
 
     first = pts(1)
     assert first == pts(1) and first != pts(2)
-    assert all(a <= b for window in first for a, b in zip(window, window[1:]))  # sorted slots
+    assert all(a <= b for window in first for a, b in itertools.pairwise(window))  # sorted slots
