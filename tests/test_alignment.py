@@ -110,8 +110,12 @@ def test_every_output_comes_from_the_window(rows, truth, selection):
 def test_random_choices_differ_across_seeds_epochs_and_rows(rows):
     row = rows[0]
     transform = TaliTransform(TaliConfig(modalities=["video"], video=VideoConfig(selection="random")))
-    starts = {transform(row, key=k, epoch=e)["window"]["start_seconds"] for k in range(5) for e in range(3)}
+    starts = {
+        transform(rows[i], key=0, epoch=e)["window"]["start_seconds"] for i in range(5) for e in range(3)
+    }
     assert len(starts) == 15
+    # The row's item_idx keys its choices, not its position in a source (tali.window.seed_key).
+    assert len({transform(row, key=k)["window"]["start_seconds"] for k in range(5)}) == 1
     again = transform(row, key=3, epoch=2)
     assert again["window"]["start_seconds"] == transform(row, key=3, epoch=2)["window"]["start_seconds"]
     assert torch.equal(

@@ -87,29 +87,21 @@ _LAZY: dict[str, str] = {
 #: Submodules reachable as attributes (``tali.data.policy.ErrorReport`` after ``import tali``).
 _SUBMODULES = frozenset(
     ["cli", "config", "data", "decode", "errors", "loading", "observe", "quality", "schema", "text"]
-    + ["pipeline", "realtime", "transform", "window", "augment"]
+    + ["pipeline", "realtime", "transform", "window", "augment", "sample"]
 )
-_loaded = False
-
-
-def _load_all() -> None:
-    """What ``import tali`` imported eagerly before it became lazy, once, on the first
-    attribute access: ``tali.data.policy`` and friends then resolve as they always did."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in sorted(
-            {m for m in _LAZY.values() if m} | {f"tali.{n}" for n, m in _LAZY.items() if not m}
-        ):
-            importlib.import_module(module)
 
 
 def __getattr__(name: str) -> Any:
+    """Import only what owns ``name`` (PEP 562): ``tali.TaliConfig`` loads ``tali.config``
+    and its imports, not torch, PyAV or the loaders. A subpackage (``tali.data``) loads its
+    modules that own a public name, so ``tali.data.policy`` resolves as it always did."""
     if name.startswith("__"):  # dunder probes (copy, pickle, doctest) never load the package
         raise AttributeError(f"module 'tali' has no attribute {name!r}")
-    _load_all()
     if name in _SUBMODULES:
-        return importlib.import_module(f"tali.{name}")
+        module = importlib.import_module(f"tali.{name}")
+        for owner in sorted({m for m in _LAZY.values() if m.startswith(f"tali.{name}.")}):
+            importlib.import_module(owner)
+        return module
     where = _LAZY.get(name)
     if where is None:
         raise AttributeError(f"module 'tali' has no attribute {name!r}")

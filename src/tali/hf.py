@@ -12,8 +12,10 @@ in ``__getitem__``, ``map`` on an ``IterableDataset`` decodes on the fly) rather
 than duplicating it. What it cannot give (no Arrow copy of 2 TB, exact resume
 with the shuffle buffer, elastic resume) is :class:`tali.data.streaming.TaliStream`'s job.
 
-Rows carry no global index here, so per-sample randomness is keyed by
-``item_idx`` (unique per TALI row) and the epoch set on the transform.
+Per-sample randomness is keyed by :func:`tali.window.seed_key` (the row's
+``item_idx``, unique per TALI row) and the epoch set on the transform, as in
+every entry point: a row gets the same window here as from ``TaliDataset``,
+``TaliStream``, ``tali.ray`` and ``tali.view``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ reproduced anywhere (another worker, another rank, after a resume).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +21,26 @@ __all__ = [
     "plan_frames",
     "plan_single_frame",
     "sample_rng",
+    "seed_key",
     "select_slots",
 ]
+
+
+def seed_key(row: Any, position: int) -> int:
+    """The key every random choice of a row is seeded by (with the seed, epoch and purpose).
+
+    The row's ``item_idx`` when it is a non-negative int, else its ``position`` in the
+    source. ``item_idx`` is a property of the row, so the same row gets the same window,
+    frames and language whichever entry point reads it (``TaliDataset``, ``TaliStream``,
+    ``tali.hf``, ``tali.ray``, ``tali.view``) and whatever was done to the split before
+    (``tali filter --out``, ``tali prepare``, sharding across ranks): a position changes
+    with all of these. ``position`` is the fallback for rows without an id (and
+    ``tali.live``'s window number, whose windows have no row).
+    """
+    item_idx = row.get("item_idx") if hasattr(row, "get") else None
+    if isinstance(item_idx, int | np.integer) and not isinstance(item_idx, bool) and item_idx >= 0:
+        return int(item_idx)
+    return int(position)
 
 
 def sample_rng(seed: int, epoch: int, key: int) -> np.random.Generator:

@@ -3,6 +3,7 @@ subtitle seconds follow the recorded time map; spatial draws are one per clip.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing
 import pickle
@@ -26,6 +27,7 @@ from tali.augment import (
 )
 from tali.errors import TaliConfigError, TaliProcessorError
 from tali.transform import sample_rng_for
+from tali.window import seed_key
 
 SEED = 7
 
@@ -33,7 +35,10 @@ SEED = 7
 def run(augment: Augment, config: TaliConfig, row, *, key: int = 0, epoch: int = 0):
     sample = augment.decoder(config)(row, key=key, epoch=epoch)
     return augment.apply(
-        sample, row=row, config=config, rng=lambda p: sample_rng_for(config.seed, epoch, key, p)
+        sample,
+        row=row,
+        config=config,
+        rng=lambda p: sample_rng_for(config.seed, epoch, seed_key(row, key), p),
     )
 
 
@@ -97,8 +102,8 @@ def test_jitter_moves_every_modality(rows, truth):
     config = clip_config(seconds=2.0, start=12.0)
     augment = Augment(time=TimeAugment(jitter_seconds=1.5, speed=None), spatial=None, audio=None)
     offsets = set()
-    for key in range(4):
-        sample = run(augment, config, rows[0], key=key)
+    for epoch in range(4):
+        sample = run(augment, config, rows[0], epoch=epoch)
         tm = TimeMap(**sample["augment"]["time"])
         assert 10.5 <= tm.offset_seconds <= 13.5 and tm.speed == 1.0
         offsets.add(round(tm.offset_seconds, 3))
@@ -163,7 +168,9 @@ def test_colour_and_grayscale_on_a_single_image():
 def test_gain_and_noise_at_the_drawn_snr(rows):
     config = clip_config(seconds=3.0, start=5.0).replace(modalities=("youtube_content_audio",))
     plain = run(Augment(time=None, spatial=None, audio=None), config, rows[0])
-    gain_only = run(Augment(time=None, spatial=None, audio=AudioAugment(noise_snr_db=None)), config, rows[0])
+    gain_only = run(
+        Augment(time=None, spatial=None, audio=AudioAugment(gain_db=(-6.0, 6.0))), config, rows[0]
+    )
     g = gain_only["augment"]["audio"]["gain_db"]
     assert -6 <= g <= 6 and g != 0
     x = plain["youtube_content_audio"]["waveform"]
@@ -256,11 +263,11 @@ def test_text_language_weights_caption_field_and_subtitle_dropout(rows, truth):
 
 def test_parts_draw_independently(rows):
     config = clip_config(seconds=3.0, start="random")
-    a = run(Augment(audio=None), config, rows[0], key=3)["augment"]
-    b = run(Augment(), config, rows[0], key=3)["augment"]
+    a = run(dataclasses.replace(Augment.default(), audio=None), config, rows[0], key=3)["augment"]
+    b = run(Augment.default(), config, rows[0], key=3)["augment"]
     assert a["time"] == b["time"]
     assert a["spatial.youtube_content_video"] == b["spatial.youtube_content_video"]
-    c = run(Augment(), config, rows[0], key=3, epoch=1)["augment"]
+    c = run(Augment.default(), config, rows[0], key=3, epoch=1)["augment"]
     assert c["time"] != b["time"]
 
 
@@ -291,7 +298,7 @@ def test_bad_settings_name_the_field():
     with pytest.raises(TaliConfigError, match="Augment.time must be a TimeAugment"):
         Augment(time=SpatialAugment())  # type: ignore[arg-type]
     with pytest.raises(TaliConfigError, match="output='pil'"):
-        Augment().check(TaliConfig(video=VideoConfig(output="pil")))
+        Augment(spatial=SpatialAugment()).check(TaliConfig(video=VideoConfig(output="pil")))
 
 
 @pytest.mark.parametrize(

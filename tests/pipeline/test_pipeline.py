@@ -100,7 +100,7 @@ def test_user_stage_sees_the_window_and_insert_drop_replace(files):
 
 
 def test_fingerprint_is_stable_across_processes_and_keys_the_cache(files, tmp_path):
-    pipe = Pipeline(CONFIG, ["decode", AugmentStage(Augment()), U("tag_window", label="a")])
+    pipe = Pipeline(CONFIG, ["decode", AugmentStage(Augment.default()), U("tag_window", label="a")])
     code = textwrap.dedent(
         f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
@@ -109,7 +109,7 @@ def test_fingerprint_is_stable_across_processes_and_keys_the_cache(files, tmp_pa
         from tali.pipeline import AugmentStage, Pipeline, UserStage
         config = TaliConfig(modalities={[m.value for m in CONFIG.modalities]!r}, window=WindowConfig(seconds=2.0),
                             video=VideoConfig(num_frames=3, size=96), seed=3)
-        print(Pipeline(config, ["decode", AugmentStage(Augment()), UserStage("tests.pipeline.user_stages:tag_window", label="a")]).fingerprint())
+        print(Pipeline(config, ["decode", AugmentStage(Augment.default()), UserStage("tests.pipeline.user_stages:tag_window", label="a")]).fingerprint())
         """
     )
     out = subprocess.run(
@@ -186,7 +186,7 @@ def test_streaming_with_workers_and_resume(files, workers):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_map_style_workers_match_in_process(files, workers):
-    pipe = Pipeline(CONFIG, ["decode", AugmentStage(Augment()), U("tag_window")])
+    pipe = Pipeline(CONFIG, ["decode", AugmentStage(Augment.default()), U("tag_window")])
     ds = TaliDataset(files=files, pipeline=pipe)
     ds.set_epoch(2)
     batches = list(make_loader(ds, batch_size=4, num_workers=workers, collate_fn=pipe.collate))
@@ -284,7 +284,7 @@ def test_swap_the_frame_sampler(files):
 
     config = CONFIG.replace(modalities=("youtube_content_video",))
     default = TaliDataset(files=files, pipeline=Pipeline(config))[0]["youtube_content_video"]
-    mine = Pipeline(config, frames=first_frames)
+    mine = Pipeline(config, plan=first_frames)
     sample = TaliDataset(files=files, pipeline=mine)[0]
     video = sample["youtube_content_video"]
     codes = [sample_data.read_frame_index(f) for f in video["frames"]]

@@ -109,7 +109,10 @@ def test_pipe(stream_bytes, tmp_path):
     check_window(windows[4], truth, 4, 3.0)
 
 
-def test_growing_file_then_a_stall_is_a_typed_error(stream_bytes, tmp_path):
+def test_growing_file_that_stops_growing_is_a_finished_recording(stream_bytes, tmp_path):
+    """``follow=True``: a file that stops growing for ``timeout`` seconds has ended; the
+    windows the data that arrived completes are all given (before: a stall error, and the
+    last window lost)."""
     data, _, truth = stream_bytes
     path = tmp_path / "growing.ts"
     path.write_bytes(b"")
@@ -124,15 +127,29 @@ def test_growing_file_then_a_stall_is_a_typed_error(stream_bytes, tmp_path):
 
     thread = threading.Thread(target=write)
     thread.start()
-    got = []
     began = time.monotonic()
-    stream = live(str(path), CONFIG, hop_seconds=2.0, follow=True, format="mpegts", timeout=1.0)
-    with pytest.raises(TaliStreamStalledError, match="sent nothing for 1 s"):
-        got.extend(stream)
+    got = list(live(str(path), CONFIG, hop_seconds=2.0, follow=True, format="mpegts", timeout=1.0))
     thread.join()
-    assert 4 <= len(got) <= 7  # the first ~15 s arrived; the rest never came
+    assert 5 <= len(got) <= 7  # the first ~15 s arrived; the rest never came
     assert time.monotonic() - began < 30
     check_window(got[2], truth, 2, 2.0)
+    check_window(got[-1], truth, len(got) - 1, 2.0)
+
+
+def test_follow_on_a_finished_recording_keeps_the_last_window(stream_bytes, tmp_path):
+    """``tali live --follow`` on a recording already complete: exit 0, the same windows as
+    without ``--follow`` (before: "sent nothing for 2 s", exit 1, the last window lost)."""
+    data, _, _ = stream_bytes
+    path = tmp_path / "done.ts"
+    path.write_bytes(data)
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "tali.cli.main", "live", str(path), "--hop", "3", "--json", *extra]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+
+    plain, followed = run(), run("--follow", "--timeout", "2")
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.count("\n") == plain.stdout.count("\n") == 10
 
 
 def test_stalled_http_stream_raises_or_reconnects(stream_bytes):
@@ -208,7 +225,8 @@ def test_subtitle_lines_follow_the_window(sample_root, truth, tmp_path):
     path = tmp_path / "with_subtitles.mkv"
     path.write_bytes(with_subtitles(mp4, [(s + 0.5, s + 0.9, f"second {s}") for s in range(30)]))
     # A hop of 1.2 s never puts a window edge on a line start (k * 1.2 is never n + 0.5).
-    windows = list(live(str(path), CONFIG, hop_seconds=1.2, timeout=5))
+    config = CONFIG.replace(modalities=CONFIG.modalities + ("youtube_subtitle_text",))
+    windows = list(live(str(path), config, hop_seconds=1.2, timeout=5))
     assert len(windows) == int((30.0 - 3.0) / 1.2) + 1
     for window in windows:
         start = window["window"]["start_seconds"]

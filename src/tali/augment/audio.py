@@ -29,11 +29,18 @@ def _check_pair(owner: str, name: str, value: Any, lo: float, hi: float) -> None
 class AudioAugment:
     """``gain_db``: uniform gain range in dB; ``noise_snr_db``: white Gaussian noise
     at an SNR drawn from this range (signal power over the valid samples),
-    added with probability ``noise_p``. ``None`` turns a part off."""
+    added with probability ``noise_p``. ``None`` turns a part off; every part is off
+    unless named (``AudioAugment(gain_db=(-6, 6))`` only changes the gain);
+    :meth:`default` is the recommended set."""
 
-    gain_db: tuple[float, float] | None = (-6.0, 6.0)
-    noise_snr_db: tuple[float, float] | None = (10.0, 40.0)
-    noise_p: float = 0.5
+    gain_db: tuple[float, float] | None = None
+    noise_snr_db: tuple[float, float] | None = None
+    noise_p: float = 1.0
+
+    @classmethod
+    def default(cls) -> AudioAugment:
+        """Gain -6..+6 dB; noise at 10-40 dB SNR on half the windows."""
+        return cls(gain_db=(-6.0, 6.0), noise_snr_db=(10.0, 40.0), noise_p=0.5)
 
     def __post_init__(self) -> None:
         _check_pair("AudioAugment", "gain_db", self.gain_db, -60.0, 60.0)

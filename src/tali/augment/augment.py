@@ -21,21 +21,22 @@ SpecAugment bands.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from tali.augment.audio import AudioAugment, SpecAugment, apply_audio, apply_spec_augment
 from tali.augment.spatial import SpatialAugment, apply_spatial, draw_spatial
-from tali.augment.text import TextAugment, choose_caption_field, subtitle_outputs, weighted_language
-from tali.augment.timing import TimeAugment, TimeMap, speed_resample
+from tali.augment.text import TextAugment, choose_caption_field, weighted_language
+from tali.augment.timing import TimeAugment, TimeMap
 from tali.config import TaliConfig, WindowConfig
-from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.errors import TaliConfigError
+from tali.sample import audio, video
+from tali.sample import text as text_reader
 from tali.schema import Column, SubModality
 from tali.text import caption, main_body, read_wit, title
-from tali.transform import TaliTransform, _start_seconds
+from tali.transform import TaliTransform
 from tali.window import Window, choose_window
 
 __all__ = ["Augment"]
@@ -52,13 +53,13 @@ _SPATIAL_SUBS = (
 
 @dataclass(frozen=True, kw_only=True)
 class Augment:
-    """Which augmentations run; ``None`` turns a part off. ``Augment()`` is
-    :meth:`default`'s set minus SpecAugment and text (which need choices only the
-    user can make)."""
+    """Which augmentations run; ``None`` turns a part off, and every part is off unless
+    named: ``Augment(spatial=SpatialAugment(flip_p=1.0))`` only flips. The recommended
+    set is :meth:`default`."""
 
-    time: TimeAugment | None = field(default_factory=TimeAugment)
-    spatial: SpatialAugment | None = field(default_factory=SpatialAugment)
-    audio: AudioAugment | None = field(default_factory=AudioAugment)
+    time: TimeAugment | None = None
+    spatial: SpatialAugment | None = None
+    audio: AudioAugment | None = None
     spec: SpecAugment | None = None
     text: TextAugment | None = None
 
@@ -78,9 +79,10 @@ class Augment:
 
     @classmethod
     def default(cls) -> Augment:
-        """The default set (what the benchmark measures): speed 0.9-1.1x, crop, flip,
-        colour jitter, grayscale, gain, noise."""
-        return cls()
+        """The recommended set (what the benchmark measures): speed 0.9-1.1x, crop, flip,
+        colour jitter, grayscale, gain, noise. SpecAugment and text need choices only the
+        user can make (the processed key, the languages), so they stay off."""
+        return cls(time=TimeAugment.default(), spatial=SpatialAugment.default(), audio=AudioAugment.default())
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (None if v is None else asdict(v)) for k, v in self.__dict__.items()}
@@ -118,11 +120,13 @@ class Augment:
     # -- on the decoded sample ------------------------------------------------------------------
 
     def apply(
-        self, sample: dict[str, Any], *, row: Mapping[str, Any], config: TaliConfig, rng: Rng
+        self, sample: dict[str, Any], *, row: Mapping[str, Any] | None, config: TaliConfig, rng: Rng
     ) -> dict[str, Any]:
+        """Augment a decoded sample in place. ``row=None``: the sample is a bad row's
+        placeholder (:func:`tali.data.policy.placeholder_sample`): the same draws and
+        keys, but nothing is read from the row."""
         record: dict[str, Any] = {}
         window = sample.get("window")
-        time_map = None
         if window is not None:
             w = Window(window["start_seconds"], window["duration_seconds"], window["clip_seconds"])
             time_map = (
@@ -131,9 +135,14 @@ class Augment:
                 else TimeMap(offset_seconds=w.start_seconds, speed=1.0, output_seconds=w.duration_seconds)
             )
             record["time"] = time_map.to_dict()
-            self._retime(sample, time_map)
+            for name, retime in (
+                (S.YOUTUBE_CONTENT_VIDEO, video.retime),
+                (S.YOUTUBE_CONTENT_AUDIO, audio.retime),
+            ):
+                if name.value in sample:
+                    retime(sample[name.value], time_map)
             if config.wants(S.YOUTUBE_SUBTITLE_TEXT):
-                self._subtitles(sample, row, config, rng, time_map)
+                sample[S.YOUTUBE_SUBTITLE_TEXT.value] = self._subtitles(sample, row, config, rng, w, time_map)
         if self.spatial is not None:
             spatial_rng = rng("augment.spatial")
             # One seed per sub-modality, always drawn in the same order: which ones a
@@ -149,49 +158,38 @@ class Augment:
                 params = draw_spatial(self.spatial, height, width, np.random.default_rng(int(seed)))
                 value[key] = apply_spatial(pixels, params)
                 record[f"spatial.{sub.value}"] = params.to_dict()
-        audio = sample.get(S.YOUTUBE_CONTENT_AUDIO.value)
-        if self.audio is not None and audio is not None:
-            record["audio"] = apply_audio(audio, self.audio, rng("augment.audio"))
-        if self.text is not None:
+        audio_value = sample.get(S.YOUTUBE_CONTENT_AUDIO.value)
+        if self.audio is not None and audio_value is not None:
+            record["audio"] = apply_audio(audio_value, self.audio, rng("augment.audio"))
+        if self.text is not None and row is not None:
             self._text(sample, row, rng)
         sample["augment"] = record
         return sample
 
-    def _retime(self, sample: dict[str, Any], time_map: TimeMap) -> None:
-        video = sample.get(S.YOUTUBE_CONTENT_VIDEO.value)
-        if video is not None:
-            video["output_seconds"] = time_map.to_output(video["pts_seconds"])
-        audio = sample.get(S.YOUTUBE_CONTENT_AUDIO.value)
-        if audio is not None and time_map.speed != 1.0:
-            sr = audio["sample_rate"]
-            n_out = round(time_map.output_seconds * sr)
-            wave = audio["waveform"]
-            audio["waveform"] = speed_resample(wave, sr, time_map.speed, n_out)
-            audio["valid_samples"] = min(n_out, round(audio["valid_samples"] / time_map.speed))
-
     def _subtitles(
-        self, sample: dict[str, Any], row: Mapping[str, Any], config: TaliConfig, rng: Rng, time_map: TimeMap
-    ) -> None:
-        """The window's lines again, with their times (``line_seconds``, output timeline)
-        and the text augmentation's line dropout."""
+        self,
+        sample: dict[str, Any],
+        row: Mapping[str, Any] | None,
+        config: TaliConfig,
+        rng: Rng,
+        window: Window,
+        time_map: TimeMap,
+    ) -> dict[str, Any]:
+        """The window's lines again, through the subtitle reader (every budget of the
+        config), with their times (``line_seconds``, output timeline) and the text
+        augmentation's line dropout."""
+        if row is None:
+            return text_reader.placeholder(config, timed_lines=True)[S.YOUTUBE_SUBTITLE_TEXT.value].to_dict()
         item_idx = sample.get("item_idx")
-        item_idx = item_idx if isinstance(item_idx, int) else None
-        start = _start_seconds(row, item_idx)
-        lines = parse_subtitles(
-            row.get(str(Column.YOUTUBE_SUBTITLE_TEXT)),
-            item_idx=item_idx,
-            max_bytes=config.text.max_subtitle_bytes,
-        )
-        window = sample["window"]
-        if config.text.subtitles == "clip":
-            lo, hi = start, start + window["clip_seconds"]
-        else:
-            lo = start + window["start_seconds"]
-            hi = lo + window["duration_seconds"]
-        chosen = lines_between(lines, lo, hi)
+        item_idx = item_idx if isinstance(item_idx, int) and item_idx >= 0 else None
         dropout = self.text.subtitle_dropout if self.text is not None else 0.0
-        keep = rng("augment.subtitles").random(len(chosen)) >= dropout
-        sample[S.YOUTUBE_SUBTITLE_TEXT.value] = subtitle_outputs(chosen, keep, time_map.to_output, start)
+
+        def keep(count: int) -> np.ndarray:
+            return rng("augment.subtitles").random(count) >= dropout
+
+        return text_reader.subtitles(
+            config, row, window, item_idx, to_output=time_map.to_output, keep=keep
+        ).to_dict()
 
     def _text(self, sample: dict[str, Any], row: Mapping[str, Any], rng: Rng) -> None:
         cfg = self.text

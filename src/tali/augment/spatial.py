@@ -47,16 +47,33 @@ class SpatialAugment:
     """What to draw. ``crop_scale`` is the crop's share of the image area and
     ``crop_ratio`` its width / height (torchvision's ``RandomResizedCrop``);
     ``brightness=0.3`` draws a factor in ``[0.7, 1.3]`` (likewise contrast and
-    saturation), all three applied with probability ``jitter_p``."""
+    saturation), all three applied with probability ``jitter_p``.
 
-    crop_scale: tuple[float, float] | None = (0.6, 1.0)
+    Every part is off unless named (``SpatialAugment(flip_p=1.0)`` only flips);
+    :meth:`default` is the recommended set."""
+
+    crop_scale: tuple[float, float] | None = None
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip_p: float = 0.5
-    brightness: float = 0.3
-    contrast: float = 0.3
-    saturation: float = 0.3
-    jitter_p: float = 0.8
-    grayscale_p: float = 0.1
+    flip_p: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    jitter_p: float = 0.0
+    grayscale_p: float = 0.0
+
+    @classmethod
+    def default(cls) -> SpatialAugment:
+        """Crop 60-100 % of the area, flip half the clips, colour jitter +-30 % on 80 %,
+        grayscale on 10 % (SimCLR-style video pretraining's usual set)."""
+        return cls(
+            crop_scale=(0.6, 1.0),
+            flip_p=0.5,
+            brightness=0.3,
+            contrast=0.3,
+            saturation=0.3,
+            jitter_p=0.8,
+            grayscale_p=0.1,
+        )
 
     def __post_init__(self) -> None:
         if self.crop_scale is not None:

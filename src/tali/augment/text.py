@@ -7,8 +7,8 @@
   among those that are non-empty for the chosen language; none non-empty: the
   usual caption rule.
 - ``subtitle_dropout``: each subtitle line of the window is dropped with this
-  probability. Subtitle outputs gain ``line_seconds`` (float64 ``[L]``, on the
-  sample's output timeline) and ``line_texts``.
+  probability (subtitles are read by :func:`tali.sample.text.subtitles`, which gives
+  them ``line_seconds``, float64 ``[L]`` on the sample's output timeline, and ``line_texts``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from tali.errors import TaliConfigError
 from tali.schema import WitField
@@ -104,17 +103,3 @@ def choose_caption_field(
     w = np.array([w for _, w in present])
     index = min(int(np.searchsorted(np.cumsum(w) / w.sum(), u, side="right")), len(present) - 1)
     return wit[present[index][0]][k]
-
-
-def subtitle_outputs(
-    lines: list[Any], keep: np.ndarray, to_output: Any, absolute_start: float
-) -> dict[str, Any]:
-    """Subtitle dict for the kept lines: joined text, count, per-line output seconds and texts."""
-    kept = [line for line, k in zip(lines, keep) if k]
-    seconds = np.array([to_output(line.seconds - absolute_start) for line in kept], dtype=np.float64)
-    return {
-        "text": " ".join(line.text for line in kept if line.text),
-        "num_lines": len(kept),
-        "line_seconds": torch.from_numpy(seconds),
-        "line_texts": [line.text for line in kept],
-    }

@@ -20,17 +20,15 @@ few rate pairs, each built once per process.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from tali.config import WindowConfig
-from tali.decode import resample
 from tali.errors import TaliConfigError
+from tali.sample.audio import speed_resample
 from tali.window import Window, choose_window
 
 __all__ = ["TimeAugment", "TimeMap", "speed_resample"]
@@ -40,11 +38,17 @@ __all__ = ["TimeAugment", "TimeMap", "speed_resample"]
 class TimeAugment:
     """``jitter_seconds``: the window start moves by ``U(-j, j)`` (staying inside
     the clip); every modality follows, so this is also the audio "time shift with
-    frames following". ``speed``: ``(low, high)`` factor range, or ``None``."""
+    frames following". ``speed``: ``(low, high)`` factor range, or ``None``.
+    Both are off unless named; :meth:`default` is the recommended set."""
 
     jitter_seconds: float = 0.0
-    speed: tuple[float, float] | None = (0.9, 1.1)
+    speed: tuple[float, float] | None = None
     speed_step: float = 0.02
+
+    @classmethod
+    def default(cls) -> TimeAugment:
+        """Speed perturbation 0.9-1.1x (Kaldi/lhotse's usual range), no jitter."""
+        return cls(speed=(0.9, 1.1))
 
     def __post_init__(self) -> None:
         if not isinstance(self.jitter_seconds, int | float) or self.jitter_seconds < 0:
@@ -111,29 +115,3 @@ class TimeMap:
             "speed": float(self.speed),
             "output_seconds": float(self.output_seconds),
         }
-
-
-@functools.lru_cache(maxsize=64)
-def _polyphase(in_rate: int, out_rate: int) -> resample.Polyphase | None:
-    g = math.gcd(in_rate, out_rate)
-    if out_rate // g > 1024 or in_rate // g > 8192:
-        return None
-    return resample.Polyphase(in_rate, out_rate)
-
-
-def speed_resample(samples: torch.Tensor, sample_rate: int, speed: float, n_out: int) -> torch.Tensor:
-    """Play ``samples`` ``speed`` times faster: resample from ``speed * sr`` to ``sr``
-    with swresample's filter (``tali.decode.resample``), trimmed or zero-padded to ``n_out``."""
-    x = samples.numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples, np.float32)
-    if speed == 1.0:
-        y = x
-    else:
-        in_rate = round(sample_rate * speed)
-        poly = _polyphase(in_rate, sample_rate)
-        if poly is not None and x.size >= poly.min_samples:
-            y = poly(x)
-        else:
-            _, y = resample.swr_resample(np.ascontiguousarray(x, np.float32), in_rate, sample_rate)
-    out = np.zeros(n_out, np.float32)
-    out[: min(n_out, y.size)] = y[:n_out]
-    return torch.from_numpy(out)

@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
             "youtube_content_audio": WhisperLogMel(),
         }
         processors = ProcessorSet(chosen)
-    source = sys.stdin.buffer if args.source == "-" else args.source
+    # stdin's unbuffered file: the reader thread then holds no lock of sys.stdin, which
+    # interpreter shutdown would wait for ("Fatal Python error: could not acquire lock").
+    source = getattr(sys.stdin.buffer, "raw", sys.stdin.buffer) if args.source == "-" else args.source
     stream = live(
         source,
         config,

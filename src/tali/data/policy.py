@@ -30,7 +30,6 @@ import torch
 
 from tali.config import TaliConfig
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
-from tali.schema import SubModality
 
 __all__ = [
     "ErrorReport",
@@ -128,63 +127,19 @@ class ErrorReport:
 
 
 def placeholder_sample(config: TaliConfig, *, key: int, epoch: int, item_idx: int | None) -> dict[str, Any]:
-    """A sample with the shapes and dtypes a good one would have, all zeros/empty."""
-    s = SubModality
+    """A sample with the shapes and dtypes a good one would have, all zeros/empty, built
+    by the same modality readers' placeholders (:mod:`tali.sample`) as a good sample's
+    values. A pipeline's augment and process stages then run on it
+    (:meth:`tali.pipeline.Pipeline.finish_placeholder`), so it gains the same keys."""
+    # Imported here: the readers time themselves (tali.observe), whose monitor reads this module.
+    from tali.sample.layout import placeholder_values
+
     out: dict[str, Any] = {
         "item_idx": item_idx if isinstance(item_idx, int) else -1,
         "key": key,
         "epoch": epoch,
     }
-    seconds = config.window.seconds or config.window.nominal_clip_seconds
-    size_v = config.video.size or 224
-    size_i = config.image.size or 224
-
-    def pixels(shape: tuple[int, ...], output: str) -> Any:
-        if output == "pil":
-            from PIL import Image
-
-            frames = [
-                Image.new("RGB", (shape[-1], shape[-2])) for _ in range(shape[0] if len(shape) == 4 else 1)
-            ]
-            return frames if len(shape) == 4 else frames[0]
-        return torch.zeros(shape, dtype=torch.float32 if output == "float" else torch.uint8)
-
-    if config.needs_clip or config.wants(s.YOUTUBE_SUBTITLE_TEXT):
-        out["window"] = {
-            "start_seconds": 0.0,
-            "duration_seconds": float(seconds),
-            "clip_seconds": float(seconds),
-        }
-    if config.wants(s.YOUTUBE_CONTENT_VIDEO):
-        n = config.video.num_frames
-        out[s.YOUTUBE_CONTENT_VIDEO.value] = {
-            "frames": pixels((n, 3, size_v, size_v), config.video.output),
-            "pts_seconds": torch.zeros(n, dtype=torch.float64),
-            "mask": torch.zeros(n, dtype=torch.bool),
-            "rotation": 0,
-        }
-    for sub in (s.YOUTUBE_RANDOM_VIDEO_FRAME, s.YOUTUBE_THUMBNAIL_IMAGE):
-        if config.wants(sub):
-            out[sub.value] = {"pixels": pixels((3, size_i, size_i), config.image.output), "pts_seconds": 0.0}
-    if config.wants(s.YOUTUBE_CONTENT_AUDIO):
-        sr = config.audio.sample_rate
-        out[s.YOUTUBE_CONTENT_AUDIO.value] = {
-            "waveform": torch.zeros(round(seconds * sr), dtype=torch.float32),
-            "sample_rate": sr,
-            "valid_samples": 0,
-            "missing": True,
-        }
-    if config.wants(s.YOUTUBE_SUBTITLE_TEXT):
-        out[s.YOUTUBE_SUBTITLE_TEXT.value] = {"text": "", "num_lines": 0}
-    if config.wants(s.WIKIPEDIA_CAPTION_IMAGE):
-        out[s.WIKIPEDIA_CAPTION_IMAGE.value] = {"pixels": pixels((3, size_i, size_i), config.image.output)}
-    for sub in (s.WIKIPEDIA_CAPTION_TEXT, s.WIKIPEDIA_TITLE_TEXT, s.WIKIPEDIA_MAIN_BODY_TEXT):
-        if config.wants(sub):
-            all_languages = config.text.language is None
-            out[sub.value] = {"text": [] if all_languages else "", "language": [] if all_languages else ""}
-    for sub in (s.YOUTUBE_TITLE_TEXT, s.YOUTUBE_DESCRIPTION_TEXT):
-        if config.wants(sub):
-            out[sub.value] = {"text": ""}
+    out.update(placeholder_values(config))
     return out
 
 

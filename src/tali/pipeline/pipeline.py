@@ -7,7 +7,7 @@ is ``[decode]`` (+ ``[process]``), which is exactly what ``TaliDataset`` and
 >>> pipe = Pipeline(config, ["decode", AugmentStage(Augment()), ("clean", UserStage("mypkg:clean"))])
 >>> pipe = pipe.insert(UserStage("mypkg:tag", label="x"), after="decode").drop("clean")
 
-The window choice (``choose=``) and the frame choice (``frames=``, a
+The window choice (``choose=``) and the frame choice (``plan=``, a
 replacement for :func:`tali.window.plan_frames`) are slots, not stages: they
 run inside decode, before any frame is decoded. An ``augment`` stage with a time augmentation
 supplies it (frames, audio and subtitles are then cut from the perturbed window).
@@ -26,6 +26,7 @@ from tali.data.collate import collate as default_collate
 from tali.errors import TaliConfigError, TaliDataError, TaliStageError
 from tali.pipeline.stages import AugmentStage, Decode, Process, SpecAugmentStage, StageContext, UserStage
 from tali.transform import FramePlanner, TaliTransform, WindowChooser, default_choose
+from tali.window import seed_key
 
 __all__ = ["UNREAD_ROW", "Pipeline", "StageLike", "resolve_pipeline"]
 
@@ -74,7 +75,7 @@ class Pipeline:
         stages: Iterable[StageLike] = ("decode",),
         *,
         choose: WindowChooser | None = None,
-        frames: FramePlanner | None = None,
+        plan: FramePlanner | None = None,
         durations: Mapping[int, float] | None = None,
     ) -> None:
         self.config = config or TaliConfig()
@@ -82,7 +83,7 @@ class Pipeline:
             raise TaliConfigError(f"Pipeline config must be a TaliConfig, got {type(self.config).__name__}")
         self.durations = durations
         self._choose = choose
-        self._frames = frames
+        self._plan = plan
         named: list[tuple[str, Any]] = []
         for item in stages:
             named.append(self._named(item))
@@ -154,21 +155,17 @@ class Pipeline:
 
     def _transform(self) -> TaliTransform:
         if self.augment is not None and self.augment.time is not None:
-            return self.augment.decoder(self.config, durations=self.durations, plan=self._frames)
+            return self.augment.decoder(self.config, durations=self.durations, plan=self._plan)
         return TaliTransform(
-            self.config, durations=self.durations, choose=self._choose or default_choose, plan=self._frames
+            self.config, durations=self.durations, choose=self._choose or default_choose, plan=self._plan
         )
 
     def _rebuilt(self, stages: list[tuple[str, Any]]) -> Pipeline:
-        return Pipeline(
-            self.config, stages, choose=self._choose, frames=self._frames, durations=self.durations
-        )
+        return Pipeline(self.config, stages, choose=self._choose, plan=self._plan, durations=self.durations)
 
     def with_durations(self, durations: Mapping[int, float] | None) -> Pipeline:
         """The same pipeline with clip lengths for text-only windows (the loaders pass theirs)."""
-        return Pipeline(
-            self.config, self.stages, choose=self._choose, frames=self._frames, durations=durations
-        )
+        return Pipeline(self.config, self.stages, choose=self._choose, plan=self._plan, durations=durations)
 
     @property
     def transform(self) -> TaliTransform:
@@ -222,14 +219,22 @@ class Pipeline:
 
     # -- running --------------------------------------------------------------------------------
 
-    def context(self, row: Mapping[str, Any], *, key: int, epoch: int) -> StageContext:
-        item_idx = None if row is UNREAD_ROW else row.get("item_idx")
+    def context(
+        self, row: Mapping[str, Any], *, key: int, epoch: int, sample: Mapping[str, Any] | None = None
+    ) -> StageContext:
+        """``key``: the row's position in its source. Randomness is keyed by
+        :func:`tali.window.seed_key` (the row's ``item_idx``; for a cached sample, whose
+        row was not read, the ``item_idx`` it recorded)."""
+        source: Any = sample if row is UNREAD_ROW and sample is not None else row
+        item_idx = None if source is UNREAD_ROW else source.get("item_idx")
+        item_idx = item_idx if isinstance(item_idx, int) and not isinstance(item_idx, bool) else None
         return StageContext(
             row=row,
             key=key,
             epoch=epoch,
             config=self.config,
-            item_idx=item_idx if isinstance(item_idx, int) else None,
+            item_idx=item_idx if item_idx is None or item_idx >= 0 else None,
+            seed_key=seed_key({"item_idx": item_idx}, key),
         )
 
     def __call__(self, row: Mapping[str, Any], *, key: int, epoch: int = 0) -> dict[str, Any]:
@@ -244,16 +249,23 @@ class Pipeline:
         self, sample: dict[str, Any], row: Mapping[str, Any], *, key: int, epoch: int = 0
     ) -> dict[str, Any]:
         """The stages after decode, on a decoded (or cached) sample."""
-        ctx = self.context(row, key=key, epoch=epoch)
+        ctx = self.context(row, key=key, epoch=epoch, sample=sample)
         ctx.window = sample.get("window")
         return self._run(self.stages[self.decode_index + 1 :], sample, ctx)
 
     def finish_placeholder(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """A substituted placeholder goes through the process stages only, so it batches
-        with the good samples (same keys, shapes and dtypes)."""
-        for _, stage in self.stages:
-            if isinstance(stage, Process):
-                sample = stage.processors(sample)
+        """A substituted placeholder goes through the built-in stages after decode
+        (augment, process, spec_augment; user stages are skipped: the row is bad), so it
+        batches with the good samples: same keys, shapes and dtypes."""
+        ctx = self.context(
+            UNREAD_ROW, key=int(sample.get("key", 0)), epoch=int(sample.get("epoch", 0)), sample=sample
+        )
+        ctx.window = sample.get("window")
+        for _, stage in self.stages[self.decode_index + 1 :]:
+            if isinstance(stage, AugmentStage):
+                sample = stage.placeholder(sample, ctx)
+            elif isinstance(stage, Process | SpecAugmentStage):
+                sample = stage(sample, ctx)
         return sample
 
     def _run(
@@ -299,7 +311,7 @@ class Pipeline:
         return {
             "config": self.config.to_dict(),
             "choose": _ref(self._choose) if self._choose is not None else "default",
-            "frames": _ref(self._frames) if self._frames is not None else "default",
+            "plan": _ref(self._plan) if self._plan is not None else "default",
             "stages": stages,
         }
 
@@ -313,7 +325,7 @@ class Pipeline:
         """Whether decode is the plain one (the window chosen by the config alone)."""
         return (
             self._choose is None
-            and self._frames is None
+            and self._plan is None
             and (self.augment is None or self.augment.time is None)
         )
 

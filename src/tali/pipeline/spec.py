@@ -59,6 +59,8 @@ def config_from_dict(data: Mapping[str, Any] | None) -> TaliConfig:
 
 
 def _augment(args: Any, where: str) -> Augment:
+    if args == "default":  # the recommended set (each part named alone turns on only itself)
+        return Augment.default()
     args = {} if args is None else args
     if not isinstance(args, Mapping):
         raise TaliConfigError(f"{where} must be a mapping, got {args!r}")

@@ -7,7 +7,9 @@ A stage is any picklable callable ``stage(sample, ctx) -> sample``:
 - ``ctx``: a :class:`StageContext`: the raw ``row``, ``key``, ``epoch``,
   ``item_idx``, the ``config``, the sample's ``window`` (clip seconds, once
   decoded) and ``rng(purpose)``, the sample's generator for a purpose (seeded
-  by ``(seed, epoch, key, purpose)``: the same in every worker and after a resume).
+  by ``(seed, epoch, seed_key, purpose)``, ``seed_key`` the row's ``item_idx``
+  (:func:`tali.window.seed_key`): the same in every worker, after a resume and
+  in every entry point).
 
 It may modify ``sample`` in place and return it, or return a new dict. An
 exception other than :class:`~tali.errors.TaliDataError` inside a user stage
@@ -47,9 +49,12 @@ class StageContext:
     item_idx: int | None = None
     window: Mapping[str, float] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: What randomness is keyed by (:func:`tali.window.seed_key`); None: ``key``.
+    seed_key: int | None = None
 
     def rng(self, purpose: str) -> np.random.Generator:
-        return sample_rng_for(self.config.seed, self.epoch, self.key, purpose)
+        seed = self.key if self.seed_key is None else self.seed_key
+        return sample_rng_for(self.config.seed, self.epoch, seed, purpose)
 
 
 class Decode:
@@ -80,6 +85,10 @@ class AugmentStage:
 
     def __call__(self, sample: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
         return self.augment.apply(sample, row=ctx.row, config=ctx.config, rng=ctx.rng)
+
+    def placeholder(self, sample: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+        """On a bad row's placeholder: the same draws and keys, nothing read from the row."""
+        return self.augment.apply(sample, row=None, config=ctx.config, rng=ctx.rng)
 
     def spec(self) -> dict[str, Any]:
         return {"stage": self.name, "args": self.augment.to_dict()}

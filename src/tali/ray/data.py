@@ -119,8 +119,9 @@ def flatten_sample(sample: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 class TaliBatchTransform:
     """``map_batches`` callable: Arrow rows -> decoded, aligned samples as numpy columns.
 
-    Sample ``i`` of a batch is row ``i`` (key ``item_idx``, so the choices match
-    :class:`~tali.TaliTransform` on the same row and ``epoch``). Equal-shaped
+    Sample ``i`` of a batch is row ``i``; its choices are keyed by
+    :func:`tali.window.seed_key` (the row's ``item_idx``), so they match every
+    other entry point on the same row and ``epoch``. Equal-shaped
     tensors are stacked (``[B, ...]``); text and other values become object arrays.
     A row that fails raises (use :mod:`tali.data.policy` semantics upstream by
     validating or filtering first).

@@ -14,9 +14,15 @@ subtitles, ``window``) after the same ``processors`` as training, plus ``live``:
     latency_seconds     yielded_wall - arrival_wall (decode of the rest + processing)
     reconnects          reconnects so far
 
-A stall longer than ``timeout`` raises :class:`~tali.errors.TaliStreamStalledError`;
-a broken stream :class:`~tali.errors.TaliLiveError`; with ``reconnect=`` a URL
-is reopened instead (counted), up to the policy's attempts.
+A stall longer than ``timeout`` raises :class:`~tali.errors.TaliStreamStalledError`
+(with ``follow=True`` it is the end of the recording: the last windows are given and
+the stream ends); a broken stream :class:`~tali.errors.TaliLiveError`; with
+``reconnect=`` a URL is reopened instead (counted), up to the policy's attempts.
+
+Hostile timestamps stay bounded: a jump of more than ``MAX_GAP_SECONDS`` or a step
+back (a reset) re-bases that stream so its time continues from where it was
+(``stats.discontinuities`` counts them), so windows follow the media that arrived,
+never the timestamps' span; a frame is real only inside its window.
 """
 
 from __future__ import annotations
@@ -34,11 +40,16 @@ import av
 from tali.config import TaliConfig
 from tali.decode.resample import mono_resampler
 from tali.errors import TaliConfigError, TaliLiveError, TaliStreamStalledError
-from tali.realtime.source import ReconnectPolicy, open_source
-from tali.realtime.windows import Windower
+from tali.realtime.source import ReconnectPolicy, TimedReader, open_source
+from tali.realtime.windows import Windower, first_start
 from tali.schema import SubModality
 
-__all__ = ["LiveStats", "LiveStream", "live"]
+__all__ = ["MAX_GAP_SECONDS", "LiveStats", "LiveStream", "live"]
+
+#: A timestamp jump past this many seconds is a discontinuity, not a stretch the source lost.
+MAX_GAP_SECONDS = 10.0
+#: A step back past this many seconds is a timestamp reset (smaller ones: a frame out of order, dropped).
+RESET_SECONDS = 0.5
 
 
 @dataclass
@@ -50,16 +61,24 @@ class LiveStats:
     windows: int = 0
     #: Packets the decoder rejected (skipped).
     bad_packets: int = 0
+    #: Timestamp jumps and resets re-based (per stream).
+    discontinuities: int = 0
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
         if not lat:
-            return {"windows": 0, "reconnects": self.reconnects, "bad_packets": self.bad_packets}
+            return {
+                "windows": 0,
+                "reconnects": self.reconnects,
+                "bad_packets": self.bad_packets,
+                "discontinuities": self.discontinuities,
+            }
         p99 = lat[min(len(lat) - 1, math.ceil(0.99 * len(lat)) - 1)]
         return {
             "windows": self.windows,
             "reconnects": self.reconnects,
             "bad_packets": self.bad_packets,
+            "discontinuities": self.discontinuities,
             "latency_ms": {
                 "median": 1000 * statistics.median(lat),
                 "p99": 1000 * p99,
@@ -94,11 +113,13 @@ class LiveStream:
             raise TaliConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
         if reconnect is not None and not isinstance(source, str):
             raise TaliConfigError("reconnect= needs a URL or path to reopen, not a file object")
+        first_start(config)  # refuses modalities and starts a stream cannot give
         self.source, self.config, self.hop_seconds = source, config, float(hop_seconds)
         self.processors, self.timeout, self.open_timeout = processors, float(timeout), open_timeout
         self.reconnect, self.follow, self.format, self.options = reconnect, follow, format, options
         self.max_windows = max_windows
         self.stats = LiveStats()
+        self._reader: TimedReader | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         attempts = 0
@@ -118,8 +139,12 @@ class LiveStream:
                 time.sleep(self.reconnect.backoff_seconds * attempts)
 
     def _open(self) -> av.container.InputContainer:
+        source = self.source
+        if not isinstance(source, str) and hasattr(source, "read"):
+            self._reader = source if isinstance(source, TimedReader) else TimedReader(source, self.timeout)
+            source = self._reader
         return open_source(
-            self.source,
+            source,
             timeout=self.timeout,
             open_timeout=self.open_timeout,
             follow=self.follow,
@@ -135,28 +160,35 @@ class LiveStream:
             container.close()
 
     def _windows(self, container: av.container.InputContainer) -> Iterator[dict[str, Any]]:
+        cfg = self.config
         if not container.streams.video:
             raise TaliLiveError(f"live source {self.source!r} has no video stream")
         video = container.streams.video[0]
-        audio = container.streams.audio[0] if container.streams.audio else None
-        subs = container.streams.subtitles[0] if container.streams.subtitles else None
-        if audio is None and self.config.audio.on_missing == "error":
+        want_audio = cfg.wants(SubModality.YOUTUBE_CONTENT_AUDIO)
+        audio = container.streams.audio[0] if container.streams.audio and want_audio else None
+        want_subs = cfg.wants(SubModality.YOUTUBE_SUBTITLE_TEXT)
+        subs = container.streams.subtitles[0] if container.streams.subtitles and want_subs else None
+        if want_audio and audio is None and cfg.audio.on_missing == "error":
             raise TaliLiveError(
                 f"live source {self.source!r} has no audio stream (AudioConfig.on_missing='error')"
             )
         video.thread_type = "AUTO"
-        windower = Windower(
-            self.config, self.hop_seconds, audio is not None, deque() if subs is not None else None
-        )
-        sr = self.config.audio.sample_rate
+        if cfg.video.keyframes_only:
+            video.codec_context.skip_frame = "NONKEY"
+        windower = Windower(cfg, self.hop_seconds, audio is not None, deque() if want_subs else None)
+        sr = cfg.audio.sample_rate
         resampler = mono_resampler(sr) if audio is not None else None
         zero: float | None = None  # stream seconds of the first video frame
+        clock = _Rebase()  # per-stream re-basing of jumps and resets
+        reader = self._reader
         streams = [s for s in (video, audio, subs) if s is not None]
         packets = container.demux(streams)
         while True:
             try:
                 packet = next(packets)
                 arrival = time.time()
+                if reader is not None:
+                    reader.packet()
                 try:
                     frames = packet.decode()
                 except av.InvalidDataError:
@@ -166,10 +198,12 @@ class LiveStream:
                     self.stats.bad_packets += 1
                     continue
             except StopIteration:
-                for sample in windower.flush(time.time()):
-                    yield self._finish(sample)
+                yield from self._flush(windower)
                 return
             except av.ExitError as exc:
+                if self.follow:  # a recording that stopped growing: finished, not broken
+                    yield from self._flush(windower)
+                    return
                 raise TaliStreamStalledError(
                     f"live source {self.source!r} sent nothing for {self.timeout:g} s"
                 ) from exc
@@ -181,7 +215,8 @@ class LiveStream:
                 ) from exc
             if packet.stream is subs:
                 if zero is not None and windower.subtitles is not None and packet.pts is not None:
-                    windower.subtitles.append((float(packet.pts * packet.time_base) - zero, _text_of(frames)))
+                    t = float(packet.pts * packet.time_base) - zero + clock.video_shift
+                    windower.subtitles.append((t, _text_of(frames)))
                 frames = []
             for frame in frames:
                 item: Any = frame
@@ -191,14 +226,21 @@ class LiveStream:
                 if packet.stream is video:
                     if zero is None:
                         zero = seconds
-                    windower.add_video(seconds - zero, item)
+                    shown = clock.video(seconds - zero, self.stats)
+                    if shown is not None:
+                        windower.add_video(shown, item)
                 elif zero is not None and resampler is not None:  # audio after the first frame
                     for out in resampler.resample(item):
                         resampled: Any = out
+                        samples = resampled.to_ndarray().reshape(-1)
                         first = round(float(resampled.pts * resampled.time_base) * sr - zero * sr)
-                        windower.add_audio(first, resampled.to_ndarray().reshape(-1))
+                        windower.add_audio(clock.audio(first, samples.size, sr, self.stats), samples)
             for sample in windower.ready(arrival):
                 yield self._finish(sample)
+
+    def _flush(self, windower: Windower) -> Iterator[dict[str, Any]]:
+        for sample in windower.flush(time.time()):
+            yield self._finish(sample)
 
     def _finish(self, sample: dict[str, Any]) -> dict[str, Any]:
         arrival = sample.pop("_arrival")
@@ -218,6 +260,46 @@ class LiveStream:
         self.stats.windows += 1
         self.stats.latencies.append(now - arrival)
         return sample
+
+
+class _Rebase:
+    """Keeps each stream's time continuous across timestamp jumps and resets."""
+
+    def __init__(self) -> None:
+        self.video_shift = 0.0
+        self.last_video: float | None = None
+        self.step = 1 / 30  # the last frame interval seen (the gap a re-based frame follows)
+        self.audio_shift = 0
+        self.audio_next: int | None = None
+
+    def video(self, t: float, stats: LiveStats) -> float | None:
+        """Stream seconds of a frame at raw ``t``; None for a frame out of order (dropped)."""
+        t += self.video_shift
+        last = self.last_video
+        if last is not None:
+            gap = t - last
+            if gap > MAX_GAP_SECONDS or gap < -RESET_SECONDS:
+                self.video_shift += last + self.step - t
+                t = last + self.step
+                stats.discontinuities += 1
+            elif gap <= 0:
+                return None
+            else:
+                self.step = min(gap, 1.0)
+        self.last_video = t
+        return t
+
+    def audio(self, first: int, count: int, sample_rate: int, stats: LiveStats) -> int:
+        """Sample index of a chunk whose raw index is ``first``."""
+        first += self.audio_shift
+        if self.audio_next is not None:
+            jump = first - self.audio_next
+            if jump > MAX_GAP_SECONDS * sample_rate or jump < -RESET_SECONDS * sample_rate:
+                self.audio_shift -= jump
+                first = self.audio_next
+                stats.discontinuities += 1
+        self.audio_next = first + count
+        return first
 
 
 def _text_of(items: Any) -> str:
@@ -245,7 +327,10 @@ def live(
 ) -> LiveStream:
     """Windows of ``config.window.seconds`` every ``hop_seconds`` from ``source``
     (URL, path, ``follow=True`` for a file still being written, or a readable
-    pipe). ``config`` defaults to 3 s windows of 8 frames at 224 and 16 kHz audio."""
+    pipe). ``config`` defaults to 3 s windows of 8 frames at 224 and 16 kHz audio; its
+    modalities (video, audio, subtitles), ``video.output``/``selection``/``orientation``/
+    ``keyframes_only``, ``audio.sample_rate``/``on_missing`` and a numeric ``window.start``
+    (where window 0 starts) apply as in training."""
     return LiveStream(
         source,
         config

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,11 @@ import av
 
 from tali.errors import TaliConfigError, TaliLiveError, TaliStreamStalledError
 
-__all__ = ["ReconnectPolicy", "TimedReader", "open_source"]
+__all__ = ["PROBE_SECONDS", "ReconnectPolicy", "TimedReader", "open_source"]
+
+#: Extra seconds a pipe may send bytes without a packet while FFmpeg opens it (probing a
+#: paced stream reads up to its 5 s analyzeduration before the first packet).
+PROBE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,10 +53,20 @@ class ReconnectPolicy:
 
 
 class TimedReader:
-    """A file-like wrapper whose ``read`` waits at most ``timeout`` seconds for data."""
+    """A file-like wrapper whose ``read`` waits at most ``timeout`` seconds for data, and
+    raises when ``timeout`` seconds pass with bytes arriving but no packet demuxed from
+    them (:meth:`packet` is called for each; random bytes would be scanned forever)."""
 
     def __init__(self, raw: Any, timeout: float, *, chunk: int = 1 << 16, depth: int = 64) -> None:
         self.raw, self.timeout, self.chunk = raw, timeout, chunk
+        # The no-packet clock runs from the start: a source that never yields a packet
+        # (random bytes a demuxer scans forever) times out like one that sends nothing.
+        self._last_packet = time.monotonic()
+        self._received = 0  # bytes since the last packet
+        #: While FFmpeg opens the source, an exception raised in ``read`` is printed and
+        #: dropped by PyAV; it is kept here instead (``read`` returns EOF) and re-raised.
+        self.opening = True
+        self.error: TaliLiveError | None = None
         self._queue: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=depth)
         self._buffer = b""
         self._eof = False
@@ -69,7 +84,28 @@ class TimedReader:
         except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which raises it typed
             self._queue.put(exc)
 
+    def __repr__(self) -> str:
+        return f"<pipe {getattr(self.raw, 'name', type(self.raw).__name__)}>"
+
+    def packet(self) -> None:
+        """The demuxer produced a packet: the no-packet clock starts again."""
+        self._last_packet = time.monotonic()
+        self._received = 0
+
     def read(self, n: int = -1) -> bytes:
+        try:
+            return self._read(n)
+        except TaliLiveError as exc:
+            if not self.opening:
+                raise
+            self.error = exc
+            return b""
+
+    def _read(self, n: int) -> bytes:
+        # While opening, FFmpeg probes up to ~5 s of stream (analyzeduration) without a packet.
+        allowed = self.timeout + (PROBE_SECONDS if self.opening else 0.0)
+        if self._received and time.monotonic() - self._last_packet > allowed:
+            raise TaliStreamStalledError(f"the pipe sent bytes but no packet for {allowed:g} s")
         while not self._eof and (n < 0 or len(self._buffer) < n):
             try:
                 item = self._queue.get(timeout=self.timeout)
@@ -83,6 +119,7 @@ class TimedReader:
                 raise TaliLiveError(f"reading the pipe failed: {type(item).__name__}: {item}") from item
             else:
                 self._buffer += item
+                self._received += len(item)
             if n >= 0 and self._buffer:
                 break  # give FFmpeg what there is; it asks again
         size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
@@ -113,7 +150,21 @@ def open_source(
                 timeout=(open_timeout or timeout, timeout),
             )
         if hasattr(source, "read"):
-            return av.open(TimedReader(source, timeout), mode="r", format=format, options=opts)
+            reader = source if isinstance(source, TimedReader) else TimedReader(source, timeout)
+            try:
+                container = av.open(reader, mode="r", format=format, options=opts)
+            except (av.FFmpegError, OSError, ValueError):
+                if reader.error is not None:
+                    raise reader.error from None
+                raise
+            # Probing may read seconds of a paced stream without a packet: the no-packet
+            # clock starts once the source is open (FFmpeg's probe size bounds the open).
+            reader.opening = False
+            reader.packet()
+            if reader.error is not None:
+                container.close()
+                raise reader.error
+            return container
     except TaliLiveError:
         raise
     except av.ExitError as exc:

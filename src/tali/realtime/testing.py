@@ -21,8 +21,10 @@ import av
 __all__ = ["StreamServer", "mpegts_of", "with_subtitles"]
 
 
-def mpegts_of(mp4: bytes, *, repeat: int = 1) -> tuple[bytes, float]:
-    """MPEG-TS bytes of ``mp4`` played ``repeat`` times, and their duration in seconds."""
+def mpegts_of(mp4: bytes, *, repeat: int = 1, offset_seconds: float = 0.0) -> tuple[bytes, float]:
+    """MPEG-TS bytes of ``mp4`` played ``repeat`` times, and their duration in seconds;
+    ``offset_seconds`` is added to every timestamp (two outputs concatenated make a
+    timestamp jump or reset, as a live source's restart does)."""
     out = io.BytesIO()
     # One pass lasts until its last packet of any stream ends: the next pass starts
     # there, so every stream's timestamps keep increasing.
@@ -46,7 +48,7 @@ def mpegts_of(mp4: bytes, *, repeat: int = 1) -> tuple[bytes, float]:
                     target = mapping.get(packet.stream.index)
                     if target is None or packet.dts is None:
                         continue
-                    shift = round(k * duration / packet.time_base)
+                    shift = round((k * duration + offset_seconds) / packet.time_base)
                     packet.pts = None if packet.pts is None else packet.pts + shift
                     packet.dts += shift
                     packet.stream = target

@@ -187,7 +187,8 @@ class WindowSample:
 
 
 def decode_window(row: Mapping[str, Any], *, key: int, params: SampleParams) -> WindowSample:
-    """Run :class:`TaliTransform` on ``row`` as :class:`TaliDataset` would for item ``key``."""
+    """Run :class:`TaliTransform` on ``row`` as :class:`TaliDataset` would for item ``key``
+    (the window is keyed by the row's ``item_idx``, :func:`tali.window.seed_key`)."""
     sample = TaliTransform(params.config())(row, key=key, epoch=params.epoch)
     video, audio = sample[S.YOUTUBE_CONTENT_VIDEO.value], sample[S.YOUTUBE_CONTENT_AUDIO.value]
     subtitles, window = sample[S.YOUTUBE_SUBTITLE_TEXT.value], sample["window"]
