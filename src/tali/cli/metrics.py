@@ -19,7 +19,10 @@ HELP = "per-row quality metrics as a parquet table keyed by item_idx"
 def register(parser: argparse.ArgumentParser) -> None:
     from tali.cli.prepare import add_ray_argument
 
-    parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
+    parser.add_argument(
+        "source",
+        help="dataset directory (Hub layout), parquet file, or 'sample' (the built-in sample dataset)",
+    )
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
     parser.add_argument("--out", required=True, help="output parquet file")
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one shard each)")
@@ -38,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from tali._optional import available
+    from tali.cli._source import resolve_source
     from tali.quality import MetricsOptions, compute_metrics
 
     sql = available("duckdb")  # the summary's flag counts; the table itself needs no extra
     options = MetricsOptions(similarity=args.similarity, language=args.language)
     table = compute_metrics(
-        args.source,
+        resolve_source(args.source),
         split=args.split,
         out=args.out,
         options=options,

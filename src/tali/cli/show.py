@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     import tali
-    from tali.cli._config_args import resolve_source
+    from tali.cli._source import resolve_source
     from tali.errors import TaliConfigError
     from tali.viz import VIEW_CONFIG, contact_sheet, parse_rows, plot_sample
 

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from tali.atomic import publishing
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
+from tali.outputs import check_output_apart, one_writer, source_places
 from tali.prepare.encode import reencode
 from tali.prepare.settings import PrepareSettings
 from tali.quality.runner import atomic_write_bytes, parts_dir_of, remove_parts, report_rows, run_shards
@@ -221,6 +222,7 @@ class _PrepareShard:
         atomic_write_bytes(part, json.dumps(report).encode())
 
 
+@one_writer("out")  # two runs into one ``out`` take turns (neither deletes the other's staging)
 def prepare(
     source: SourceLike,
     out: str | os.PathLike[str],
@@ -243,6 +245,7 @@ def prepare(
     if len(set(names)) != len(names):
         raise TaliConfigError("source shards must have distinct file names to keep the Hub layout")
     out = Path(out)
+    check_output_apart(out, source_places(source, shards), what="the prepared copy")
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     if any(Path(s).resolve().parent == data_dir.resolve() for s in shards):
