@@ -18,18 +18,30 @@ they are safetensors files with a typed JSON manifest
 well-formed entry (torn, foreign, planted) is counted in ``corrupt``, removed
 and decoded again; a sample holding a value the format cannot store is served
 but not cached (``unstorable``).
+
+Each entry is bound to what it was computed from: its row key, epoch scope, config
+fingerprint and the source's identity (each shard's file name, size and row-group
+layout, given by the loader through :meth:`SampleCache.bind`). An entry whose binding
+is not the one asked for (row 5's valid entry copied over row 0's) is ``corrupt``,
+never served. Sizes are checked before reading: a file over ``max_entry_bytes`` (a
+sparse 64 GB "entry") is ``corrupt`` without a byte of it read into memory.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import uuid
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tali.config import TaliConfig
 from tali.data.cache_format import CorruptEntry, Unstorable, decode_sample, encode_sample
 from tali.errors import TaliConfigError
+from tali.limits import ROW_MEMORY_BUDGET_BYTES
 from tali.schema import SubModality
 
 __all__ = ["SampleCache", "is_deterministic"]
@@ -50,8 +62,34 @@ def is_deterministic(config: TaliConfig) -> bool:
     return not (wiki and config.text.language is not None and config.text.fallback == "random")
 
 
+def _local_identity(path: str) -> list[Any]:
+    """Size and a CRC of the parquet footer (it holds every column chunk's offsets and
+    statistics, so rewritten rows change it even at the same size); empty when remote."""
+    if "://" in path:
+        return []
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(size - (64 << 10), 0))
+            return [size, zlib.crc32(handle.read(64 << 10))]
+    except OSError:
+        return []
+
+
+def source_identity(shards: Iterable[Any]) -> str:
+    """A short hash of a source's shards: file name, row-group layout and, for local
+    files, size and footer CRC; from a :class:`~tali.data.shards.ShardIndex`'s ``shards``
+    or plain paths."""
+    parts = []
+    for shard in shards:
+        path = str(getattr(shard, "path", shard))
+        parts.append([Path(path).name, list(getattr(shard, "row_group_rows", ())), *_local_identity(path)])
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
+
+
 class SampleCache:
-    """Decoded samples under ``root/<fingerprint>/``, at most ``max_bytes`` in total."""
+    """Decoded samples under ``root/<fingerprint>/``, at most ``max_bytes`` in total, at most
+    ``max_entry_bytes`` per entry (default: the per-row memory budget)."""
 
     def __init__(
         self,
@@ -59,27 +97,46 @@ class SampleCache:
         config: TaliConfig,
         *,
         max_bytes: int = 50 * 2**30,
+        max_entry_bytes: int = ROW_MEMORY_BUDGET_BYTES,
         scan_every: int = 64,
     ) -> None:
-        if not isinstance(max_bytes, int) or max_bytes <= 0:
-            raise TaliConfigError(f"SampleCache.max_bytes must be a positive int, got {max_bytes!r}")
+        for name, value in (("max_bytes", max_bytes), ("max_entry_bytes", max_entry_bytes)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise TaliConfigError(f"SampleCache.{name} must be a positive int, got {value!r}")
         self.root = Path(root)
         self.fingerprint = config.fingerprint()
+        self.source = "unbound"  # set by bind(..., source=) from the loader's shards
         self.deterministic = is_deterministic(config)
         self.max_bytes = max_bytes
+        self.max_entry_bytes = min(max_entry_bytes, max_bytes)
         self.scan_every = scan_every
         self.hits = self.misses = self.writes = self.evicted = self.corrupt = self.unstorable = 0
         self._since_scan = 0
 
-    def bind(self, pipeline: Any) -> None:
+    def bind(self, pipeline: Any, *, source: Any = None) -> None:
         """Key entries on a :class:`~tali.pipeline.Pipeline`'s decode stage (the loaders
         call this): the config's fingerprint for the plain decode, else one that also
-        names the window choice; a perturbed window is never shared across epochs."""
+        names the window choice; a perturbed window is never shared across epochs.
+        ``source`` (a :class:`~tali.data.shards.ShardIndex` or shard paths) binds every
+        entry to the shards its row keys index: another source's entries are misses."""
         self.fingerprint = pipeline.cache_fingerprint()
         self.deterministic = self.deterministic and pipeline.default_decode
+        if source is not None:
+            self.source = source_identity(getattr(source, "shards", source))
+
+    def _scope(self, epoch: int) -> str:
+        return "all-epochs" if self.deterministic else f"epoch-{int(epoch)}"
+
+    def _binding(self, key: int, epoch: int) -> dict[str, Any]:
+        return {
+            "key": int(key),
+            "scope": self._scope(epoch),
+            "fingerprint": self.fingerprint,
+            "source": self.source,
+        }
 
     def path(self, key: int, epoch: int) -> Path:
-        scope = "all-epochs" if self.deterministic else f"epoch-{int(epoch)}"
+        scope = self._scope(epoch)
         return self.root / self.fingerprint / scope / f"{int(key) // 4096:05d}" / f"{int(key)}.safetensors"
 
     def contains(self, key: int, epoch: int) -> bool:
@@ -88,8 +145,8 @@ class SampleCache:
     def get(self, key: int, epoch: int) -> dict[str, Any] | None:
         path = self.path(key, epoch)
         try:
-            data = path.read_bytes()
-            sample = decode_sample(data)
+            data = self._read(path)
+            sample = decode_sample(data, binding=self._binding(key, epoch))
             os.utime(path)  # LRU by mtime
         except FileNotFoundError:
             self.misses += 1
@@ -102,10 +159,24 @@ class SampleCache:
         self.hits += 1
         return sample
 
+    def _read(self, path: Path) -> bytes:
+        """The file's bytes, its size checked on the open handle before any is read."""
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > self.max_entry_bytes:
+                raise CorruptEntry(f"{size} bytes, over max_entry_bytes={self.max_entry_bytes}")
+            data = handle.read(self.max_entry_bytes + 1)
+        if len(data) > self.max_entry_bytes:
+            raise CorruptEntry(f"grew past max_entry_bytes={self.max_entry_bytes} while read")
+        return data
+
     def put(self, key: int, epoch: int, sample: dict[str, Any]) -> None:
         try:
-            data = encode_sample(sample)
+            data = encode_sample(sample, binding=self._binding(key, epoch))
         except Unstorable:
+            self.unstorable += 1
+            return
+        if len(data) > self.max_entry_bytes:
             self.unstorable += 1
             return
         path = self.path(key, epoch)
@@ -159,6 +230,6 @@ class SampleCache:
 
     def __repr__(self) -> str:
         return (
-            f"SampleCache({self.root}, fingerprint={self.fingerprint}, deterministic={self.deterministic}, "
-            f"max_bytes={self.max_bytes})"
+            f"SampleCache({self.root}, fingerprint={self.fingerprint}, source={self.source}, "
+            f"deterministic={self.deterministic}, max_bytes={self.max_bytes})"
         )

@@ -140,7 +140,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         self.transform = self.pipeline.transform
         self.cache = cache
         if cache is not None:
-            cache.bind(self.pipeline)
+            cache.bind(self.pipeline, source=self.index)
         self.unit_rows = np.asarray([rg.num_rows for rg in self.index.row_groups], dtype=np.int64)
         self.allowed = self._allowed_rows(item_ids) if item_ids is not None else None
         self.epoch = 0
