@@ -28,7 +28,7 @@ from tali.data.policy import (
     mark,
     placeholder_sample,
 )
-from tali.data.rows import row_item_idx, row_to_python
+from tali.data.rows import RowLimits, row_item_idx, row_to_python
 from tali.data.shards import Opener, RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
@@ -214,7 +214,9 @@ class TaliDataset(torch.utils.data.Dataset):
                 table = self.reader.read_row_group(ref)
                 add_bytes(table.slice(offset, 1).nbytes)
             located["item_idx"] = row_item_idx(table, offset)
-            return self._produce(row_to_python(table, offset), row_number)
+            return self._produce(
+                row_to_python(table, offset, limits=RowLimits.from_config(self.config)), row_number
+            )
 
         mode: OnError = "raise" if self.on_error == "raise" else "skip"
         return apply_policy(

@@ -5,18 +5,80 @@ scraped shard can hold text that only fails when converted to ``str``
 (``UnicodeDecodeError`` from deep inside ``to_pylist``). Converting here,
 inside the bad-sample policy, turns that into a ``TaliSchemaError`` naming
 the row and the column instead of a crash on row 731,902.
+
+Nor is a value's size trusted: a 200 MB clip became a 200 MB ``bytes`` (and the
+copies after it) before the decoder's byte limit refused it. Each value's size is
+known from the Arrow buffers of the one-row slice (offsets, no copy), so a value over
+its :class:`RowLimits` bound is refused *before* it becomes Python, with the error
+the decoder would have raised (``TaliDecodeError`` for a clip, ``TaliSubtitleError``
+for subtitles, ``TaliImageError`` for the image) naming the column.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from tali.errors import TaliSchemaError
+from tali.errors import TaliDataError, TaliDecodeError, TaliImageError, TaliSchemaError, TaliSubtitleError
+from tali.limits import ClipLimits
 from tali.schema import Column
 
-__all__ = ["row_item_idx", "row_to_python", "row_to_python_lenient"]
+__all__ = ["RowLimits", "row_item_idx", "row_to_python", "row_to_python_lenient"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowLimits:
+    """Bytes one value of a row may hold before it is converted to Python."""
+
+    #: ``youtube_video_content`` (``VideoConfig.max_clip_bytes``).
+    max_clip_bytes: int = ClipLimits.max_bytes
+    #: ``youtube_subtitle_text`` (``TextConfig.max_subtitle_bytes``).
+    max_subtitle_bytes: int = 4_000_000
+    #: ``image`` and ``youtube_thumbnail`` (the encoded picture and its path).
+    max_image_bytes: int = 64 << 20
+    #: Any other column (titles, descriptions, WIT texts of every language, paths).
+    max_value_bytes: int = 64 << 20
+
+    @classmethod
+    def from_config(cls, config: Any) -> RowLimits:
+        """The bounds a :class:`~tali.config.TaliConfig` sets (the rest: defaults)."""
+        return cls(
+            max_clip_bytes=config.video.max_clip_bytes, max_subtitle_bytes=config.text.max_subtitle_bytes
+        )
+
+    def check(self, piece: pa.Table, item_idx: int | None = None) -> None:
+        """Refuse the one-row ``piece`` when a value is over its bound (sizes from buffers only)."""
+        for name in piece.column_names:
+            column = piece.column(name)
+            if (
+                pa.types.is_binary(column.type)
+                or pa.types.is_string(column.type)
+                or pa.types.is_large_binary(column.type)
+                or pa.types.is_large_string(column.type)
+            ):
+                size = pc.sum(pc.binary_length(column)).as_py() or 0
+            else:
+                size = column.nbytes
+            limit, error, what = self._bound(name)
+            if size > limit:
+                raise error(
+                    f"{what} is {size} bytes, over the {limit}-byte limit", item_idx=item_idx, field=name
+                )
+
+    def _bound(self, name: str) -> tuple[int, type[TaliDataError], str]:
+        if name == str(Column.YOUTUBE_VIDEO_CONTENT):
+            return self.max_clip_bytes, TaliDecodeError, "clip"
+        if name == str(Column.YOUTUBE_SUBTITLE_TEXT):
+            return self.max_subtitle_bytes, TaliSubtitleError, "subtitle text"
+        if name in (str(Column.IMAGE), "youtube_thumbnail"):
+            return self.max_image_bytes, TaliImageError, "image"
+        return self.max_value_bytes, TaliDataError, f"column {name}"
+
+
+_DEFAULT = RowLimits()
 
 
 def row_item_idx(table: pa.Table, offset: int) -> int | None:
@@ -30,10 +92,12 @@ def row_item_idx(table: pa.Table, offset: int) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def row_to_python(table: pa.Table, offset: int) -> dict[str, Any]:
+def row_to_python(table: pa.Table, offset: int, *, limits: RowLimits | None = None) -> dict[str, Any]:
     """Row ``offset`` of ``table`` as a dict; a column that cannot become Python
-    (invalid UTF-8, overflowing values) raises ``TaliSchemaError`` naming it."""
+    (invalid UTF-8, overflowing values) raises ``TaliSchemaError`` naming it, a value
+    over ``limits`` (default: :class:`RowLimits`) the decoder's error, before conversion."""
     piece = table.slice(offset, 1)
+    (limits or _DEFAULT).check(piece, row_item_idx(table, offset))
     try:
         return piece.to_pylist()[0]
     except (UnicodeDecodeError, ValueError, OverflowError):
@@ -51,17 +115,25 @@ def row_to_python(table: pa.Table, offset: int) -> dict[str, Any]:
     return out
 
 
-def row_to_python_lenient(table: pa.Table, offset: int) -> tuple[dict[str, Any], list[TaliSchemaError]]:
-    """Like :func:`row_to_python`, but an unreadable column becomes ``None`` and its
-    error is returned, so tools that measure a row (metrics) keep the other columns."""
+def row_to_python_lenient(
+    table: pa.Table, offset: int, *, limits: RowLimits | None = None
+) -> tuple[dict[str, Any], list[TaliDataError]]:
+    """Like :func:`row_to_python`, but an unreadable or oversized column becomes ``None``
+    and its error is returned, so tools that measure a row (metrics) keep the other columns."""
     try:
-        return row_to_python(table, offset), []
-    except TaliSchemaError:
+        return row_to_python(table, offset, limits=limits), []
+    except TaliDataError:
         pass
     piece = table.slice(offset, 1)
     out: dict[str, Any] = {}
-    errors: list[TaliSchemaError] = []
+    errors: list[TaliDataError] = []
     for name in piece.column_names:
+        try:
+            (limits or _DEFAULT).check(piece.select([name]), row_item_idx(table, offset))
+        except TaliDataError as exc:
+            out[name] = None
+            errors.append(exc)
+            continue
         try:
             out[name] = piece.column(name)[0].as_py()
         except (UnicodeDecodeError, ValueError, OverflowError) as exc:

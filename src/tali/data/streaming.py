@@ -45,7 +45,7 @@ from tali.data.policy import (
     mark,
     placeholder_sample,
 )
-from tali.data.rows import row_item_idx, row_to_python
+from tali.data.rows import RowLimits, row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
@@ -474,7 +474,7 @@ class TaliStream(torch.utils.data.IterableDataset):
                 if isinstance(table, _Unreadable):
                     raise table.error
                 with timed(Stage.READ):
-                    raw = row_to_python(table, offset)
+                    raw = row_to_python(table, offset, limits=RowLimits.from_config(self.config))
                 sample = self.pipeline.decode(raw, key=key, epoch=self.epoch)
                 if self.cache is not None:
                     self.cache.put(key, self.epoch, sample)
