@@ -239,7 +239,7 @@ def test_books_balance_across_dataloader_workers(val_rows, tmp_path):
             "youtube_subtitle_text",
             "1.5: " + "x" * 300_000,
             TaliSubtitleError,
-            "subtitle text is 300005 bytes",
+            "subtitles are 300005 bytes of UTF-8, over the 200000 limit",
         ),
         ("youtube_title_text", "t" * 500_000, TaliDataError, "column youtube_title_text is 500000 bytes"),
     ],

@@ -46,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
     source = resolve_source(args.source)
     # Before the scan: an output inside the source is refused without reading a row.
-    check_output_apart(args.index or args.out, [source], what="--index" if args.index else "--out")
+    if args.index:
+        check_output_apart(args.index, [source], what="--index")
+    else:
+        check_output_apart(args.out, [source], what="--out", instead="write the new split somewhere else")
     console = Console()
     result = select(source, split=args.split, metrics=args.metrics, where=args.where)
     console.print(f"read {result.read} rows, kept {result.kept}, dropped {result.read - result.kept}")

@@ -62,20 +62,24 @@ class RowLimits:
                 size = pc.sum(pc.binary_length(column)).as_py() or 0
             else:
                 size = column.nbytes
-            limit, error, what = self._bound(name)
+            limit, error, message = self._bound(name)
             if size > limit:
-                raise error(
-                    f"{what} is {size} bytes, over the {limit}-byte limit", item_idx=item_idx, field=name
-                )
+                raise error(message.format(size=size, limit=limit), item_idx=item_idx, field=name)
 
     def _bound(self, name: str) -> tuple[int, type[TaliDataError], str]:
+        """The bound, the error and its message: the decoder's own words for that column."""
         if name == str(Column.YOUTUBE_VIDEO_CONTENT):
-            return self.max_clip_bytes, TaliDecodeError, "clip"
+            return self.max_clip_bytes, TaliDecodeError, "clip is {size} bytes, over the {limit}-byte limit"
         if name == str(Column.YOUTUBE_SUBTITLE_TEXT):
-            return self.max_subtitle_bytes, TaliSubtitleError, "subtitle text"
+            message = "subtitles are {size} bytes of UTF-8, over the {limit} limit"
+            return self.max_subtitle_bytes, TaliSubtitleError, message
         if name in (str(Column.IMAGE), "youtube_thumbnail"):
-            return self.max_image_bytes, TaliImageError, "image"
-        return self.max_value_bytes, TaliDataError, f"column {name}"
+            return self.max_image_bytes, TaliImageError, "image is {size} bytes, over the {limit}-byte limit"
+        return (
+            self.max_value_bytes,
+            TaliDataError,
+            f"column {name} is {{size}} bytes, over the {{limit}}-byte limit",
+        )
 
 
 _DEFAULT = RowLimits()
