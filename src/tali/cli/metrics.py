@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tali._optional import available
+    from tali._optional import available, install_hint
     from tali.cli._source import resolve_source
     from tali.quality import MetricsOptions, compute_metrics
 
@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     errors = sum(1 for e in table.column("errors").to_pylist() if e)
     Console().print(summary)
     if not sql:
-        Console().print("flagged counts need duckdb: pip install 'tali-dataset[quality]'")
+        # Not markup: rich would read "[quality]" as a style tag and print "tali-dataset".
+        Console().print(f"flagged counts need duckdb: {install_hint('quality')}", markup=False)
     Console().print(f"{errors} rows had parts that could not be measured (see the 'errors' column)")
     return 0
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from tali.config import TaliConfig
-from tali.data.cache_format import CorruptEntry, Unstorable, decode_sample, encode_sample
+from tali.data.cache_format import CorruptEntry, Unstorable, _safetensors, decode_sample, encode_sample
 from tali.errors import TaliConfigError
 from tali.limits import ROW_MEMORY_BUDGET_BYTES
 from tali.schema import SubModality
@@ -103,6 +103,7 @@ class SampleCache:
         for name, value in (("max_bytes", max_bytes), ("max_entry_bytes", max_entry_bytes)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise TaliConfigError(f"SampleCache.{name} must be a positive int, got {value!r}")
+        _safetensors()  # a missing extra fails here, not in a DataLoader worker's first put
         self.root = Path(root)
         self.fingerprint = config.fingerprint()
         self.source = "unbound"  # set by bind(..., source=) from the loader's shards

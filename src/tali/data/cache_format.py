@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from tali.errors import TaliConfigError
-
 __all__ = ["FORMAT", "CorruptEntry", "Unstorable", "decode_sample", "encode_sample"]
 
 FORMAT = "tali-sample-v1"
@@ -47,11 +45,9 @@ class Unstorable(TypeError):
 
 
 def _safetensors() -> Any:
-    try:
-        import safetensors.torch
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise TaliConfigError("SampleCache needs safetensors: pip install 'tali-dataset[cache]'") from None
-    return safetensors.torch
+    from tali._optional import require
+
+    return require("safetensors.torch", extra="cache", feature="SampleCache")
 
 
 def encode_sample(sample: Any, *, binding: dict[str, Any] | None = None) -> bytes:
