@@ -29,9 +29,11 @@ sparse 64 GB "entry") is ``corrupt`` without a byte of it read into memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import uuid
 import zlib
 from collections.abc import Iterable
@@ -112,6 +114,7 @@ class SampleCache:
         self.max_entry_bytes = min(max_entry_bytes, max_bytes)
         self.scan_every = scan_every
         self.hits = self.misses = self.writes = self.evicted = self.corrupt = self.unstorable = 0
+        self.write_errors = 0
         self._since_scan = 0
 
     def bind(self, pipeline: Any, *, source: Any = None) -> None:
@@ -153,7 +156,8 @@ class SampleCache:
             self.misses += 1
             return None
         except CorruptEntry:  # torn, foreign or planted: never trusted, decoded again
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a planted directory stays; it is never read
+                path.unlink(missing_ok=True)
             self.corrupt += 1
             self.misses += 1
             return None
@@ -161,12 +165,22 @@ class SampleCache:
         return sample
 
     def _read(self, path: Path) -> bytes:
-        """The file's bytes, its size checked on the open handle before any is read."""
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > self.max_entry_bytes:
-                raise CorruptEntry(f"{size} bytes, over max_entry_bytes={self.max_entry_bytes}")
-            data = handle.read(self.max_entry_bytes + 1)
+        """The file's bytes, its kind and size checked on the open handle before any is read
+        (O_NONBLOCK: a FIFO planted as an entry must not wait for a writer)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (IsADirectoryError, PermissionError) as exc:
+            raise CorruptEntry(f"cannot be read as an entry: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CorruptEntry("not a regular file (a directory, a link to a device, a FIFO)")
+            if st.st_size > self.max_entry_bytes:
+                raise CorruptEntry(f"{st.st_size} bytes, over max_entry_bytes={self.max_entry_bytes}")
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read(self.max_entry_bytes + 1)
+        finally:
+            os.close(fd)
         if len(data) > self.max_entry_bytes:
             raise CorruptEntry(f"grew past max_entry_bytes={self.max_entry_bytes} while read")
         return data
@@ -181,11 +195,14 @@ class SampleCache:
             self.unstorable += 1
             return
         path = self.path(key, epoch)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)
             os.replace(tmp, path)
+        except OSError:  # a full disk, a directory planted at the entry's name: serve, do not cache
+            self.write_errors += 1
+            return
         finally:
             tmp.unlink(missing_ok=True)
         self.writes += 1
@@ -201,12 +218,16 @@ class SampleCache:
         # ``*.pt``: pickled entries of an older tali, never read, evicted first.
         for path in [*self.root.rglob("*.safetensors"), *self.root.rglob("*.pt")]:
             try:
-                st = path.stat()
+                st = path.lstat()
             except FileNotFoundError:
                 continue
-            # Entries of other configs are stale: order them before every current one.
-            stale = path.suffix == ".pt" or path.relative_to(self.root).parts[0] != self.fingerprint
-            out.append((float("-inf") if stale else st.st_mtime, path, st.st_size))
+            # Entries of other configs are stale: order them before every current one; so are
+            # planted files (links, FIFOs, a sparse "entry" over max_entry_bytes), counted at
+            # the disk space they take (st_blocks), not the size they claim.
+            bad = not stat.S_ISREG(st.st_mode) or st.st_size > self.max_entry_bytes
+            stale = bad or path.suffix == ".pt" or path.relative_to(self.root).parts[0] != self.fingerprint
+            used = min(st.st_size, st.st_blocks * 512)
+            out.append((float("-inf") if stale else st.st_mtime, path, used))
         return out
 
     def evict(self, *, target: float = 0.9) -> int:
@@ -225,6 +246,8 @@ class SampleCache:
                 removed += 1
             except FileNotFoundError:  # another worker got there first
                 pass
+            except OSError:  # a planted directory: not ours to delete
+                continue
             total -= size
         self.evicted += removed
         return removed

@@ -82,13 +82,16 @@ def read_index(path: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise ValueError(f"cannot open it: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(handle.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError("it is not a regular file")
         if st.st_size > MAX_FILE_BYTES:
             raise ValueError(f"it is {st.st_size} bytes, over the {MAX_FILE_BYTES}-byte limit")
-        data = handle.read(MAX_FILE_BYTES + 1)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"it grew past the {MAX_FILE_BYTES}-byte limit while read")
     try:
