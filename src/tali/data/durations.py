@@ -62,7 +62,7 @@ class DurationsIndexWarning(UserWarning):
     """The index (or part of it) was not used: its clips get the nominal length."""
 
 
-def digest(shards: Mapping[str, Any], max_clip_seconds: float) -> str:
+def digest(shards: Mapping[str, Any], max_clip_seconds: Any) -> str:
     """SHA-256 of the index's content, as written (canonical JSON)."""
     blob = json.dumps({"shards": shards, "max_clip_seconds": max_clip_seconds}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

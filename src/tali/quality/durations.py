@@ -64,12 +64,13 @@ def write_durations(
     written = []
     for directory, shards in by_dir.items():
         target = directory / FILE_NAME
+        recorded = {**_kept(directory, target, max_clip_seconds), **shards}
         blob = {
             "version": VERSION,
             "max_clip_seconds": max_clip_seconds,
-            "shards": {**_kept(directory, target, max_clip_seconds), **shards},
+            "shards": recorded,
+            "digest": digest(recorded, max_clip_seconds),
         }
-        blob["digest"] = digest(blob["shards"], max_clip_seconds)
         fd, tmp = tempfile.mkstemp(prefix=".tali-durations-", dir=directory)
         with os.fdopen(fd, "w") as out:
             json.dump(blob, out, sort_keys=True)
