@@ -296,3 +296,19 @@ def test_duplicate_and_absurd_subtitle_timestamps_are_refused(text, match):
     for fast_path in (True, False):
         with pytest.raises(TaliSubtitleError, match=match):
             parse_subtitles(text, item_idx=3, fast_path=fast_path)
+
+
+def test_only_the_oversized_row_of_a_row_group_is_refused(val_rows):
+    from tali.data.rows import RowLimits
+
+    limits = RowLimits(max_value_bytes=100_000)
+    rows = [dict(r) for r in val_rows]
+    rows[2]["youtube_title_text"] = "t" * 150_000
+    table = pa.Table.from_pylist(rows, schema=TALI_SCHEMA)
+    for offset in range(len(rows)):  # row by row, as the loaders go through a row group
+        if offset == 2:
+            with pytest.raises(TaliDataError, match="youtube_title_text is 150000 bytes") as caught:
+                row_to_python(table, offset, limits=limits)
+            assert caught.value.item_idx == rows[2]["item_idx"]
+        else:
+            assert row_to_python(table, offset, limits=limits)["item_idx"] == rows[offset]["item_idx"]
