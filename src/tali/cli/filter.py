@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"read {result.read} rows, kept {result.kept}, dropped {result.read - result.kept}")
     if args.index:
         result.write_index(args.index)
-        console.print(f"index of {len(result.item_ids)} item ids -> {args.index}")
+        console.print(f"index of {len(result.item_ids)} item ids -> {args.index}", markup=False)
         return 0
     summary = result.write_shards(
         args.out, rows_per_shard=args.rows_per_shard, overwrite=args.overwrite, ray=args.ray

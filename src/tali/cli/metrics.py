@@ -38,6 +38,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from tali._optional import available, install_hint
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         ray=args.ray,
     )
-    summary = Table(title=f"{table.num_rows} rows -> {args.out}")
+    summary = Table(title=f"{table.num_rows} rows -> {escape(str(args.out))}")
     for column in ("metric", "measured", "mean", "flagged", "flag rule (SQL)"):
         summary.add_column(column)
     import pyarrow as pa

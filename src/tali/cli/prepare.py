@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             if summary["rotated_upright"]
             else ""
         )
-        + f"; report: {args.out}/tali-prepare.json"
+        + f"; report: {args.out}/tali-prepare.json",
+        markup=False,  # a path is not rich markup
     )
     for failure in report.failures[:20]:
         console.print(

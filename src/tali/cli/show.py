@@ -83,5 +83,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         figure = contact_sheet(dataset, rows)
     figure.savefig(out, dpi=args.dpi)
-    Console().print(f"{len(rows)} row(s) of {args.split} -> {out}")
+    Console().print(f"{len(rows)} row(s) of {args.split} -> {out}", markup=False)
     return 0

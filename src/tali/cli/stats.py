@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         report.render(console)
         if args.json:
             report.to_json(args.json)
-            console.print(f"JSON -> {args.json}")
+            console.print(f"JSON -> {args.json}", markup=False)
     if args.out:
         written = write_outputs(report, args.out, html=args.html)
-        console.print(f"{len(written)} files -> {args.out}: " + ", ".join(p.name for p in written.values()))
+        names = ", ".join(p.name for p in written.values())
+        console.print(f"{len(written)} files -> {args.out}: {names}", markup=False)
     return 0
