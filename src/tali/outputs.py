@@ -97,10 +97,12 @@ def check_replaceable(target: PathLike, *, marker: str, what: str = "target") ->
         )
 
 
-def one_writer(argument: str) -> Callable[[F], F]:
+def one_writer(argument: str, *, source: str | None = None) -> Callable[[F], F]:
     """Run the decorated writer under :func:`tali.atomic.exclusive` on its ``argument``
     (the output path): a second run into the same output waits for the first, then
-    resumes from what it published, instead of deleting its files in progress."""
+    resumes from what it published, instead of deleting its files in progress. With
+    ``source`` (the argument naming what it reads), :func:`check_output_apart` runs
+    first, so a refused output leaves not even a lock file behind."""
 
     def decorate(function: F) -> F:
         signature = inspect.signature(function)
@@ -109,7 +111,10 @@ def one_writer(argument: str) -> Callable[[F], F]:
         def locked(*args: Any, **kwargs: Any) -> Any:
             from tali.atomic import exclusive
 
-            target = signature.bind(*args, **kwargs).arguments[argument]
+            bound = signature.bind(*args, **kwargs).arguments
+            target = bound[argument]
+            if source is not None:
+                check_output_apart(target, source_places(bound.get(source)))
             with exclusive(Path(os.fspath(target)).resolve()):
                 return function(*args, **kwargs)
 
