@@ -222,9 +222,8 @@ class _PrepareShard:
         atomic_write_bytes(part, json.dumps(report).encode())
 
 
-@one_writer(
-    "out", source="source"
-)  # two runs into one ``out`` take turns (neither deletes the other's staging)
+# Two runs into one ``out`` take turns (neither deletes the other's staging).
+@one_writer("out", source="source")
 def prepare(
     source: SourceLike,
     out: str | os.PathLike[str],
