@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -67,7 +68,8 @@ def test_curation_pipeline_keeps_exactly_the_good_rows(sample_root, truth, tmp_p
 
 
 def _documented_commands() -> list[tuple[str, str]]:
-    """(doc, command) for every line of a ```bash block in README.md and docs/ that runs an example."""
+    """(doc, command) for every line of a ```bash block in README.md and docs/ that runs an
+    example, then the examples' own usage lines, each once, in that order."""
     found = []
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]:
         for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.DOTALL):
@@ -75,7 +77,14 @@ def _documented_commands() -> list[tuple[str, str]]:
                 command = line.split("  #")[0].strip()
                 if "examples/" in command and not command.startswith("#"):
                     found.append((doc.name, command))
-    return found
+    for script in sorted(EXAMPLES.glob("*.py")):  # the usage lines of each script's docstring
+        for line in (ast.get_docstring(ast.parse(script.read_text())) or "").splitlines():
+            command = line.split("  #")[0].strip()
+            # Those on the sample data; "~/data/TALI" stands for a user's download.
+            if command.startswith(("python ", "torchrun ")) and "~/" not in command:
+                found.append((script.name, command))
+    seen: set[str] = set()
+    return [(doc, c) for doc, c in found if not (c in seen or seen.add(c))]
 
 
 def _as_run_here(command: str) -> list[str]:
