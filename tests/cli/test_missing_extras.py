@@ -92,3 +92,61 @@ def test_a_missing_extra_names_its_install_command(
     assert done.returncode == 1, (done.stdout, done.stderr)
     line = done.stderr.strip().splitlines()[-1]
     assert line.startswith(f"tali {args[0]}: error: ") and words in line and line.endswith(hint), done.stderr
+
+
+_LIBRARY = """
+import sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None
+import tali
+try:
+    exec(sys.argv[2])
+except tali.errors.TaliMissingDependencyError as exc:
+    print(f"{type(exc).__name__}: {exc}")
+"""
+
+LIBRARY_CASES = [
+    (
+        "safetensors",
+        "from tali.data.cache import SampleCache; SampleCache('c', tali.TaliConfig())",
+        "SampleCache needs safetensors",
+        "cache",
+    ),
+    (
+        "datasets",
+        "import tali.hf; tali.hf.prepare(None)",
+        "tali.hf (Hugging Face datasets interop) needs datasets",
+        "hf",
+    ),
+    (
+        "transformers",
+        "from tali.processors.audio import slaney_mel_filters; slaney_mel_filters(80)",
+        "mel filters needs transformers",
+        "models",
+    ),
+    (
+        "duckdb",
+        "from tali.quality.sandbox import evaluate_where; evaluate_where([], 'true', columns=('row',))",
+        "SQL filtering needs duckdb",
+        "quality",
+    ),
+    ("psutil", "tali.Monitor()", "needs psutil", "observe"),
+]
+
+
+@pytest.mark.parametrize(
+    ("blocked", "code", "words", "extra"), LIBRARY_CASES, ids=[c[3] + ":" + c[0] for c in LIBRARY_CASES]
+)
+def test_a_library_feature_names_its_extra(tmp_path, blocked, code, words, extra):
+    done = subprocess.run(
+        [sys.executable, "-c", _LIBRARY, blocked, code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
+    line = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+    assert line.startswith("TaliMissingDependencyError: ") and words in line, (done.stdout, done.stderr)
+    assert line.endswith(f"which is not installed: pip install 'tali-dataset[{extra}]'"), line
