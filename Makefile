@@ -17,17 +17,23 @@ TORCH_FIRST := $(if $(TORCH_INDEX),$(PIP) --index-url $(TORCH_INDEX) "$(TORCH)",
 
 # The demo's venv has the observe extra too, so `tali demo --monitor` and
 # `tali profile --profiler pyinstrument` work in it (small wheels: psutil, prometheus_client, pyinstrument).
+# Each long step says what it does first (pip -q and apt are otherwise silent for minutes).
 $(VENV)/.core: pyproject.toml
+	@echo "==> [1/2] creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(TORCH_FIRST)
+	@echo "==> [2/2] pip: torch and tali with the observe extra (the first time: a few minutes)"
 	$(PIP) "$(TORCH)" -e ".[observe]"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
+	@echo "==> [1/3] apt: FFmpeg 5 libraries (torchcodec, the benchmarks' peer) and Debian's chromium (viewer tests)"
 	scripts/install-ffmpeg-libs
 	scripts/install-chromium
+	@echo "==> [2/3] pip: the dev extras (Ray, DuckDB, transformers, Playwright...; the first time: 5-10 minutes)"
 	# torchcodec 0.13 is the release that loads beside the CPU torch 2.13.
 	$(PIP) "$(TORCH)" "torchcodec==0.13.0" -e ".[dev]"
+	@echo "==> [3/3] pip: open_clip_torch (CLIP's vocabulary file)"
 	# Tests read CLIP's BPE vocabulary file that open_clip_torch vendors; --no-deps
 	# because its torchvision requirement would replace the pinned torch.
 	$(PIP) --no-deps "open_clip_torch==3.3.0"
@@ -40,6 +46,7 @@ demo: setup
 	$(VENV)/bin/tali demo
 
 test: setup-dev
+	@echo "==> the test suite on 2 workers (12-15 minutes on 2 cores; one dot per test)"
 	TALI_TESTS_NEED_EXTRAS=1 $(PY) -m pytest -n 2 --dist loadgroup -q
 
 # What CI checks before the tests: lint, formatting, and types of the package.

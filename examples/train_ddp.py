@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--resume", default=None, help="checkpoint written by --stop-after")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)  # `--out run/` on a fresh clone: run/ does not exist yet
 
     dist.init_process_group("gloo")
     rank = dist.get_rank()

@@ -96,7 +96,7 @@ def test_edited_documents_read_the_same_both_ways(base, position, insert):
         "'0.5':\n- second 0\n- ''\n- null\n'1.5':\n- a\n",  # lists of texts (joined), nulls left out
         "'1.5': 'it''s: fine # really'\n",  # single-quoted
         "'1.5': ~\n'2.5':\n'3.5': ''\n'4.5': 'null'\n",  # nulls and texts that look like them
-        "'2.5': b\n'1.5': a\n'2.5': c\n",  # out of order and duplicate keys
+        "'2.5': b\n'1.5': a\n'3.5': c\n",  # out of order (a duplicate key is refused: test_hardening)
         "1.5: a\n-2.5: b\n",  # plain numeric keys
         "'1.5': a b  c\n",  # inner spaces kept
         "'1.5': a:b\n",  # a colon inside a word

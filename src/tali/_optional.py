@@ -31,7 +31,7 @@ def require(module: str, *, extra: str, feature: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         top = module.split(".")[0]
-        missing = getattr(exc, "name", None) or top
+        missing = (getattr(exc, "name", None) or top).split(".")[0]  # the package pip installs
         raise TaliMissingDependencyError(
             f"{feature} needs {missing}, which is not installed: {install_hint(extra)}",
             extra=extra,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +17,8 @@ import pytest
 
 import tali
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
 
 
 def _env() -> dict[str, str]:
@@ -63,25 +67,61 @@ def test_curation_pipeline_keeps_exactly_the_good_rows(sample_root, truth, tmp_p
     assert (tmp_path / "metrics.parquet").is_file()
 
 
+def _documented_commands() -> list[tuple[str, str]]:
+    """(doc, command) for every line of a ```bash block in README.md and docs/ that runs an
+    example, then the examples' own usage lines, each once, in that order."""
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]:
+        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.DOTALL):
+            for line in block.splitlines():
+                command = line.split("  #")[0].strip()
+                if "examples/" in command and not command.startswith("#"):
+                    found.append((doc.name, command))
+    for script in sorted(EXAMPLES.glob("*.py")):  # the usage lines of each script's docstring
+        for line in (ast.get_docstring(ast.parse(script.read_text())) or "").splitlines():
+            command = line.split("  #")[0].strip()
+            # Those on the sample data; "~/data/TALI" stands for a user's download.
+            if command.startswith(("python ", "torchrun ")) and "~/" not in command:
+                found.append((script.name, command))
+    seen: set[str] = set()
+    return [(doc, c) for doc, c in found if not (c in seen or seen.add(c))]
+
+
+def _as_run_here(command: str) -> list[str]:
+    """The documented words, with this interpreter for ``python`` and ``torchrun``."""
+    words = shlex.split(command)
+    if words[0] == "python":
+        return [sys.executable, *words[1:]]
+    if words[0] == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", *words[1:]]
+    raise AssertionError(f"an example command that starts with {words[0]!r}: {command}")
+
+
 @pytest.mark.slow
-def test_torchrun_training_resumes_where_it_stopped(sample_root, tmp_path):
-    base = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(EXAMPLES / "train_ddp.py"),
-        "--root",
-        str(sample_root),
-        "--out",
-        str(tmp_path),
-    ]
-    _run([*base, "--stop-after", "1"])
-    assert (tmp_path / "checkpoint.pt").is_file()
-    _run([*base, "--resume", str(tmp_path / "checkpoint.pt")])
+def test_every_documented_example_command_runs_as_shown_in_a_fresh_clone(sample_root, tmp_path):
+    """The commands exactly as the docs show them, in order, in a fresh copy of examples/ where
+    their output folders do not exist yet (`--out run/` once died after training for want of run/)."""
+    commands = _documented_commands()
+    assert {c for _, c in commands} >= {
+        "torchrun --standalone --nproc_per_node=2 examples/train_ddp.py --stop-after 1 --out run/",
+        "python examples/curation.py --out curated/",
+    }
+    clone = tmp_path / "clone"
+    shutil.copytree(EXAMPLES, clone / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**_env(), "TALI_CACHE_DIR": str(sample_root.parent)}  # the sample data, as built once
+    for doc, command in commands:
+        proc = subprocess.run(
+            _as_run_here(command),
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, (doc, command, proc.stderr[-4000:])
     runs = {
-        (r, phase): json.loads((tmp_path / f"rank{r}-{phase}.json").read_text())
+        (r, phase): json.loads((clone / "run" / f"rank{r}-{phase}.json").read_text())
         for r in range(2)
         for phase in ("first", "resumed")
     }
@@ -92,3 +132,9 @@ def test_torchrun_training_resumes_where_it_stopped(sample_root, tmp_path):
     assert sorted(first + rest) == list(range(16))  # the split exactly once across both runs
     # Resumed ranks continue the step count from the checkpoint and stay in lockstep.
     assert runs[0, "resumed"]["step"] == runs[1, "resumed"]["step"] == 4
+    curated = tali.TaliDataset(
+        clone / "curated" / "curated",
+        split="test",
+        config=tali.TaliConfig(modalities=("youtube_title_text",)),
+    )
+    assert 0 < len(curated) < 4

@@ -187,3 +187,86 @@ def test_validate_reports_every_broken_mutant_and_never_dies(corpus):
             assert m.row["item_idx"] in failed, m.kind
     assert all(f.error.startswith("Tali") for f in report.failures), Counter(f.error for f in report.failures)
     assert all(f.item_idx is not None and f.row is not None and f.field for f in report.failures)
+
+
+# --- files beside the data: cache entries and duration indexes (issue 24.4, 24.5) ---------
+
+_TITLES = TaliConfig(modalities=("youtube_title_text",))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_no_hostile_cache_entry_is_ever_served(sample_root, tmp_path, seed):
+    """Every cache operator on every entry of the val split (planted between two epochs): the
+    second epoch yields exactly the first one's rows, each hostile entry a counted miss."""
+    import numpy as np
+
+    import tali
+    from tali.data.cache import SampleCache
+    from tali.quality.mutate import CACHE_ENTRY_OPS
+
+    def epoch(cache):
+        stream = tali.load(sample_root, split="val", config=_TITLES, cache=cache, shuffle=False)
+        return {s["key"]: (s["item_idx"], s["youtube_title_text"]) for s in stream}
+
+    rng = np.random.default_rng(seed)
+    for n, (kind, op) in enumerate(CACHE_ENTRY_OPS.items()):
+        cache = SampleCache(tmp_path / f"cache-{n}", _TITLES)
+        first = epoch(cache)
+        key = int(rng.integers(0, len(first)))
+        other = cache.path((key + 1) % len(first), 0).read_bytes()
+        op(cache.path(key, 0), rng, other)
+        started = time.monotonic()
+        assert epoch(cache) == first, kind
+        assert time.monotonic() - started < ROW_SECONDS_LIMIT, kind
+        assert cache.hits == len(first) - 1, (kind, cache)
+        again = cache.get(key, 0)  # recomputed and cached again (or, under a planted directory, not)
+        assert again is None or again["item_idx"] == first[key][0], kind
+
+
+def test_no_hostile_durations_file_moves_a_window(sample_root, tmp_path):
+    """Every durations operator: a text-only config's windows are the true-length ones or the
+    nominal-length ones, never drawn from a planted length, with a warning; bounded time."""
+    import shutil
+    import warnings
+
+    import numpy as np
+
+    from tali.data.durations import FILE_NAME, DurationsIndexWarning
+    from tali.quality.durations import write_durations
+    from tali.quality.mutate import DURATIONS_OPS
+
+    def dataset_copy(name, rows=None):
+        root = tmp_path / name
+        (root / "data").mkdir(parents=True)
+        shard = sample_root / "data" / "realworld-00000-of-00001.parquet"
+        table = pq.read_table(shard)
+        pq.write_table(table if rows is None else table.slice(0, rows), root / "data" / shard.name)
+        write_durations(root)
+        return root
+
+    def lengths(root):
+        config = TaliConfig(modalities=("youtube_subtitle_text",), seed=3)
+        ds = TaliDataset(root, split="realworld", config=config)
+        return {ds[i]["item_idx"]: ds[i]["window"]["clip_seconds"] for i in range(len(ds))}
+
+    other = (dataset_copy("other", rows=5) / "data" / FILE_NAME).read_bytes()  # an index of other shards
+    root = dataset_copy("root")
+    index = (root / "data" / FILE_NAME).read_bytes()
+    true = lengths(root)
+    nominal = TaliConfig().window.nominal_clip_seconds
+    rng = np.random.default_rng(0)
+    for kind, op in DURATIONS_OPS.items():
+        path = root / "data" / FILE_NAME
+        op(path, rng, other)
+        started = time.monotonic()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = lengths(root)
+        assert time.monotonic() - started < ROW_SECONDS_LIMIT, kind
+        assert all(got[k] in (true[k], nominal) for k in true), (kind, got)
+        assert any(issubclass(w.category, DurationsIndexWarning) for w in caught), kind
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        path.write_bytes(index)

@@ -221,3 +221,94 @@ def test_books_balance_across_dataloader_workers(val_rows, tmp_path):
     assert {r.item_idx for r in report.skipped} == bad
     assert all(r.shard == "mixed.parquet" and r.row == r.item_idx - 100 for r in report.skipped)
     assert torch.is_tensor(batch["wikipedia_caption_image"]["pixels"])
+
+
+# --- issue 24.12: refused by size before it becomes Python; subtitle keys checked ---------
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "error", "match"),
+    [
+        (
+            "youtube_video_content",
+            b"\0" * (3 << 20),
+            TaliDecodeError,
+            "clip is 3145728 bytes, over the 2097152",
+        ),
+        (
+            "youtube_subtitle_text",
+            "1.5: " + "x" * 300_000,
+            TaliSubtitleError,
+            "subtitles are 300005 bytes of UTF-8, over the 200000 limit",
+        ),
+        ("youtube_title_text", "t" * 500_000, TaliDataError, "column youtube_title_text is 500000 bytes"),
+    ],
+)
+def test_an_oversized_value_is_refused_before_it_is_converted(val_rows, column, value, error, match):
+    from tali.data.rows import RowLimits
+
+    limits = RowLimits(max_clip_bytes=2 << 20, max_subtitle_bytes=200_000, max_value_bytes=100_000)
+    table = pa.Table.from_pylist([dict(val_rows[0], **{column: value})], schema=TALI_SCHEMA)
+    tracemalloc.start()
+    try:
+        with pytest.raises(error, match=match) as caught:
+            row_to_python(table, 0, limits=limits)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert caught.value.field == column and caught.value.item_idx == val_rows[0]["item_idx"]
+    assert peak < len(value) // 4  # the value was never copied into a Python object
+
+
+def test_the_loaders_refuse_a_200_mb_clip_before_converting_it(val_rows, tmp_path):
+    """Measured in a fresh process: the 200 MB clip row cost 777 MB above the process's
+    level before (row group read + its bytes object + the decoder's check), now 587 MB
+    (the row group read alone); the row is refused at the configured limit."""
+    (tmp_path / "data").mkdir()
+    rows = [val_rows[0], dict(val_rows[1], youtube_video_content=b"\0" * 200_000_000)]
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=TALI_SCHEMA), tmp_path / "data" / "val-0.parquet", row_group_size=1
+    )
+    config = TaliConfig(modalities=("youtube_content_video",))
+    ds = TaliDataset(tmp_path, split="val", config=config, on_error="skip")
+    tracemalloc.start()
+    try:
+        sample = ds[1]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    (record,) = sample["errors"]  # skip: the bad row is recorded, a good one served in its place
+    assert record["field"] == "youtube_video_content" and record["error"] == "TaliDecodeError"
+    assert record["message"].startswith("clip is 200000000 bytes, over the 67108864-byte limit")
+    assert peak < 50 << 20  # Python objects: no 200 MB bytes was made
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("'1.5': a\n'2.5': b\n'1.5': c\n", "1.5 appears more than once"),
+        ("1.5: a\n1.50: b\n", "1.5 appears more than once"),
+        ("'1e308': a\n", "beyond 1000000 s"),
+        ("'1.5': a\n'123456789012345': b\n", "beyond 1000000 s"),
+    ],
+)
+def test_duplicate_and_absurd_subtitle_timestamps_are_refused(text, match):
+    for fast_path in (True, False):
+        with pytest.raises(TaliSubtitleError, match=match):
+            parse_subtitles(text, item_idx=3, fast_path=fast_path)
+
+
+def test_only_the_oversized_row_of_a_row_group_is_refused(val_rows):
+    from tali.data.rows import RowLimits
+
+    limits = RowLimits(max_value_bytes=100_000)
+    rows = [dict(r) for r in val_rows]
+    rows[2]["youtube_title_text"] = "t" * 150_000
+    table = pa.Table.from_pylist(rows, schema=TALI_SCHEMA)
+    for offset in range(len(rows)):  # row by row, as the loaders go through a row group
+        if offset == 2:
+            with pytest.raises(TaliDataError, match="youtube_title_text is 150000 bytes") as caught:
+                row_to_python(table, offset, limits=limits)
+            assert caught.value.item_idx == rows[2]["item_idx"]
+        else:
+            assert row_to_python(table, offset, limits=limits)["item_idx"] == rows[offset]["item_idx"]

@@ -64,7 +64,7 @@ def broken_root(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         table = table.set_column(k, table.schema.field(k), pa.array(values, kind))
     (root / "data").mkdir()
     pq.write_table(table, root / "data" / "train-00000-of-00001.parquet")
-    report = root / "validation.json"
+    report = tmp_path_factory.mktemp("reports") / "validation.json"  # apart from the source
     validate(root, split="train", checks=["clip", "subtitles"], report=report)
     return root, report
 

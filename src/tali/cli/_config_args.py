@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from tali.cli._common import positive_float, positive_int
+from tali.cli._source import resolve_source  # noqa: F401  (one rule for SOURCE; re-exported)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,12 +61,3 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if args.modalities:
         data["modalities"] = args.modalities
     return TaliConfig.from_dict(data, where="flags")
-
-
-def resolve_source(source: str | None) -> str:
-    """``None`` or ``"sample"``: the embedded sample dataset (built once, cached)."""
-    if source in (None, "sample"):
-        from tali import sample_data
-
-        return str(sample_data.build())
-    return source

@@ -15,7 +15,8 @@ import json
 from typing import Any
 
 from tali.cli._common import non_negative_int, positive_int
-from tali.cli._config_args import add_config_arguments, config_from_args, resolve_source
+from tali.cli._config_args import add_config_arguments, config_from_args
+from tali.cli._source import resolve_source
 
 HELP = "throughput of tali on a source and config, per worker count, with a live monitor panel"
 

@@ -12,7 +12,10 @@ HELP = "index every clip's true length next to the shards (text-only configs use
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="dataset directory (Hub layout) or a shard")
+    parser.add_argument(
+        "source",
+        help="dataset directory (Hub layout), parquet file, or 'sample' (the built-in sample dataset)",
+    )
     parser.add_argument("--split", help="only this split (default: every parquet file)")
     parser.add_argument(
         "--max-clip-seconds",
@@ -23,8 +26,11 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tali.cli._source import resolve_source
     from tali.quality.durations import write_durations
 
-    for path in write_durations(args.source, split=args.split, max_clip_seconds=args.max_clip_seconds):
+    for path in write_durations(
+        resolve_source(args.source), split=args.split, max_clip_seconds=args.max_clip_seconds
+    ):
         print(path)
     return 0

@@ -21,7 +21,10 @@ HELP = "filter rows by SQL over metadata + metrics; write an index or new shards
 def register(parser: argparse.ArgumentParser) -> None:
     from tali.cli.prepare import add_ray_argument
 
-    parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
+    parser.add_argument(
+        "source",
+        help="dataset directory (Hub layout), parquet file, or 'sample' (the built-in sample dataset)",
+    )
     parser.add_argument("--split", required=True, help="split to filter (train, val, test)")
     parser.add_argument("--where", default=None, help="DuckDB SQL boolean expression over the 'rows' view")
     parser.add_argument("--metrics", default=None, help="metrics parquet from `tali metrics`")
@@ -37,14 +40,22 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from tali.cli._source import resolve_source
+    from tali.outputs import check_output_apart
     from tali.quality import select
 
+    source = resolve_source(args.source)
+    # Before the scan: an output inside the source is refused without reading a row.
+    if args.index:
+        check_output_apart(args.index, [source], what="--index")
+    else:
+        check_output_apart(args.out, [source], what="--out", instead="write the new split somewhere else")
     console = Console()
-    result = select(args.source, split=args.split, metrics=args.metrics, where=args.where)
+    result = select(source, split=args.split, metrics=args.metrics, where=args.where)
     console.print(f"read {result.read} rows, kept {result.kept}, dropped {result.read - result.kept}")
     if args.index:
         result.write_index(args.index)
-        console.print(f"index of {len(result.item_ids)} item ids -> {args.index}")
+        console.print(f"index of {len(result.item_ids)} item ids -> {args.index}", markup=False)
         return 0
     summary = result.write_shards(
         args.out, rows_per_shard=args.rows_per_shard, overwrite=args.overwrite, ray=args.ray

@@ -19,7 +19,10 @@ HELP = "per-row quality metrics as a parquet table keyed by item_idx"
 def register(parser: argparse.ArgumentParser) -> None:
     from tali.cli.prepare import add_ray_argument
 
-    parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
+    parser.add_argument(
+        "source",
+        help="dataset directory (Hub layout), parquet file, or 'sample' (the built-in sample dataset)",
+    )
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
     parser.add_argument("--out", required=True, help="output parquet file")
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one shard each)")
@@ -36,14 +39,15 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from tali._optional import available
+    from tali._optional import available, install_hint
+    from tali.cli._source import resolve_source
     from tali.quality import MetricsOptions, compute_metrics
     from tali.quality.metrics import summarize_metrics
 
     sql = available("duckdb")  # the summary's flag counts; the table itself needs no extra
     options = MetricsOptions(similarity=args.similarity, language=args.language)
     table = compute_metrics(
-        args.source,
+        resolve_source(args.source),
         split=args.split,
         out=args.out,
         options=options,
@@ -55,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     summarize_metrics(table, out=args.out, flag_counts=sql).render(Console())
     errors = sum(1 for e in table.column("errors").to_pylist() if e)
     if not sql:
-        Console().print("flagged counts need duckdb: pip install 'tali-dataset[quality]'")
+        # Not markup: rich would read "[quality]" as a style tag and print "tali-dataset".
+        Console().print(f"flagged counts need duckdb: {install_hint('quality')}", markup=False)
     Console().print(f"{errors} rows had parts that could not be measured (see the 'errors' column)")
     return 0
 

@@ -25,7 +25,10 @@ def add_ray_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
+    parser.add_argument(
+        "source",
+        help="dataset directory (Hub layout), parquet file, or 'sample' (the built-in sample dataset)",
+    )
     parser.add_argument("out", help="output directory (Hub layout: OUT/data/*.parquet)")
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one shard each)")
@@ -54,6 +57,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from tali.cli._source import resolve_source
     from tali.prepare import PrepareSettings, prepare
 
     settings = PrepareSettings(
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         on_error=args.on_error,
     )
     report = prepare(
-        args.source,
+        resolve_source(args.source),
         args.out,
         split=args.split,
         settings=settings,
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             if summary["rotated_upright"]
             else ""
         )
-        + f"; report: {args.out}/tali-prepare.json"
+        + f"; report: {args.out}/tali-prepare.json",
+        markup=False,  # a path is not rich markup
     )
     for failure in report.failures[:20]:
         console.print(

@@ -12,7 +12,8 @@ import argparse
 import json
 
 from tali.cli._common import positive_int
-from tali.cli._config_args import add_config_arguments, config_from_args, resolve_source
+from tali.cli._config_args import add_config_arguments, config_from_args
+from tali.cli._source import resolve_source
 
 HELP = "where a sample's time goes (per stage and per function) and how many workers a target rate needs"
 

@@ -24,8 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tali.outputs import check_replaceable
     from tali.sample_data import build, load_truth
 
+    if args.path is not None:  # a rebuild replaces the directory: never a dataset of the user's
+        check_replaceable(args.path, marker="truth.json", what="PATH")
     with Progress(
         TextColumn("encoding sample rows"),
         BarColumn(),

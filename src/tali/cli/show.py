@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     import tali
     from tali.atomic import publishing
-    from tali.cli._config_args import resolve_source
+    from tali.cli._source import resolve_source
     from tali.errors import TaliConfigError
     from tali.viz import VIEW_CONFIG, contact_sheet, parse_rows, plot_sample
 
@@ -85,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
         figure = contact_sheet(dataset, rows)
     with publishing(out.with_name(f".{out.name}.partial"), out) as partial:
         figure.savefig(partial, dpi=args.dpi, format="png")
-    Console().print(f"{len(rows)} row(s) of {args.split} -> {out}")
+    Console().print(f"{len(rows)} row(s) of {args.split} -> {out}", markup=False)
     return 0

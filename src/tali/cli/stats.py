@@ -53,13 +53,18 @@ def run(args: argparse.Namespace) -> int:
         raise TaliConfigError("--html writes DIR/report.html: give --out DIR as well")
     from rich.console import Console
 
-    from tali.cli._config_args import resolve_source
+    from tali.cli._source import resolve_source
+    from tali.outputs import check_output_apart
     from tali.stats import StatsOptions, describe, write_outputs
 
     options = StatsOptions(
         bins=args.bins, top_k=args.top_k, clip_seconds=args.clip_seconds, threads=args.threads
     )
-    report = describe(resolve_source(args.source), split=args.split, metrics=args.metrics, options=options)
+    source = resolve_source(args.source)
+    for flag, path in (("--out", args.out), ("--json", args.json)):
+        if path and path != "-":
+            check_output_apart(path, [source], what=flag)
+    report = describe(source, split=args.split, metrics=args.metrics, options=options)
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     if to_stdout:
@@ -68,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         report.render(console)
         if args.json:
             report.to_json(args.json)
-            console.print(f"JSON -> {args.json}")
+            console.print(f"JSON -> {args.json}", markup=False)
     if args.out:
         written = write_outputs(report, args.out, html=args.html)
-        console.print(f"{len(written)} files -> {args.out}: " + ", ".join(p.name for p in written.values()))
+        names = ", ".join(p.name for p in written.values())
+        console.print(f"{len(written)} files -> {args.out}: {names}", markup=False)
     return 0

@@ -18,7 +18,10 @@ HELP = "validate every row of a source; non-zero exit when any row fails"
 def register(parser: argparse.ArgumentParser) -> None:
     from tali.cli.prepare import add_ray_argument
 
-    parser.add_argument("source", help="dataset directory (Hub layout) or parquet file")
+    parser.add_argument(
+        "source",
+        help="dataset directory (Hub layout), parquet file, or 'sample' (the built-in sample dataset)",
+    )
     parser.add_argument("--split", default=None, help="train, val or test (default: every shard)")
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one shard each)")
     parser.add_argument("--report", default=None, help="write the JSON report here (enables resume)")
@@ -34,11 +37,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from tali.cli._source import resolve_source
     from tali.quality import validate
 
     checks = [c.strip() for c in args.checks.split(",")] if args.checks else None
     report = validate(
-        args.source,
+        resolve_source(args.source),
         split=args.split,
         checks=checks,
         workers=args.workers,

@@ -15,6 +15,11 @@ header's ``__metadata__`` as one JSON *manifest*, a tree of typed nodes:
 Decoding checks every node against this schema; anything else (a foreign
 file, a planted pickle, a torn write, an unknown node type) is
 :class:`CorruptEntry`, which the cache counts, removes and recomputes.
+
+The manifest also holds the entry's *binding* (``{"key", "scope", "fingerprint",
+"source"}``): the row, epoch scope, config and source it was computed for. A
+well-formed entry of row 5 copied over row 0's file is then a ``CorruptEntry`` for
+row 0 (its binding says 5), never row 5's sample served as row 0.
 """
 
 from __future__ import annotations
@@ -24,8 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from tali.errors import TaliConfigError
 
 __all__ = ["FORMAT", "CorruptEntry", "Unstorable", "decode_sample", "encode_sample"]
 
@@ -42,15 +45,14 @@ class Unstorable(TypeError):
 
 
 def _safetensors() -> Any:
-    try:
-        import safetensors.torch
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise TaliConfigError("SampleCache needs safetensors: pip install 'tali-dataset[cache]'") from None
-    return safetensors.torch
+    from tali._optional import require
+
+    return require("safetensors.torch", extra="cache", feature="SampleCache")
 
 
-def encode_sample(sample: Any) -> bytes:
-    """``sample`` (nested dicts/lists of tensors, arrays, PIL images, scalars) as file bytes."""
+def encode_sample(sample: Any, *, binding: dict[str, Any] | None = None) -> bytes:
+    """``sample`` (nested dicts/lists of tensors, arrays, PIL images, scalars) as file bytes;
+    ``binding`` (JSON scalars) is stored with it and checked by :func:`decode_sample`."""
     tensors: dict[str, torch.Tensor] = {}
 
     def put(value: torch.Tensor) -> str:
@@ -80,12 +82,13 @@ def encode_sample(sample: Any) -> bytes:
             return {"t": "pil", "k": put(torch.from_numpy(np.array(value))), "mode": value.mode}
         raise Unstorable(f"a {type(value).__name__} cannot be cached")
 
-    manifest = json.dumps({"format": FORMAT, "root": node(sample)})
+    manifest = json.dumps({"format": FORMAT, "binding": binding, "root": node(sample)})
     return _safetensors().save(tensors, metadata={"manifest": manifest})
 
 
-def decode_sample(data: bytes) -> Any:
-    """The sample stored by :func:`encode_sample`; :class:`CorruptEntry` for anything else."""
+def decode_sample(data: bytes, *, binding: dict[str, Any] | None = None) -> Any:
+    """The sample stored by :func:`encode_sample`; :class:`CorruptEntry` for anything else,
+    and for an entry stored with another ``binding`` than the one given."""
     st = _safetensors()
     try:
         tensors = st.load(data)
@@ -96,6 +99,8 @@ def decode_sample(data: bytes) -> Any:
         raise CorruptEntry(f"not a safetensors cache entry: {type(exc).__name__}: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CorruptEntry(f"manifest is not {FORMAT}")
+    if binding is not None and manifest.get("binding") != binding:
+        raise CorruptEntry(f"entry is bound to {manifest.get('binding')!r}, not {binding!r}")
     used: set[str] = set()
 
     def tensor(spec: dict[str, Any]) -> torch.Tensor:

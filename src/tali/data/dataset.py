@@ -27,7 +27,7 @@ from tali.data.policy import (
     placeholder_sample,
 )
 from tali.data.row_source import RowSource
-from tali.data.rows import row_item_idx, row_to_python
+from tali.data.rows import RowLimits, row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
@@ -209,7 +209,9 @@ class TaliDataset(torch.utils.data.Dataset):
                 table = self.source.read_row(row_number)
                 add_bytes(table.nbytes)
             located["item_idx"] = row_item_idx(table, 0)
-            return self._produce(row_to_python(table, 0), row_number)
+            return self._produce(
+                row_to_python(table, 0, limits=RowLimits.from_config(self.config)), row_number
+            )
 
         mode: OnError = "raise" if self.on_error == "raise" else "skip"
         return apply_policy(

@@ -47,7 +47,7 @@ from tali.data.policy import (
     placeholder_sample,
 )
 from tali.data.row_source import RowSource
-from tali.data.rows import row_item_idx, row_to_python
+from tali.data.rows import RowLimits, row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
@@ -150,7 +150,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         self.transform = self.pipeline.transform
         self.cache = cache
         if cache is not None:
-            cache.bind(self.pipeline)
+            cache.bind(self.pipeline, source=self.index)
         self.unit_rows = np.asarray([rg.num_rows for rg in self.index.row_groups], dtype=np.int64)
         self.allowed = self._allowed_rows(item_ids) if item_ids is not None else None
         self.epoch = 0
@@ -498,7 +498,7 @@ class TaliStream(torch.utils.data.IterableDataset):
                 with timed(Stage.READ):
                     if table is _LAZY:
                         table, offset = self.source.read_row(key), 0
-                    raw = row_to_python(table, offset)
+                    raw = row_to_python(table, offset, limits=RowLimits.from_config(self.config))
                 sample = self.pipeline.decode(raw, key=key, epoch=self.epoch)
                 if self.cache is not None:
                     self.cache.put(key, self.epoch, sample)

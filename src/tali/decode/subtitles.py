@@ -30,6 +30,9 @@ from tali.errors import TaliSubtitleError
 __all__ = ["SubtitleLine", "lines_between", "load_bounded_yaml", "parse_subtitles", "utf8_length"]
 
 _FIELD = "youtube_subtitle_text"
+#: Largest timestamp magnitude believed (11.6 days; YouTube's longest videos are 12 h). A key
+#: such as ``1e308`` is finite, yet no window can hold it; one timestamp twice is refused too.
+MAX_TIMESTAMP_SECONDS = 1e6
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ALLOWED_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "null", "bool", "seq", "map", "timestamp")
@@ -216,6 +219,10 @@ class _Reader:
             raise self.budget.fail(f"subtitle timestamp {raw[:40]!r} is not a number of seconds") from None
         if not math.isfinite(seconds):
             raise self.budget.fail(f"subtitle timestamp {raw[:40]!r} is not finite")
+        if abs(seconds) > MAX_TIMESTAMP_SECONDS:
+            raise self.budget.fail(
+                f"subtitle timestamp {raw[:40]!r} is beyond {MAX_TIMESTAMP_SECONDS:.0f} s (the timestamp limit)"
+            )
         return seconds
 
     def document(self) -> list[SubtitleLine]:
@@ -238,8 +245,12 @@ class _Reader:
             _tag(root, yaml.MappingNode, self.budget)
             if root.anchor is not None:
                 self.anchors[root.anchor] = _Anchor("map", None, 1)
+            seen: set[float] = set()
             while not isinstance(event := self.next(), yaml.MappingEndEvent):
                 seconds = self.key(event)
+                if seconds in seen:  # YAML keys are unique; a loader would keep only the last
+                    raise self.budget.fail(f"subtitle timestamp {seconds} appears more than once")
+                seen.add(seconds)
                 lines.append(SubtitleLine(seconds, self.value()))
         self.next()  # DocumentEnd
         if not isinstance(self.next(), yaml.StreamEndEvent):
@@ -301,6 +312,9 @@ def _fast_lines(text: str, max_nodes: int, lo: float, hi: float) -> list[Subtitl
     nodes = 1 + 2 * len(found) + sum(items.count("\n") for *_, items in found if items)
     if nodes > max_nodes:
         return None  # the event reader reports the budget
+    keys = [float(quoted or plain) for quoted, plain, *_ in found]
+    if len(set(keys)) < len(keys) or any(abs(k) > MAX_TIMESTAMP_SECONDS for k in keys):
+        return None  # the event reader reports it
     lines = []
     for quoted_key, plain_key, single, plain, items in found:
         seconds = float(quoted_key or plain_key)

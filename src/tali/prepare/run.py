@@ -40,6 +40,7 @@ from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
+from tali.outputs import check_output_apart, one_writer, source_places
 from tali.prepare.encode import reencode
 from tali.prepare.settings import PrepareSettings
 from tali.schema import Column, schema_matches
@@ -222,6 +223,8 @@ class _PrepareShard:
         atomic_write_bytes(part, json.dumps(report).encode())
 
 
+# Two runs into one ``out`` take turns (neither deletes the other's staging).
+@one_writer("out", source="source")
 def prepare(
     source: SourceLike,
     out: str | os.PathLike[str],
@@ -244,6 +247,7 @@ def prepare(
     if len(set(names)) != len(names):
         raise TaliConfigError("source shards must have distinct file names to keep the Hub layout")
     out = Path(out)
+    check_output_apart(out, source_places(source, shards), what="the prepared copy")
     data_dir = out / "data"
     if any(Path(s).resolve().parent == data_dir.resolve() for s in shards):
         raise TaliConfigError(f"output {out} is the source; choose another directory")

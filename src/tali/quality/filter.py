@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliSourceError
+from tali.outputs import check_output_apart
 from tali.sql.sandbox import METADATA_EXCLUDED, check_where, evaluate_where, sandboxed_connection
 
 __all__ = ["METADATA_EXCLUDED", "FilterResult", "WriteSummary", "explain", "load_index", "select"]
@@ -96,6 +97,7 @@ class FilterResult:
             "item_ids": self.item_ids,
         }
         target = Path(path)
+        check_output_apart(target, [*self.source_roots, *self.shards], what="the index")
         atomic_write_bytes(target, json.dumps(blob).encode())
         return target
 

@@ -49,6 +49,7 @@ from tali.decode.image import IMAGE_FORMATS
 from tali.decode.subtitles import lines_between, parse_subtitles
 from tali.errors import TaliDataError, TaliSourceError
 from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
+from tali.outputs import check_output_apart, source_places
 from tali.quality.checks import parse_start_seconds
 from tali.quality.scan import ScanThresholds, scan_clip
 from tali.quality.similarity import require_embeddings
@@ -324,6 +325,8 @@ def compute_metrics(
     if opts.similarity:
         require_embeddings()  # before the decode pass, not after it
     shards = resolve_local_files(source, split)
+    if out is not None:
+        check_output_apart(out, source_places(source, shards), what="the metrics table")
     refuse_foreign_shards(shards, [str(c) for c in _READ])
     scratch: str | None = None
     if out is None:

@@ -32,6 +32,8 @@ import pyarrow as pa
 from tali.schema import TALI_SCHEMA, Column, WitField
 
 __all__ = [
+    "CACHE_ENTRY_OPS",
+    "DURATIONS_OPS",
     "FAMILIES",
     "KINDS",
     "InvalidUtf8",
@@ -504,3 +506,163 @@ def mutants_to_table(mutants: Sequence[Mutant]) -> pa.Table:
         else:
             columns[field.name] = pa.array(values, field.type)
     return pa.table(columns, schema=TALI_SCHEMA)
+
+
+# --- files next to the data: SampleCache entries and tali-durations.json ------------------
+#
+# Not rows but files a loader reads beside them, from a directory others can write to. Each
+# operator changes one file in place; the loader must never serve what it planted (another
+# row's sample, a length x10), never read without bound (a sparse 64 GB file, /dev/zero, a
+# FIFO) and fall back to computing (cache) or to the nominal clip length (durations).
+
+#: ``kind -> op(path, rng, other)``: ``other`` is a valid file of another row or shard set.
+FileOp = Callable[[Any, np.random.Generator, bytes], None]
+
+
+def _replace_with(path: Any, make: Callable[[Any], None]) -> None:
+    import os
+    import shutil
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+    make(path)
+
+
+def _write(data: bytes) -> Callable[[Any], None]:
+    def make(path: Any) -> None:
+        with open(path, "wb") as handle:
+            handle.write(data)
+
+    return make
+
+
+def _sparse(size: int) -> Callable[[Any], None]:
+    def make(path: Any) -> None:
+        with open(path, "wb") as handle:
+            handle.truncate(size)  # no disk used
+
+    return make
+
+
+def _special(kind: str) -> Callable[[Any], None]:
+    import os
+
+    def make(path: Any) -> None:
+        if kind == "dev_zero":
+            os.symlink("/dev/zero", path)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            os.mkdir(path)
+
+    return make
+
+
+def _in_place(change: Callable[[bytes, np.random.Generator], bytes]) -> FileOp:
+    def op(path: Any, rng: np.random.Generator, other: bytes) -> None:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        _replace_with(path, _write(change(data, rng)))
+
+    return op
+
+
+def _safetensors_without_manifest() -> bytes:
+    import safetensors.numpy
+
+    return safetensors.numpy.save({"x": np.zeros(4, np.float32)})
+
+
+def _pickled() -> bytes:
+    import pickle
+
+    return pickle.dumps({"x": list(range(4))})
+
+
+#: Hostile SampleCache entries (``cache.*``): every one must be a miss and be recomputed.
+CACHE_ENTRY_OPS: dict[str, FileOp] = {
+    "cache.other_row": lambda p, r, other: _replace_with(p, _write(other)),
+    "cache.truncated": _in_place(lambda d, r: d[: int(r.integers(0, max(len(d) - 1, 1)))]),
+    "cache.flipped_header": _in_place(lambda d, r: _flip(d[:64], r, 8) + d[64:]),
+    "cache.empty": lambda p, r, other: _replace_with(p, _write(b"")),
+    "cache.sparse_64GB": lambda p, r, other: _replace_with(p, _sparse(64 << 30)),
+    "cache.dev_zero": lambda p, r, other: _replace_with(p, _special("dev_zero")),
+    "cache.fifo": lambda p, r, other: _replace_with(p, _special("fifo")),
+    "cache.directory": lambda p, r, other: _replace_with(p, _special("directory")),
+    "cache.foreign_safetensors": lambda p, r, other: _replace_with(
+        p, _write(_safetensors_without_manifest())
+    ),
+    "cache.pickle": lambda p, r, other: _replace_with(p, _write(_pickled())),
+}
+
+
+def _edit_lengths(change: Callable[[dict[str, Any], np.random.Generator], dict[str, Any]]) -> FileOp:
+    """Change every shard's lengths in a version-2 index (its digest left as written)."""
+
+    def op(path: Any, rng: np.random.Generator, other: bytes) -> None:
+        import json
+
+        with open(path, "rb") as handle:
+            blob = json.loads(handle.read())
+        for entry in blob["shards"].values():
+            entry["clip_seconds"] = change(entry["clip_seconds"], rng)
+        _replace_with(path, _write(json.dumps(blob).encode()))
+
+    return op
+
+
+def _every(value: Any) -> Callable[[dict[str, Any], np.random.Generator], dict[str, Any]]:
+    return lambda clips, rng: {k: value(v) for k, v in clips.items()}
+
+
+def _shuffled(clips: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    values = list(clips.values())
+    return dict(zip(clips, values[1:] + values[:1]))
+
+
+def _resigned(change: Callable[[Any], Any]) -> FileOp:
+    """One value replaced *and* the digest recomputed: only the value checks can catch it."""
+
+    def op(path: Any, rng: np.random.Generator, other: bytes) -> None:
+        import json
+
+        from tali.data.durations import digest
+
+        with open(path, "rb") as handle:
+            blob = json.loads(handle.read())
+        entry = next(e for e in blob["shards"].values() if e["clip_seconds"])
+        key = next(iter(entry["clip_seconds"]))
+        entry["clip_seconds"][key] = change(entry["clip_seconds"][key])
+        blob["digest"] = digest(blob["shards"], blob["max_clip_seconds"])
+        _replace_with(path, _write(json.dumps(blob).encode()))
+
+    return op
+
+
+def _stale(path: Any, rng: np.random.Generator, other: bytes) -> None:
+    """An index written for other shards (``other``: the index of another shard set)."""
+    _replace_with(path, _write(other))
+
+
+#: Hostile ``tali-durations.json`` files (``durations.*``): the loader must never use a
+#: planted length; it falls back to the nominal length with a warning.
+DURATIONS_OPS: dict[str, FileOp] = {
+    "durations.x10": _edit_lengths(_every(lambda v: v * 10)),
+    "durations.x0.1": _edit_lengths(_every(lambda v: v * 0.1)),
+    "durations.shuffled_ids": _edit_lengths(_shuffled),
+    "durations.signed_infinity": _resigned(lambda v: float("inf")),
+    "durations.signed_1e308": _resigned(lambda v: 1e308),
+    "durations.signed_1e-9": _resigned(lambda v: 1e-9),
+    "durations.signed_true": _resigned(lambda v: True),
+    "durations.signed_string": _resigned(lambda v: str(v)),
+    "durations.stale": _stale,
+    "durations.not_json": lambda p, r, other: _replace_with(p, _write(b"{not json")),
+    "durations.deep_nesting": lambda p, r, other: _replace_with(p, _write(b"[" * 100_000 + b"]" * 100_000)),
+    "durations.version_99": lambda p, r, other: _replace_with(p, _write(b'{"version": 99}')),
+    "durations.sparse_huge": lambda p, r, other: _replace_with(p, _sparse(1 << 40)),
+    "durations.dev_zero": lambda p, r, other: _replace_with(p, _special("dev_zero")),
+    "durations.fifo": lambda p, r, other: _replace_with(p, _special("fifo")),
+    "durations.directory": lambda p, r, other: _replace_with(p, _special("directory")),
+}

@@ -31,6 +31,7 @@ from tali.data.rows import row_item_idx, row_to_python
 from tali.data.sources import SourceLike, refuse_foreign_shards, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
 from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
+from tali.outputs import check_output_apart, source_places
 from tali.quality.checks import CHECKS, CheckLimits, check_shard_schema, columns_for_checks
 from tali.schema import TALI_SCHEMA
 
@@ -253,6 +254,8 @@ def validate(
     chosen = _parse_checks(checks)
     limits = limits or CheckLimits()
     shards = resolve_local_files(source, split)
+    if report is not None:
+        check_output_apart(report, source_places(source, shards), what="the report")
     refuse_foreign_shards(shards, columns_for_checks(chosen, tuple(TALI_SCHEMA.names)))
     scratch = None
     if report is not None:

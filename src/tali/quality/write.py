@@ -32,7 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tali.atomic import exclusive, publish_dir, publishing, remove_stale, staging_dir
-from tali.errors import TaliConfigError, TaliSourceError
+from tali.errors import TaliSourceError
+from tali.outputs import check_output_apart
 
 if TYPE_CHECKING:
     from tali.jobs import Executor
@@ -103,14 +104,7 @@ class _ShardWriter:
 
 def check_output_is_apart(out_dir: Path, sources: Iterable[str | os.PathLike[str]]) -> None:
     """Refuse an output directory that is, contains or lies inside a source directory."""
-    out = Path(out_dir).resolve()
-    for source in sources:
-        src = Path(source).resolve()
-        if out == src or out in src.parents or src in out.parents:
-            relation = "is" if out == src else ("contains" if out in src.parents else "lies inside")
-            raise TaliConfigError(
-                f"the output {out} {relation} the source {src}; write the new split somewhere else"
-            )
+    check_output_apart(out_dir, sources, instead="write the new split somewhere else")
 
 
 def _carry_over(data_dir: Path, staging: Path, replaced: set[Path]) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar, get_args
 
 import numpy as np
 
-from tali.config import FrameSelection, TaliConfig
+from tali.config import FrameSelection, TaliConfig, WindowConfig
 from tali.decode.audio import decode_audio_window
 from tali.decode.clip import ClipInfo, open_clip
 from tali.errors import TaliConfigError
