@@ -196,8 +196,9 @@ class TaliDataset(torch.utils.data.Dataset):
 
     def _attempt(self, index: int) -> tuple[dict[str, Any] | None, SkipRecord | None]:
         """``(sample, None)`` for a good row, ``(None, record)`` for a bad one (under raise: raises)."""
-        # Randomness is keyed by the row's place in the split, so a filter
-        # (``item_ids``) does not change the choices made for the rows it keeps.
+        # The row's place in the split is passed on; randomness is keyed by the row's
+        # item_idx (tali.window.seed_key), so a filter, a re-sharded copy or another entry
+        # point (hf, ray, view, live) makes the same choices for the same row.
         row_number = self._global_row(index)
         ref, offset = self.index.locate(row_number)
         located: dict[str, Any] = {}
