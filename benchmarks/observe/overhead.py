@@ -27,8 +27,8 @@ import timeit
 import psutil
 
 from tali import AudioConfig, TaliConfig, TaliDataset, make_loader, sample_data
+from tali.clock import activate
 from tali.observe import Monitor, Stage, StageClock, timed
-from tali.observe.clock import activate
 
 
 def _tree_cpu() -> float:
@@ -103,7 +103,7 @@ def accounted(dataset: TaliDataset, batch_size: int, cpu_ms_per_sample: float) -
     with activate(StageClock()):
         block_s = min(timeit.repeat(block, number=loops, repeat=5)) / loops
     to_stats_s = min(timeit.repeat(lambda: StageClock().to_stats(), number=2000, repeat=5)) / 2000
-    from tali.data.collate import collate
+    from tali.collate import collate
 
     batch = collate(samples)
     stats = batch["stats"]

@@ -25,10 +25,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.common import emit
 from tali import AudioConfig, TaliConfig, TaliTransform, sample_data
+from tali.clock import STAGES, StageClock, activate
 from tali.decode.clip import open_clip
 from tali.decode.index import frames_between
 from tali.decode.video import decode_frames_at
-from tali.observe.clock import STAGES, StageClock, activate
 from tali.prepare import PrepareSettings, prepare, reencode_clip
 
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 # type checkers and IDEs see; _LAZY says where each public name lives.
 if TYPE_CHECKING:
     from tali import hf, hub, processors, sample_data, stats, viz
+    from tali.collate import collate
     from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
     from tali.data.cache import SampleCache
-    from tali.data.collate import collate
     from tali.data.dataset import TaliDataset, make_loader
     from tali.data.sampler import TaliDistributedSampler
     from tali.data.stateful import StreamingLoader
@@ -51,7 +51,7 @@ _LAZY: dict[str, str] = {
         "tali.config",
     ),
     "SampleCache": "tali.data.cache",
-    "collate": "tali.data.collate",
+    "collate": "tali.collate",
     "TaliDataset": "tali.data.dataset",
     "make_loader": "tali.data.dataset",
     "TaliDistributedSampler": "tali.data.sampler",

@@ -199,7 +199,7 @@ def resolve_source(
     if _looks_local(text) or not _REPO_RE.match(text):
         raise TaliSourceError(_no_local_path(text, spec.split))
     if _REPO_RE.match(text):
-        from tali.hub import offline
+        from tali.hub_access import offline
 
         # Streaming reads in place (HTTP range requests); offline, only what an earlier
         # download left in the cache can be read, so that is what is served.

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from tali.clock import Stage, timed
 from tali.config import TaliConfig, WindowConfig
 from tali.decode.clip import Clip, open_clip
 from tali.decode.index import clip_seconds, keyframe_seconds
 from tali.errors import TaliSchemaError
-from tali.observe.clock import Stage, timed
 from tali.sample import audio, image, text, video
 from tali.sample.base import ReadContext, row_field
 from tali.sample.layout import window_dict

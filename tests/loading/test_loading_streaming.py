@@ -319,7 +319,7 @@ def test_stream_stats_and_invalid_utf8_follow_the_policy(train_files, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tali.observe.clock import STAGES
+    from tali.clock import STAGES
 
     table = pq.read_table(train_files[0])
     titles = table.column("youtube_title_text").cast(pa.binary()).to_pylist()

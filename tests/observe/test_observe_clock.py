@@ -9,8 +9,8 @@ import time
 import torch
 
 from tali import TaliConfig, TaliDataset, make_loader
+from tali.clock import TimedCollate, activate, active_clock
 from tali.observe import STAGES, Stage, StageClock, timed
-from tali.observe.clock import TimedCollate, activate, active_clock
 
 
 def test_timed_is_a_shared_noop_without_a_clock():
@@ -132,7 +132,7 @@ def test_clocks_are_per_thread():
 def test_with_stats_makes_any_loader_observable(root, config):
     """What a streaming loader does per row: transform under with_stats."""
     from tali import TaliTransform
-    from tali.observe.clock import with_stats
+    from tali.clock import with_stats
 
     dataset = TaliDataset(root, split="val", config=config)
     row = dataset.read_row(0)

@@ -167,7 +167,7 @@ def test_substitute_masks_each_bad_row(corpus, raise_outcomes):
 
 
 def _collate(samples):
-    from tali.data.collate import collate
+    from tali.collate import collate
 
     return collate(samples)
 

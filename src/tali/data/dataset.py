@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch.utils.data
 
+from tali.clock import Stage, TimedCollate, add_bytes, timed, with_stats
+from tali.collate import collate
 from tali.config import TaliConfig
-from tali.data.collate import collate
 from tali.data.durations import load_durations
 from tali.data.footers import FileIdentity
 from tali.data.policy import (
@@ -31,7 +32,6 @@ from tali.data.rows import RowLimits, row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError
-from tali.observe.clock import Stage, TimedCollate, add_bytes, timed, with_stats
 from tali.pipeline.pipeline import Pipeline, resolve_pipeline
 
 __all__ = ["TaliDataset", "make_loader"]

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch.utils.data
 
+from tali.collate import collate
 from tali.data.checkpoint import check_int, check_mapping
-from tali.data.collate import collate
 from tali.data.plan import Topology
 from tali.errors import TaliConfigError
 

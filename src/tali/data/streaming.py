@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 import torch.utils.data
 
+from tali.clock import Stage, timed, with_stats
 from tali.config import TaliConfig
 from tali.data.checkpoint import check_int, check_mapping, pack_mask, unpack_mask
 from tali.data.durations import load_durations
@@ -51,7 +52,6 @@ from tali.data.rows import RowLimits, row_item_idx, row_to_python
 from tali.data.shards import Opener, ShardIndex
 from tali.data.stateful import StreamingLoader, merge_states
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
-from tali.observe.clock import Stage, timed, with_stats
 from tali.pipeline.pipeline import UNREAD_ROW, Pipeline, resolve_pipeline
 
 __all__ = ["StreamingLoader", "TaliStream", "merge_states", "resolve_rank"]

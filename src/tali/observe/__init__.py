@@ -1,6 +1,6 @@
 """Monitoring and profiling of the loading pipeline.
 
-- :mod:`~tali.observe.clock`: per-sample stage timers that ride inside samples.
+- :mod:`~tali.clock`: per-sample stage timers that ride inside samples.
 - :mod:`~tali.observe.monitor`: :class:`Monitor`, the object a training loop reads.
 - :mod:`~tali.observe.resources`: RSS / CPU / open fds of the process tree (psutil).
 - :mod:`~tali.observe.panel`: the live ``rich`` panel.
@@ -8,7 +8,7 @@
 - :mod:`~tali.observe.profile`: ``tali profile``'s engine (stages + cProfile + worker estimate).
 """
 
-from tali.observe.clock import STAGES, Stage, StageClock, timed
+from tali.clock import STAGES, Stage, StageClock, timed
 from tali.observe.monitor import Monitor, MonitorSnapshot, merge_snapshots
 from tali.observe.resources import ProcessUsage, ResourceSampler
 

@@ -7,7 +7,7 @@
 ...         ...                       # train; batch no longer holds "stats"
 ...         log(monitor.snapshot().to_dict())
 
-Per-stage times arrive inside batches (see :mod:`tali.observe.clock`), so they
+Per-stage times arrive inside batches (see :mod:`tali.clock`), so they
 are already totalled across DataLoader workers; :meth:`Monitor.all_ranks`
 gathers the totals of every rank with ``torch.distributed``. Resources come
 from :class:`~tali.observe.resources.ResourceSampler`, bad rows from the
@@ -23,9 +23,9 @@ from typing import Any, Self
 
 import torch
 
+from tali.clock import STAGES, STATS_KEY
 from tali.data.policy import ERRORS_KEY, ErrorReport
 from tali.errors import TaliConfigError
-from tali.observe.clock import STAGES, STATS_KEY
 from tali.observe.resources import ResourceSampler
 
 __all__ = ["Monitor", "MonitorSnapshot", "merge_snapshots"]

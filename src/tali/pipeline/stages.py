@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from tali.augment import Augment
+from tali.clock import Stage as ClockStage
+from tali.clock import timed
 from tali.config import TaliConfig
 from tali.errors import TaliConfigError
-from tali.observe.clock import Stage as ClockStage
-from tali.observe.clock import timed
 from tali.transform import TaliTransform, sample_rng_for
 
 __all__ = ["AugmentStage", "Decode", "Process", "SpecAugmentStage", "StageContext", "UserStage"]

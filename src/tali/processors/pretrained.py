@@ -77,7 +77,7 @@ def _offline_kwargs(name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], 
     for most of a minute before the same error. Returns the kwargs and why."""
     if Path(name).is_dir() or kwargs.get("local_files_only"):
         return kwargs, None
-    from tali.hub import offline, reachable
+    from tali.hub_access import offline, reachable
 
     why = "HF_HUB_OFFLINE is set" if offline() else reachable()
     if why is None:

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from tali.clock import Stage, timed
 from tali.config import TaliConfig
 from tali.decode import resample
 from tali.decode.audio import decode_audio_window, silent_window
-from tali.observe.clock import Stage, timed
 from tali.sample.base import ReadContext, check_shape, shape_of
 from tali.schema import SubModality
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from tali.clock import Stage, timed
 from tali.config import TaliConfig
 from tali.decode.image import decode_image
-from tali.observe.clock import Stage, timed
 from tali.sample.base import ReadContext, blank_pixels, check_shape, pixels_out, row_field, shape_of
 from tali.schema import Column, ImageField, SubModality
 

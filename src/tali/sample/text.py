@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from tali.clock import Stage, timed
 from tali.config import TaliConfig
 from tali.decode.subtitles import parse_subtitles
 from tali.errors import TaliSchemaError
-from tali.observe.clock import Stage, timed
 from tali.sample.base import ReadContext, check_length, check_shape, start_seconds
 from tali.schema import Column, SubModality
 from tali.text import caption, choose_language, main_body, read_wit, title

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tali.clock import Stage, timed
 from tali.config import FrameOutput, FrameSelection, TaliConfig
 from tali.decode.image import decode_image
 from tali.decode.index import frames_between, middle_frame
@@ -31,7 +32,6 @@ from tali.decode.video import (
     window_keyframes,
 )
 from tali.errors import TaliDecodeError
-from tali.observe.clock import Stage, timed
 from tali.sample.base import ReadContext, blank_pixels, check_shape, pixels_out, shape_of
 from tali.schema import Column, ImageField, SubModality
 from tali.window import FramePlan, plan_frames, plan_single_frame, select_slots
