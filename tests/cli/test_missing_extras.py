@@ -126,7 +126,7 @@ LIBRARY_CASES = [
     ),
     (
         "duckdb",
-        "from tali.quality.sandbox import evaluate_where; evaluate_where([], 'true', columns=('row',))",
+        "from tali.sql.sandbox import evaluate_where; evaluate_where([], 'true', columns=('row',))",
         "SQL filtering needs duckdb",
         "quality",
     ),

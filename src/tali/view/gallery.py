@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from tali.errors import TaliConfigError
-from tali.quality.sandbox import sandboxed_connection
+from tali.sql.sandbox import sandboxed_connection
 from tali.view.catalog import Catalog, RowNotFound, SplitView, clean_value
 
 __all__ = ["GalleryPage", "Listing", "SelectionStore", "gallery_page", "listing"]
