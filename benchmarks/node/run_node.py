@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import shutil
@@ -50,7 +51,7 @@ from benchmarks.node.throughput import scaling
 from benchmarks.node.train import train_feed
 
 #: Share of the budget each part may use (the loader part is the long one).
-SHARES = {"gpu_tests": 0.15, "loader": 0.5, "train": 0.25, "hwdecode": 0.1}
+SHARES = {"gpu_tests": 0.15, "hwdecode": 0.05, "loader": 0.5, "train": 0.3}
 
 
 def log(message: str) -> None:
@@ -207,7 +208,7 @@ def part_hwdecode(clips: list[bytes], deadline: float) -> dict[str, Any]:
     return out
 
 
-def run_part(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) -> None:
+def run_part(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]], out: str | None) -> None:
     t0 = time.monotonic()
     log(f"{name} ...")
     try:
@@ -218,6 +219,9 @@ def run_part(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]
         part = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     part["seconds"] = time.monotonic() - t0
     results["parts"][name] = part
+    if out:  # what is done survives a kill from outside (the device command's timeout)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(results, indent=2) + "\n")
     log(f"{name} done in {part['seconds']:.0f} s ({'ok' if part['ok'] else part['error']})")
 
 
@@ -229,14 +233,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="also write the JSON here")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--budget-s", type=float, default=360.0, help="the parts after setup, together")
+    parser.add_argument(
+        "--budget-s", type=float, default=400.0, help="the whole run; parts share what setup leaves"
+    )
     parser.add_argument("--workers", default="1,2,4,8,16", help="loader worker counts")
     parser.add_argument("--batch-size", type=int, default=8, help="loader benchmark batch")
     parser.add_argument("--batches-per-worker", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--train-workers", default="1,2,4,8,16")
     parser.add_argument("--train-batch-size", type=int, default=32)
-    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--train-warmup", type=int, default=5)
     parser.add_argument("--base-rows", type=int, default=16, help="sample train rows prepared")
     parser.add_argument("--base-shards", type=int, default=8, help="their shards (prepare's parallelism)")
@@ -250,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.batch_size, args.batches_per_worker, args.rounds = 2, 2, 1
         args.train_batch_size, args.train_steps, args.train_warmup = 2, 3, 1
         args.hw_clips, args.base_rows, args.base_shards = 2, 2, 1
-        args.budget_s = min(args.budget_s, 100.0)
+        args.budget_s = min(args.budget_s, 300.0)
     start = time.monotonic()
     parts = [p for p in args.parts.split(",") if p]
     unknown = set(parts) - set(SHARES)
@@ -296,20 +302,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             setup["clips"] = clips_of(original, args.hw_clips)
             return {k: v for k, v in setup.items() if k != "clips"}
 
-        run_part(results, "setup", prepare_data)
-        budget_end = time.monotonic() + args.budget_s  # the parts' budget: setup is not in it
-        spent_before = time.monotonic()
-        total_share = sum(SHARES[p] for p in parts)
+        run_part(results, "setup", prepare_data, args.out)
+        budget_end = start + args.budget_s
+        pending = list(parts)
 
         def deadline_for(name: str) -> float:
-            remaining = budget_end - spent_before
-            return min(budget_end, time.monotonic() + remaining * SHARES[name] / total_share)
+            """This part's share of what is left (time a part did not use goes to the next)."""
+            share = SHARES[name] / sum(SHARES[p] for p in pending)
+            pending.remove(name)
+            return time.monotonic() + max(0.0, budget_end - time.monotonic()) * share
 
         if "gpu_tests" in parts:
             run_part(
                 results,
                 "gpu_tests",
                 lambda: part_gpu_tests(deadline_for("gpu_tests") - time.monotonic(), work),
+                args.out,
+            )
+        if "hwdecode" in parts:
+            run_part(
+                results,
+                "hwdecode",
+                lambda: part_hwdecode(setup["clips"], deadline_for("hwdecode")),
+                args.out,
             )
         sources = {k: Path(v) for k, v in setup.get("sources", {}).items()}
         if "loader" in parts:
@@ -325,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     deadline=deadline_for("loader"),
                     log=log,
                 ),
+                args.out,
             )
         if "train" in parts:
             run_part(
@@ -340,12 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     deadline=deadline_for("train"),
                     log=log,
                 ),
-            )
-        if "hwdecode" in parts:
-            run_part(
-                results,
-                "hwdecode",
-                lambda: part_hwdecode(setup["clips"], deadline_for("hwdecode")),
+                args.out,
             )
     finally:
         if args.work_dir is None:
