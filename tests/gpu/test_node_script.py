@@ -69,6 +69,21 @@ def test_run_node_smoke_reports_every_part(tmp_path):
     hw = parts["hwdecode"]
     assert isinstance(hw["hwdevices_available"], list)
     if hw["available"]:
-        assert hw["clips"] and hw["same_frame_counts"] in (True, False)
+        assert len(hw["clips"]) == 2 and hw["clips_decoded_on_gpu"] >= 0
     else:
         assert hw["error"]  # what the machine said, e.g. no CUDA device to open
+
+
+def test_hwdecode_comparison_runs_without_a_gpu(sample_root):
+    """The node's NVDEC comparison, with the CPU decoder on both sides: same frames, no difference."""
+    from benchmarks.node.run_node import clips_of, part_hwdecode
+
+    from tali.data.sources import resolve_local_files
+
+    clips = clips_of([Path(f) for f in resolve_local_files(sample_root, "train")], 2)
+    out = part_hwdecode(clips, deadline=float("inf"), make_accel=lambda: None)
+    assert out["available"] is True and out["clips_decoded_on_gpu"] == 2
+    assert out["same_frame_counts"] is True
+    for clip in out["clips"]:
+        assert clip["frames_cpu"] == clip["frames_gpu"] > 10
+        assert clip["max_abs_diff_255"] == 0 and clip["native_format_gpu"] == "yuv420p"
