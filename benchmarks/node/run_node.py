@@ -250,13 +250,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", default=None, help="also write the JSON here")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
-        "--budget-s", type=float, default=400.0, help="the whole run; parts share what setup leaves"
+        "--budget-s", type=float, default=300.0, help="the whole run; parts share what setup leaves"
     )
     parser.add_argument("--workers", default="1,2,4,8,16", help="loader worker counts")
     parser.add_argument("--batch-size", type=int, default=8, help="loader benchmark batch")
     parser.add_argument("--batches-per-worker", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--train-workers", default="1,2,4,8,16")
+    parser.add_argument("--train-source", choices=("original", "prepared"), default="original")
     parser.add_argument("--train-batch-size", type=int, default=32)
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--train-warmup", type=int, default=5)
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 results,
                 "train",
                 lambda: train_feed(
-                    sources["original"],
+                    sources[args.train_source],
                     device=args.device,
                     workers=train_workers,
                     batch_size=args.train_batch_size,
