@@ -166,10 +166,11 @@ class WhisperLogMel:
             right = x.new_zeros(x.shape[0], max(span - half - signal, 0))
         padded = torch.cat([left, body, right], dim=-1)[:, :span]
         frames = padded.unfold(-1, self.n_fft, hop)  # [B, needed, n_fft], a view
-        spec = torch.fft.rfft(frames * self._window, dim=-1)  # [B, needed, F]
+        # The constants follow the input's device (a no-op on the CPU; 64 KB on a GPU).
+        spec = torch.fft.rfft(frames * self._window.to(x.device), dim=-1)  # [B, needed, F]
         power = spec.real.square_().add_(spec.imag.square())
         # One plain GEMM [B * needed, F] @ [F, M]: no batch broadcast of the filters, no transposed copy.
-        mel = torch.matmul(power, self._filters_t)  # [B, needed, M]
+        mel = torch.matmul(power, self._filters_t.to(x.device))  # [B, needed, M]
         head = mel.clamp_(min=1e-10).log10_()
         # Zero frames sit at the floor, which is <= every computed value: the peak is the head's.
         floor_at = head.amax(dim=(1, 2), keepdim=True) - 8.0
