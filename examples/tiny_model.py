@@ -98,5 +98,5 @@ class Towers(nn.Module):
 
 def _clip_loss(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     logits = scale * F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
-    target = torch.arange(len(a))
+    target = torch.arange(len(a), device=a.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
