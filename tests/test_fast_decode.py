@@ -46,8 +46,8 @@ def test_keyframe_windows_start_on_a_keyframe_with_a_full_window_after_it(rows, 
         t = truth[item_idx]
         gop, duration = t["gop_seconds"], t["duration_seconds"]
         starts = set()
-        for key in range(12):
-            sample = transform(rows[item_idx], key=key)
+        for epoch in range(12):  # the seed key is the row's item_idx: new epochs draw anew
+            sample = transform(rows[item_idx], key=0, epoch=epoch)
             t0 = sample["window"]["start_seconds"]
             assert abs(t0 / gop - round(t0 / gop)) < 1e-6 and t0 + 3.0 <= duration + 1e-9
             video = sample["youtube_content_video"]

@@ -103,7 +103,7 @@ def accounted(dataset: TaliDataset, batch_size: int, cpu_ms_per_sample: float) -
     with activate(StageClock()):
         block_s = min(timeit.repeat(block, number=loops, repeat=5)) / loops
     to_stats_s = min(timeit.repeat(lambda: StageClock().to_stats(), number=2000, repeat=5)) / 2000
-    from tali.collate import collate
+    from tali.collation import collate
 
     batch = collate(samples)
     stats = batch["stats"]

@@ -28,7 +28,7 @@ import psutil
 import torch
 import torch.utils.data
 
-from tali.collate import collate
+from tali.collation import collate
 from tali.observe import ResourceSampler
 
 LoaderFactory = Callable[[int], Iterable[Any]]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 # type checkers and IDEs see; _LAZY says where each public name lives.
 if TYPE_CHECKING:
     from tali import hf, hub, processors, sample_data, stats, viz
-    from tali.collate import collate
+    from tali.collation import collate
     from tali.config import AudioConfig, ImageConfig, TaliConfig, TextConfig, VideoConfig, WindowConfig
     from tali.data.cache import SampleCache
     from tali.data.dataset import TaliDataset, make_loader
@@ -51,7 +51,7 @@ _LAZY: dict[str, str] = {
         "tali.config",
     ),
     "SampleCache": "tali.data.cache",
-    "collate": "tali.collate",
+    "collate": "tali.collation",
     "TaliDataset": "tali.data.dataset",
     "make_loader": "tali.data.dataset",
     "TaliDistributedSampler": "tali.data.sampler",

@@ -94,6 +94,8 @@ def _fsspec_files(
         return [root], FsOpener(fs), [_identity(root, info)]
     root = root.rstrip("/")
     try:
+        # a fresh listing: HfFileSystem's cache of an earlier find() lists one file the second time
+        fs.invalidate_cache(root)
         listing = fs.find(root, detail=True)
     except (OSError, ValueError) as exc:
         raise TaliSourceError(f"cannot list {url}: {_first_line(exc)}") from exc

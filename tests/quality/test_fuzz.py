@@ -167,7 +167,7 @@ def test_substitute_masks_each_bad_row(corpus, raise_outcomes):
 
 
 def _collate(samples):
-    from tali.collate import collate
+    from tali.collation import collate
 
     return collate(samples)
 

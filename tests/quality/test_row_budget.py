@@ -95,7 +95,7 @@ _CHILD = textwrap.dedent(
     import json, resource, sys, time
     import psutil, torch
     from tali import AudioConfig, TaliConfig, TaliDataset
-    from tali.collate import collate
+    from tali.collation import collate
     from tali.data.policy import ErrorReport
     from tali.data.streaming import TaliStream
     from tali.errors import TaliDataError

@@ -1,4 +1,4 @@
-"""Moved to :mod:`tali.collate` (the pipeline and processors batch with it: it lives below them)."""
+"""Moved to :mod:`tali.collation` (the pipeline and processors batch with it: it lives below them)."""
 
-from tali.collate import *
-from tali.collate import __all__  # noqa: F401
+from tali.collation import *
+from tali.collation import __all__  # noqa: F401

@@ -14,7 +14,7 @@ import numpy as np
 import torch.utils.data
 
 from tali.clock import Stage, TimedCollate, add_bytes, timed, with_stats
-from tali.collate import collate
+from tali.collation import collate
 from tali.config import TaliConfig
 from tali.data.durations import load_durations
 from tali.data.footers import FileIdentity

@@ -146,6 +146,7 @@ def check_complete(
     purpose (``tali download --split 'train[:5%]'``), so the missing ones are not an error."""
     groups: dict[tuple[str, str], dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
     width: dict[tuple[str, str], tuple[int, int]] = {}
+    suffix: dict[tuple[str, str], set[str]] = defaultdict(set)
     present_names: dict[str, set[str]] = defaultdict(set)
     for f in files:
         path = PurePosixPath(str(f).replace("\\", "/"))
@@ -154,6 +155,7 @@ def check_complete(
             key = (str(path.parent), parsed["prefix"])
             groups[key][int(parsed["n"])].add(int(parsed["i"]))
             width[key] = (len(parsed["i"]), len(parsed["n"]))
+            suffix[key].add(parsed["hash"] or "")
             present_names[str(path.parent)].add(path.name)
     for (parent, prefix), by_total in groups.items():
         if deliberate is not None and deliberate(parent, present_names[parent]):
@@ -168,7 +170,9 @@ def check_complete(
         extra = sorted(i for i in present if i >= total)
         if missing or extra:
             wi, wn = width[(parent, prefix)]
-            names = [f"{prefix}-{i:0{wi}d}-of-{total:0{wn}d}" for i in missing[:10]]
+            # push_to_hub gives every shard of a write one hash: the missing ones have it too
+            tail = next(iter(suffix[(parent, prefix)])) if len(suffix[(parent, prefix)]) == 1 else "-*"
+            names = [f"{prefix}-{i:0{wi}d}-of-{total:0{wn}d}{tail}.parquet" for i in missing[:10]]
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             raise TaliSourceError(
                 f"{parent}: split {prefix} is incomplete: {len(missing)} of {total} shards missing "

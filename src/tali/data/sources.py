@@ -79,7 +79,19 @@ def _visible(root: Path, paths: list[Path]) -> list[Path]:
 
 
 def _relative(root: Path) -> list[str]:
-    return [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
+    """Parquet files under ``root`` as repo paths, through symlinked folders (a ``data`` link
+    to another disk is common; ``Path.rglob`` does not follow them), each real folder once."""
+    out, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link loop
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = Path(folder).relative_to(root)
+        out.extend((rel / f).as_posix() for f in files if f.endswith(".parquet"))
+    return out
 
 
 def _split_files(root: Path, split: str) -> list[Path]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.utils.data
 
-from tali.collate import collate
+from tali.collation import collate
 from tali.data.checkpoint import check_int, check_mapping
 from tali.data.plan import Topology
 from tali.errors import TaliConfigError

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tali.augment import Augment
-from tali.collate import collate as default_collate
+from tali.collation import collate as default_collate
 from tali.config import TaliConfig
 from tali.errors import TaliConfigError, TaliDataError, TaliStageError
 from tali.pipeline.stages import AugmentStage, Decode, Process, SpecAugmentStage, StageContext, UserStage

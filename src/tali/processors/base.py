@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from tali.collate import collate as default_collate
+from tali.collation import collate as default_collate
 from tali.errors import TaliConfigError
 from tali.schema import SubModality
 

@@ -352,6 +352,7 @@ def evaluate_where(
         changes["memory_limit"] = memory_limit
     if changes:
         limits = dataclasses.replace(limits, **changes)
+    _duckdb()  # a missing extra is named here, in the caller's process, not as the child's failure
     if not shards:
         raise TaliSourceError("no shards to filter")
     request = {
