@@ -125,8 +125,8 @@ def _time_base(clip: Clip) -> Fraction:
 
 
 def _origin(clip: Clip) -> int:
-    start = clip.video.start_time
-    return int(start) if start is not None else 0
+    """Clip time 0 in ticks: the first decodable frame (``ClipInfo.video_origin_ticks``)."""
+    return clip.info.video_origin_ticks
 
 
 def _demux(clip: Clip, lo: int, hi: int | None, *, any_frame: bool = False) -> FrameTimes:
@@ -161,8 +161,12 @@ def _demux(clip: Clip, lo: int, hi: int | None, *, any_frame: bool = False) -> F
     first = next((p.pts for p in packets if p.pts is not None), None)
     if first is not None and first > lo > origin and not any_frame:  # the seek overshot: start over
         packets, at_end = walk(origin)
+    # A track cut mid-GOP: frames before its first keyframe are not the clip's (never decoded).
+    floor = origin if clip.info.undecodable_lead_seconds else None
     shown = [
-        (p.pts, p.is_keyframe, p.duration or 0) for p in packets if p.pts is not None and not p.is_discard
+        (p.pts, p.is_keyframe, p.duration or 0)
+        for p in packets
+        if p.pts is not None and not p.is_discard and (floor is None or p.pts >= floor)
     ]
     shown.sort()
     pts = np.array([s[0] for s in shown], dtype=np.int64)

@@ -102,7 +102,7 @@ REALWORLD_VARIANTS: tuple[RealClip, ...] = (
     RealClip(variant="late_start", video_start_seconds=1.5),
     RealClip(variant="audio_early", video_start_seconds=0.5, audio_offset_seconds=-0.5),
     # Round 2 (issue 23).
-    RealClip(variant="x264_open_gop", b_frames=3, duration_seconds=10.0, gop_seconds=1.0, open_gop=True),
+    RealClip(variant="x264_open_gop", b_frames=3, duration_seconds=10.0, gop_seconds=31 / 30, open_gop=True),
     RealClip(variant="cut_nonkey", duration_seconds=8.0, cut_seconds=2.5, cut_from_keyframe=False),
     RealClip(
         variant="cut_nonkey_noedit",
@@ -245,7 +245,7 @@ def _encode(spec: RealClip) -> tuple[bytes, list[int]]:
                 "b-pyramid": "normal" if spec.b_pyramid else "none",
             }
             if spec.open_gop:
-                video.options["x264-params"] = "open-gop=1"
+                video.options["x264-params"] = "open-gop=1:b-adapt=0"  # b-adapt=0: leading B-frames
             if spec.colour == "bt709_10bit":
                 video.options["profile"] = "high10"
         elif spec.video_codec == "libvpx-vp9":
