@@ -111,8 +111,13 @@ class _Window:
         self.out = np.zeros(self.n, dtype=np.float32)
         self.filled = np.zeros(self.n, dtype=bool)
         self.sample_rate = sample_rate
-        self.origin = clip.info.video_start_seconds + start_seconds  # stream seconds of out[0]
-        self.first_index = round(self.origin * sample_rate)
+        # Stream seconds of out[0], exact: the video origin in ticks plus the window start.
+        # Rounded half up, as swresample stamps its outputs (``Polyphase.first_output_index``);
+        # float seconds at a 10 h offset (-output_ts_offset) carry 7e-12 s of error.
+        exact = clip.info.video_origin_ticks * cast(Fraction, clip.video.time_base) + Fraction(start_seconds)
+        self.exact_origin = exact
+        self.origin = float(exact)
+        self.first_index = math.floor(exact * sample_rate + Fraction(1, 2))
         self.mean = False  # normalise the downmix weights to sum to 1
 
     def clear(self) -> None:
@@ -148,9 +153,9 @@ def _seek(clip: Clip, window: _Window) -> None:
     assert stream is not None
     # Not clamped at 0: an AAC stream's first packet (encoder priming) often sits at a
     # negative time; skipping it leaves the first frame without its overlap.
-    seek_to = window.origin - _PREROLL_BY_CODEC.get(stream.codec_context.name, _PREROLL_SECONDS)
+    preroll = Fraction(_PREROLL_BY_CODEC.get(stream.codec_context.name, _PREROLL_SECONDS))
     time_base = cast(Fraction, stream.time_base)  # checked non-None in Clip._probe
-    clip.container.seek(math.floor(seek_to / time_base), stream=stream, backward=True)
+    clip.container.seek(math.floor((window.exact_origin - preroll) / time_base), stream=stream, backward=True)
 
 
 def _by_frames(clip: Clip, window: _Window) -> None:
@@ -250,7 +255,10 @@ def _by_runs(clip: Clip, window: _Window) -> None:
     assert stream is not None
     _seek(clip, window)
     time_base = float(cast(Fraction, stream.time_base))  # checked non-None in Clip._probe
-    end = window.origin + window.n / window.sample_rate
+    # The first tick at or past the window end: frames compared in integer ticks.
+    end_ticks = math.ceil(
+        (window.exact_origin + Fraction(window.n, window.sample_rate)) / cast(Fraction, stream.time_base)
+    )
     runs: list[_Run] = []
     expected_pts = None
     # Decoding only the audio stream yields only audio frames.
@@ -271,7 +279,7 @@ def _by_runs(clip: Clip, window: _Window) -> None:
             raise _NotUniform
         runs[-1].add(frame)
         expected_pts = frame.pts + round(frame.samples / frame.sample_rate / time_base)
-        if frame.pts * time_base >= end:
+        if frame.pts >= end_ticks:
             break
     origin = stream.start_time if stream.start_time is not None else 0
     for run in runs:

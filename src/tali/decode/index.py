@@ -49,9 +49,24 @@ REORDER_LOOKAHEAD = 16
 _MAX_LAST_FRAME_INTERVALS = 10
 
 
+#: A bound within this many units in the last place of a tick is that tick: a window start
+#: computed in floats (``0.76 * 3 = 2.2800000000000002``) means the frame at 2.28 s.
+_BOUND_ULPS = 64
+
+
 def ticks_at(seconds: float, time_base: Fraction, origin: int) -> int:
-    """The first tick whose clip time is at or after ``seconds`` (exact for any float)."""
-    return origin + math.ceil(Fraction(seconds) / time_base)
+    """The first tick whose clip time is at or after ``seconds``, in exact arithmetic.
+
+    A float bound that is a tick up to its own rounding error (``_BOUND_ULPS`` ulps:
+    7e-12 s at 600 s, a millionth of a 90 kHz tick) counts as that tick, so a frame
+    lying exactly on a bound computed in floats is inside it (a 25 fps window starting
+    at ``2.2800000000000002`` dropped the frame at 2.28 s).
+    """
+    exact = Fraction(seconds) / time_base
+    nearest = round(exact)
+    if abs(exact - nearest) * time_base <= Fraction(_BOUND_ULPS * math.ulp(seconds)):
+        return origin + nearest
+    return origin + math.ceil(exact)
 
 
 @dataclass(frozen=True)
