@@ -19,7 +19,7 @@ seconds becomes the first tick at or after it (``ticks_at``), exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import av
@@ -86,6 +86,8 @@ class FrameTimes:
     end: int
     packets: list[av.Packet] = field(default_factory=list, repr=False)
     at_end: bool = False
+    #: The span scanned for (``[lo, hi)`` ticks; ``None``: not a window's scan).
+    window: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return int(self.pts.size)
@@ -112,6 +114,26 @@ class FrameTimes:
         """Index of the frame on screen at ``ticks`` (the last starting at or before it)."""
         i = int(np.searchsorted(self.pts, math.floor(ticks), side="right")) - 1
         return None if i < 0 or ticks >= self.end else i
+
+    def of_window(self, indices: np.ndarray) -> np.ndarray:
+        """bool per frame of ``indices``: it belongs to the scanned window, by its own time.
+
+        A frame starting in the window does; so does the frame on screen at its start,
+        if it is still showing by its own length: until the next frame, but at most
+        ``_MAX_LAST_FRAME_INTERVALS`` typical intervals (a frame before a 360 s gap is
+        not the picture of a window 350 s later). Without a window, every frame does.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.window is None or not indices.size:
+            return np.ones(indices.shape, dtype=bool)
+        lo, hi = self.window
+        pts = self.pts[indices]
+        following = np.append(self.pts[1:], self.end)[indices]
+        typical = max(int(np.median(np.diff(self.pts))), 1) if self.pts.size >= 2 else None
+        length = following - pts
+        if typical is not None:
+            length = np.minimum(length, _MAX_LAST_FRAME_INTERVALS * typical)
+        return (pts < hi) & (pts + length > lo)
 
     def in_window(self, start_seconds: float, end_seconds: float) -> np.ndarray:
         """The window's frames: those starting in ``[start, end)``; if none does (a window
@@ -265,7 +287,7 @@ def frames_between(clip: Clip, start_seconds: float, end_seconds: float) -> Fram
     with decode_errors(clip.item_idx, what="index"):
         lo = ticks_at(max(start_seconds, 0.0), time_base, origin)
         hi = ticks_at(max(end_seconds, start_seconds), time_base, origin)
-        times = _demux(clip, lo, max(hi, lo + 1))
+        times = replace(_demux(clip, lo, max(hi, lo + 1)), window=(lo, max(hi, lo + 1)))
     if times.at_end:  # the scan read the last GOP: remember where the clip ends
         clip._end_ticks = times.end  # type: ignore[attr-defined]
     return times

@@ -479,10 +479,17 @@ def decode_frames_at(
                 break
         else:
             picker.finish(0.0)
-    exact = np.array([p is not None and t == w for p, t, w in zip(picker.pixels, picker.pts, wanted)])
+    # Real only if its own time is in the scanned window (a frame held on screen through
+    # a 360 s gap is not the window's), besides carrying the planned timestamp.
+    own = frames.of_window(indices[order])
+    exact = np.array(
+        [p is not None and t == w and ok for p, t, w, ok in zip(picker.pixels, picker.pts, wanted, own)]
+    )
     pixels = [p if ok else None for p, ok in zip(picker.pixels, exact)]
     pts = np.where(exact, frames.clip_seconds(indices[order]), np.nan)
-    return _unsort(clip, pixels, pts, order, packets.decoded, rotation[0], packets.skipped)
+    # Nothing real (a window inside a gap): the decoded frame is still the padding's picture.
+    fill = next((p for p in picker.pixels if p is not None), None)
+    return _unsort(clip, pixels, pts, order, packets.decoded, rotation[0], packets.skipped, fill=fill)
 
 
 def _unsort(
@@ -493,15 +500,18 @@ def _unsort(
     decoded: int,
     rotation: int,
     skipped: int = 0,
+    *,
+    fill: np.ndarray | None = None,
 ) -> DecodedFrames:
     """Slots back in request order; a slot without a frame takes the pixels of the one
-    before it (the first found for leading ones), ``found=False`` and NaN ``pts``."""
+    before it (the first found for leading ones; ``fill`` if none is), ``found=False``
+    and NaN ``pts``."""
     found = np.array([p is not None for p in pixels])
-    if not found.any():
+    if not found.any() and fill is None:
         raise TaliDecodeError(
             "clip has no decodable video frames", item_idx=clip.item_idx, field="youtube_video_content"
         )
-    last = next(p for p in pixels if p is not None)
+    last = cast(np.ndarray, next((p for p in pixels if p is not None), fill))
     filled = []
     for p in pixels:
         last = p if p is not None else last
