@@ -306,7 +306,10 @@ def middle_frame(clip: Clip) -> tuple[FrameTimes, int]:
     end = clip_end_ticks(clip)
     middle = Fraction(origin + end, 2)
     middle_seconds = float((middle - origin) * _time_base(clip))
-    frames = frames_between(clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds)
+    # To a frame interval past the middle: the frame shown then may start exactly at it.
+    frames = frames_between(
+        clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds + 1 / clip.info.fps
+    )
     shown = frames.shown_at_ticks(middle)
     if shown is None:
         raise TaliDecodeError(
