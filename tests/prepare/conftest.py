@@ -16,6 +16,7 @@ import torch
 
 from tali import sample_data
 from tali.prepare import PrepareSettings, output_size, prepare
+from tali.sample_data.realworld import REALWORLD_VARIANTS
 
 SETTINGS = PrepareSettings()
 
@@ -74,8 +75,9 @@ def _rows(root: Path, split: str = "train") -> dict[int, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def prepared_real_root(original_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ``realworld`` split (15 rows, one per ``REALWORLD_VARIANTS`` class) prepared once."""
-    return _prepared(original_root, tmp_path_factory.mktemp("prepared-realworld"), "realworld", 15)
+    """The ``realworld`` split (one row per ``REALWORLD_VARIANTS`` class) prepared once."""
+    rows = len(REALWORLD_VARIANTS)
+    return _prepared(original_root, tmp_path_factory.mktemp("prepared-realworld"), "realworld", rows)
 
 
 @pytest.fixture(scope="session")

@@ -214,16 +214,20 @@ class Clip:
         entries = video.index_entries
         if not len(entries) or entries[0].is_keyframe:
             return start, 0.0
-        first_key = next((e for e in entries if e.is_keyframe), None)
-        if first_key is None:
+        if not any(e.is_keyframe for e in entries):
             raise TaliDecodeError("clip has no video keyframe", item_idx=self.item_idx, field=_FIELD)
-        self.container.seek(int(first_key.timestamp), stream=video, backward=True, any_frame=False)
+        # From the first packet (any_frame: there is no keyframe to seek to) to the first
+        # keyframe; index timestamps are decode times, and a seek to one with an edit list
+        # landed past the keyframe.
+        self.container.seek(int(entries[0].timestamp), stream=video, backward=True, any_frame=True)
         for packet in self.container.demux(video):
             self.deadline.check()
             if packet.size == 0:
                 break
             if packet.is_keyframe and packet.pts is not None:
                 origin = max(int(packet.pts), start)
+                # Leave the demuxer where a reader from the top starts: at that keyframe.
+                self.container.seek(origin, stream=video, backward=True, any_frame=False)
                 return origin, float((origin - start) * cast(Fraction, video.time_base))
         raise TaliDecodeError("clip has no decodable video keyframe", item_idx=self.item_idx, field=_FIELD)
 
