@@ -120,11 +120,13 @@ def assert_same_window(
     if float(np.abs(wa).max()) == 0:
         assert float(np.abs(wb).max()) < 1e-3, label  # silent stays silent
         return
+    # Placed by the same timestamps: the best alignment is zero lag (a fragmented mp4's
+    # audio was 694 samples early when prepare counted samples), correlation there > 0.9.
     lags = range(-32, 33)
     corr = [np.dot(wa[32:-32], np.roll(wb, lag)[32:-32]) for lag in lags]
     best = list(lags)[int(np.argmax(corr))]
-    assert abs(best) <= 16, f"{label}: audio shifted by {best} samples"
-    assert np.corrcoef(wa[32:-32], np.roll(wb, best)[32:-32])[0, 1] > 0.9, label
+    assert best == 0, f"{label}: audio shifted by {best} samples"
+    assert np.corrcoef(wa[32:-32], wb[32:-32])[0, 1] > 0.9, label
 
 
 @pytest.fixture(scope="session")
