@@ -47,7 +47,6 @@ need(
 )
 import torchcodec.decoders as torchcodec_decoders
 
-
 #: The variants where torchcodec and tali disagree, and why (tali is right in each, checked
 #: against the clip's truth).
 KNOWN = {

@@ -189,7 +189,9 @@ def _frames(clip: Clip, window: _Window) -> Iterator[av.AudioFrame]:
         if packet.size == 0:
             if end is not None:
                 index = end * cast(Fraction, stream.time_base) * window.sample_rate
-                window.stop = min(window.stop, max(math.floor(index + Fraction(1, 2)) - window.first_index, 0))
+                window.stop = min(
+                    window.stop, max(math.floor(index + Fraction(1, 2)) - window.first_index, 0)
+                )
         elif packet.pts is not None and packet.duration:
             end = max(end or packet.pts, packet.pts + packet.duration)
         # Decoding only the audio stream yields only audio frames.

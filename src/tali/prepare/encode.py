@@ -174,7 +174,7 @@ class _AudioOut:
 class _Colour:
     """The source's colour description, carried to the output (H.264 VUI tags)."""
 
-    matrix: str  # swscale's name of the YUV matrix
+    matrix: int  # swscale's YUV matrix (``av.video.reformatter.Colorspace``)
     colorspace: int  # AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic
     primaries: int
     trc: int
@@ -186,7 +186,7 @@ class _Colour:
         colorspace = int(ctx.colorspace or 2)
         full = int(ctx.color_range or 0) == 2 or str(ctx.pix_fmt or "").startswith("yuvj")
         return cls(
-            matrix=_MATRIX.get(colorspace, "ITU601"),
+            matrix=_MATRIX.get(colorspace, _BT601),
             colorspace=colorspace,
             primaries=int(ctx.color_primaries or 2),
             trc=int(ctx.color_trc or 2),
@@ -203,9 +203,11 @@ class _Colour:
         ctx.color_range = 1  # limited (AVCOL_RANGE_MPEG): what swscale writes here
 
 
-#: AVColorSpace -> swscale matrix: BT.709, FCC, BT.470BG / SMPTE 170M (601), SMPTE 240M,
-#: BT.2020; anything else (unspecified: 2) is read as BT.601, as the loader reads it.
-_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+#: AVColorSpace -> swscale's matrix (``Colorspace``: the same numbers): BT.709, FCC, BT.470BG
+#: and SMPTE 170M (both BT.601), SMPTE 240M, BT.2020; anything else (unspecified: 2) is read
+#: as BT.601, as the loader reads it.
+_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+_BT601 = 5
 
 
 @dataclass(frozen=True)

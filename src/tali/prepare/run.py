@@ -34,12 +34,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tali.atomic import publishing
+from tali.data.durations import FILE_NAME as DURATIONS_FILE
+from tali.data.durations import VERSION as DURATIONS_VERSION
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.prepare.encode import reencode
 from tali.prepare.settings import PrepareSettings
-from tali.data.durations import FILE_NAME as DURATIONS_FILE
-from tali.data.durations import VERSION as DURATIONS_VERSION
 from tali.quality.runner import (
     atomic_write_bytes,
     part_path,
@@ -200,9 +200,7 @@ def schema_difference(schema: pa.Schema) -> str | None:
     return "; ".join(problems) or None
 
 
-def _finished_parts(
-    shards: list[str], out: Path, settings: PrepareSettings, parts_dir: Path
-) -> None:
+def _finished_parts(shards: list[str], out: Path, settings: PrepareSettings, parts_dir: Path) -> None:
     """A rerun of a finished run skips its shards: each output shard whose footer says it was
     made from this very source shard (path and identity) with these settings gets its part
     back from the finished run's report, so :func:`run_shards` does not re-encode it."""

@@ -118,7 +118,9 @@ REALWORLD_VARIANTS: tuple[RealClip, ...] = (
     RealClip(variant="full_range", colour="full", duration_seconds=2.0),
     RealClip(variant="bt709_10bit", colour="bt709_10bit", duration_seconds=2.0),
     RealClip(variant="frag_mp4", movflags="frag_keyframe+empty_moov", duration_seconds=4.0),
-    RealClip(variant="frag_dash", movflags="dash+frag_keyframe+empty_moov+default_base_moof", duration_seconds=4.0),
+    RealClip(
+        variant="frag_dash", movflags="dash+frag_keyframe+empty_moov+default_base_moof", duration_seconds=4.0
+    ),
     RealClip(variant="one_frame", duration_seconds=1 / 30),
     RealClip(variant="clip08s", duration_seconds=0.8),
     RealClip(variant="audio_short", duration_seconds=4.0, audio_end_seconds=2.3),
@@ -169,8 +171,8 @@ def _picture(spec: RealClip, code: int) -> np.ndarray:
     canvas = rgb.clip(0, 255).astype(np.uint8)
     draw_code(canvas, code)
     if spec.colour != "bt601":
-        for x, y, side, value in COLOUR_PATCHES:
-            canvas[y : y + side, x : x + side] = value
+        for left, top, side, value in COLOUR_PATCHES:
+            canvas[top : top + side, left : left + side] = value
     # Displaying turns the stored picture ``rotation`` degrees counter-clockwise.
     return np.ascontiguousarray(np.rot90(canvas, -(spec.rotation // 90)))
 
@@ -271,7 +273,10 @@ def _encode(spec: RealClip) -> tuple[bytes, list[int]]:
                     dst_color_range=colour_range,
                     interpolation="BICUBIC",
                 )
-                frame.colorspace, frame.color_range = video.codec_context.colorspace, video.codec_context.color_range
+                frame.colorspace, frame.color_range = (
+                    video.codec_context.colorspace,
+                    video.codec_context.color_range,
+                )
             frame.pts, frame.time_base = start_ticks + pts, Fraction(1, spec.ticks)
             for packet in video.encode(frame):
                 container.mux(packet)
@@ -376,7 +381,9 @@ def encode_real_clip(spec: RealClip) -> tuple[bytes, dict[str, Any]]:
         #: Which audio stream the loader must take (index among the audio streams).
         "audio_stream": 1 if spec.decoy_audio_first else 0,
         "colour": spec.colour,
-        "colour_patches": [list(p[:3]) + [list(p[3])] for p in COLOUR_PATCHES] if spec.colour != "bt601" else None,
+        "colour_patches": [list(p[:3]) + [list(p[3])] for p in COLOUR_PATCHES]
+        if spec.colour != "bt601"
+        else None,
         "tone_shift_seconds": tone_shift,
         "silent": False,
         "frozen_seconds": None,
