@@ -176,6 +176,8 @@ class Clip:
             duration = (self.container.duration or 0) / av.time_base
         if duration <= 0 and video.frames:
             duration = video.frames / fps
+        if lead and duration > lead:
+            duration -= lead  # the clip starts at its first decodable frame
         if not 0 < duration < 24 * 3600:
             raise TaliDecodeError(f"implausible duration {duration}s", item_idx=self.item_idx, field=_FIELD)
         audio = self.audio
