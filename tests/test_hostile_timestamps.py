@@ -203,3 +203,40 @@ def test_clip_length_is_bounded_by_config(base_clip):
     )
     sample = TaliTransform(roomy)(row, key=0)
     assert sample["window"]["clip_seconds"] > 20 * HOUR
+
+
+def _gap_360s(data: bytes) -> bytes:
+    def change(i, packet, tps):
+        if i >= 60:  # everything after 2 s moves 360 s later (under the 600 s clip limit)
+            packet.pts += 360 * tps
+            packet.dts += 360 * tps
+
+    return _remux(data, change)
+
+
+def test_a_frame_before_a_gap_is_not_a_later_windows_frame(base_clip):
+    """Issue 24 item 11: a window 350 s into a 360 s gap holds no frame of its own; the frame
+    on screen since before the gap is padding (mask False), not served as the window's."""
+    row = {"item_idx": 6, "youtube_video_content": _gap_360s(base_clip)}
+    truth = _truth_map(row["youtube_video_content"])
+    inside = TaliConfig(
+        modalities=("youtube_content_video",),
+        window=WindowConfig(seconds=1.0, start=352.0, nominal_clip_seconds=400.0),
+        video=VideoConfig(num_frames=4, size=32),
+    )
+    video = TaliTransform(inside)(row, key=0)["youtube_content_video"]
+    assert not video["mask"].any()
+    assert np.isnan(video["pts_seconds"].numpy()).all()
+    # Across the gap's end: only the frames that start in the window are real, with their codes.
+    across = TaliConfig(
+        modalities=("youtube_content_video",),
+        window=WindowConfig(seconds=2.0, start=361.5, nominal_clip_seconds=400.0),
+        video=VideoConfig(num_frames=8, size=32, selection="sequential"),
+    )
+    video = TaliTransform(across)(row, key=0)["youtube_content_video"]
+    real = video["pts_seconds"].numpy()[video["mask"].numpy()]
+    assert real.size == 8 and real.min() >= 361.5
+    for slot in np.flatnonzero(video["mask"].numpy()):
+        t = float(video["pts_seconds"][slot])
+        shown = min(truth, key=lambda s: abs(s - t))
+        assert abs(shown - t) < 1e-9 and read_frame_index(video["frames"][slot]) == truth[shown]

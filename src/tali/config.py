@@ -218,12 +218,20 @@ class AudioConfig:
     #: loud correlated stereo can exceed 1.0); ``"mean"``: weights scaled to sum to 1,
     #: never louder than the loudest channel.
     downmix: Downmix = "swresample"
+    #: Which audio stream of a clip with several: ``None`` (default) the one marked default
+    #: (as ffmpeg and players choose), else the first; an int picks that audio stream
+    #: (0: the first), and a clip without it raises ``TaliMissingStreamError``.
+    stream: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.sample_rate, int) or self.sample_rate < 1000:
             raise TaliConfigError(
                 f"AudioConfig.sample_rate must be an int >= 1000 Hz, got {self.sample_rate!r}"
             )
+        if self.stream is not None and (
+            not isinstance(self.stream, int) or isinstance(self.stream, bool) or self.stream < 0
+        ):
+            raise TaliConfigError(f"AudioConfig.stream must be None or an int >= 0, got {self.stream!r}")
         _check_choice("AudioConfig", "on_missing", self.on_missing, OnMissingAudio)
         _check_choice("AudioConfig", "downmix", self.downmix, Downmix)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tali import AudioConfig, TaliConfig, TaliTransform
-from tali.errors import TaliConfigError, TaliDecodeError
+from tali.errors import TaliConfigError, TaliDecodeError, TaliSourceError
 from tali.prepare import METADATA_KEY, PrepareSettings, prepare, read_provenance
+from tali.quality.durations import write_durations
 from tali.schema import Column
 
 _VIDEO, _SIZE = str(Column.YOUTUBE_VIDEO_CONTENT), str(Column.YOUTUBE_VIDEO_SIZE)
@@ -158,3 +160,59 @@ def test_cli_prepare_counts_the_rotated_clips_it_stored_upright(sample_root, tmp
     assert code == 0
     printed = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "1 of 1 rows re-encoded" in printed and "1 display-rotated stored upright" in printed
+
+
+def test_a_rerun_of_a_finished_prepare_skips_every_shard_and_keeps_its_report(small_source, tmp_path):
+    """Issue 25 A6: rerunning a finished ``tali prepare`` re-encodes nothing (its shards keep
+    their bytes and times) and its report is the same; ``tali-durations.json`` is carried."""
+    source = tmp_path / "source"
+    shutil.copytree(small_source, source)
+    (written,) = {p.parent for p in write_durations(source)}
+    assert (written / "tali-durations.json").exists()
+    settings = SETTINGS.replace(preset="ultrafast")
+    out = tmp_path / "out"
+    first = prepare(source, out, settings=settings)
+    shards = sorted((out / "data").glob("*.parquet"))
+    stamps = {p.name: p.stat().st_mtime_ns for p in shards}
+    report = json.loads((out / "tali-prepare.json").read_text())
+    carried = json.loads((out / "data" / "tali-durations.json").read_text())
+    assert carried == json.loads((source / "data" / "tali-durations.json").read_text())
+    assert carried["clip_seconds"]
+    again = prepare(source, out, settings=settings)
+    assert {p.name: p.stat().st_mtime_ns for p in shards} == stamps  # nothing re-encoded
+    assert json.loads((out / "tali-prepare.json").read_text()) == report
+    assert again.summary() == first.summary()
+    # Other settings are another run: everything is encoded again.
+    prepare(source, out, settings=settings.replace(crf=30))
+    assert all(p.stat().st_mtime_ns != stamps[p.name] for p in shards)
+
+
+def _reordered(kind: pa.DataType) -> pa.DataType:
+    fields = [kind.field(i) for i in range(kind.num_fields)][::-1]
+    return pa.struct(fields)
+
+
+def test_wit_features_with_its_fields_in_another_order_is_prepared(small_source, tmp_path):
+    """Issue 23 item 9: the same ``wit_features`` fields in another order are the same data
+    (refused before, without saying why); a real difference is named."""
+    table = pq.read_table(small_source / "data" / "train-00000-of-00002.parquet")
+    index = table.schema.get_field_index("wit_features")
+    kind = table.schema.field(index).type
+    reordered_type = _reordered(kind)
+    values = [None if v is None else dict(reversed(list(v.items()))) for v in table.column(index).to_pylist()]
+    reordered = table.set_column(
+        index, pa.field("wit_features", reordered_type), pa.array(values, reordered_type)
+    )
+    assert not reordered.schema.equals(table.schema)
+    source = tmp_path / "source"
+    (source / "data").mkdir(parents=True)
+    pq.write_table(reordered, source / "data" / "train-00000-of-00001.parquet")
+    report = prepare(source, tmp_path / "out", settings=SETTINGS.replace(preset="ultrafast"))
+    assert report.ok and report.written == 1
+    out = pq.read_table(tmp_path / "out" / "data" / "train-00000-of-00001.parquet")
+    assert out.column("wit_features").to_pylist() == reordered.column("wit_features").to_pylist()
+    broken = tmp_path / "broken"
+    (broken / "data").mkdir(parents=True)
+    pq.write_table(table.drop_columns(["image_url"]), broken / "data" / "train-00000-of-00001.parquet")
+    with pytest.raises(TaliSourceError, match=r"missing columns \['image_url'\]"):
+        prepare(broken, tmp_path / "out2", settings=SETTINGS.replace(preset="ultrafast"))

@@ -3,7 +3,10 @@ against each clip's truth and against the loader on the original.
 
 The classes: B-frames with b-pyramid, an edit-list cut, VFR, a display-rotation tag, 854
 wide, 29.97 fps on 1/30000, 60 fps (capped to 30), a single 30 s GOP, VP9 + Opus, AV1, MP3,
-mono 22.05 kHz, a 2 s clip, a stream starting at 1.5 s, audio before the video.
+mono 22.05 kHz, a 2 s clip, a stream starting at 1.5 s, audio before the video; round 2
+(issue 23): an open GOP, tracks cut mid-GOP (with and without an edit list), a second audio
+stream marked default, a 10 h timestamp offset, 25 fps, BT.709 / full-range / 10-bit colour,
+fragmented and DASH mp4, a 1-frame and a 0.8 s clip, audio shorter than the video.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from tali import AudioConfig, TaliConfig, TaliTransform, VideoConfig, WindowConfig
 from tali.decode.clip import open_clip
 from tali.decode.index import clip_seconds
 from tali.decode.video import rotation_of, to_rgb
+from tali.errors import TaliDecodeError
 from tali.prepare import METADATA_KEY, PrepareSettings, output_size
 from tali.prepare.timeline import FPS_CAP_SLACK, loader_view
 from tali.sample_data import expected_frame_code, frame_index_at, read_frame_index
+from tali.sample_data.realworld import REALWORLD_VARIANTS
 
 SETTINGS = PrepareSettings()  # what conftest prepares with
 _VIDEO = "youtube_video_content"
@@ -78,7 +84,8 @@ def test_every_class_is_reencoded_and_reported(original_root, prepared_real_root
     rotated = _variant(real_truth, "rotated90")
     assert provenance["rotated_rows"] == [{"row": items.index(rotated), "item_idx": rotated, "degrees": 90}]
     report = json.loads((prepared_real_root / "tali-prepare.json").read_text())
-    assert report["summary"]["reencoded"] == 15 and report["summary"]["rotated_upright"] == 1
+    assert report["summary"]["reencoded"] == len(REALWORLD_VARIANTS)
+    assert report["summary"]["rotated_upright"] == 1
     a, b = pq.read_table(source), pq.read_table(output)
     for name in a.column_names:  # subtitles, the start time and every other column: unchanged
         if name not in (_VIDEO, "youtube_video_size"):
@@ -105,7 +112,8 @@ def test_timeline_frames_and_keyframes_against_the_truth(real_pairs, real_truth)
             np.testing.assert_allclose(got["pts"], source, atol=1e-9, err_msg=label)
         else:
             np.testing.assert_allclose(got["pts"], source[::2], atol=1e-9, err_msg=label)
-        assert np.diff(got["pts"]).min() >= (1 - FPS_CAP_SLACK) / SETTINGS.max_fps - 1e-9, label
+        gaps = np.diff(got["pts"])
+        assert gaps.size == 0 or gaps.min() >= (1 - FPS_CAP_SLACK) / SETTINGS.max_fps - 1e-9, label
         expected = [expected_frame_code(truth, frame_index_at(truth, t)) for t in got["pts"]]
         assert got["codes"].tolist() == expected, label
         with open_clip(original[_VIDEO]) as a, open_clip(prepared[_VIDEO]) as b:
@@ -148,8 +156,10 @@ def test_samples_match_the_original_and_the_truth(real_pairs, real_truth, same_w
         for frame, t in zip(video["frames"][video["mask"]], video["pts_seconds"][video["mask"]].tolist()):
             assert read_frame_index(frame) == expected_frame_code(truth, frame_index_at(truth, t))
         window = b["window"]
+        # The helper reads the audio's end as the clip's: give it the audio's own end.
+        audio_truth = dict(truth, duration_seconds=min(truth["duration_seconds"], truth["audio_end_seconds"]))
         _alignment._check_audio(
-            truth, b["youtube_content_audio"], window["start_seconds"], window["duration_seconds"]
+            audio_truth, b["youtube_content_audio"], window["start_seconds"], window["duration_seconds"]
         )
 
 
@@ -194,3 +204,59 @@ def test_every_rotation_is_stored_upright(degrees, same_window):
     prepared = TaliTransform(config)({_VIDEO: result.data, "item_idx": 0}, key=0)
     assert original["youtube_content_video"]["rotation"] == degrees
     same_window(original, prepared, degrees)
+
+
+@pytest.mark.parametrize("variant", ["bt709", "full_range", "bt709_10bit"])
+def test_colour_is_carried_through(variant, real_pairs, real_truth):
+    """Issue 23 item 6: BT.709, full-range and 10-bit sources. The loader's RGB of the prepared
+    copy shows each colour patch at its known value, as the original's does (before: up to
+    50 levels off, the output untagged and read as BT.601 limited range)."""
+    item_idx = _variant(real_truth, variant)
+    truth = real_truth[item_idx]
+    config = TaliConfig(
+        modalities=["video"],
+        window=WindowConfig(seconds=1.0, start=0.5),
+        video=VideoConfig(num_frames=3, size=None),
+    )
+    transform = TaliTransform(config)
+    for row in real_pairs[item_idx]:
+        frames = transform(row, key=0)["youtube_content_video"]["frames"].int()
+        for x, y, side, value in truth["colour_patches"]:
+            patch = frames[:, :, y + 6 : y + side - 6, x + 6 : x + side - 6].float().mean(dim=(0, 2, 3))
+            assert (patch - torch.tensor(value)).abs().max() < 4, (variant, value, patch.tolist())
+
+
+def test_audio_is_placed_and_cut_like_the_original(real_pairs, real_truth):
+    """Issue 23 items 7-8: over the whole clip, the prepared audio is the original's at zero lag
+    (fragmented and DASH mp4 were 43.4 ms early) and has exactly its valid samples (very short
+    clips and audio shorter than the video ran 37-740 samples past the source's end)."""
+    config = TaliConfig(modalities=["audio"], window=WindowConfig(seconds=None))
+    transform = TaliTransform(config)
+    for item_idx, (original, prepared) in real_pairs.items():
+        truth = real_truth[item_idx]
+        if not truth["has_audio"]:
+            continue
+        a = transform(original, key=0)["youtube_content_audio"]
+        b = transform(prepared, key=0)["youtube_content_audio"]
+        assert a["valid_samples"] == b["valid_samples"], truth["variant"]
+        end = float(truth["audio_end_seconds"]) - min(float(truth["audio_offset_seconds"]), 0.0)
+        assert a["valid_samples"] <= round(end * 16_000) + 1, truth["variant"]
+        wa, wb = a["waveform"].numpy().reshape(-1), b["waveform"].numpy().reshape(-1)
+        if wa.size > 1600:
+            zero = np.dot(wa, wb) / np.sqrt(np.dot(wa, wa) * np.dot(wb, wb))
+            assert zero > 0.95, (truth["variant"], zero)
+
+
+def test_the_output_check_compares_colour(real_pairs, real_truth, monkeypatch):
+    """Issue 23 item 6: prepare's own output check reads colour, not only frame codes. An
+    encode that drops the source's BT.709 tags (what prepare did before) fails the row,
+    naming the shift."""
+    from tali.prepare import encode
+
+    original, _ = real_pairs[_variant(real_truth, "bt709")]
+    data = original[_VIDEO]
+    assert encode.colour_shift(data, encode.reencode(data, SETTINGS).data) < 1.0
+    monkeypatch.setattr(encode._Colour, "tag", lambda self, stream: None)
+    monkeypatch.setattr(encode, "_MATRIX", {})
+    with pytest.raises(TaliDecodeError, match=r"colours differ from the source's by [3-9]\.\d levels"):
+        encode.reencode(data, SETTINGS, item_idx=7)

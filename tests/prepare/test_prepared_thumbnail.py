@@ -18,7 +18,7 @@ import pytest
 
 from tali import TaliConfig, TaliTransform
 from tali.decode.clip import open_clip
-from tali.decode.index import clip_end_ticks, frames_between
+from tali.decode.index import middle_frame
 from tali.decode.video import decode_frames_at, to_rgb
 from tali.errors import TaliDecodeError
 from tali.prepare import PrepareSettings
@@ -54,11 +54,7 @@ def _check(row: dict, label: object) -> None:
     # The loader's thumbnail plan decodes from that keyframe: it and the packet after it (a
     # frame is settled once the next one arrives), not the GOP before it.
     with open_clip(data) as clip:
-        middle = Fraction(origin + clip_end_ticks(clip), 2)
-        seconds = float((middle - origin) * clip.video.time_base)
-        frames = frames_between(clip, max(seconds - 1 / clip.info.fps, 0.0), seconds)
-        shown = frames.shown_at_ticks(middle)
-        assert shown is not None, label
+        frames, shown = middle_frame(clip)  # the scan the transform's thumbnail decodes
         decoded = decode_frames_at(clip, frames, [shown], size=CONFIG.image.size)
     assert decoded.decoded_packets <= 2 and decoded.pts_seconds[0] == t, label
 

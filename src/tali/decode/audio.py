@@ -46,6 +46,8 @@ class AudioWindow:
     valid_samples: int
     #: True when the clip has no audio stream and ``samples`` are zeros.
     missing: bool = False
+    #: bool ``[n]``: which samples came from the stream (``None``: not recorded).
+    filled: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
@@ -95,11 +97,14 @@ def decode_audio_window(
                 _by_frames(clip, window)
         else:
             _by_frames(clip, window)
+    window.out[window.stop :] = 0  # past the stream's end: the last frame's codec padding
+    window.filled[window.stop :] = False
     return AudioWindow(
         samples=window.out,
         sample_rate=sample_rate,
         start_seconds=start_seconds,
         valid_samples=int(window.filled.sum()),
+        filled=window.filled,
     )
 
 
@@ -111,8 +116,29 @@ class _Window:
         self.out = np.zeros(self.n, dtype=np.float32)
         self.filled = np.zeros(self.n, dtype=bool)
         self.sample_rate = sample_rate
-        self.origin = clip.info.video_start_seconds + start_seconds  # stream seconds of out[0]
-        self.first_index = round(self.origin * sample_rate)
+        # Stream seconds of out[0], exact: the video origin in ticks plus the window start.
+        origin = clip.info.video_origin_ticks * cast(Fraction, clip.video.time_base)
+        self.exact_origin = origin + Fraction(start_seconds)
+        self.origin = float(self.exact_origin)
+        # The clip's output grid starts at the output sample nearest clip time 0, and a
+        # window at ``t`` starts ``round(t * sr)`` samples after it: every window is the
+        # same span of the whole clip's audio at zero lag. Rounding origin + t as one sum
+        # moved the windows of a clip whose start is off the output grid (a 10 h
+        # -output_ts_offset, a mid-GOP cut) one sample against the others. Half up, as
+        # swresample stamps its outputs (``Polyphase.first_output_index``); exact ticks.
+        half = Fraction(1, 2)
+        self.first_index = math.floor(origin * sample_rate + half) + math.floor(
+            Fraction(start_seconds) * sample_rate + half
+        )
+        # Where the stream says its audio ends (mp4: the track's duration, its edit list):
+        # the decoder's last frame is padded past it (AAC: up to 1023 samples of codec
+        # padding), and those samples are not the stream's.
+        self.stop = self.n
+        audio = clip.audio
+        if audio is not None and audio.duration and audio.time_base:
+            start = audio.start_time if audio.start_time is not None else 0
+            end = (start + audio.duration) * Fraction(audio.time_base) * sample_rate
+            self.stop = min(self.n, max(math.floor(end + Fraction(1, 2)) - self.first_index, 0))
         self.mean = False  # normalise the downmix weights to sum to 1
 
     def clear(self) -> None:
@@ -136,7 +162,7 @@ class _Window:
         """Copy samples whose first one is output-rate sample ``index`` of the stream;
         True once past the window end."""
         begin = index - self.first_index
-        lo, hi = max(begin, 0), min(begin + data.size, self.n)
+        lo, hi = max(begin, 0), min(begin + data.size, self.stop)
         if hi > lo:
             self.out[lo:hi] = data[lo - begin : hi - begin]
             self.filled[lo:hi] = True
@@ -148,9 +174,28 @@ def _seek(clip: Clip, window: _Window) -> None:
     assert stream is not None
     # Not clamped at 0: an AAC stream's first packet (encoder priming) often sits at a
     # negative time; skipping it leaves the first frame without its overlap.
-    seek_to = window.origin - _PREROLL_BY_CODEC.get(stream.codec_context.name, _PREROLL_SECONDS)
+    preroll = Fraction(_PREROLL_BY_CODEC.get(stream.codec_context.name, _PREROLL_SECONDS))
     time_base = cast(Fraction, stream.time_base)  # checked non-None in Clip._probe
-    clip.container.seek(math.floor(seek_to / time_base), stream=stream, backward=True)
+    clip.container.seek(math.floor((window.exact_origin - preroll) / time_base), stream=stream, backward=True)
+
+
+def _frames(clip: Clip, window: _Window) -> Iterator[av.AudioFrame]:
+    """The audio stream's decoded frames from the current position. At the stream's end the
+    window stops where its last packet does (its own duration: the decoder pads the last
+    AAC frame to 1024 samples; the track's duration is rounded to the movie's 1 ms)."""
+    stream = cast(av.AudioStream, clip.audio)
+    end = None
+    for packet in clip.container.demux(stream):
+        if packet.size == 0:
+            if end is not None:
+                index = end * cast(Fraction, stream.time_base) * window.sample_rate
+                window.stop = min(
+                    window.stop, max(math.floor(index + Fraction(1, 2)) - window.first_index, 0)
+                )
+        elif packet.pts is not None and packet.duration:
+            end = max(end or packet.pts, packet.pts + packet.duration)
+        # Decoding only the audio stream yields only audio frames.
+        yield from cast(list[av.AudioFrame], packet.decode())
 
 
 def _by_frames(clip: Clip, window: _Window) -> None:
@@ -162,8 +207,7 @@ def _by_frames(clip: Clip, window: _Window) -> None:
         weights = downmix_weights(clip.audio.codec_context.layout.name)
         gain = 1.0 / float(weights.sum()) if weights is not None and weights.sum() > 0 else 1.0
     first = True
-    # Decoding only the audio stream yields only audio frames.
-    frames = cast(Iterator[av.AudioFrame], clip.container.decode(clip.audio))
+    frames = _frames(clip, window)
     for frame in frames:
         clip.deadline.check()
         if first:
@@ -250,11 +294,13 @@ def _by_runs(clip: Clip, window: _Window) -> None:
     assert stream is not None
     _seek(clip, window)
     time_base = float(cast(Fraction, stream.time_base))  # checked non-None in Clip._probe
-    end = window.origin + window.n / window.sample_rate
+    # The first tick at or past the window end: frames compared in integer ticks.
+    end_ticks = math.ceil(
+        (window.exact_origin + Fraction(window.n, window.sample_rate)) / cast(Fraction, stream.time_base)
+    )
     runs: list[_Run] = []
     expected_pts = None
-    # Decoding only the audio stream yields only audio frames.
-    frames = cast(Iterator[av.AudioFrame], clip.container.decode(stream))
+    frames = _frames(clip, window)
     for frame in frames:
         clip.deadline.check()
         if frame.format.name != "fltp" or frame.pts is None:
@@ -271,7 +317,7 @@ def _by_runs(clip: Clip, window: _Window) -> None:
             raise _NotUniform
         runs[-1].add(frame)
         expected_pts = frame.pts + round(frame.samples / frame.sample_rate / time_base)
-        if frame.pts * time_base >= end:
+        if frame.pts >= end_ticks:
             break
     origin = stream.start_time if stream.start_time is not None else 0
     for run in runs:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Self
+from typing import Self, cast
 
 import av
 import av.container
@@ -24,7 +24,7 @@ from tali.errors import TaliDataError, TaliDecodeError, TaliMissingStreamError
 from tali.limits import ClipLimits
 from tali.schema import Column
 
-__all__ = ["Clip", "ClipInfo", "ClipLimits", "Deadline", "decode_errors", "open_clip"]
+__all__ = ["Clip", "ClipInfo", "ClipLimits", "Deadline", "choose_audio_stream", "decode_errors", "open_clip"]
 
 _FIELD = str(Column.YOUTUBE_VIDEO_CONTENT)
 
@@ -36,7 +36,16 @@ def decode_errors(item_idx: int | None, field: str = _FIELD, what: str = "decode
         yield
     except TaliDataError:
         raise
-    except (av.FFmpegError, ValueError, OSError, EOFError, IndexError, RuntimeError, TypeError) as exc:
+    except av.FFmpegError as exc:
+        # PyAV raises FFmpeg's codes as builtin OSErrors (EPERM: PermissionError), whose
+        # text reads like a file-system failure: name FFmpeg and its code instead.
+        raise TaliDecodeError(
+            f"cannot {what} {field}: FFmpeg failed ({exc.strerror or type(exc).__name__}, "
+            f"error {exc.errno}) on this clip's media",
+            item_idx=item_idx,
+            field=field,
+        ) from exc
+    except (ValueError, OSError, EOFError, IndexError, RuntimeError, TypeError) as exc:
         raise TaliDecodeError(
             f"cannot {what} {field}: {type(exc).__name__}: {exc}", item_idx=item_idx, field=field
         ) from exc
@@ -80,6 +89,14 @@ class ClipInfo:
     audio_channels: int | None
     #: Audio stream start minus video stream start (positive: audio starts late).
     audio_offset_seconds: float | None
+    #: Stream seconds the clip's first decodable video frame follows the stream's first
+    #: timestamp (0 but for a track cut mid-GOP: it starts on frames that reference a
+    #: keyframe it lacks; the clip starts at its first keyframe).
+    undecodable_lead_seconds: float = 0.0
+    #: The clip's time 0 in video stream ticks (``video_start_seconds`` exactly).
+    video_origin_ticks: int = 0
+    #: Index of the audio stream decoded, in ``container.streams.audio`` (``None``: no audio).
+    audio_stream_index: int | None = None
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -98,6 +115,7 @@ class Clip:
         *,
         max_seconds: float | None = None,
         limits: ClipLimits | None = None,
+        audio_stream: int | None = None,
     ) -> None:
         self.container = container
         self.item_idx = item_idx
@@ -107,7 +125,9 @@ class Clip:
             if not container.streams.video:
                 raise TaliMissingStreamError("clip has no video stream", item_idx=item_idx, field=_FIELD)
             self.video = container.streams.video[0]
-            self.audio = container.streams.audio[0] if container.streams.audio else None
+            self.audio_stream_index = choose_audio_stream(container, audio_stream, item_idx=item_idx)
+            audios = container.streams.audio
+            self.audio = audios[self.audio_stream_index] if self.audio_stream_index is not None else None
             for stream in (self.video, self.audio):
                 if stream is not None:
                     self._check_codec(stream)
@@ -148,13 +168,16 @@ class Clip:
         fps = float(rate) if rate else 0.0
         if not 0 < fps <= 1000:
             raise TaliDecodeError(f"implausible frame rate {fps}", item_idx=self.item_idx, field=_FIELD)
-        start = _seconds(video.start_time, video.time_base) or 0.0
+        origin, lead = self._first_decodable()
+        start = _seconds(origin, video.time_base) or 0.0
         duration = _seconds(video.duration, video.time_base)
         if not duration or duration <= 0:
             # Some muxers leave the stream duration unset; fall back to the container's.
             duration = (self.container.duration or 0) / av.time_base
         if duration <= 0 and video.frames:
             duration = video.frames / fps
+        if lead and duration > lead:
+            duration -= lead  # the clip starts at its first decodable frame
         if not 0 < duration < 24 * 3600:
             raise TaliDecodeError(f"implausible duration {duration}s", item_idx=self.item_idx, field=_FIELD)
         audio = self.audio
@@ -172,7 +195,43 @@ class Clip:
             audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None,
             audio_channels=audio.codec_context.channels if audio is not None else None,
             audio_offset_seconds=audio_offset,
+            undecodable_lead_seconds=lead,
+            video_origin_ticks=origin,
+            audio_stream_index=self.audio_stream_index,
         )
+
+    def _first_decodable(self) -> tuple[int, float]:
+        """The clip's time 0 (video ticks) and how far it is after the stream's first
+        timestamp (seconds).
+
+        Normally the stream's start. A track copy-cut mid-GOP starts on frames predicted
+        from a keyframe it lacks: no decoder shows them (FFmpeg drops them), and a seek
+        to them finds no keyframe (FFmpeg fails with EPERM). Such a clip starts at its
+        first keyframe; audio and subtitles keep their own times. Read from the
+        container index: the first sync sample's packet (one short demux), only where
+        the first sample is not one.
+        """
+        video = self.video
+        start = int(video.start_time) if video.start_time is not None else 0
+        entries = video.index_entries
+        if not len(entries) or entries[0].is_keyframe:
+            return start, 0.0
+        if not any(e.is_keyframe for e in entries):
+            raise TaliDecodeError("clip has no video keyframe", item_idx=self.item_idx, field=_FIELD)
+        # From the first packet (any_frame: there is no keyframe to seek to) to the first
+        # keyframe; index timestamps are decode times, and a seek to one with an edit list
+        # landed past the keyframe.
+        self.container.seek(int(entries[0].timestamp), stream=video, backward=True, any_frame=True)
+        for packet in self.container.demux(video):
+            self.deadline.check()
+            if packet.size == 0:
+                break
+            if packet.is_keyframe and packet.pts is not None:
+                origin = max(int(packet.pts), start)
+                # Leave the demuxer where a reader from the top starts: at that keyframe.
+                self.container.seek(origin, stream=video, backward=True, any_frame=False)
+                return origin, float((origin - start) * cast(Fraction, video.time_base))
+        raise TaliDecodeError("clip has no decodable video keyframe", item_idx=self.item_idx, field=_FIELD)
 
     def close(self) -> None:
         self.container.close()
@@ -182,6 +241,27 @@ class Clip:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def choose_audio_stream(
+    container: av.container.InputContainer, choice: int | None, *, item_idx: int | None = None
+) -> int | None:
+    """Which audio stream a clip plays (index in ``container.streams.audio``): ``choice``
+    if given, else the one with the default disposition (as ffmpeg and players choose;
+    mp4 writes it as the track's enabled flag), else the first. ``None``: no audio."""
+    audios = container.streams.audio
+    if not audios:
+        return None
+    if choice is not None:
+        if not 0 <= choice < len(audios):
+            raise TaliMissingStreamError(
+                f"AudioConfig.stream={choice} but the clip has {len(audios)} audio stream(s)",
+                item_idx=item_idx,
+                field=_FIELD,
+            )
+        return choice
+    default = av.stream.Disposition.default
+    return next((i for i, s in enumerate(audios) if s.disposition & default), 0)
 
 
 @functools.lru_cache(maxsize=8)
@@ -208,13 +288,16 @@ def open_clip(
     max_seconds: float | None = None,
     limits: ClipLimits | None = None,
     decoder_options: dict[str, str] | None = None,
+    audio_stream: int | None = None,
 ) -> Clip:
     """Open mp4 bytes (never a path: a row must not make us read the local disk).
 
     ``max_seconds`` bounds the wall-clock time every decode on this clip may take
     (opening included); ``limits`` what the clip may hold, checked before FFmpeg
     builds anything from it. ``decoder_options`` are extra FFmpeg options of the video
-    decoder (e.g. ``skip_loop_filter``), set before it opens.
+    decoder (e.g. ``skip_loop_filter``), set before it opens. ``audio_stream``: which
+    audio stream to decode (index among the clip's audio streams; ``None``: the one with
+    the default disposition, else the first; see :func:`choose_audio_stream`).
     """
     limits = limits or ClipLimits()
     if data is None or len(data) == 0:
@@ -237,7 +320,7 @@ def open_clip(
             io.BytesIO(data), mode="r", format="mp4", options=_open_options(limits), timeout=max_seconds
         )
     try:
-        clip = Clip(container, item_idx, max_seconds=max_seconds, limits=limits)
+        clip = Clip(container, item_idx, max_seconds=max_seconds, limits=limits, audio_stream=audio_stream)
         if decoder_options:
             clip.video.codec_context.options = {**clip.video.codec_context.options, **decoder_options}
         return clip

@@ -19,7 +19,7 @@ seconds becomes the first tick at or after it (``ticks_at``), exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import av
@@ -49,9 +49,24 @@ REORDER_LOOKAHEAD = 16
 _MAX_LAST_FRAME_INTERVALS = 10
 
 
+#: A bound within this many units in the last place of a tick is that tick: a window start
+#: computed in floats (``0.76 * 3 = 2.2800000000000002``) means the frame at 2.28 s.
+_BOUND_ULPS = 64
+
+
 def ticks_at(seconds: float, time_base: Fraction, origin: int) -> int:
-    """The first tick whose clip time is at or after ``seconds`` (exact for any float)."""
-    return origin + math.ceil(Fraction(seconds) / time_base)
+    """The first tick whose clip time is at or after ``seconds``, in exact arithmetic.
+
+    A float bound that is a tick up to its own rounding error (``_BOUND_ULPS`` ulps:
+    7e-12 s at 600 s, a millionth of a 90 kHz tick) counts as that tick, so a frame
+    lying exactly on a bound computed in floats is inside it (a 25 fps window starting
+    at ``2.2800000000000002`` dropped the frame at 2.28 s).
+    """
+    exact = Fraction(seconds) / time_base
+    nearest = round(exact)
+    if abs(exact - nearest) * time_base <= Fraction(_BOUND_ULPS * math.ulp(seconds)):
+        return origin + nearest
+    return origin + math.ceil(exact)
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,8 @@ class FrameTimes:
     end: int
     packets: list[av.Packet] = field(default_factory=list, repr=False)
     at_end: bool = False
+    #: The span scanned for (``[lo, hi)`` ticks; ``None``: not a window's scan).
+    window: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return int(self.pts.size)
@@ -97,6 +114,26 @@ class FrameTimes:
         """Index of the frame on screen at ``ticks`` (the last starting at or before it)."""
         i = int(np.searchsorted(self.pts, math.floor(ticks), side="right")) - 1
         return None if i < 0 or ticks >= self.end else i
+
+    def of_window(self, indices: np.ndarray) -> np.ndarray:
+        """bool per frame of ``indices``: it belongs to the scanned window, by its own time.
+
+        A frame starting in the window does; so does the frame on screen at its start,
+        if it is still showing by its own length: until the next frame, but at most
+        ``_MAX_LAST_FRAME_INTERVALS`` typical intervals (a frame before a 360 s gap is
+        not the picture of a window 350 s later). Without a window, every frame does.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.window is None or not indices.size:
+            return np.ones(indices.shape, dtype=bool)
+        lo, hi = self.window
+        pts = self.pts[indices]
+        following = np.append(self.pts[1:], self.end)[indices]
+        typical = max(int(np.median(np.diff(self.pts))), 1) if self.pts.size >= 2 else None
+        length = following - pts
+        if typical is not None:
+            length = np.minimum(length, _MAX_LAST_FRAME_INTERVALS * typical)
+        return (pts < hi) & (pts + length > lo)
 
     def in_window(self, start_seconds: float, end_seconds: float) -> np.ndarray:
         """The window's frames: those starting in ``[start, end)``; if none does (a window
@@ -125,8 +162,8 @@ def _time_base(clip: Clip) -> Fraction:
 
 
 def _origin(clip: Clip) -> int:
-    start = clip.video.start_time
-    return int(start) if start is not None else 0
+    """Clip time 0 in ticks: the first decodable frame (``ClipInfo.video_origin_ticks``)."""
+    return clip.info.video_origin_ticks
 
 
 def _demux(clip: Clip, lo: int, hi: int | None, *, any_frame: bool = False) -> FrameTimes:
@@ -161,8 +198,12 @@ def _demux(clip: Clip, lo: int, hi: int | None, *, any_frame: bool = False) -> F
     first = next((p.pts for p in packets if p.pts is not None), None)
     if first is not None and first > lo > origin and not any_frame:  # the seek overshot: start over
         packets, at_end = walk(origin)
+    # A track cut mid-GOP: frames before its first keyframe are not the clip's (never decoded).
+    floor = origin if clip.info.undecodable_lead_seconds else None
     shown = [
-        (p.pts, p.is_keyframe, p.duration or 0) for p in packets if p.pts is not None and not p.is_discard
+        (p.pts, p.is_keyframe, p.duration or 0)
+        for p in packets
+        if p.pts is not None and not p.is_discard and (floor is None or p.pts >= floor)
     ]
     shown.sort()
     pts = np.array([s[0] for s in shown], dtype=np.int64)
@@ -246,7 +287,7 @@ def frames_between(clip: Clip, start_seconds: float, end_seconds: float) -> Fram
     with decode_errors(clip.item_idx, what="index"):
         lo = ticks_at(max(start_seconds, 0.0), time_base, origin)
         hi = ticks_at(max(end_seconds, start_seconds), time_base, origin)
-        times = _demux(clip, lo, max(hi, lo + 1))
+        times = replace(_demux(clip, lo, max(hi, lo + 1)), window=(lo, max(hi, lo + 1)))
     if times.at_end:  # the scan read the last GOP: remember where the clip ends
         clip._end_ticks = times.end  # type: ignore[attr-defined]
     return times
@@ -265,7 +306,10 @@ def middle_frame(clip: Clip) -> tuple[FrameTimes, int]:
     end = clip_end_ticks(clip)
     middle = Fraction(origin + end, 2)
     middle_seconds = float((middle - origin) * _time_base(clip))
-    frames = frames_between(clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds)
+    # To a frame interval past the middle: the frame shown then may start exactly at it.
+    frames = frames_between(
+        clip, max(middle_seconds - 1 / clip.info.fps, 0.0), middle_seconds + 1 / clip.info.fps
+    )
     shown = frames.shown_at_ticks(middle)
     if shown is None:
         raise TaliDecodeError(

@@ -295,6 +295,7 @@ class _NeededPackets:
         self.clip, self.wanted, self.source = clip, wanted, source
         self.ctx = clip.video.codec_context
         self.decoded = 0
+        self.fed = False  # packets went into the decoder since it was last reset
         self.skipped = 0  # non-reference packets of unwanted frames, left out (``tali.decode.h264``)
         # Only exact timestamps say which frames are wanted; a time-based walk decodes all.
         self.wanted_ticks = wanted_ticks or frozenset()
@@ -339,6 +340,12 @@ class _NeededPackets:
                 break
             t = None if packet.pts is None else packet.pts * time_base
             if k < n and packet.is_keyframe and t is not None and t <= wanted[k]:
+                if self.fed:
+                    # A jump over undecoded GOPs: the decoder starts clean at this keyframe.
+                    # An open GOP's keyframe is a non-IDR I-frame, which resets nothing: the
+                    # decoder kept the old GOP's references and reordering state and dropped
+                    # or mixed up frames (31 of 32 whole-clip frames, x264 open-gop=1).
+                    yield from self._restart()
                 held = [packet]
                 continue
             if k == n:
@@ -356,8 +363,16 @@ class _NeededPackets:
         clip.deadline.check()
         yield from self.ctx.decode(None)  # drain: the frames held back for reordering
 
+    def _restart(self) -> Iterator[av.VideoFrame]:
+        """Drain the frames the decoder holds back for reordering, then reset it."""
+        self.clip.deadline.check()
+        yield from self.ctx.decode(None)
+        self.ctx.flush_buffers()
+        self.fed = False
+
     def _feed(self, packets: list[av.Packet]) -> Iterator[av.VideoFrame]:
         deadline = self.clip.deadline
+        self.fed = self.fed or bool(packets)
         for packet in packets:
             # Checked where the time goes: before each decode, not once a demuxed packet
             # (held GOPs decode here in one go; a 0.05 s budget used to stop after 1 s).
@@ -388,7 +403,7 @@ def _decode_sorted(
     wanted time (a seek that overshot); the caller retries from the start.
     Also returns how many packets went through the decoder.
     """
-    _seek(clip, 0.0 if restart_from_zero else wanted[0])
+    _seek(clip, clip.info.video_start_seconds if restart_from_zero else wanted[0])
     times = wanted.tolist()  # Python floats: numpy scalar indexing per packet costs
     picker = _Picker(times, convert)
     packets = _NeededPackets(clip, times)
@@ -464,10 +479,17 @@ def decode_frames_at(
                 break
         else:
             picker.finish(0.0)
-    exact = np.array([p is not None and t == w for p, t, w in zip(picker.pixels, picker.pts, wanted)])
+    # Real only if its own time is in the scanned window (a frame held on screen through
+    # a 360 s gap is not the window's), besides carrying the planned timestamp.
+    own = frames.of_window(indices[order])
+    exact = np.array(
+        [p is not None and t == w and ok for p, t, w, ok in zip(picker.pixels, picker.pts, wanted, own)]
+    )
     pixels = [p if ok else None for p, ok in zip(picker.pixels, exact)]
     pts = np.where(exact, frames.clip_seconds(indices[order]), np.nan)
-    return _unsort(clip, pixels, pts, order, packets.decoded, rotation[0], packets.skipped)
+    # Nothing real (a window inside a gap): the decoded frame is still the padding's picture.
+    fill = next((p for p in picker.pixels if p is not None), None)
+    return _unsort(clip, pixels, pts, order, packets.decoded, rotation[0], packets.skipped, fill=fill)
 
 
 def _unsort(
@@ -478,15 +500,18 @@ def _unsort(
     decoded: int,
     rotation: int,
     skipped: int = 0,
+    *,
+    fill: np.ndarray | None = None,
 ) -> DecodedFrames:
     """Slots back in request order; a slot without a frame takes the pixels of the one
-    before it (the first found for leading ones), ``found=False`` and NaN ``pts``."""
+    before it (the first found for leading ones; ``fill`` if none is), ``found=False``
+    and NaN ``pts``."""
     found = np.array([p is not None for p in pixels])
-    if not found.any():
+    if not found.any() and fill is None:
         raise TaliDecodeError(
             "clip has no decodable video frames", item_idx=clip.item_idx, field="youtube_video_content"
         )
-    last = next(p for p in pixels if p is not None)
+    last = cast(np.ndarray, next((p for p in pixels if p is not None), fill))
     filled = []
     for p in pixels:
         last = p if p is not None else last
@@ -556,8 +581,11 @@ def decode_keyframes_at(
             clip.deadline.check()
             if packet.is_keyframe and packet.pts in wanted_set and not packet.is_discard:
                 decoded += 1
+                # Each keyframe alone on a reset decoder: an open GOP's keyframes are non-IDR
+                # I-frames, and fed one after another the H.264 decoder output 2 of 10.
                 take(ctx.decode(packet))
-        take(ctx.decode(None))
+                take(ctx.decode(None))
+                ctx.flush_buffers()
     pixels = [by_pts.get(p) for p in wanted]
     pts = np.where([p is not None for p in pixels], frames.clip_seconds(indices[order]), np.nan)
     return _unsort(clip, pixels, pts, order, decoded, rotation)

@@ -37,13 +37,18 @@ import pyarrow.parquet as pq
 
 from tali.atomic import publishing
 from tali.atomic import write_bytes as atomic_write_bytes
+from tali.data.durations import FILE_NAME as DURATIONS_FILE
+from tali.data.durations import VERSION as DURATIONS_VERSION
+from tali.data.durations import digest as durations_digest
+from tali.data.durations import read_index as read_durations
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.jobs import parts_dir_of, remove_parts, report_rows, run_shards
+from tali.jobs.parts import part_path, shard_identity
 from tali.outputs import check_output_apart, one_writer, source_places
 from tali.prepare.encode import reencode
 from tali.prepare.settings import PrepareSettings
-from tali.schema import Column, schema_matches
+from tali.schema import TALI_SCHEMA, Column, schema_matches
 
 __all__ = ["METADATA_KEY", "PrepareReport", "RowFailure", "prepare", "read_provenance"]
 
@@ -164,6 +169,105 @@ def _reencode_column(
     return table, failures, bytes_in, bytes_out
 
 
+def _normalised(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with every struct's fields in name order (and so for nested lists)."""
+    if pa.types.is_struct(kind):
+        fields = sorted((kind.field(i) for i in range(kind.num_fields)), key=lambda f: f.name)
+        return pa.struct([f.with_type(_normalised(f.type)) for f in fields])
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        item = kind.value_field
+        maker = pa.list_ if pa.types.is_list(kind) else pa.large_list
+        return maker(item.with_type(_normalised(item.type)))
+    return kind
+
+
+def schema_difference(schema: pa.Schema) -> str | None:
+    """What separates ``schema`` from TALI's, in words; ``None`` when it holds the same
+    columns and fields, in any order (a ``wit_features`` struct listing its fields in
+    another order is the same data)."""
+    ours = {f.name: f.type for f in TALI_SCHEMA}
+    theirs = {f.name: f.type for f in schema.remove_metadata()}
+    missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+    problems = []
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if extra:
+        problems.append(f"extra columns {extra}")
+    for name in sorted(set(ours) & set(theirs)):
+        if not _normalised(ours[name]).equals(_normalised(theirs[name])):
+            problems.append(f"column {name!r} is {theirs[name]}, TALI has {ours[name]}")
+    return "; ".join(problems) or None
+
+
+def _finished_parts(shards: list[str], out: Path, settings: PrepareSettings, parts_dir: Path) -> None:
+    """A rerun of a finished run skips its shards: each output shard whose footer says it was
+    made from this very source shard (path and identity) with these settings gets its part
+    back from the finished run's report, so :func:`run_shards` does not re-encode it."""
+    try:
+        report = json.loads((out / REPORT_NAME).read_text())
+        finished, failures = report["shards"], report["failures"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    for shard in shards:
+        name = Path(shard).name
+        target = out / "data" / name
+        part = part_path(parts_dir, shard, ".json")
+        if part.exists() or name not in finished or not target.exists():
+            continue
+        try:
+            provenance = read_provenance(target)
+        except (OSError, pa.ArrowException):
+            continue
+        if (
+            provenance is not None
+            and provenance.get("source_path") == str(Path(shard).resolve())
+            and provenance.get("source_identity") == shard_identity(shard)
+            and provenance.get("settings") == settings.to_dict()
+        ):
+            parts_dir.mkdir(parents=True, exist_ok=True)
+            entry = dict(finished[name], failures=[f for f in failures if f.get("shard") == name])
+            atomic_write_bytes(part, json.dumps(entry).encode())
+
+
+def _carry_durations(shards: list[str], data_dir: Path) -> None:
+    """The source's clip-length index (``tali-durations.json``) for the prepared copy: prepare
+    keeps every clip's timeline, so each source shard's lengths hold for the output shard of
+    the same name. The index is rewritten (not copied) with the output shards' sizes, which is
+    what the loader checks it against; a source shard whose entry is stale is left out."""
+    recorded: dict[str, dict] = {}
+    limit = None
+    for directory in sorted({Path(s).parent for s in shards}):
+        try:
+            blob = read_durations(directory / DURATIONS_FILE)
+        except ValueError:
+            continue
+        if not isinstance(blob, dict) or blob.get("version") != DURATIONS_VERSION:
+            continue
+        entries = blob.get("shards")
+        if not isinstance(entries, dict) or blob.get("digest") != durations_digest(
+            entries, blob.get("max_clip_seconds")
+        ):
+            continue
+        limit = blob.get("max_clip_seconds")
+        for shard in shards:
+            source, out = Path(shard), data_dir / Path(shard).name
+            entry = entries.get(source.name)
+            if source.parent == directory and isinstance(entry, dict) and out.is_file():
+                if entry.get("bytes") == source.stat().st_size:
+                    recorded[out.name] = {
+                        "bytes": out.stat().st_size,
+                        "clip_seconds": entry.get("clip_seconds"),
+                    }
+    if recorded and limit is not None:
+        blob = {
+            "version": DURATIONS_VERSION,
+            "max_clip_seconds": limit,
+            "shards": recorded,
+            "digest": durations_digest(recorded, limit),
+        }
+        atomic_write_bytes(data_dir / DURATIONS_FILE, json.dumps(blob, sort_keys=True).encode())
+
+
 @dataclass(frozen=True)
 class _PrepareShard:
     """One source shard -> ``data_dir/<its name>`` (atomic), then its JSON report as ``part``."""
@@ -180,7 +284,11 @@ class _PrepareShard:
             raise TaliSourceError(f"cannot read parquet shard {shard}: {exc}") from exc
         schema = handle.schema_arrow
         if not schema_matches(schema):
-            raise TaliSourceError(f"{shard} does not have the TALI schema; refusing to prepare it")
+            difference = schema_difference(schema)
+            if difference is not None:
+                raise TaliSourceError(
+                    f"{shard} does not have the TALI schema ({difference}); refusing to prepare it"
+                )
         final = Path(self.data_dir) / name
         for stale in final.parent.glob(f".{name}.partial-*"):  # from a killed attempt
             stale.unlink(missing_ok=True)
@@ -201,6 +309,7 @@ class _PrepareShard:
             provenance = {
                 "source_shard": name,
                 "source_path": str(Path(shard).resolve()),
+                "source_identity": shard_identity(shard),
                 "source_rows": rows,
                 "written_rows": written,
                 "dropped_rows": [f.row for f in failures if f.action == "drop"],
@@ -239,7 +348,9 @@ def prepare(
 
     ``workers`` processes share the shards; ``ray`` runs them as Ray tasks instead
     (``True``: a local cluster, or an address such as ``"auto"`` / ``"ray://host:10001"``).
-    A rerun with the same settings resumes; ``out/tali-prepare.json`` is written last.
+    A rerun with the same settings resumes; a rerun of a finished run skips every shard it
+    finished (same source shard, same settings) and keeps its report. ``out/tali-prepare.json``
+    is written last, then the source's ``tali-durations.json`` is carried to ``out/data/``.
     """
     settings = settings or PrepareSettings()
     shards = resolve_local_files(source, split)
@@ -256,6 +367,7 @@ def prepare(
     staged = parts_dir / "data"  # hidden: published into data/ only when every job succeeded
     staged.mkdir(parents=True, exist_ok=True)
     rows = [pq.ParquetFile(s).metadata.num_rows for s in shards]
+    _finished_parts(shards, out, settings, parts_dir)
     parts = run_shards(
         _PrepareShard(settings, str(staged)),
         shards,
@@ -279,5 +391,6 @@ def prepare(
         elif not (data_dir / name).exists():  # published by a run stopped before its cleanup
             raise TaliSourceError(f"the staged output of {name} is missing; remove {parts_dir} and rerun")
     atomic_write_bytes(out / REPORT_NAME, report.to_json().encode())
+    _carry_durations(shards, data_dir)
     remove_parts(out / ".tali-prepare")
     return report

@@ -104,7 +104,9 @@ def plan_timeline(
     decoded last (x264 ends the B-frame run before it) and keeps its planned duration.
     """
     time_base = Fraction(cast(Fraction, clip.video.time_base))  # checked non-None in Clip._probe
-    origin = int(clip.video.start_time or 0)
+    # Clip time 0: the first decodable frame (the stream's start but for a track cut mid-GOP,
+    # whose frames before its first keyframe no decoder shows).
+    origin = clip.info.video_origin_ticks
     source, rotation = _source_frames(clip)
     source = source[source >= origin] - origin  # before clip time 0: no window reaches it
     if not source.size:
@@ -171,7 +173,7 @@ def loader_view(data: bytes, *, item_idx: int | None = None) -> LoaderView:
     """
     with open_clip(data, item_idx=item_idx) as clip, decode_errors(item_idx, what="index"):
         time_base = Fraction(cast(Fraction, clip.video.time_base))
-        origin = int(clip.video.start_time or 0)
+        origin = clip.info.video_origin_ticks
         end = clip_end_ticks(clip)
         frames, shown = middle_frame(clip)
         return LoaderView(

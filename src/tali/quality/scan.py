@@ -121,7 +121,7 @@ def _scan_video(clip: Clip, th: ScanThresholds, deadline: Deadline, stats: bool)
     first = last = None
     frames = frozen = black = 0
     prev: np.ndarray | None = None
-    clip.container.seek(0, stream=clip.video, backward=True)
+    clip.container.seek(clip.info.video_origin_ticks, stream=clip.video, backward=True)  # 1st decodable
     for frame in clip.container.decode(clip.video):
         deadline.check()
         t = _frame_time(frame)

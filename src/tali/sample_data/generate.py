@@ -37,7 +37,7 @@ from tali.schema import TALI_SCHEMA, Column, WitField
 __all__ = ["GENERATOR_VERSION", "VARIANTS", "ClipSpec", "encode_clip", "write_dataset"]
 
 #: Bump when the content changes, so cached copies are rebuilt.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,26 @@ class RealClip:
     audio_offset_seconds: float = 0.0
     #: Copy-cut at this clip second of the encoded clip (an edit list hides what is before).
     cut_seconds: float | None = None
+    #: The cut keeps packets from the keyframe before it (else from the first packet at the
+    #: cut: the track starts on a non-keyframe, as ``-ss`` after ``-i`` with ``-c copy`` writes).
+    cut_from_keyframe: bool = True
+    #: The mp4 muxer writes an edit list where the first timestamp is not 0.
+    edit_list: bool = True
+    #: x264 ``open-gop=1``: keyframes after the first are non-IDR I-frames whose leading
+    #: B-frames reference the GOP before.
+    open_gop: bool = False
+    #: Colour of the encoded pixels: ``"bt601"`` (limited, untagged), ``"bt709"`` (tagged,
+    #: limited), ``"full"`` (``yuvj420p``, BT.601 full range), ``"bt709_10bit"`` (High 10).
+    colour: str = "bt601"
+    #: A second audio stream (a constant ``_DECOY_HZ`` tone) written first, without the
+    #: default disposition: the clip's real audio is stream 1, marked default.
+    decoy_audio_first: bool = False
+    #: Every stream's timestamps shifted by this many seconds (``-output_ts_offset``).
+    ts_offset_seconds: float = 0.0
+    #: mp4 ``movflags`` (fragmented mp4: ``frag_keyframe+empty_moov``; DASH: ``+dash``).
+    movflags: str | None = None
+    #: Audio ends here (clip seconds; ``None``: with the video).
+    audio_end_seconds: float | None = None
 
 
 REALWORLD_VARIANTS: tuple[RealClip, ...] = (
@@ -81,7 +101,49 @@ REALWORLD_VARIANTS: tuple[RealClip, ...] = (
     RealClip(variant="clip2s", duration_seconds=2.0),
     RealClip(variant="late_start", video_start_seconds=1.5),
     RealClip(variant="audio_early", video_start_seconds=0.5, audio_offset_seconds=-0.5),
+    # Round 2 (issue 23).
+    RealClip(variant="x264_open_gop", b_frames=3, duration_seconds=10.0, gop_seconds=31 / 30, open_gop=True),
+    RealClip(variant="cut_nonkey", duration_seconds=8.0, cut_seconds=2.5, cut_from_keyframe=False),
+    RealClip(
+        variant="cut_nonkey_noedit",
+        duration_seconds=8.0,
+        cut_seconds=2.5,
+        cut_from_keyframe=False,
+        edit_list=False,
+    ),
+    RealClip(variant="audio_second_default", decoy_audio_first=True, duration_seconds=4.0),
+    RealClip(variant="ts_offset_10h", ts_offset_seconds=36000.0 + 7 / 15360, sample_rate=48_000),
+    RealClip(variant="fps25", rate=Fraction(25), ticks=12800, duration_seconds=6.0),
+    RealClip(variant="bt709", colour="bt709", duration_seconds=2.0),
+    RealClip(variant="full_range", colour="full", duration_seconds=2.0),
+    RealClip(variant="bt709_10bit", colour="bt709_10bit", duration_seconds=2.0),
+    RealClip(variant="frag_mp4", movflags="frag_keyframe+empty_moov", duration_seconds=4.0),
+    RealClip(
+        variant="frag_dash", movflags="dash+frag_keyframe+empty_moov+default_base_moof", duration_seconds=4.0
+    ),
+    RealClip(variant="one_frame", duration_seconds=1 / 30),
+    RealClip(variant="clip08s", duration_seconds=0.8),
+    RealClip(variant="audio_short", duration_seconds=4.0, audio_end_seconds=2.3),
 )
+
+#: The decoy audio stream's tone (no per-second tone is this: ``tone_hz`` is 300 + 100 s).
+DECOY_HZ = 2750.0
+#: Flat patches of known sRGB value, drawn at the left of every frame: ``(x, y, size)``
+#: in display pixels of a 320x180 picture, and the colour. A colour-tagged variant's
+#: loader frames must show these values (within the encoder's error).
+COLOUR_PATCHES: tuple[tuple[int, int, int, tuple[int, int, int]], ...] = (
+    (4, 8, 36, (200, 40, 40)),
+    (4, 52, 36, (40, 190, 60)),
+    (4, 96, 36, (50, 60, 210)),
+    (4, 140, 36, (235, 235, 20)),
+)
+#: What each ``colour`` encodes to: pixel format, matrix, range, x264 profile.
+_COLOUR = {
+    "bt601": ("yuv420p", None, None),
+    "bt709": ("yuv420p", "ITU709", "MPEG"),
+    "full": ("yuvj420p", "ITU601", "JPEG"),
+    "bt709_10bit": ("yuv420p10le", "ITU709", "MPEG"),
+}
 
 
 def _frame_ticks(spec: RealClip) -> list[int]:
@@ -108,6 +170,9 @@ def _picture(spec: RealClip, code: int) -> np.ndarray:
     rgb = np.stack([base * 180, (1 - base) * 160 + 40 * y, np.full_like(base, 110)], axis=2)
     canvas = rgb.clip(0, 255).astype(np.uint8)
     draw_code(canvas, code)
+    if spec.colour != "bt601":
+        for left, top, side, value in COLOUR_PATCHES:
+            canvas[top : top + side, left : left + side] = value
     # Displaying turns the stored picture ``rotation`` degrees counter-clockwise.
     return np.ascontiguousarray(np.rot90(canvas, -(spec.rotation // 90)))
 
@@ -119,13 +184,55 @@ def _tone(spec: RealClip, clip_start: float, clip_end: float, rate: int) -> np.n
     return (0.3 * np.sin(2 * np.pi * np.cumsum(freq) / rate)).astype(np.float32)
 
 
+def _muxer_options(spec: RealClip) -> dict[str, str]:
+    options = {} if spec.edit_list else {"use_editlist": "0"}
+    if spec.movflags:
+        options["movflags"] = spec.movflags
+    return options
+
+
+def _add_audio(container: Any, spec: RealClip, *, default: bool) -> av.AudioStream:
+    audio = cast(av.AudioStream, container.add_stream(spec.audio_codec, rate=spec.sample_rate))
+    audio.layout = spec.audio_layout
+    audio.bit_rate = 96_000
+    if spec.decoy_audio_first:
+        audio.disposition = av.stream.Disposition.default if default else av.stream.Disposition(0)
+    return audio
+
+
+def _encode_audio(container: Any, audio: av.AudioStream, spec: RealClip, track: np.ndarray) -> None:
+    rate = spec.sample_rate
+    first = round((spec.video_start_seconds + spec.audio_offset_seconds + spec.ts_offset_seconds) * rate)
+    chunk = 1152 if spec.audio_codec == "libmp3lame" else 960 if spec.audio_codec == "libopus" else 1024
+    channels = av.AudioLayout(spec.audio_layout).nb_channels
+    for lo in range(0, track.size, chunk):
+        piece = track[lo : lo + chunk]
+        if piece.size < chunk and spec.audio_codec != "aac":
+            piece = np.concatenate([piece, np.zeros(chunk - piece.size, np.float32)])
+        planes = np.ascontiguousarray(np.repeat(piece[None], channels, axis=0))
+        aframe = av.AudioFrame.from_ndarray(planes, format="fltp", layout=spec.audio_layout)
+        aframe.sample_rate, aframe.pts = rate, first + lo
+        aframe.time_base = Fraction(1, rate)
+        for packet in audio.encode(aframe):
+            container.mux(packet)
+    for packet in audio.encode():
+        container.mux(packet)
+
+
 def _encode(spec: RealClip) -> tuple[bytes, list[int]]:
     buffer = io.BytesIO()
     ticks = _frame_ticks(spec)
-    start_ticks = round(spec.video_start_seconds * spec.ticks)
-    with av.open(buffer, "w", format="mp4") as container:
+    start_ticks = round((spec.video_start_seconds + spec.ts_offset_seconds) * spec.ticks)
+    pix_fmt, matrix, colour_range = _COLOUR[spec.colour]
+    with av.open(buffer, "w", format="mp4", options=_muxer_options(spec)) as container:
         video = cast(av.VideoStream, container.add_stream(spec.video_codec, rate=spec.rate))
-        video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
+        video.width, video.height, video.pix_fmt = spec.width, spec.height, pix_fmt
+        if matrix is not None:
+            ctx = video.codec_context
+            ctx.colorspace = 1 if matrix == "ITU709" else 6  # AVCOL_SPC_BT709 / SMPTE170M
+            ctx.color_primaries = 1 if matrix == "ITU709" else 6
+            ctx.color_trc = 1 if matrix == "ITU709" else 6
+            ctx.color_range = 2 if colour_range == "JPEG" else 1  # AVCOL_RANGE_JPEG / MPEG
         video.time_base = Fraction(1, spec.ticks)
         video.codec_context.time_base = Fraction(1, spec.ticks)
         gop = max(1, round(spec.gop_seconds * float(spec.rate)))
@@ -139,6 +246,10 @@ def _encode(spec: RealClip) -> tuple[bytes, list[int]]:
                 "bf": str(spec.b_frames),
                 "b-pyramid": "normal" if spec.b_pyramid else "none",
             }
+            if spec.open_gop:
+                video.options["x264-params"] = "open-gop=1:b-adapt=0"  # b-adapt=0: leading B-frames
+            if spec.colour == "bt709_10bit":
+                video.options["profile"] = "high10"
         elif spec.video_codec == "libvpx-vp9":
             video.options = {"deadline": "realtime", "cpu-used": "8", "g": str(gop), "crf": "40", "b": "0"}
         else:  # libsvtav1 (its banner goes to stderr unless SVT_LOG says otherwise)
@@ -146,47 +257,53 @@ def _encode(spec: RealClip) -> tuple[bytes, list[int]]:
             video.options = {**_AV1_OPTIONS, "g": str(gop)}
         if spec.rotation:
             video.set_display_rotation(spec.rotation)
-        audio = None
+        audios = []
         if spec.has_audio:
-            audio = cast(av.AudioStream, container.add_stream(spec.audio_codec, rate=spec.sample_rate))
-            audio.layout = spec.audio_layout
-            audio.bit_rate = 96_000
+            if spec.decoy_audio_first:
+                audios.append((_add_audio(container, spec, default=False), True))
+            audios.append((_add_audio(container, spec, default=True), False))
         for index, pts in enumerate(ticks):
-            frame = av.VideoFrame.from_ndarray(_picture(spec, index), format="rgb24")
+            rgb = av.VideoFrame.from_ndarray(_picture(spec, index), format="rgb24")
+            if matrix is None:
+                frame = rgb
+            else:
+                frame = rgb.reformat(
+                    format=pix_fmt,
+                    dst_colorspace=matrix,
+                    dst_color_range=colour_range,
+                    interpolation="BICUBIC",
+                )
+                frame.colorspace, frame.color_range = (
+                    video.codec_context.colorspace,
+                    video.codec_context.color_range,
+                )
             frame.pts, frame.time_base = start_ticks + pts, Fraction(1, spec.ticks)
             for packet in video.encode(frame):
                 container.mux(packet)
         for packet in video.encode():
             container.mux(packet)
-        if audio is not None:
-            rate = spec.sample_rate
-            track = _tone(spec, spec.audio_offset_seconds, spec.duration_seconds, rate)
-            first = round((spec.video_start_seconds + spec.audio_offset_seconds) * rate)
-            chunk = (
-                1152 if spec.audio_codec == "libmp3lame" else 960 if spec.audio_codec == "libopus" else 1024
-            )
-            channels = av.AudioLayout(spec.audio_layout).nb_channels
-            for lo in range(0, track.size, chunk):
-                piece = track[lo : lo + chunk]
-                if piece.size < chunk and spec.audio_codec != "aac":
-                    piece = np.concatenate([piece, np.zeros(chunk - piece.size, np.float32)])
-                planes = np.ascontiguousarray(np.repeat(piece[None], channels, axis=0))
-                aframe = av.AudioFrame.from_ndarray(planes, format="fltp", layout=spec.audio_layout)
-                aframe.sample_rate, aframe.pts = rate, first + lo
-                aframe.time_base = Fraction(1, rate)
-                for packet in audio.encode(aframe):
-                    container.mux(packet)
-            for packet in audio.encode():
-                container.mux(packet)
+        for audio, decoy in audios:
+            end = spec.duration_seconds if spec.audio_end_seconds is None else spec.audio_end_seconds
+            track = _tone(spec, spec.audio_offset_seconds, end, spec.sample_rate)
+            if decoy:
+                t = np.arange(track.size) / spec.sample_rate
+                track = (0.3 * np.sin(2 * np.pi * DECOY_HZ * t)).astype(np.float32)
+            _encode_audio(container, audio, spec, track)
     return buffer.getvalue(), ticks
 
 
-def _copy_cut(data: bytes, cut_seconds: float) -> bytes:
+def _copy_cut(data: bytes, spec: RealClip) -> bytes:
     """``ffmpeg -ss CUT -c copy``: packets from the keyframe before the cut, every
     timestamp shifted so the cut is 0; the mp4 muxer writes an edit list that hides
-    the frames before it (a reader marks their packets discard)."""
+    the frames before it (a reader marks their packets discard). Without
+    ``cut_from_keyframe`` the video starts at the first packet decoded at or after the
+    cut, a non-keyframe (what a cutter that ignores GOPs writes)."""
+    cut_seconds = cast(float, spec.cut_seconds)
     out = io.BytesIO()
-    with av.open(io.BytesIO(data), "r") as src, av.open(out, "w", format="mp4") as dst:
+    with (
+        av.open(io.BytesIO(data), "r") as src,
+        av.open(out, "w", format="mp4", options=_muxer_options(spec)) as dst,
+    ):
         streams = {
             s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")
         }
@@ -203,6 +320,12 @@ def _copy_cut(data: bytes, cut_seconds: float) -> bytes:
                 and packet.pts < shift[packet.stream.index]
             ):
                 continue  # audio is cut at the sample, like ffmpeg does
+            if (
+                packet.stream.type == "video"
+                and not spec.cut_from_keyframe
+                and packet.dts < shift[packet.stream.index]
+            ):
+                continue  # decoded before the cut: left out, keyframe or not
             packet.pts = cast(int, packet.pts) - shift[packet.stream.index]  # the encoder set every pts
             packet.dts -= shift[packet.stream.index]
             packet.stream = streams[packet.stream.index]
@@ -219,13 +342,18 @@ def encode_real_clip(spec: RealClip) -> tuple[bytes, dict[str, Any]]:
     audio_offset = spec.audio_offset_seconds
     tone_shift = 0.0
     if spec.cut_seconds is not None:
-        data = _copy_cut(data, spec.cut_seconds)
+        data = _copy_cut(data, spec)
         cut = round(spec.cut_seconds * spec.ticks)
         first_code = next(i for i, t in enumerate(ticks) if t >= cut)
+        if not spec.cut_from_keyframe:
+            # The clip starts at its first decodable frame: the first keyframe after the cut.
+            gop = max(1, round(spec.gop_seconds * float(spec.rate)))
+            first_code = next(i for i in range(0, len(ticks), gop) if ticks[i] >= cut)
         frame_seconds = [(t - ticks[first_code]) / spec.ticks for t in ticks[first_code:]]
         duration = spec.duration_seconds - ticks[first_code] / spec.ticks
         audio_offset = spec.cut_seconds - ticks[first_code] / spec.ticks
         tone_shift = ticks[first_code] / spec.ticks
+    audio_end = duration if spec.audio_end_seconds is None else spec.audio_end_seconds - tone_shift
     last_interval = float(1 / spec.rate) * (
         spec.vfr_pattern[(len(ticks) - 1) % len(spec.vfr_pattern)] if spec.vfr_pattern else 1
     )
@@ -249,12 +377,19 @@ def encode_real_clip(spec: RealClip) -> tuple[bytes, dict[str, Any]]:
         "audio_layout": spec.audio_layout,
         "audio_channels": av.AudioLayout(spec.audio_layout).nb_channels,
         "audio_offset_seconds": audio_offset,
-        "audio_end_seconds": duration,
+        "audio_end_seconds": audio_end,
+        #: Which audio stream the loader must take (index among the audio streams).
+        "audio_stream": 1 if spec.decoy_audio_first else 0,
+        "colour": spec.colour,
+        "colour_patches": [list(p[:3]) + [list(p[3])] for p in COLOUR_PATCHES]
+        if spec.colour != "bt601"
+        else None,
         "tone_shift_seconds": tone_shift,
         "silent": False,
         "frozen_seconds": None,
         "black_seconds": None,
         "video_start_seconds": spec.video_start_seconds,
+        "ts_offset_seconds": spec.ts_offset_seconds,
     }
     return data, truth
 
