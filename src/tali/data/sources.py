@@ -81,7 +81,8 @@ def _visible(root: Path, paths: list[Path]) -> list[Path]:
 def _relative(root: Path) -> list[str]:
     """Parquet files under ``root`` as repo paths, through symlinked folders (a ``data`` link
     to another disk is common; ``Path.rglob`` does not follow them), each real folder once."""
-    out, seen = [], set()
+    out: list[str] = []
+    seen: set[str] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:  # a link loop

@@ -252,12 +252,10 @@ def _carry_durations(shards: list[str], data_dir: Path) -> None:
         for shard in shards:
             source, out = Path(shard), data_dir / Path(shard).name
             entry = entries.get(source.name)
-            if source.parent == directory and isinstance(entry, dict) and out.is_file():
-                if entry.get("bytes") == source.stat().st_size:
-                    recorded[out.name] = {
-                        "bytes": out.stat().st_size,
-                        "clip_seconds": entry.get("clip_seconds"),
-                    }
+            if not isinstance(entry, dict) or entry.get("bytes") != source.stat().st_size:
+                continue  # not indexed, or changed since
+            if source.parent == directory and out.is_file():
+                recorded[out.name] = {"bytes": out.stat().st_size, "clip_seconds": entry.get("clip_seconds")}
     if recorded and limit is not None:
         blob = {
             "version": DURATIONS_VERSION,
