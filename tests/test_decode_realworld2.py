@@ -187,3 +187,16 @@ def test_colour_tagged_sources_load_their_colours(variant, by_variant):
     for x, y, side, value in truth["colour_patches"]:
         patch = picture[:, y + 6 : y + side - 6, x + 6 : x + side - 6].reshape(3, -1).mean(axis=1)
         assert np.abs(patch - np.array(value)).max() < 4, (variant, value, patch)
+
+
+def test_the_sample_records_and_obeys_the_audio_stream_choice(by_variant):
+    """Through the transform: the default-disposition stream plays and is recorded in the
+    sample (``youtube_content_audio.stream``); ``AudioConfig.stream`` picks the other one."""
+    row, truth = by_variant["audio_second_default"]
+    base = TaliConfig(modalities=("youtube_content_audio",), window=WindowConfig(seconds=1.0, start=2.0))
+    audio = TaliTransform(base)(row, key=0)["youtube_content_audio"]
+    assert audio["stream"] == truth["audio_stream"] == 1
+    assert dominant_hz(audio["waveform"].numpy()[2000:14_000], 16_000) == pytest.approx(tone_hz(2), abs=10)
+    chosen = TaliTransform(base.replace(audio=AudioConfig(stream=0)))(row, key=0)["youtube_content_audio"]
+    assert chosen["stream"] == 0
+    assert dominant_hz(chosen["waveform"].numpy()[2000:14_000], 16_000) == pytest.approx(DECOY_HZ, abs=10)

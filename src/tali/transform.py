@@ -117,6 +117,7 @@ class TaliTransform:
                     max_seconds=cfg.video.max_decode_seconds,
                     limits=cfg.video.clip_limits,
                     decoder_options={"skip_loop_filter": "all"} if cfg.video.skip_loop_filter else None,
+                    audio_stream=cfg.audio.stream,
                 )
             with clip:
                 length = clip_seconds(clip, cfg.window.max_clip_seconds)

@@ -47,6 +47,9 @@ class AudioWindow:
     sample_rate: int
     valid_samples: int
     missing: bool
+    #: Which audio stream of the clip was decoded (``AudioConfig.stream``, else the one marked
+    #: default, else the first); -1 when none was (no audio, a placeholder, a live source).
+    stream: int = -1
 
     def __post_init__(self) -> None:
         field = S.YOUTUBE_CONTENT_AUDIO.value
@@ -61,7 +64,7 @@ class AudioWindow:
     def __repr__(self) -> str:
         return (
             f"AudioWindow(waveform={shape_of(self.waveform)}, sample_rate={self.sample_rate}, "
-            f"valid_samples={self.valid_samples}, missing={self.missing})"
+            f"valid_samples={self.valid_samples}, missing={self.missing}, stream={self.stream})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +73,7 @@ class AudioWindow:
             "sample_rate": self.sample_rate,
             "valid_samples": self.valid_samples,
             "missing": self.missing,
+            "stream": self.stream,
         }
 
 
@@ -89,9 +93,14 @@ def read(ctx: ReadContext) -> dict[str, AudioWindow]:
                 cfg.audio.sample_rate,
                 downmix=cfg.audio.downmix,
             )
+    index = clip.info.audio_stream_index if clip.audio is not None else None
     return {
         S.YOUTUBE_CONTENT_AUDIO.value: AudioWindow(
-            torch.from_numpy(audio.samples), audio.sample_rate, audio.valid_samples, audio.missing
+            torch.from_numpy(audio.samples),
+            audio.sample_rate,
+            audio.valid_samples,
+            audio.missing,
+            -1 if index is None else int(index),
         )
     }
 
