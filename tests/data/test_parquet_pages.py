@@ -116,3 +116,33 @@ def test_page_reads_equal_pyarrow_for_every_codec(tmp_path, monkeypatch):
             for row in range(30):
                 got = source.read_row(row).column("youtube_title_text").cast(pa.binary()).to_pylist()
                 assert got == [values[row]], (codec, version, row)
+
+
+def test_an_oversized_value_is_refused_before_its_page_is_read(tmp_path, monkeypatch):
+    """Issue 24 item 12 on the page reader: a clip over ``VideoConfig.max_clip_bytes`` is
+    refused from the page index alone, with the decoder's error naming the field."""
+    from tali.errors import TaliDecodeError
+
+    monkeypatch.setenv("TALI_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    sizes = [200_000] * 9 + [6_000_000]
+    table = pa.table(
+        {
+            "item_idx": pa.array(range(10), pa.int64()),
+            "youtube_video_content": pa.array([rng.bytes(n) for n in sizes], pa.binary()),
+            "youtube_video_starting_time": pa.array(["0"] * 10),
+        }
+    )
+    path = tmp_path / "val-00000-of-00001.parquet"
+    pq.write_table(table, path, row_group_size=10, write_page_index=True, write_batch_size=1, data_page_size=1,
+                   use_dictionary=False)  # fmt: skip
+    config = tali.TaliConfig(
+        modalities=("youtube_content_audio",), video=tali.VideoConfig(max_clip_bytes=1_000_000)
+    )
+    ds = tali.TaliDataset(files=[str(path)], config=config)
+    assert dict(ds.source.layout()["youtube_video_content"]) == {"page": 1}
+    before = ds.source.bytes_read
+    with pytest.raises(TaliDecodeError, match=r"clip is \d+ bytes, over the 1000000-byte limit") as caught:
+        ds[9]
+    assert caught.value.field == "youtube_video_content" and caught.value.row == 9
+    assert ds.source.bytes_read - before < 1_000_000  # the 6 MB page was never read

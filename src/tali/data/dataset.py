@@ -206,13 +206,12 @@ class TaliDataset(torch.utils.data.Dataset):
         def attempt() -> dict[str, Any]:
             # Reading runs inside the policy: an unreadable row group is bad rows, not a crash,
             # and converting to Python too: invalid UTF-8 is a bad row.
+            limits = RowLimits.from_config(self.config)
             with timed(Stage.READ):
-                table = self.source.read_row(row_number)
+                table = self.source.read_row(row_number, limits=limits)
                 add_bytes(table.nbytes)
             located["item_idx"] = row_item_idx(table, 0)
-            return self._produce(
-                row_to_python(table, 0, limits=RowLimits.from_config(self.config)), row_number
-            )
+            return self._produce(row_to_python(table, 0, limits=limits), row_number)
 
         mode: OnError = "raise" if self.on_error == "raise" else "skip"
         return apply_policy(

@@ -46,6 +46,7 @@ from tali.data.footers import (
 )
 from tali.data.pages import ChunkPages, FsRanges, LocalRanges, RangeReader, decode_row, plan_chunk
 from tali.data.parquet_thrift import ThriftError, read_footer_locations
+from tali.data.rows import RowLimits
 from tali.data.shards import Opener, RowGroupRef, ShardIndex, ShardInfo
 from tali.errors import TaliConfigError, TaliDataError, TaliSourceError
 from tali.schema import Column, columns_for, require_columns
@@ -55,6 +56,8 @@ __all__ = ["RowSource", "ranges_for", "shard_index"]
 #: Columns averaging fewer bytes per row than this are read a row group at a time even when
 #: their pages would allow rows: one request for the chunk beats one per row.
 PAGE_MODE_MIN_BYTES_PER_ROW = 4096
+#: A page's header and statistics: what its stored size may exceed its value's by.
+PAGE_OVERHEAD_BYTES = 64 * 1024
 
 
 class OpenerRanges:
@@ -400,10 +403,16 @@ class RowSource:
     def locate(self, row: int) -> tuple[RowGroupRef, int]:
         return self.index.locate(row)
 
-    def read_row(self, row: int) -> pa.Table:
-        """Global row ``row`` as a one-row table of the projected columns (schema order)."""
+    def read_row(self, row: int, *, limits: RowLimits | None = None) -> pa.Table:
+        """Global row ``row`` as a one-row table of the projected columns (schema order).
+
+        ``limits``: a value read by page whose page alone is over its bound is refused before
+        a byte of it is read (the page's size is in the page index), with the decoder's own
+        error naming the field; :meth:`RowLimits.check` still checks exact sizes afterwards."""
         ref, offset = self.index.locate(row)
         plan = self._plan(ref)
+        if limits is not None:
+            self._refuse_oversized(ref, offset, plan, limits)
         whole = [c for c in self.columns if plan[c] is None]
         arrays: dict[str, pa.Array] = {}
         if whole:
@@ -425,6 +434,28 @@ class RowSource:
                         row=ref.shard_row + offset,
                     ) from exc
         return pa.table({c: arrays[c] for c in self.columns})
+
+    def _refuse_oversized(
+        self, ref: RowGroupRef, offset: int, plan: dict[str, list[ChunkPages] | None], limits: RowLimits
+    ) -> None:
+        for column, tables in plan.items():
+            if tables is None:
+                continue
+            bound, error, message = limits._bound(column)
+            size = 0
+            for pages in tables:
+                k = pages.page_of(offset)
+                end = pages.first_rows[k + 1] if k + 1 < len(pages.first_rows) else pages.num_rows
+                if end - pages.first_rows[k] == 1:  # the page is this row's value alone
+                    size += pages.sizes[k]
+            # a compressed page is at most a few headers' bytes over its value
+            if size > bound + PAGE_OVERHEAD_BYTES:
+                raise error(
+                    message.format(size=size, limit=bound) + " (its page, before reading it)",
+                    field=column,
+                    shard=Path(self.index.shards[ref.shard].path).name,
+                    row=ref.shard_row + offset,
+                )
 
     def _page_value(self, path: str, field: pa.Field, tables: list[ChunkPages], offset: int) -> pa.Array:
         values = [decode_row(self.ranges, path, t, offset) for t in tables]

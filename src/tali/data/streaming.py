@@ -496,9 +496,10 @@ class TaliStream(torch.utils.data.IterableDataset):
                 if isinstance(table, _Unreadable):
                     raise table.error
                 with timed(Stage.READ):
+                    limits = RowLimits.from_config(self.config)
                     if table is _LAZY:
-                        table, offset = self.source.read_row(key), 0
-                    raw = row_to_python(table, offset, limits=RowLimits.from_config(self.config))
+                        table, offset = self.source.read_row(key, limits=limits), 0
+                    raw = row_to_python(table, offset, limits=limits)
                 sample = self.pipeline.decode(raw, key=key, epoch=self.epoch)
                 if self.cache is not None:
                     self.cache.put(key, self.epoch, sample)
