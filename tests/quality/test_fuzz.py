@@ -10,6 +10,7 @@ with a config that reads only its columns: the corpus runs in about a minute.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 
@@ -270,3 +271,54 @@ def test_no_hostile_durations_file_moves_a_window(sample_root, tmp_path):
         else:
             path.unlink()
         path.write_bytes(index)
+
+
+def test_no_hostile_pipeline_file_escapes_a_config_error(tmp_path):
+    """Every config operator, in a child process capped at 2 GiB of address space and 60 s:
+    a valid pipeline, or a TaliConfigError naming where; never another error, a hang or a crash."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    from tali.quality.mutate import CONFIG_OPS
+
+    paths = {}
+    for kind, (name, text) in CONFIG_OPS.items():
+        path = tmp_path / kind / name
+        path.parent.mkdir()
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        paths[kind] = str(path)
+    script = textwrap.dedent(
+        """
+        import json, resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+        from tali.errors import TaliConfigError
+        from tali.pipeline.spec import pipeline_from_file
+        out = {}
+        for kind, path in json.loads(sys.argv[1]).items():
+            try:
+                pipeline_from_file(path)
+                out[kind] = "ok"
+            except TaliConfigError as exc:
+                out[kind] = "config: " + str(exc)[:200]
+            except BaseException as exc:  # what the test refuses
+                out[kind] = f"other: {type(exc).__name__}: {str(exc)[:200]}"
+        print(json.dumps(out))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["config.valid"] == "ok"
+    others = {k: v for k, v in results.items() if v.startswith("other")}
+    assert not others, others
+    refused = {k for k, v in results.items() if v.startswith("config")}
+    assert refused >= set(CONFIG_OPS) - {"config.valid"}, sorted(set(CONFIG_OPS) - refused)

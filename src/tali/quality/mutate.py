@@ -33,6 +33,7 @@ from tali.schema import TALI_SCHEMA, Column, WitField
 
 __all__ = [
     "CACHE_ENTRY_OPS",
+    "CONFIG_OPS",
     "DURATIONS_OPS",
     "FAMILIES",
     "KINDS",
@@ -665,4 +666,49 @@ DURATIONS_OPS: dict[str, FileOp] = {
     "durations.dev_zero": lambda p, r, other: _replace_with(p, _special("dev_zero")),
     "durations.fifo": lambda p, r, other: _replace_with(p, _special("fifo")),
     "durations.directory": lambda p, r, other: _replace_with(p, _special("directory")),
+}
+
+
+#: A valid pipeline file (YAML) the config operators start from.
+PIPELINE_YAML = """config:
+  modalities: [youtube_content_video, youtube_content_audio, youtube_title_text]
+  window: {seconds: 2.0, start: random}
+  video: {num_frames: 4}
+stages:
+  - decode
+  - augment: {spatial: {flip_p: 0.5}}
+"""
+
+
+def _yaml_alias_bomb(levels: int = 12) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nconfig: {{modalities: *a{levels - 1}}}\nstages: [decode]\n"
+
+
+#: Hostile pipeline/config files (``config.*``, as ``(name, text)`` for a file of that name):
+#: building a pipeline from each is a ``TaliConfigError`` naming the key, or a valid pipeline,
+#: in bounded time and memory; never another error, a hang or a crash.
+CONFIG_OPS: dict[str, tuple[str, str | bytes]] = {
+    "config.valid": ("p.yaml", PIPELINE_YAML),
+    "config.nan_seconds": ("p.yaml", PIPELINE_YAML.replace("seconds: 2.0", "seconds: .nan")),
+    "config.inf_start": ("p.yaml", PIPELINE_YAML.replace("start: random", "start: .inf")),
+    "config.negative_frames": ("p.yaml", PIPELINE_YAML.replace("num_frames: 4", "num_frames: -4")),
+    "config.huge_frames": ("p.yaml", PIPELINE_YAML.replace("num_frames: 4", "num_frames: 100000000000000")),
+    "config.string_frames": ("p.yaml", PIPELINE_YAML.replace("num_frames: 4", "num_frames: lots")),
+    "config.unknown_key": ("p.yaml", PIPELINE_YAML.replace("video:", "vidoe:")),
+    "config.unknown_modality": ("p.yaml", PIPELINE_YAML.replace("youtube_title_text", "smell")),
+    "config.python_tag": (
+        "p.yaml",
+        "config: !!python/object/apply:os.system [echo pwned]\nstages: [decode]\n",
+    ),
+    "config.alias_bomb": ("p.yaml", _yaml_alias_bomb()),
+    "config.deep_yaml": ("p.yaml", "config: " + "[" * 5000 + "]" * 5000 + "\nstages: [decode]\n"),
+    "config.deep_toml": ("p.toml", "[config]\nx = " + "[" * 5000 + "]" * 5000 + "\n"),
+    "config.toml_nan": ("p.toml", 'stages = ["decode"]\n[config.window]\nseconds = nan\n'),
+    "config.huge_file": ("p.yaml", "# " + "x" * (8 << 20) + "\nstages: [decode]\n"),
+    "config.not_a_mapping": ("p.yaml", "- decode\n- decode\n"),
+    "config.binary": ("p.yaml", bytes(range(256)) * 64),
+    "config.duplicate_decode": ("p.yaml", "stages: [decode, decode]\n"),
+    "config.augment_nan": ("p.yaml", PIPELINE_YAML.replace("flip_p: 0.5", "flip_p: .nan")),
 }
