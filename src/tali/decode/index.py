@@ -344,8 +344,12 @@ def audit_timestamps(
     time_base = _time_base(clip)
     origin = _origin(clip)
     problems: list[str] = []
+    # A track cut mid-GOP starts at its first decodable frame (``video_origin_ticks``): seeking
+    # to 0 there has no keyframe to land on (FFmpeg's EPERM), and the undecodable lead before
+    # it is not a timestamp fault.
+    lead = round(clip.info.undecodable_lead_seconds / float(time_base)) if time_base else 0
     with decode_errors(clip.item_idx, what="index"):
-        clip.container.seek(0, stream=stream, backward=True, any_frame=False)
+        clip.container.seek(max(origin, 0), stream=stream, backward=True, any_frame=False)
         pts, offsets, durations = [], [], []
         for packet in clip.container.demux(stream):
             clip.deadline.check()
@@ -377,8 +381,9 @@ def audit_timestamps(
             problems.append(f"a gap of {gap:g} s between consecutive frames")
         if np.any(np.diff(ordered) == 0):
             problems.append("frames with the same timestamp")
-    if int(ordered[0]) < origin:
-        problems.append(f"frames {float((origin - int(ordered[0])) * time_base):g} s before the stream start")
+    if int(ordered[0]) < origin - lead:
+        start = origin - lead
+        problems.append(f"frames {float((start - int(ordered[0])) * time_base):g} s before the stream start")
     span = float((int(ordered[-1]) - min(origin, int(ordered[0]))) * time_base)
     if span > max_clip_seconds:
         problems.append(f"frames span {span:g} s, over the {max_clip_seconds:g} s limit")
