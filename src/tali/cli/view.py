@@ -26,7 +26,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "source",
         nargs="+",
         metavar="SOURCE",
-        help="dataset directory (Hub layout), parquet file(s), or 'sample' for the built-in sample data",
+        help="dataset directory (Hub layout), parquet file(s), 'sample' for the built-in sample data, "
+        "or a Hub id / hf:// URL browsed over HTTP without downloading (search and gallery need local shards)",
+    )
+    parser.add_argument(
+        "--endpoint", default=None, help="Hub endpoint for a Hub SOURCE (default: HF_ENDPOINT)"
     )
     parser.add_argument("--split", action="append", default=None, help="serve only this split (repeatable)")
     parser.add_argument(
@@ -74,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
             raise TaliConfigError(
                 f"{len(given)} {flag} for {len(sources)} sources: give one per SOURCE, in order"
             )
-    catalog = Catalog(sources, splits=args.split)
+    catalog = Catalog(
+        sources, splits=args.split, storage_options={"endpoint": args.endpoint} if args.endpoint else None
+    )
     server = ViewerServer(
         catalog,
         host=args.host,

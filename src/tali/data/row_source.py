@@ -174,6 +174,7 @@ class RowSource:
         max_open_shards: int = 16,
         page_reads: bool = True,
         max_workers: int = 16,
+        all_columns: bool = False,
     ) -> None:
         if not isinstance(max_open_shards, int) or max_open_shards < 1:
             raise TaliConfigError(f"max_open_shards must be an int >= 1, got {max_open_shards!r}")
@@ -188,11 +189,16 @@ class RowSource:
         self.index = index if index is not None and len(index.shards) == len(built.shards) else built
         self._tails = tails
         modalities = tuple(modalities)
-        needed = columns_for(modalities)
+        needed = columns_for(modalities) if modalities else []
         for shard in self.index.shards:  # from footers: a foreign file fails here, not at sample 0
             require_columns(shard.path, shard.column_names, needed, purpose="this config's modalities")
-        #: The projection: what the modalities need, plus optional columns the shards have.
-        self.columns = columns_for(modalities, available=self.index.column_names)
+        #: The projection: what the modalities need, plus optional columns the shards have
+        #: (``all_columns``: every column every shard has, as the viewer shows a row).
+        self.columns = (
+            list(self.index.column_names)
+            if all_columns
+            else columns_for(modalities, available=self.index.column_names)
+        )
         self.cache_row_groups = cache_row_groups
         self.max_open_shards = max_open_shards
         self.page_reads = bool(page_reads)

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tali.data import layout
+from tali.data.row_source import RowSource
 from tali.data.rows import row_to_python
 from tali.data.shards import RowGroupReader, ShardIndex
 from tali.data.sources import SourceLike, resolve_local_files
@@ -77,13 +78,24 @@ class SplitView:
     name: str
     files: tuple[str, ...]
     index: ShardIndex
-    reader: RowGroupReader
+    reader: RowGroupReader | None
     #: Which SOURCE (0 = the first) the split comes from, and the split's own name there:
     #: a second source's ``train`` is served as ``train@NAME``, never mixed into the first's.
     source: int = 0
     base: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
     _item_rows: tuple[np.ndarray, np.ndarray] | None = None  # (sorted item_idx, their rows)
+    #: A split read over HTTP (a Hub id or URL): rows come from their own pages by range
+    #: requests (:class:`~tali.data.row_source.RowSource`); nothing is downloaded.
+    remote: RowSource | None = None
+
+    def require_local(self, what: str) -> None:
+        """DuckDB reads local shards only: search, filter and the gallery need a download."""
+        if self.remote is not None:
+            raise TaliConfigError(
+                f"{what} reads the split's shards with DuckDB, which needs them on this disk: "
+                f"`tali download` the split first (rows are browsed over HTTP without it)"
+            )
 
     @property
     def num_rows(self) -> int:
@@ -103,10 +115,13 @@ class SplitView:
         return ref.shard, ref.shard_row + offset
 
     def global_row(self, shard_path: str, row: int) -> int:
-        wanted = os.path.realpath(shard_path)
+        def real(path: str) -> str:
+            return path if self.remote is not None else os.path.realpath(path)
+
+        wanted = real(shard_path)
         first = 0
         for shard in self.index.shards:
-            if os.path.realpath(shard.path) == wanted:
+            if real(shard.path) == wanted:
                 return first + row
             first += shard.num_rows
         raise RowNotFound(f"shard {shard_path} is not part of split {self.name!r}")
@@ -114,10 +129,16 @@ class SplitView:
     def item_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """``item_idx`` sorted, and the global row of each (read once: one int column)."""
         if self._item_rows is None:
-            ids = [
-                pq.ParquetFile(s.path).read(columns=[str(Column.ITEM_IDX)]).column(0).cast(pa.int64())
-                for s in self.index.shards
-            ]
+            if self.remote is not None:  # one small column, over HTTP
+                ids = [
+                    self.remote.read_row_group(ref, [str(Column.ITEM_IDX)]).column(0).cast(pa.int64())
+                    for ref in self.index.row_groups
+                ]
+            else:
+                ids = [
+                    pq.ParquetFile(s.path).read(columns=[str(Column.ITEM_IDX)]).column(0).cast(pa.int64())
+                    for s in self.index.shards
+                ]
             values = pc.fill_null(pa.chunked_array([c for i in ids for c in i.chunks], pa.int64()), -1)
             array = values.to_numpy()
             order = np.argsort(array, kind="stable")
@@ -128,15 +149,34 @@ class SplitView:
 class Catalog:
     """The splits of one or more local sources; only their rows are ever served."""
 
-    def __init__(self, sources: Sequence[SourceLike], *, splits: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[SourceLike],
+        *,
+        splits: Sequence[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        """``sources``: local directories or files, or a Hub id (``owner/name``) / fsspec URL
+        (``hf://datasets/...``) browsed over HTTP without downloading (``storage_options``:
+        e.g. ``{"endpoint": ...}``); search, filter and the gallery need local shards."""
         if not sources:
             raise TaliSourceError("give at least one source (a dataset directory or parquet files)")
         # (served name, source number, split name in the source, files)
         found: list[tuple[str, int, str, list[str]]] = []
         homes: dict[tuple[str, str], int] = {}  # (folder, split) -> its entry in found
+        remote: dict[tuple[int, str], tuple[Any, list[Any]]] = {}  # (source, split) -> opener, identities
         for number, source in enumerate(sources):
-            home = _home(source)
-            for base, files in _discover(source).items():
+            if _is_remote(source):
+                from tali.loading import remote_splits
+
+                listed = remote_splits(str(source), storage_options=storage_options)
+                home, discovered = str(source), {}
+                for base, (files, opener, identities) in listed.items():
+                    discovered[base] = files
+                    remote[number, base] = (opener, identities)
+            else:
+                home, discovered = _home(source), _discover(source)
+            for base, files in discovered.items():
                 if (home, base) in homes:  # shard files of one folder, named one by one: one split
                     entry = found[homes[home, base]]
                     entry[3].extend(f for f in files if f not in entry[3])
@@ -158,6 +198,22 @@ class Catalog:
         self.splits: dict[str, SplitView] = {}
         for name, number, base, files in found:
             if name in self.splits:
+                continue
+            if (number, base) in remote:
+                opener, identities = remote[number, base]
+                rows = RowSource(
+                    files,
+                    modalities=(),
+                    opener=opener,
+                    identities=identities,
+                    all_columns=True,
+                    cache_row_groups=1,
+                )
+                if len(rows.index) == 0:
+                    continue
+                self.splits[name] = SplitView(
+                    name, tuple(files), rows.index, None, source=number, base=base, remote=rows
+                )
                 continue
             index = ShardIndex.from_files(files)
             if len(index) == 0:
@@ -192,6 +248,9 @@ class Catalog:
         view = self.check_index(split, index)
         ref, offset = view.index.locate(index)
         with view.lock:  # the reader's handles and cache are not thread-safe
+            if view.remote is not None:  # the row's own pages, over HTTP range requests
+                return row_to_python(view.remote.read_row(index), 0)
+            assert view.reader is not None
             table = view.reader.read_row_group(ref)
         return row_to_python(table, offset)
 
@@ -213,6 +272,7 @@ class Catalog:
             return [], 0
         if len(text) > 200:
             raise TaliConfigError("a search is at most 200 characters")
+        view.require_local("search")
         # The same locked connection as `tali filter`: the shards' metadata views, nothing else.
         con = sandboxed_connection(view.files)
         try:
@@ -244,6 +304,7 @@ class Catalog:
         from tali.quality import select
 
         view = self.split(split)
+        view.require_local("the filter")
         try:
             result = select(list(view.files), split=view.base or split, metrics=metrics, where=where)
         except TaliSourceError as exc:
@@ -327,8 +388,7 @@ def _discover(source: SourceLike) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(source, str | os.PathLike) and not Path(source).exists():
         raise TaliSourceError(
-            f"no such file or directory: {source} (tali view reads local shards; "
-            "fetch Hub shards first with `tali download`)"
+            f"no such file or directory: {source} (a Hub dataset is given as owner/name or hf://...)"
         )
     if isinstance(source, str | os.PathLike) and Path(source).is_dir():
         files = resolve_local_files(source, None)
@@ -342,6 +402,17 @@ def _discover(source: SourceLike) -> dict[str, list[str]]:
     for f in resolve_local_files(source, None):
         out.setdefault(_split_of(f), []).append(f)
     return out
+
+
+def _is_remote(source: SourceLike) -> bool:
+    """A URL, or an ``owner/name`` that is no local path: a Hub dataset id."""
+    if not isinstance(source, str):
+        return False
+    if "://" in source:
+        return True
+    from tali.loading import _REPO_RE, _looks_local
+
+    return not Path(source).exists() and bool(_REPO_RE.match(source)) and not _looks_local(source)
 
 
 def _home(source: SourceLike) -> str:

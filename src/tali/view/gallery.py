@@ -61,6 +61,7 @@ def listing(catalog: Catalog, split: str, sort: str, descending: bool, metrics: 
     """One server-written query over the split's ``rows`` view (metadata, and the metrics
     table when there is one): the whole split in ``sort`` order, media bytes never read."""
     view = catalog.split(split)
+    view.require_local("the gallery")
     con = sandboxed_connection(list(view.files), metrics)
     try:
         described = con.execute("DESCRIBE rows").fetchall()
