@@ -138,7 +138,9 @@ def fetch_tails(
     if missing and cache:
         from tali.atomic import exclusive
 
-        split_key = hashlib.sha1("".join(identities[i].key() for i in missing).encode()).hexdigest()[:16]
+        # keyed on the whole shard set, not on what is missing: a process that starts while the
+        # first is half-way sees another missing set, and must still wait for the same pass
+        split_key = hashlib.sha1("".join(ident.key() for ident in identities).encode()).hexdigest()[:16]
         with exclusive(root / f"pass-{split_key}", what="index"):
             missing = [i for i in missing if not cached(i)]  # another process may have done it
             _run(fetch, missing, max_workers)
