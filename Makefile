@@ -46,7 +46,7 @@ demo: setup
 	$(VENV)/bin/tali demo
 
 test: setup-dev
-	@echo "==> the test suite on 2 workers (12-15 minutes on 2 cores; one dot per test)"
+	@echo "==> the test suite on 2 workers (about 17 minutes on 2 cores; one dot per test)"
 	TALI_TESTS_NEED_EXTRAS=1 $(PY) -m pytest -n 2 --dist loadgroup -q
 
 # What CI checks before the tests: lint, formatting, and types of the package.
