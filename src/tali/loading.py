@@ -165,36 +165,11 @@ def _identity(path: str, info: dict[str, Any]) -> FileIdentity:
 
 
 def resolve_files(
-    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = REPO_ID,
-    *,
-    split: str = "train",
-    shards: Sequence[int | str] | None = None,
-    revision: str | None = None,
-    download: bool = False,
-    cache_dir: str | os.PathLike[str] | None = None,
-    local_dir: str | os.PathLike[str] | None = None,
-    endpoint: str | None = None,
-    token: str | bool | None = None,
-    storage_options: dict[str, Any] | None = None,
-    max_workers: int = 8,
-    progress: bool = True,
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = REPO_ID, **options: Any
 ) -> tuple[list[str], FsOpener | None]:
-    """The shard files of ``split`` in ``source`` and how to open them (``None``: local).
-    Remote files' identities (for the footer cache) are in :func:`resolve_source`."""
-    files, opener, _ = resolve_source(
-        source,
-        split=split,
-        shards=shards,
-        revision=revision,
-        download=download,
-        cache_dir=cache_dir,
-        local_dir=local_dir,
-        endpoint=endpoint,
-        token=token,
-        storage_options=storage_options,
-        max_workers=max_workers,
-        progress=progress,
-    )
+    """The shard files of ``split`` in ``source`` and how to open them (``None``: local);
+    the options of :func:`resolve_source`, which also gives remote files' identities."""
+    files, opener, _ = resolve_source(source, **options)
     return files, opener
 
 

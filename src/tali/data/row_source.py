@@ -294,7 +294,7 @@ class RowSource:
             return plan
         tail_start, tail = tail_footer(self._tails[ref.shard])
         try:
-            (footer_len,) = (int.from_bytes(tail[-8:-4], "little"),)
+            footer_len = int.from_bytes(tail[-8:-4], "little")
             locations = read_footer_locations(memoryview(tail)[len(tail) - 8 - footer_len : len(tail) - 8])
         except ThriftError as exc:
             raise TaliSourceError(f"{shard.path}: corrupt footer: {exc}") from exc
@@ -488,14 +488,12 @@ class RowSource:
             wanted = pa.array(sorted({int(i) for i in item_ids}), pa.int64())
         except (TypeError, ValueError) as exc:
             raise TaliConfigError(f"item_ids must be integers: {exc}") from exc
-        parts = []
-        for s, shard in enumerate(self.index.shards):
+        for shard in self.index.shards:
             if str(Column.ITEM_IDX) not in shard.column_names:
                 raise TaliConfigError(f"item_ids= needs the item_idx column, which {shard.path} lacks")
-            for g in range(len(shard.row_group_rows)):
-                ref = next(r for r in self.index.row_groups if r.shard == s and r.row_group == g)
-                table = self.read_row_group(ref, [str(Column.ITEM_IDX)])
-                parts.extend(table.column(0).cast(pa.int64()).chunks)
+        parts = []
+        for ref in self.index.row_groups:
+            parts.extend(self.read_row_group(ref, [str(Column.ITEM_IDX)]).column(0).cast(pa.int64()).chunks)
         ids = pa.chunked_array(parts, pa.int64())
         keep = pc.fill_null(pc.is_in(ids, value_set=wanted), False)
         missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=pc.filter(ids, keep))))

@@ -41,23 +41,33 @@ class ImagePixels:
         return {"pixels": self.pixels}
 
 
+def picture_bytes(value: Any) -> Any:
+    """An image column's value (``{bytes, path}`` as ``datasets`` stores it, or raw bytes)."""
+    return value.get(str(ImageField.BYTES)) if isinstance(value, Mapping) else value
+
+
+def decode_picture(config: TaliConfig, data: Any, *, item_idx: int | None, field: Column) -> Any:
+    """Encoded picture bytes -> the configured output (size, limits, layout): the Wikipedia
+    image and a stored YouTube thumbnail go through this one path."""
+    with timed(Stage.IMAGE_DECODE):
+        pil = decode_image(
+            data,
+            size=config.image.size,
+            max_pixels=config.image.max_pixels,
+            max_jpeg_scans=config.image.max_jpeg_scans,
+            max_seconds=config.image.max_decode_seconds,
+            item_idx=item_idx,
+            field=str(field),
+        )
+        return pixels_out(np.asarray(pil), config.image.output)
+
+
 def read(ctx: ReadContext) -> dict[str, ImagePixels]:
     cfg = ctx.config
     if not cfg.wants(S.WIKIPEDIA_CAPTION_IMAGE):
         return {}
-    image = row_field(ctx.row, Column.IMAGE, ctx.item_idx)
-    data = image.get(str(ImageField.BYTES)) if isinstance(image, Mapping) else image
-    with timed(Stage.IMAGE_DECODE):
-        pil = decode_image(
-            data,
-            size=cfg.image.size,
-            max_pixels=cfg.image.max_pixels,
-            max_jpeg_scans=cfg.image.max_jpeg_scans,
-            max_seconds=cfg.image.max_decode_seconds,
-            item_idx=ctx.item_idx,
-            field=str(Column.IMAGE),
-        )
-        pixels = pixels_out(np.asarray(pil), cfg.image.output)
+    data = picture_bytes(row_field(ctx.row, Column.IMAGE, ctx.item_idx))
+    pixels = decode_picture(cfg, data, item_idx=ctx.item_idx, field=Column.IMAGE)
     return {S.WIKIPEDIA_CAPTION_IMAGE.value: ImagePixels(pixels)}
 
 

@@ -13,7 +13,7 @@ are planned on; one decode pass serves the clip's frames and the random frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,6 @@ import torch
 
 from tali.clock import Stage, timed
 from tali.config import FrameOutput, FrameSelection, TaliConfig
-from tali.decode.image import decode_image
 from tali.decode.index import frames_between, middle_frame
 from tali.decode.video import (
     DecodedFrames,
@@ -33,7 +32,8 @@ from tali.decode.video import (
 )
 from tali.errors import TaliDecodeError
 from tali.sample.base import ReadContext, blank_pixels, check_shape, pixels_out, shape_of
-from tali.schema import Column, ImageField, SubModality
+from tali.sample.image import decode_picture, picture_bytes
+from tali.schema import Column, SubModality
 from tali.window import FramePlan, plan_frames, plan_single_frame, select_slots
 
 __all__ = ["SUBS", "Frame", "FramePlanner", "VideoFrames", "placeholder", "read", "retime"]
@@ -197,20 +197,10 @@ def _thumbnail(ctx: ReadContext) -> Frame:
     the middle of the clip (deterministic: the same for every epoch and window)."""
     cfg, clip = ctx.config, ctx.clip
     assert clip is not None
-    stored = ctx.row.get(str(Column.YOUTUBE_THUMBNAIL))
-    data = stored.get(str(ImageField.BYTES)) if isinstance(stored, Mapping) else stored
+    data = picture_bytes(ctx.row.get(str(Column.YOUTUBE_THUMBNAIL)))
     if data:
-        with timed(Stage.IMAGE_DECODE):
-            pil = decode_image(
-                data,
-                size=cfg.image.size,
-                max_pixels=cfg.image.max_pixels,
-                max_jpeg_scans=cfg.image.max_jpeg_scans,
-                max_seconds=cfg.image.max_decode_seconds,
-                item_idx=clip.item_idx,
-                field=str(Column.YOUTUBE_THUMBNAIL),
-            )
-        return Frame(pixels_out(np.asarray(pil), cfg.image.output), float("nan"))
+        pixels = decode_picture(cfg, data, item_idx=clip.item_idx, field=Column.YOUTUBE_THUMBNAIL)
+        return Frame(pixels, float("nan"))
     with timed(Stage.VIDEO_DECODE):
         frames, shown = middle_frame(clip)
         how: dict[str, Any] = {
