@@ -307,3 +307,56 @@ def test_a_result_past_its_size_is_refused(val_shards):
     with pytest.raises(TaliConfigError, match="result limit"):
         evaluate_where(val_shards, None, columns=None, limits=SandboxLimits(max_result_bytes=1000))
     assert evaluate_where(val_shards, None, limits=SandboxLimits(max_result_bytes=1 << 20)).num_rows == 4
+
+
+_EXPLAIN_RUNNER = """
+import json, resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+from tali.quality.filter import explain
+t0 = time.monotonic()
+try:
+    out = {{"plan": explain({root!r}, split="val", where={clause!r})}}
+except Exception as exc:
+    out = {{"error": type(exc).__name__, "message": str(exc)[:300]}}
+out["seconds"] = time.monotonic() - t0
+out["peak_rss_bytes"] = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) * 1024
+print(json.dumps(out))
+"""
+
+
+def test_explain_plans_in_the_bounded_child(sample_root):
+    """Planning folds constants, so ``EXPLAIN`` runs a constant clause: this unlisted one (no
+    refused function; lists of lists of a 1 kB literal) cost 2.9 GB and 6.7 s in the caller's
+    process when ``explain`` planned in-process (issue 24 item 9). Now the caller stays small
+    and the plan (or a typed limit error) comes from the bounded child."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tali
+
+    text = "ab" * 500
+    clause = (
+        f"length(list_transform(string_split('{text}', ''), "
+        f"lambda x: list_transform(string_split('{text}', ''), lambda y: '{text}'))) > 0"
+    )
+    script = _EXPLAIN_RUNNER.format(cap=5 << 30, root=str(sample_root), clause=clause)
+    env = {**os.environ, "PYTHONPATH": str(Path(tali.__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "READ_PARQUET" in got.get("plan", "") or got.get("error") == "TaliQueryLimitError", got
+    assert got["peak_rss_bytes"] < 1 << 30, got
+
+
+def test_explain_honours_the_sandbox_limits(sample_root):
+    from tali.quality.filter import explain
+    from tali.sql import SandboxLimits
+
+    with pytest.raises(TaliConfigError, match="is not allowed"):
+        explain(sample_root, split="val", where="length(printf('%1000000000d', 1)) > 0")
+    with pytest.raises(TaliConfigError, match="memory"):  # the child cannot even start DuckDB in 64 MB
+        explain(sample_root, split="val", where="true", limits=SandboxLimits(max_process_bytes=64 << 20))

@@ -30,7 +30,7 @@ from tali.atomic import write_bytes as atomic_write_bytes
 from tali.data.sources import SourceLike, resolve_local_files
 from tali.errors import TaliConfigError, TaliSourceError
 from tali.outputs import check_output_apart
-from tali.sql.sandbox import METADATA_EXCLUDED, check_where, evaluate_where, sandboxed_connection
+from tali.sql.sandbox import METADATA_EXCLUDED, SandboxLimits, evaluate_where, explain_where
 
 __all__ = ["METADATA_EXCLUDED", "FilterResult", "WriteSummary", "explain", "load_index", "select"]
 
@@ -208,16 +208,12 @@ def explain(
     split: str | None = None,
     metrics: str | os.PathLike[str] | pa.Table | None = None,
     where: str | None = None,
+    limits: SandboxLimits | None = None,
 ) -> str:
     """DuckDB's physical plan for a filter: its ``Projections`` list the only
-    parquet columns the predicate reads."""
-    con = sandboxed_connection(resolve_local_files(source, split), metrics)
-    try:
-        clause = f" WHERE ({check_where(con, where)}\n)" if where and where.strip() else ""
-        query = f"SELECT item_idx, shard, row FROM rows{clause}"
-        return "\n".join(str(r[1]) for r in con.sql(f"EXPLAIN {query}").fetchall())
-    finally:
-        con.close()
+    parquet columns the predicate reads. Planned in the same bounded child as a
+    filter (:func:`tali.sql.sandbox.explain_where`): planning evaluates constants."""
+    return explain_where(resolve_local_files(source, split), where, metrics=metrics, limits=limits)
 
 
 def _footer_rows(path: str) -> int:

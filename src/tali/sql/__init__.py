@@ -8,6 +8,7 @@ from tali.sql.sandbox import (
     TaliQueryLimitError,
     check_where,
     evaluate_where,
+    explain_where,
     sandboxed_connection,
     sql_string,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "TaliQueryLimitError",
     "check_where",
     "evaluate_where",
+    "explain_where",
     "sandboxed_connection",
     "sql_string",
 ]

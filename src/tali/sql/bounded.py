@@ -48,7 +48,8 @@ def _read_limited(stream: Any, limit: int, out: list[bytes], over: threading.Eve
 
 
 def run_bounded(request: dict[str, Any], metrics: Any, limits: Any) -> pa.Table:
-    """Evaluate ``request`` (shards, where, columns, limit, offset) in a bounded child."""
+    """Evaluate ``request`` (shards, where, columns, limit, offset; or ``explain``: the
+    plan) in a bounded child."""
     with tempfile.TemporaryDirectory(prefix="tali-sql-") as tmp:
         if isinstance(metrics, pa.Table):
             path = Path(tmp) / "metrics.arrow"
@@ -137,21 +138,41 @@ def _main() -> int:
         size = min(size, hard)  # a parent already capped lower keeps its cap
     resource.setrlimit(resource.RLIMIT_AS, (size, size))
     try:
-        from tali.sql.sandbox import SandboxLimits, evaluate_in_process
+        # The parent checked that duckdb is installed: failing to import it here is the
+        # address-space cap (its shared library is mapped at import), not a missing extra.
+        import duckdb  # noqa: F401
+    except (ImportError, MemoryError) as exc:
+        sys.stderr.write(
+            json.dumps(
+                {
+                    "type": "TaliQueryLimitError",
+                    "message": f"the sandbox's {size} bytes of memory are too few to start DuckDB ({exc})",
+                }
+            )
+            + "\n"
+        )
+        return 1
+    try:
+        from tali.sql.sandbox import SandboxLimits, evaluate_in_process, plan_in_process
 
         metrics: Any = request.get("metrics")
         if request.get("metrics_ipc"):
             with pa.memory_map(request["metrics_ipc"]) as source:
                 metrics = pa.ipc.open_file(source).read_all()
-        table = evaluate_in_process(
-            request["shards"],
-            request["where"],
-            metrics=metrics,
-            columns=request["columns"],
-            limit=request["limit"],
-            offset=request["offset"],
-            limits=SandboxLimits(**bounds),
-        )
+        if request.get("explain"):
+            table = plan_in_process(
+                request["shards"], request["where"], metrics=metrics, limits=SandboxLimits(**bounds)
+            )
+        else:
+            table = evaluate_in_process(
+                request["shards"],
+                request["where"],
+                metrics=metrics,
+                columns=request["columns"],
+                limit=request["limit"],
+                offset=request["offset"],
+                limits=SandboxLimits(**bounds),
+            )
         with pa.ipc.new_stream(sys.stdout.buffer, table.schema) as writer:
             writer.write_table(table)
         sys.stdout.buffer.flush()

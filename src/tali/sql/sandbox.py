@@ -25,7 +25,9 @@ for the attacks it names:
 Evaluation is bounded (:class:`SandboxLimits`): it runs in a child process
 (:mod:`tali.sql.bounded`) with DuckDB's ``memory_limit`` and ``threads``, an
 address-space limit on the whole process, a wall-clock limit (the child is
-killed) and a cap on the bytes of the result. DuckDB's ``memory_limit`` covers its
+killed) and a cap on the bytes of the result; :func:`explain_where` (the plan
+``tali.quality.filter.explain`` prints) runs in the same child, because planning folds
+constants: ``EXPLAIN`` of a clause evaluates its constant sub-expressions. DuckDB's ``memory_limit`` covers its
 buffer manager, not the strings a scalar function builds: ``printf('%1000000000d', 1)``
 took 7 s and 2 GB in-process past a 256 MB limit and an interrupt after 2 s (measured
 here, DuckDB 2.0), so the process limit is the one that holds. Functions known to
@@ -60,6 +62,7 @@ __all__ = [
     "TaliQueryLimitError",
     "check_where",
     "evaluate_where",
+    "explain_where",
     "sandboxed_connection",
 ]
 
@@ -363,6 +366,59 @@ def evaluate_where(
         "offset": int(offset),
     }
     return run_bounded(request, metrics, limits)
+
+
+def explain_where(
+    shards: Sequence[str],
+    where: str | None,
+    *,
+    metrics: MetricsLike = None,
+    limits: SandboxLimits | None = None,
+) -> str:
+    """DuckDB's physical plan for ``SELECT item_idx, shard, row FROM rows WHERE (where)``,
+    checked and planned in the bounded child like :func:`evaluate_where` (planning folds
+    constant sub-expressions, so a plan can cost what a run costs)."""
+    from tali.sql.bounded import run_bounded
+
+    _duckdb()
+    if not shards:
+        raise TaliSourceError("no shards to filter")
+    request = {"shards": [str(s) for s in shards], "where": where, "explain": True}
+    table = run_bounded(request, metrics, limits or SandboxLimits())
+    return "\n".join(table.column("plan").to_pylist())
+
+
+def plan_in_process(
+    shards: Sequence[str],
+    where: str | None,
+    *,
+    metrics: MetricsLike = None,
+    limits: SandboxLimits = SandboxLimits(),
+) -> pa.Table:
+    """:func:`explain_where` without the child process (what the child runs): one
+    ``plan`` column of the plan's lines."""
+    duckdb = _duckdb()
+    con = sandboxed_connection(shards, metrics, memory_limit=limits.memory_limit, threads=limits.threads)
+    try:
+        clause = f" WHERE ({check_where(con, where)}\n)" if where and where.strip() else ""
+        query = f"SELECT item_idx, shard, row FROM rows{clause}"
+        with _deadline(con, limits.timeout_seconds):
+            try:
+                lines = [str(r[1]) for r in con.sql(f"EXPLAIN {query}").fetchall()]
+            except duckdb.InterruptException:
+                raise TaliQueryLimitError(
+                    f"planning the WHERE clause ran longer than {limits.timeout_seconds} s and was stopped"
+                ) from None
+            except duckdb.OutOfMemoryException as exc:
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                raise TaliQueryLimitError(
+                    f"planning the WHERE clause needed more memory than the sandbox allows: {first}"
+                ) from None
+            except duckdb.Error as exc:
+                raise TaliConfigError(f"filter failed: {type(exc).__name__}: {exc}") from None
+        return pa.table({"plan": pa.array(lines, pa.string())})
+    finally:
+        con.close()
 
 
 def evaluate_in_process(
