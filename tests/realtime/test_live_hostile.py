@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tali import TaliConfig, VideoConfig, WindowConfig, sample_data
-from tali.errors import TaliConfigError
+from tali.errors import TaliConfigError, TaliStreamStalledError
 from tali.realtime import live
-from tali.realtime.testing import mpegts_of
+from tali.realtime.testing import StreamServer, mpegts_of
 
 CONFIG = TaliConfig(
     modalities=("youtube_content_video", "youtube_content_audio"),
@@ -188,3 +188,46 @@ def test_live_random_frames_are_seeded_like_training(clip, tmp_path):
     first = pts(1)
     assert first == pts(1) and first != pts(2)
     assert all(a <= b for window in first for a, b in itertools.pairwise(window))  # sorted slots
+
+
+def test_packets_without_a_video_frame_end_in_a_typed_error_over_http(clip):
+    """A never-ending HTTP stream whose video track is declared but never sends a frame while
+    its audio flows: before, read for as long as the server sent (no window, no error)."""
+    mp4, _ = clip
+    data, seconds = mpegts_of(mp4, packets_of=("audio",))
+    with StreamServer(data, seconds=seconds, loop_seconds=120) as server:
+        began = time.monotonic()
+        stream = live(server.url, CONFIG, hop_seconds=0.5, format="mpegts", timeout=1)
+        with pytest.raises(TaliStreamStalledError, match="packets but no decodable video frame for 11 s"):
+            next(iter(stream))
+        assert time.monotonic() - began < 40
+
+
+def test_packets_without_a_video_frame_end_in_a_typed_error_from_a_pipe(clip, tmp_path):
+    """The same stream through ``tali live -``: the pipe's no-packet clock never fired (packets
+    kept coming), so it ran until killed; now exit 1 with the typed error."""
+    mp4, _ = clip
+    path = tmp_path / "audio-only.ts"
+    path.write_bytes(mpegts_of(mp4, packets_of=("audio",))[0])
+    payload = (
+        "data = open(sys.argv[1], 'rb').read()\nend = time.time() + 90\nwhile time.time() < end:\n"
+        "    sys.stdout.buffer.write(data); sys.stdout.flush(); time.sleep(0.5)"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", _writer(payload), str(path)], stdout=subprocess.PIPE)
+    try:
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "tali.cli.main", "live", "-", "--format", "mpegts", "--timeout", "1"],
+            stdin=writer.stdout,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=80,
+        )
+        assert time.monotonic() - began < 40
+    finally:
+        writer.kill()
+        writer.wait()
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "sent packets but no decodable video frame for 11 s" in done.stderr, done.stderr

@@ -14,6 +14,10 @@ subtitles, ``window``) after the same ``processors`` as training, plus ``live``:
     latency_seconds     yielded_wall - arrival_wall (decode of the rest + processing)
     reconnects          reconnects so far
 
+A source that keeps sending packets but no decodable video frame (random or damaged
+bytes a demuxer still cuts into packets) raises :class:`~tali.errors.TaliStreamStalledError`
+after ``timeout + NO_FRAME_GRACE_SECONDS``, whatever the source (URL, file or pipe).
+
 A stall longer than ``timeout`` raises :class:`~tali.errors.TaliStreamStalledError`
 (with ``follow=True`` it is the end of the recording: the last windows are given and
 the stream ends); a broken stream :class:`~tali.errors.TaliLiveError`; with
@@ -44,10 +48,13 @@ from tali.realtime.source import ReconnectPolicy, TimedReader, open_source
 from tali.realtime.windows import Windower, first_start
 from tali.schema import SubModality
 
-__all__ = ["MAX_GAP_SECONDS", "LiveStats", "LiveStream", "live"]
+__all__ = ["MAX_GAP_SECONDS", "NO_FRAME_GRACE_SECONDS", "LiveStats", "LiveStream", "live"]
 
 #: A timestamp jump past this many seconds is a discontinuity, not a stretch the source lost.
 MAX_GAP_SECONDS = 10.0
+#: Seconds past ``timeout`` a source may send packets without a decodable video frame (a
+#: decoder's start-up and a sparse keyframes-only stream fit well inside it).
+NO_FRAME_GRACE_SECONDS = 10.0
 #: A step back past this many seconds is a timestamp reset (smaller ones: a frame out of order, dropped).
 RESET_SECONDS = 0.5
 
@@ -183,6 +190,10 @@ class LiveStream:
         reader = self._reader
         streams = [s for s in (video, audio, subs) if s is not None]
         packets = container.demux(streams)
+        # Packets that never give a video frame (garbage the demuxer still cuts up, over any
+        # transport) would otherwise be read forever: the no-frame clock bounds them.
+        no_frame_limit = self.timeout + NO_FRAME_GRACE_SECONDS
+        last_frame = time.monotonic()
         while True:
             try:
                 packet = next(packets)
@@ -224,6 +235,7 @@ class LiveStream:
                     continue
                 seconds = float(item.pts * item.time_base)
                 if packet.stream is video:
+                    last_frame = time.monotonic()
                     if zero is None:
                         zero = seconds
                     shown = clock.video(seconds - zero, self.stats)
@@ -235,6 +247,11 @@ class LiveStream:
                         samples = resampled.to_ndarray().reshape(-1)
                         first = round(float(resampled.pts * resampled.time_base) * sr - zero * sr)
                         windower.add_audio(clock.audio(first, samples.size, sr, self.stats), samples)
+            if time.monotonic() - last_frame > no_frame_limit:
+                raise TaliStreamStalledError(
+                    f"live source {self.source!r} sent packets but no decodable video frame for "
+                    f"{no_frame_limit:g} s ({self.stats.bad_packets} damaged packets)"
+                )
             for sample in windower.ready(arrival):
                 yield self._finish(sample)
 

@@ -21,10 +21,18 @@ import av
 __all__ = ["StreamServer", "mpegts_of", "with_subtitles"]
 
 
-def mpegts_of(mp4: bytes, *, repeat: int = 1, offset_seconds: float = 0.0) -> tuple[bytes, float]:
+def mpegts_of(
+    mp4: bytes,
+    *,
+    repeat: int = 1,
+    offset_seconds: float = 0.0,
+    packets_of: tuple[str, ...] = ("video", "audio"),
+) -> tuple[bytes, float]:
     """MPEG-TS bytes of ``mp4`` played ``repeat`` times, and their duration in seconds;
     ``offset_seconds`` is added to every timestamp (two outputs concatenated make a
-    timestamp jump or reset, as a live source's restart does)."""
+    timestamp jump or reset, as a live source's restart does). Every stream is declared;
+    only the streams of the types in ``packets_of`` carry packets (``("audio",)``: a
+    video stream that never sends a frame)."""
     out = io.BytesIO()
     # One pass lasts until its last packet of any stream ends: the next pass starts
     # there, so every stream's timestamps keep increasing.
@@ -46,7 +54,7 @@ def mpegts_of(mp4: bytes, *, repeat: int = 1, offset_seconds: float = 0.0) -> tu
             with av.open(io.BytesIO(mp4), "r") as src:
                 for packet in src.demux():
                     target = mapping.get(packet.stream.index)
-                    if target is None or packet.dts is None:
+                    if target is None or packet.dts is None or packet.stream.type not in packets_of:
                         continue
                     shift = round((k * duration + offset_seconds) / packet.time_base)
                     packet.pts = None if packet.pts is None else packet.pts + shift
@@ -58,12 +66,20 @@ def mpegts_of(mp4: bytes, *, repeat: int = 1, offset_seconds: float = 0.0) -> tu
 
 class StreamServer:
     """``http://127.0.0.1:<port>/stream.ts`` serving ``data`` at ``rate`` x real time
-    (``rate=None``: as fast as the client reads)."""
+    (``rate=None``: as fast as the client reads); ``loop_seconds``: ``data`` again and
+    again for that long (a source that never ends), without a ``Content-Length``."""
 
     def __init__(
-        self, data: bytes, *, seconds: float, rate: float | None = None, stall_after: int | None = None
+        self,
+        data: bytes,
+        *,
+        seconds: float,
+        rate: float | None = None,
+        stall_after: int | None = None,
+        loop_seconds: float | None = None,
     ) -> None:
         self.data, self.seconds, self.rate, self.stall_after = data, seconds, rate, stall_after
+        self.loop_seconds = loop_seconds
         self.connections = 0
         self._stop = threading.Event()
         server = self
@@ -77,23 +93,31 @@ class StreamServer:
                 first = server.connections == 1
                 self.send_response(200)
                 self.send_header("Content-Type", "video/mp2t")
-                self.send_header("Content-Length", str(len(server.data)))
+                if server.loop_seconds is None:
+                    self.send_header("Content-Length", str(len(server.data)))
                 self.end_headers()
                 chunk = 16 * 188 * 7  # whole TS packets
                 start = time.monotonic()
                 bytes_per_second = len(server.data) / server.seconds
+                size = len(server.data)
+                passes = 1 if server.loop_seconds is None else 1 << 62  # looped: until loop_seconds
                 try:
-                    for offset in range(0, len(server.data), chunk):
-                        if first and server.stall_after is not None and offset >= server.stall_after:
-                            server._stop.wait(60)  # stall: connection open, nothing sent
-                            return
-                        if server.rate is not None:
-                            due = start + offset / bytes_per_second / server.rate
-                            delay = due - time.monotonic()
-                            if delay > 0:
-                                time.sleep(delay)
-                        self.wfile.write(server.data[offset : offset + chunk])
-                        self.wfile.flush()
+                    for n in range(passes):
+                        for offset in range(0, size, chunk):
+                            if server._stop.is_set():
+                                return
+                            if server.loop_seconds is not None and time.monotonic() - start > server.loop_seconds:
+                                return
+                            if first and server.stall_after is not None and offset >= server.stall_after:
+                                server._stop.wait(60)  # stall: connection open, nothing sent
+                                return
+                            if server.rate is not None:
+                                due = start + (n * size + offset) / bytes_per_second / server.rate
+                                delay = due - time.monotonic()
+                                if delay > 0:
+                                    time.sleep(delay)
+                            self.wfile.write(server.data[offset : offset + chunk])
+                            self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
