@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import tracemalloc
 
@@ -35,7 +36,7 @@ from tali.errors import (
     TaliSubtitleError,
 )
 from tali.quality.mutate import Mutant, _billion_laughs, mutants_to_table, mutate, png_bomb
-from tali.schema import TALI_SCHEMA
+from tali.schema import TALI_SCHEMA, SubModality
 
 _OPENED: list[str] | None = None
 
@@ -260,27 +261,72 @@ def test_an_oversized_value_is_refused_before_it_is_converted(val_rows, column, 
     assert peak < len(value) // 4  # the value was never copied into a Python object
 
 
-def test_the_loaders_refuse_a_200_mb_clip_before_converting_it(val_rows, tmp_path):
-    """Measured in a fresh process: the 200 MB clip row cost 777 MB above the process's
-    level before (row group read + its bytes object + the decoder's check), now 587 MB
-    (the row group read alone); the row is refused at the configured limit."""
+@pytest.mark.parametrize("loader", ["map", "stream"])
+def test_the_loaders_refuse_a_200_mb_clip_before_reading_it(val_rows, tmp_path, loader):
+    """A 200 MB clip alone in its row group (read whole: pyarrow's dictionary layout) cost
+    777 MB above the process's level, then 587 MB (the row group read), before its refusal.
+    The footer's uncompressed size of a one-row group's chunk is that value's size: it is
+    refused before a byte of it is read, in both loaders (issue 24 item 12)."""
+    from tali import TaliStream
+
     (tmp_path / "data").mkdir()
-    rows = [val_rows[0], dict(val_rows[1], youtube_video_content=b"\0" * 200_000_000)]
+    rows = [val_rows[0], dict(val_rows[1], youtube_video_content=b"\0" * 200_000_000), val_rows[2]]
     pq.write_table(
         pa.Table.from_pylist(rows, schema=TALI_SCHEMA), tmp_path / "data" / "val-0.parquet", row_group_size=1
     )
     config = TaliConfig(modalities=("youtube_content_video",))
-    ds = TaliDataset(tmp_path, split="val", config=config, on_error="skip")
     tracemalloc.start()
     try:
-        sample = ds[1]
+        if loader == "map":
+            ds = TaliDataset(tmp_path, split="val", config=config, on_error="skip")
+            (record,) = ds[1]["errors"]  # skip: the bad row is recorded, a good one served in its place
+            source = ds.source
+        else:
+            shards = sorted(str(p) for p in (tmp_path / "data").glob("*.parquet"))
+            stream = TaliStream(shards, split="val", config=config, on_error="skip", shuffle=False)
+            samples = list(stream)  # the bad row's record rides on the next good sample
+            assert [s["item_idx"] for s in samples] == [val_rows[0]["item_idx"], val_rows[2]["item_idx"]]
+            (record,) = [r for s in samples for r in s["errors"]]
+            source = stream.source
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    (record,) = sample["errors"]  # skip: the bad row is recorded, a good one served in its place
     assert record["field"] == "youtube_video_content" and record["error"] == "TaliDecodeError"
-    assert record["message"].startswith("clip is 200000000 bytes, over the 67108864-byte limit")
+    assert re.match(
+        r"clip is 2000000\d\d bytes, over the 67108864-byte limit \(its one-row column chunk",
+        record["message"],
+    )
+    assert record["row"] == 1
     assert peak < 50 << 20  # Python objects: no 200 MB bytes was made
+    # and the chunk was never read: the good rows are ~0.9 MB each; the zeros' snappy chunk is ~9.4 MB
+    assert source.bytes_read < 5 << 20, source.bytes_read
+
+
+def test_a_row_group_over_its_byte_cap_is_refused_from_the_footer(val_rows, tmp_path):
+    """A row group read whole must fit ``max_row_group_bytes`` uncompressed (checked from the
+    footer): a hostile 3-row group is refused, each of its rows naming shard, row and field,
+    with nothing read; the next group is served."""
+    from tali.data.row_source import RowSource
+    from tali.data.rows import RowLimits
+
+    rows = [dict(r, youtube_video_content=bytes([k]) * 3_000_000) for k, r in enumerate(val_rows[:3])]
+    rows += [val_rows[3]]
+    path = tmp_path / "val-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=TALI_SCHEMA), path, row_group_size=3)
+    source = RowSource([str(path)], modalities=(SubModality.YOUTUBE_CONTENT_VIDEO,), page_reads=False)
+    limits = RowLimits(max_row_group_bytes=8_000_000)
+    for row in range(3):
+        with pytest.raises(TaliDataError, match="over the 8000000-byte row-group limit") as caught:
+            source.read_row(row, limits=limits)
+        assert caught.value.field == "youtube_video_content" and caught.value.row == row
+        assert caught.value.shard == path.name
+    assert source.bytes_read == 0
+    ref = source.index.row_groups[0]
+    with pytest.raises(TaliDataError, match="row-group limit"):
+        source.read_row_group(ref, limits=limits)
+    assert source.read_row(3, limits=limits).column("item_idx").to_pylist() == [val_rows[3]["item_idx"]]
+    # Under the cap the group is read as before.
+    assert source.read_row(1, limits=RowLimits()).column("item_idx").to_pylist() == [val_rows[1]["item_idx"]]
 
 
 @pytest.mark.parametrize(

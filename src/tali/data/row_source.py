@@ -377,14 +377,21 @@ class RowSource:
         self._files[shard] = handle
         return handle
 
-    def read_row_group(self, ref: RowGroupRef, columns: Sequence[str] | None = None) -> pa.Table:
-        """Row group ``ref``, projected (``columns``: a subset; default every projected column)."""
+    def read_row_group(
+        self, ref: RowGroupRef, columns: Sequence[str] | None = None, *, limits: RowLimits | None = None
+    ) -> pa.Table:
+        """Row group ``ref``, projected (``columns``: a subset; default every projected column).
+
+        ``limits``: a column chunk over ``max_row_group_bytes`` uncompressed, or a one-row
+        group's value over its bound, is refused from the footer before it is read."""
         cols = list(self.columns if columns is None else columns)
         key = (ref.shard, ref.row_group)
         cached = self._tables.get(key)
         if cached is not None and all(c in cached.column_names for c in cols):
             self._tables.move_to_end(key)
             return cached.select(cols)
+        if limits is not None:
+            self._refuse_oversized_chunks(ref, 0, cols, limits)
         path = self.index.shards[ref.shard].path
         try:
             table = self._parquet(ref.shard).read_row_group(ref.row_group, columns=cols)
@@ -422,6 +429,8 @@ class RowSource:
         whole = [c for c in self.columns if plan[c] is None]
         arrays: dict[str, pa.Array] = {}
         if whole:
+            if limits is not None and (ref.shard, ref.row_group) not in self._tables:
+                self._refuse_oversized_chunks(ref, offset, whole, limits)
             table = self.read_row_group(ref, whole)
             for c in whole:
                 arrays[c] = table.column(c).slice(offset, 1).combine_chunks()
@@ -461,6 +470,40 @@ class RowSource:
                     field=column,
                     shard=Path(self.index.shards[ref.shard].path).name,
                     row=ref.shard_row + offset,
+                )
+
+    def _refuse_oversized_chunks(
+        self, ref: RowGroupRef, offset: int, columns: Sequence[str], limits: RowLimits
+    ) -> None:
+        """Refuse, from the footer's uncompressed sizes and before a byte is read, a column
+        chunk read whole that is over ``max_row_group_bytes`` (its rows cannot be read
+        without reading it), or a one-row group's chunk over its value's bound (the chunk
+        is that value: a 200 MB clip in a one-row group cost 587 MiB before its refusal)."""
+        group = self.metadata(ref.shard).row_group(ref.row_group)
+        shard = Path(self.index.shards[ref.shard].path).name
+        row = ref.shard_row + offset
+        for column in columns:
+            size = sum(
+                group.column(i).total_uncompressed_size for i in self._leaf_indices(ref.shard, [column])
+            )
+            if ref.num_rows == 1:
+                bound, error, message = limits._bound(column)
+                if size > bound + PAGE_OVERHEAD_BYTES:
+                    raise error(
+                        message.format(size=size, limit=bound)
+                        + " (its one-row column chunk, from the footer, before reading it)",
+                        field=column,
+                        shard=shard,
+                        row=row,
+                    )
+            if size > limits.max_row_group_bytes:
+                raise TaliDataError(
+                    f"{column} of row group {ref.row_group} is {size} bytes uncompressed, over the "
+                    f"{limits.max_row_group_bytes}-byte row-group limit (RowLimits.max_row_group_bytes); "
+                    "its rows are not read",
+                    field=column,
+                    shard=shard,
+                    row=row,
                 )
 
     def _page_value(self, path: str, field: pa.Field, tables: list[ChunkPages], offset: int) -> pa.Array:

@@ -43,6 +43,10 @@ class RowLimits:
     max_image_bytes: int = 64 << 20
     #: Any other column (titles, descriptions, WIT texts of every language, paths).
     max_value_bytes: int = 64 << 20
+    #: One column of one row group, uncompressed, read whole (the row-group layout):
+    #: checked from the footer before reading, so a hostile row group is refused, not
+    #: allocated (the real TALI's are ~170 MB: 100 rows of ~1.7 MB).
+    max_row_group_bytes: int = 4 << 30
 
     @classmethod
     def from_config(cls, config: Any) -> RowLimits:

@@ -22,6 +22,7 @@ Batch legend (B = batch size): everything :mod:`tali.transform` documents, plus
 from __future__ import annotations
 
 import functools
+import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -118,6 +119,11 @@ class TaliStream(torch.utils.data.IterableDataset):
     ) -> None:
         self.config = pipeline.config if pipeline is not None and config is None else (config or TaliConfig())
         self.split = split
+        if isinstance(files, str | os.PathLike):
+            raise TaliConfigError(
+                f"TaliStream takes a list of parquet shards, not one path ({os.fspath(files)!r}); "
+                "for a dataset folder or Hub id use tali.load(source, split=..., streaming=True)"
+            )
         self.files = list(files)
         if not self.files:
             raise TaliSourceError("a stream needs at least one parquet shard")
@@ -464,7 +470,7 @@ class TaliStream(torch.utils.data.IterableDataset):
         """A row group, or (under skip/substitute) a marker that makes each of its rows a bad row."""
         try:
             return self._read_unit(unit)
-        except TaliSourceError as exc:
+        except (TaliSourceError, TaliDataError) as exc:  # a data error: refused before reading
             if self.on_error == "raise":
                 raise
             return _Unreadable(exc)
@@ -480,7 +486,9 @@ class TaliStream(torch.utils.data.IterableDataset):
     def _read_unit(self, unit: int):
         """One row group, projected, through the row source (footers come from its cache:
         over fsspec/HTTP nothing is re-read per row group)."""
-        return self.source.read_row_group(self.index.row_groups[unit])
+        return self.source.read_row_group(
+            self.index.row_groups[unit], limits=RowLimits.from_config(self.config)
+        )
 
     def _produce(self, key: int, located: tuple[Any, int] | None, unit: int):
         ref = self.index.row_groups[unit]
@@ -541,7 +549,7 @@ _LAZY: Any = object()
 class _Unreadable:
     """Stands for a row group that could not be read; each of its rows is a bad row."""
 
-    def __init__(self, error: TaliSourceError) -> None:
+    def __init__(self, error: TaliSourceError | TaliDataError) -> None:
         self.error = error
 
 

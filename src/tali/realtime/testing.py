@@ -106,7 +106,10 @@ class StreamServer:
                         for offset in range(0, size, chunk):
                             if server._stop.is_set():
                                 return
-                            if server.loop_seconds is not None and time.monotonic() - start > server.loop_seconds:
+                            if (
+                                server.loop_seconds is not None
+                                and time.monotonic() - start > server.loop_seconds
+                            ):
                                 return
                             if first and server.stall_after is not None and offset >= server.stall_after:
                                 server._stop.wait(60)  # stall: connection open, nothing sent
