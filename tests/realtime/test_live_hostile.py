@@ -71,6 +71,27 @@ def _writer(payload: str) -> str:
     return f"import os, sys, time\n{payload}\ntime.sleep(60)\n"
 
 
+def _live_from_pipe(payload: str, path, *, within: float) -> subprocess.CompletedProcess[str]:
+    """``tali live -`` reading a writer process that runs ``payload`` (``sys.argv[1]`` is
+    ``path``); it must end within ``within`` seconds."""
+    writer = subprocess.Popen([sys.executable, "-c", _writer(payload), str(path)], stdout=subprocess.PIPE)
+    try:
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "tali.cli.main", "live", "-", "--format", "mpegts", "--timeout", "1"],
+            stdin=writer.stdout,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=within + 40,
+        )
+        assert time.monotonic() - began < within
+    finally:
+        writer.kill()
+        writer.wait()
+    return done
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
@@ -92,21 +113,7 @@ def test_hostile_pipe_ends_in_a_typed_error(clip, tmp_path, payload, message):
     mp4, _ = clip
     path = tmp_path / "clip.ts"
     path.write_bytes(mpegts_of(mp4)[0])
-    writer = subprocess.Popen([sys.executable, "-c", _writer(payload), str(path)], stdout=subprocess.PIPE)
-    try:
-        began = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "tali.cli.main", "live", "-", "--format", "mpegts", "--timeout", "1"],
-            stdin=writer.stdout,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert time.monotonic() - began < 30
-    finally:
-        writer.kill()
-        writer.wait()
+    done = _live_from_pipe(payload, path, within=30)
     assert done.returncode == 1, done.stderr
     assert "Fatal Python error" not in done.stderr
     assert "Traceback" not in done.stderr
@@ -213,21 +220,7 @@ def test_packets_without_a_video_frame_end_in_a_typed_error_from_a_pipe(clip, tm
         "data = open(sys.argv[1], 'rb').read()\nend = time.time() + 90\nwhile time.time() < end:\n"
         "    sys.stdout.buffer.write(data); sys.stdout.flush(); time.sleep(0.5)"
     )
-    writer = subprocess.Popen([sys.executable, "-c", _writer(payload), str(path)], stdout=subprocess.PIPE)
-    try:
-        began = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "tali.cli.main", "live", "-", "--format", "mpegts", "--timeout", "1"],
-            stdin=writer.stdout,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=80,
-        )
-        assert time.monotonic() - began < 40
-    finally:
-        writer.kill()
-        writer.wait()
+    done = _live_from_pipe(payload, path, within=40)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert "sent packets but no decodable video frame for 11 s" in done.stderr, done.stderr

@@ -311,15 +311,29 @@ def check_where(con: Any, clause: str) -> str:
 
 
 @contextmanager
-def _deadline(con: Any, seconds: float | None) -> Iterator[None]:
-    if seconds is None:
-        yield
-        return
-    timer = threading.Timer(seconds, con.interrupt)
+def _limited(con: Any, limits: SandboxLimits, doing: str) -> Iterator[None]:
+    """Run a statement on ``con`` under ``limits.timeout_seconds`` (DuckDB's interrupt), with
+    DuckDB's errors as typed ones; ``doing`` names the work in them."""
+    duckdb = _duckdb()
+    timer = threading.Timer(limits.timeout_seconds, con.interrupt)
     timer.daemon = True
     timer.start()
     try:
         yield
+    except duckdb.InterruptException:
+        raise TaliQueryLimitError(
+            f"{doing} ran longer than {limits.timeout_seconds} s and was stopped"
+        ) from None
+    except duckdb.OutOfMemoryException as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise TaliQueryLimitError(
+            f"{doing} needed more memory than the sandbox allows (DuckDB memory_limit "
+            f"{limits.memory_limit}, {limits.max_process_bytes} bytes per process): {first}"
+        ) from None
+    except (duckdb.BinderException, duckdb.ParserException, duckdb.ConversionException) as exc:
+        raise TaliConfigError(f"filter failed: {type(exc).__name__}: {exc}") from None
+    except duckdb.Error as exc:
+        raise TaliSourceError(f"filter failed: {type(exc).__name__}: {exc}") from None
     finally:
         timer.cancel()
 
@@ -397,25 +411,12 @@ def plan_in_process(
 ) -> pa.Table:
     """:func:`explain_where` without the child process (what the child runs): one
     ``plan`` column of the plan's lines."""
-    duckdb = _duckdb()
     con = sandboxed_connection(shards, metrics, memory_limit=limits.memory_limit, threads=limits.threads)
     try:
         clause = f" WHERE ({check_where(con, where)}\n)" if where and where.strip() else ""
         query = f"SELECT item_idx, shard, row FROM rows{clause}"
-        with _deadline(con, limits.timeout_seconds):
-            try:
-                lines = [str(r[1]) for r in con.sql(f"EXPLAIN {query}").fetchall()]
-            except duckdb.InterruptException:
-                raise TaliQueryLimitError(
-                    f"planning the WHERE clause ran longer than {limits.timeout_seconds} s and was stopped"
-                ) from None
-            except duckdb.OutOfMemoryException as exc:
-                first = str(exc).splitlines()[0] if str(exc) else ""
-                raise TaliQueryLimitError(
-                    f"planning the WHERE clause needed more memory than the sandbox allows: {first}"
-                ) from None
-            except duckdb.Error as exc:
-                raise TaliConfigError(f"filter failed: {type(exc).__name__}: {exc}") from None
+        with _limited(con, limits, "planning the WHERE clause"):
+            lines = [str(r[1]) for r in con.sql(f"EXPLAIN {query}").fetchall()]
         return pa.table({"plan": pa.array(lines, pa.string())})
     finally:
         con.close()
@@ -432,7 +433,6 @@ def evaluate_in_process(
     limits: SandboxLimits = SandboxLimits(),
 ) -> pa.Table:
     """:func:`evaluate_where` without the child process (what the child runs)."""
-    duckdb = _duckdb()
     con = sandboxed_connection(shards, metrics, memory_limit=limits.memory_limit, threads=limits.threads)
     try:
         clause = f" WHERE ({check_where(con, where)}\n)" if where and where.strip() else ""
@@ -445,23 +445,8 @@ def evaluate_in_process(
         if limit is not None:
             page = f" LIMIT {int(limit)} OFFSET {int(offset)}"
         query = f"SELECT {names} FROM rows{clause} ORDER BY shard_path, row{page}"
-        with _deadline(con, limits.timeout_seconds):
-            try:
-                return _bounded_result(con.sql(query), limits.max_result_bytes)
-            except duckdb.InterruptException:
-                raise TaliQueryLimitError(
-                    f"the WHERE clause ran longer than {limits.timeout_seconds} s and was stopped"
-                ) from None
-            except duckdb.OutOfMemoryException as exc:
-                first = str(exc).splitlines()[0] if str(exc) else ""
-                raise TaliQueryLimitError(
-                    f"the WHERE clause needed more memory than the sandbox allows (DuckDB memory_limit "
-                    f"{limits.memory_limit}, {limits.max_process_bytes} bytes per process): {first}"
-                ) from None
-            except (duckdb.BinderException, duckdb.ParserException, duckdb.ConversionException) as exc:
-                raise TaliConfigError(f"filter failed: {type(exc).__name__}: {exc}") from None
-            except duckdb.Error as exc:
-                raise TaliSourceError(f"filter failed: {type(exc).__name__}: {exc}") from None
+        with _limited(con, limits, "the WHERE clause"):
+            return _bounded_result(con.sql(query), limits.max_result_bytes)
     finally:
         con.close()
 
