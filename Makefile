@@ -47,7 +47,7 @@ demo: setup
 
 test: setup-dev
 	@echo "==> the test suite on 2 workers (about 17 minutes on 2 cores; one dot per test)"
-	TALI_TESTS_NEED_EXTRAS=1 $(PY) -m pytest -n 2 --dist loadgroup -q
+	TALI_TESTS_NEED_EXTRAS=1 $(PY) -m pytest -n 2 --dist loadgroup -q --durations=15
 
 # What CI checks before the tests: lint, formatting, and types of the package.
 lint: setup-dev

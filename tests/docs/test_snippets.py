@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,11 @@ def test_doc_snippets_run(path, sample_root, tmp_path):
         HF_HUB_DISABLE_TELEMETRY="1",
         MPLBACKEND="Agg",
     )
+    # A cache of its own: a doc may write beside the sample's shards (BATCH.md's durations
+    # index), and the Hub server serves that sample to another doc at the same time.
+    cache = tmp_path / "cache"
+    shutil.copytree(sample_root, cache / sample_root.name)
+    env["TALI_CACHE_DIR"] = str(cache)
     work = tmp_path / "cwd"
     work.mkdir()
     with HubServer(sample_root) as hub:

@@ -101,6 +101,9 @@ class HubServer:
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
+        # Leaving the ``with`` never waits on a connection's thread (a client that still holds
+        # a connection open would block the exit for good).
+        self.httpd.block_on_close = False
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -177,6 +180,7 @@ class HubServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 120  # an idle keep-alive connection or a client that stopped reading
 
             def log_message(self, *args) -> None:  # quiet
                 pass
@@ -287,7 +291,7 @@ class HubServer:
                             return
                         self.wfile.write(body)
                         sent = len(body)
-                    except (BrokenPipeError, ConnectionResetError):
+                    except (BrokenPipeError, ConnectionResetError, TimeoutError):
                         pass
                     finally:
                         server._record(Request(self.command, self.path, rng, status, sent))
