@@ -85,8 +85,6 @@ class StreamServer:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = 30  # a client that stops reading frees its thread (socket timeout)
-
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -123,14 +121,11 @@ class StreamServer:
                                     time.sleep(delay)
                             self.wfile.write(server.data[offset : offset + chunk])
                             self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                except (BrokenPipeError, ConnectionResetError):
                     pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        # Leaving the ``with`` never waits on a connection's thread: a client still holding its
-        # connection open (an iterator not yet closed) would otherwise block the exit for good.
-        self.httpd.block_on_close = False
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.ts"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -101,9 +101,6 @@ class HubServer:
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
-        # Leaving the ``with`` never waits on a connection's thread (a client that still holds
-        # a connection open would block the exit for good).
-        self.httpd.block_on_close = False
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -180,7 +177,6 @@ class HubServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            timeout = 120  # an idle keep-alive connection or a client that stopped reading
 
             def log_message(self, *args) -> None:  # quiet
                 pass
@@ -291,7 +287,7 @@ class HubServer:
                             return
                         self.wfile.write(body)
                         sent = len(body)
-                    except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                    except (BrokenPipeError, ConnectionResetError):
                         pass
                     finally:
                         server._record(Request(self.command, self.path, rng, status, sent))
