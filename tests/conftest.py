@@ -32,10 +32,21 @@ except ImportError:  # a partial install: tests/extras.py names what to install
     pass
 
 
+def _remove_caches_of_dead_runs() -> None:
+    """A worker ended by faulthandler (or killed) leaves its cache behind: remove those whose
+    process is gone."""
+    for old in Path(tempfile.gettempdir()).glob("tali-tests-*-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _SESSION_CACHE
     machine_sample = sample_data.build()  # the machine's cache: built once, then reused
-    _SESSION_CACHE = Path(tempfile.mkdtemp(prefix="tali-tests-"))
+    if Path("/proc/self").exists():
+        _remove_caches_of_dead_runs()
+    _SESSION_CACHE = Path(tempfile.mkdtemp(prefix=f"tali-tests-{os.getpid()}-"))
     shutil.copytree(machine_sample, _SESSION_CACHE / machine_sample.name)
     os.environ["TALI_CACHE_DIR"] = str(_SESSION_CACHE)
 

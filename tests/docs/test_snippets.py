@@ -48,7 +48,7 @@ def test_doc_snippets_run(path, sample_root, tmp_path):
         MPLBACKEND="Agg",
     )
     # A cache of its own: a doc may write beside the sample's shards (BATCH.md's durations
-    # index), and the Hub server serves that sample to another doc at the same time.
+    # index), which neither the docs after it nor this doc's loopback Hub listing may see.
     cache = tmp_path / "cache"
     shutil.copytree(sample_root, cache / sample_root.name)
     env["TALI_CACHE_DIR"] = str(cache)
