@@ -24,12 +24,24 @@ from typing import Any
 
 from tali.errors import TaliSourceError
 
-__all__ = ["TAIL_BYTES", "FileIdentity", "cache_root", "fetch_tails", "local_identity"]
+__all__ = [
+    "MAX_CACHE_BYTES",
+    "TAIL_BYTES",
+    "FileIdentity",
+    "cache_root",
+    "fetch_tails",
+    "local_identity",
+    "prune_cache",
+]
 
 #: One request reads this much of a shard's end: a TALI footer (17 row groups x 20 leaves)
 #: plus its page index is ~100-300 KB; a longer footer costs one more request.
 TAIL_BYTES = 512 * 1024
 MAX_FOOTER_BYTES = 256 << 20
+#: The footer cache's bound (``$TALI_INDEX_CACHE_BYTES`` overrides it): past it, the entries
+#: least recently used are removed after a fetch pass and read again when next needed. TALI's
+#: 620 shards take ~0.3 GB; without a bound, every dataset copy ever read stayed.
+MAX_CACHE_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,51 @@ def cache_root() -> Path:
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tali"
     )
     return Path(root) / "index"
+
+
+def max_cache_bytes() -> int:
+    value = os.environ.get("TALI_INDEX_CACHE_BYTES", "").strip()
+    return int(value) if value.isdigit() else MAX_CACHE_BYTES
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry used (its mtime orders :func:`prune_cache`'s removals)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def prune_cache(root: Path | None = None, limit: int | None = None) -> int:
+    """Remove the least recently used entries of the footer cache until it holds at most
+    ``limit`` bytes (default :func:`max_cache_bytes`); returns the bytes removed. A reader in
+    another process that loses an entry this way reads the footer again."""
+    root = cache_root() if root is None else root
+    limit = max_cache_bytes() if limit is None else limit
+    entries = []
+    try:
+        with os.scandir(root) as listing:
+            for entry in listing:
+                if entry.name.startswith("."):  # locks and half-written files
+                    continue
+                try:
+                    st = entry.stat()
+                except OSError:
+                    continue
+                entries.append((st.st_mtime_ns, st.st_size, entry.path))
+    except OSError:
+        return 0
+    total = sum(size for _, size, _ in entries)
+    removed = 0
+    for _, size, path in sorted(entries):
+        if total - removed <= limit:
+            break
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        removed += size
+    return removed
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -124,6 +181,7 @@ def fetch_tails(
             return False
         if len(data) > 8 and _valid_tail(data[8:]):
             out[i] = data
+            _touch(path)
             return True
         return False
 
@@ -144,6 +202,8 @@ def fetch_tails(
         with exclusive(root / f"pass-{split_key}", what="index"):
             missing = [i for i in missing if not cached(i)]  # another process may have done it
             _run(fetch, missing, max_workers)
+            if missing:
+                prune_cache(root)
     elif missing:
         _run(fetch, missing, max_workers)
     return [d for d in out if d is not None]
@@ -167,9 +227,11 @@ def footer_crc(tail: bytes) -> int:
 
 def load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    _touch(path)
+    return value
 
 
 def store_json(path: Path, value: Any) -> None:
