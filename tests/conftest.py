@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from tests.sample_cache import cache_with_sample
 
 from tali import sample_data
 
@@ -46,8 +47,9 @@ def pytest_configure(config: pytest.Config) -> None:
     machine_sample = sample_data.build()  # the machine's cache: built once, then reused
     if Path("/proc/self").exists():
         _remove_caches_of_dead_runs()
-    _SESSION_CACHE = Path(tempfile.mkdtemp(prefix=f"tali-tests-{os.getpid()}-"))
-    shutil.copytree(machine_sample, _SESSION_CACHE / machine_sample.name)
+    _SESSION_CACHE = cache_with_sample(
+        Path(tempfile.mkdtemp(prefix=f"tali-tests-{os.getpid()}-")), machine_sample
+    )
     os.environ["TALI_CACHE_DIR"] = str(_SESSION_CACHE)
 
 
@@ -63,11 +65,8 @@ def sample_root() -> Path:
 
 
 def _listing(root: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    stats = {str(p.relative_to(root)): p.stat() for p in root.rglob("*") if p.is_file()}
+    return {name: (st.st_size, st.st_mtime_ns) for name, st in stats.items()}
 
 
 @pytest.fixture(autouse=True)

@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from tests.docs.snippets import blocks, stray_markers
+from tests.sample_cache import cache_with_sample
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])
@@ -49,9 +49,7 @@ def test_doc_snippets_run(path, sample_root, tmp_path):
     )
     # A cache of its own: a doc may write beside the sample's shards (BATCH.md's durations
     # index), which neither the docs after it nor this doc's loopback Hub listing may see.
-    cache = tmp_path / "cache"
-    shutil.copytree(sample_root, cache / sample_root.name)
-    env["TALI_CACHE_DIR"] = str(cache)
+    env["TALI_CACHE_DIR"] = str(cache_with_sample(tmp_path / "cache", sample_root))
     work = tmp_path / "cwd"
     work.mkdir()
     with HubServer(sample_root) as hub:
